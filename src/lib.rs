@@ -1,0 +1,9 @@
+//! dynport: the port manager of a host. It picks its own port from a range,
+//! tracks which ports of that range are in use, keeps that knowledge in a JSON
+//! state file, and serves it over a small, bounded HTTP engine.
+
+pub mod config;
+pub mod http;
+pub mod ports;
+pub mod scan;
+pub mod time;
