@@ -6,4 +6,5 @@ pub mod config;
 pub mod http;
 pub mod ports;
 pub mod scan;
+pub mod state;
 pub mod time;

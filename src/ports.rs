@@ -2,6 +2,7 @@
 //! Pure: no sockets, no clock; time is passed in.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,5 +45,247 @@ impl PortRange {
 impl std::fmt::Display for PortRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+/// What holds a port that is not free. A free port has no entry at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortState {
+    /// Bound by another process, as the last scan saw it.
+    InUse,
+    /// This server's own listener.
+    Server,
+}
+
+/// One port that is not free: its state and since when (RFC 3339).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortEntry {
+    pub state: PortState,
+    pub since: String,
+}
+
+/// How many ports of the range are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub free: usize,
+    pub in_use: usize,
+    pub server: usize,
+    pub leased: usize,
+}
+
+/// The state of every port in the range. Ports absent from `entries` are free.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortTable {
+    range: PortRange,
+    entries: BTreeMap<u16, PortEntry>,
+    server_port: Option<u16>,
+}
+
+impl PortTable {
+    /// A table where every port of `range` is free.
+    pub fn new(range: PortRange) -> PortTable {
+        PortTable {
+            range,
+            entries: BTreeMap::new(),
+            server_port: None,
+        }
+    }
+
+    pub fn range(&self) -> PortRange {
+        self.range
+    }
+
+    pub fn server_port(&self) -> Option<u16> {
+        self.server_port
+    }
+
+    /// The ports that are not free, in ascending order.
+    pub fn entries(&self) -> &BTreeMap<u16, PortEntry> {
+        &self.entries
+    }
+
+    /// The state of `port`, `None` when it is free.
+    pub fn state(&self, port: u16) -> Option<&PortEntry> {
+        self.entries.get(&port)
+    }
+
+    pub fn is_free(&self, port: u16) -> bool {
+        self.range.contains(port) && !self.entries.contains_key(&port)
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for entry in self.entries.values() {
+            match entry.state {
+                PortState::InUse => counts.in_use += 1,
+                PortState::Server => counts.server += 1,
+            }
+        }
+        counts.free = self.range.len() - self.entries.len();
+        counts
+    }
+
+    /// Takes in what a scan saw in use at `now`: newly bound ports turn
+    /// `in_use`, ports no longer seen turn free, and the ports this server
+    /// holds keep their state. Returns whether anything changed.
+    pub fn apply_scan(&mut self, in_use: &[u16], now: &str) -> bool {
+        let before = self.entries.len();
+        let mut changed = false;
+        self.entries.retain(|port, entry| {
+            entry.state != PortState::InUse || in_use.binary_search(port).is_ok()
+        });
+        changed |= self.entries.len() != before;
+        for &port in in_use.iter().filter(|p| self.range.contains(**p)) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.entries.entry(port) {
+                slot.insert(PortEntry {
+                    state: PortState::InUse,
+                    since: now.to_string(),
+                });
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Records that this server now listens on `port` (or on none). The port
+    /// it left turns free; the next scan says whether someone else holds it.
+    pub fn set_server_port(&mut self, port: Option<u16>, now: &str) {
+        if let Some(old) = self.server_port.take() {
+            if self.entries.get(&old).map(|e| e.state) == Some(PortState::Server) {
+                self.entries.remove(&old);
+            }
+        }
+        if let Some(port) = port.filter(|p| self.range.contains(*p)) {
+            let entry = PortEntry {
+                state: PortState::Server,
+                since: now.to_string(),
+            };
+            self.entries.insert(port, entry);
+        }
+        self.server_port = port;
+    }
+
+    /// The free ports in the order the server tries them at start: `preferred`
+    /// first when it is free, then every other free port, lowest first.
+    pub fn start_candidates(&self, preferred: Option<u16>) -> Vec<u16> {
+        let preferred = preferred.filter(|p| self.is_free(*p));
+        let rest = self
+            .range
+            .iter()
+            .filter(|p| self.is_free(*p) && Some(*p) != preferred);
+        preferred.into_iter().chain(rest).collect()
+    }
+
+    /// The first free port after `current`, wrapping inside the range.
+    pub fn next_free_after(&self, current: u16) -> Option<u16> {
+        let after = (current.saturating_add(1)..=self.range.end).filter(|p| *p > current);
+        let before = self.range.start..=current.min(self.range.end);
+        after
+            .chain(before)
+            .find(|p| *p != current && self.is_free(*p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(start: u16, end: u16) -> PortTable {
+        PortTable::new(PortRange::new(start, end).unwrap())
+    }
+
+    #[test]
+    fn range_refuses_reversed_and_zero() {
+        assert_eq!(
+            PortRange::new(9000, 3000),
+            Err("start 9000 is above end 3000".to_string())
+        );
+        assert!(PortRange::new(0, 10).is_err());
+        assert_eq!(PortRange::new(5, 5).unwrap().len(), 1);
+        assert_eq!(PortRange::new(3000, 9000).unwrap().len(), 6001);
+    }
+
+    #[test]
+    fn scan_marks_new_ports_and_frees_gone_ones() {
+        let mut t = table(100, 110);
+        assert!(t.apply_scan(&[99, 101, 105, 111], "t1"));
+        assert_eq!(
+            t.entries().keys().copied().collect::<Vec<_>>(),
+            vec![101, 105]
+        );
+        assert_eq!(t.state(101).unwrap().since, "t1");
+        assert!(!t.apply_scan(&[101, 105], "t2"));
+        assert_eq!(t.state(101).unwrap().since, "t1");
+        assert!(t.apply_scan(&[105], "t3"));
+        assert!(t.is_free(101));
+        assert_eq!(t.counts().in_use, 1);
+        assert_eq!(t.counts().free, 10);
+    }
+
+    #[test]
+    fn scan_keeps_server_port() {
+        let mut t = table(100, 110);
+        t.set_server_port(Some(103), "t0");
+        assert!(!t.apply_scan(&[103], "t1"));
+        assert!(!t.apply_scan(&[], "t2"));
+        assert_eq!(t.state(103).unwrap().state, PortState::Server);
+        assert_eq!(
+            t.counts(),
+            Counts {
+                free: 10,
+                in_use: 0,
+                server: 1,
+                leased: 0
+            }
+        );
+    }
+
+    #[test]
+    fn moving_server_port_frees_old_one() {
+        let mut t = table(100, 110);
+        t.set_server_port(Some(103), "t0");
+        t.set_server_port(Some(104), "t1");
+        assert!(t.is_free(103));
+        assert_eq!(t.server_port(), Some(104));
+        t.set_server_port(None, "t2");
+        assert!(t.is_free(104));
+        assert_eq!(t.server_port(), None);
+    }
+
+    #[test]
+    fn server_port_outside_range_is_not_in_table() {
+        let mut t = table(100, 110);
+        t.set_server_port(Some(3000), "t0");
+        assert_eq!(t.server_port(), Some(3000));
+        assert!(t.entries().is_empty());
+    }
+
+    #[test]
+    fn start_candidates_prefer_last_port_when_free() {
+        let mut t = table(100, 104);
+        t.apply_scan(&[101], "t");
+        assert_eq!(t.start_candidates(Some(103)), vec![103, 100, 102, 104]);
+        assert_eq!(t.start_candidates(Some(101)), vec![100, 102, 103, 104]);
+        assert_eq!(t.start_candidates(Some(200)), vec![100, 102, 103, 104]);
+        assert_eq!(t.start_candidates(None), vec![100, 102, 103, 104]);
+    }
+
+    #[test]
+    fn next_free_port_wraps_inside_range() {
+        let mut t = table(100, 104);
+        t.set_server_port(Some(103), "t");
+        assert_eq!(t.next_free_after(103), Some(104));
+        t.apply_scan(&[104], "t");
+        assert_eq!(t.next_free_after(103), Some(100));
+        t.apply_scan(&[100, 101, 102, 104], "t");
+        assert_eq!(t.next_free_after(103), None);
+    }
+
+    #[test]
+    fn next_free_port_at_range_end_and_outside() {
+        let t = table(65530, 65535);
+        assert_eq!(t.next_free_after(65535), Some(65530));
+        assert_eq!(t.next_free_after(3000), Some(65530));
     }
 }

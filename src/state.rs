@@ -1,0 +1,304 @@
+//! The state file `dynamic_ports.json` and the lock on its directory: loaded
+//! once at start, replaced atomically after every change, never half-written.
+
+use crate::ports::{PortEntry, PortRange};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const STATE_FILE: &str = "dynamic_ports.json";
+pub const LOCK_FILE: &str = "dynamic_ports.lock";
+const VERSION: u32 = 1;
+
+/// The running server, as the state file records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub host: String,
+    pub started_at: String,
+}
+
+/// What the last scan found and how long it took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScanInfo {
+    pub at: String,
+    pub duration_ms: f64,
+    pub in_use: usize,
+}
+
+/// The schema of `dynamic_ports.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub version: u32,
+    pub updated_at: String,
+    pub port_range: PortRange,
+    pub server_port: Option<u16>,
+    pub last_server_port: Option<u16>,
+    pub server: Option<ServerInfo>,
+    pub ports: BTreeMap<u16, PortEntry>,
+    pub last_scan: Option<ScanInfo>,
+}
+
+impl StateFile {
+    /// A state for `range` with nothing held.
+    pub fn empty(range: PortRange, now: &str) -> StateFile {
+        StateFile {
+            version: VERSION,
+            updated_at: now.to_string(),
+            port_range: range,
+            server_port: None,
+            last_server_port: None,
+            server: None,
+            ports: BTreeMap::new(),
+            last_scan: None,
+        }
+    }
+
+    /// Parses a state file, refusing versions this build does not know.
+    pub fn parse(bytes: &[u8]) -> Result<StateFile, String> {
+        let state: StateFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if state.version != VERSION {
+            return Err(format!("unknown version {}", state.version));
+        }
+        Ok(state)
+    }
+}
+
+/// What loading found on disk.
+#[derive(Debug, PartialEq)]
+pub enum Loaded {
+    /// No state file yet.
+    Missing,
+    Found(StateFile),
+    /// The file did not parse; it was renamed to this path and kept.
+    Corrupt {
+        kept_as: PathBuf,
+        reason: String,
+    },
+}
+
+/// Reads and writes the state file of one directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+            path: dir.join(STATE_FILE),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the state file. One that does not parse is renamed to
+    /// `dynamic_ports.json.corrupt-<unix seconds>` and never overwritten.
+    pub fn load(&self) -> io::Result<Loaded> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+            Err(e) => return Err(e),
+        };
+        match StateFile::parse(&bytes) {
+            Ok(state) => Ok(Loaded::Found(state)),
+            Err(reason) => {
+                let kept_as = self.corrupt_path();
+                fs::rename(&self.path, &kept_as)?;
+                Ok(Loaded::Corrupt { kept_as, reason })
+            }
+        }
+    }
+
+    fn corrupt_path(&self) -> PathBuf {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let base = format!("{STATE_FILE}.corrupt-{secs}");
+        let mut path = self.dir.join(&base);
+        let mut n = 1;
+        while path.exists() {
+            path = self.dir.join(format!("{base}.{n}"));
+            n += 1;
+        }
+        path
+    }
+
+    /// Replaces the state file atomically: a temporary file in the same
+    /// directory, fsync, rename over the old one, fsync of the directory.
+    pub fn save(&self, state: &StateFile) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
+        let written = write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The advisory lock that makes one server per state directory. Released
+/// when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Why the state directory could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it; its pid when the lock file names one.
+    Held {
+        pid: Option<u32>,
+    },
+    Io(io::Error),
+}
+
+impl DirLock {
+    /// Takes the lock without waiting, then writes this process's pid into the
+    /// lock file so a second server can say who holds it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(LockError::Io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Held {
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+        file.set_len(0).map_err(LockError::Io)?;
+        writeln!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        Ok(DirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::PortState;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dynport-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn sample() -> StateFile {
+        let mut state =
+            StateFile::empty(PortRange::new(3000, 9000).unwrap(), "2026-11-25T19:00:00Z");
+        state.server_port = Some(3456);
+        state.last_server_port = Some(3456);
+        state.server = Some(ServerInfo {
+            pid: 4242,
+            host: "127.0.0.1".to_string(),
+            started_at: "2026-11-25T18:59:58Z".to_string(),
+        });
+        state.ports.insert(
+            3001,
+            PortEntry {
+                state: PortState::InUse,
+                since: "2026-11-25T18:59:58Z".to_string(),
+            },
+        );
+        state.last_scan = Some(ScanInfo {
+            at: "2026-11-25T19:00:00Z".to_string(),
+            duration_ms: 0.8,
+            in_use: 1,
+        });
+        state
+    }
+
+    #[test]
+    fn state_file_round_trips() {
+        let dir = temp_dir("roundtrip");
+        let store = Store::new(&dir);
+        assert_eq!(store.load().unwrap(), Loaded::Missing);
+        store.save(&sample()).unwrap();
+        assert_eq!(store.load().unwrap(), Loaded::Found(sample()));
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn state_file_uses_spec_field_names() {
+        let value: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        assert_eq!(
+            value["port_range"],
+            serde_json::json!({"start": 3000, "end": 9000})
+        );
+        assert_eq!(value["ports"]["3001"]["state"], "in_use");
+        assert_eq!(value["server"]["pid"], 4242);
+        assert_eq!(value["last_scan"]["duration_ms"], 0.8);
+        let text = serde_json::to_string_pretty(&sample()).unwrap();
+        assert!(text.contains("\n  \"version\": 1,"), "{text}");
+    }
+
+    #[test]
+    fn corrupt_file_is_kept_aside_not_overwritten() {
+        let dir = temp_dir("corrupt");
+        let store = Store::new(&dir);
+        fs::write(store.path(), b"{\"version\": 1, \"trunc").unwrap();
+        let Loaded::Corrupt { kept_as, .. } = store.load().unwrap() else {
+            panic!("a truncated file must be reported corrupt");
+        };
+        assert!(!store.path().exists());
+        assert_eq!(fs::read(&kept_as).unwrap(), b"{\"version\": 1, \"trunc");
+        let name = kept_as.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("dynamic_ports.json.corrupt-"), "{name}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_version_is_corrupt() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["version"] = 2.into();
+        let err = StateFile::parse(value.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err, "unknown version 2");
+    }
+
+    #[test]
+    fn second_lock_names_holder_pid() {
+        let dir = temp_dir("lock");
+        let first = DirLock::acquire(&dir).unwrap();
+        match DirLock::acquire(&dir) {
+            Err(LockError::Held { pid }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected the lock to be held, got {other:?}"),
+        }
+        drop(first);
+        assert!(DirLock::acquire(&dir).is_ok());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
