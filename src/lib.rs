@@ -2,9 +2,14 @@
 //! tracks which ports of that range are in use, keeps that knowledge in a JSON
 //! state file, and serves it over a small, bounded HTTP engine.
 
+pub mod api;
+pub mod app;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod ports;
+pub mod refresh;
 pub mod scan;
+pub mod server;
 pub mod state;
 pub mod time;

@@ -1,1 +1,39 @@
-fn main() {}
+//! The `dynport` binary: parse the command line, run, turn the outcome into
+//! an exit status (0 clean, 1 failure, 2 usage or configuration).
+
+use dynport::config::{self, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let command = match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("dynport: {e}\nTry 'dynport --help' for more information.");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => print!("{}", config::HELP),
+        Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
+        Command::Serve(settings) => {
+            init_logging(settings.log_level);
+            for warning in &settings.warnings {
+                log::warn!("{warning}");
+            }
+            if let Err(e) = dynport::server::run(&settings) {
+                log::error!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+}

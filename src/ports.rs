@@ -58,6 +58,16 @@ pub enum PortState {
     Server,
 }
 
+impl PortState {
+    /// The name the API and the state file use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::InUse => "in_use",
+            PortState::Server => "server",
+        }
+    }
+}
+
 /// One port that is not free: its state and since when (RFC 3339).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortEntry {
@@ -151,10 +161,10 @@ impl PortTable {
     /// Records that this server now listens on `port` (or on none). The port
     /// it left turns free; the next scan says whether someone else holds it.
     pub fn set_server_port(&mut self, port: Option<u16>, now: &str) {
-        if let Some(old) = self.server_port.take() {
-            if self.entries.get(&old).map(|e| e.state) == Some(PortState::Server) {
-                self.entries.remove(&old);
-            }
+        if let Some(old) = self.server_port.take()
+            && self.entries.get(&old).map(|e| e.state) == Some(PortState::Server)
+        {
+            self.entries.remove(&old);
         }
         if let Some(port) = port.filter(|p| self.range.contains(*p)) {
             let entry = PortEntry {

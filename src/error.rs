@@ -1,0 +1,63 @@
+//! The errors a request can end in, and the one place that maps them to
+//! HTTP status codes.
+
+use crate::http::Response;
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// A malformed body or a bad value; the message names the field. 400.
+    BadRequest(String),
+    /// A mutating endpoint was called without the configured token. 401.
+    Unauthorized,
+    /// No route has this path. 404.
+    NotFound(String),
+    /// The path exists but not for this method; `allow` lists the methods. 405.
+    MethodNotAllowed { allow: &'static str },
+    /// The port asked for cannot be had. 409.
+    Conflict(String),
+    /// dynport cannot do it now, e.g. the state file cannot be written. 503.
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Conflict(_) => 409,
+            ApiError::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => m.clone(),
+            ApiError::Unauthorized => {
+                "missing or wrong token: send Authorization: Bearer <token>".to_string()
+            }
+            ApiError::NotFound(path) => format!("no such endpoint: {path}"),
+            ApiError::MethodNotAllowed { allow } => {
+                format!("method not allowed here; allowed: {allow}")
+            }
+        }
+    }
+
+    /// The error as dynport's JSON error response, with the headers its status needs.
+    pub fn into_response(self) -> Response {
+        let response = Response::error(self.status(), &self.message());
+        match self {
+            ApiError::Unauthorized => response.with_header("WWW-Authenticate", "Bearer"),
+            ApiError::MethodNotAllowed { allow } => response.with_header("Allow", allow),
+            _ => response,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}

@@ -1,0 +1,43 @@
+//! The refresh thread: rescans the range every `--refresh-secs`, and stops
+//! at once when asked, not after its sleep.
+
+use crate::app::App;
+use crossbeam_channel::{Sender, bounded, select, tick};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// The running refresh thread.
+pub struct Refresh {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Refresh {
+    /// Starts a thread that calls [`App::refresh`] every `every`.
+    pub fn spawn(app: Arc<App>, every: Duration) -> std::io::Result<Refresh> {
+        let (stop, stopped) = bounded::<()>(1);
+        let ticks = tick(every);
+        let thread = thread::Builder::new()
+            .name("refresh".to_string())
+            .spawn(move || {
+                loop {
+                    select! {
+                        recv(stopped) -> _ => return,
+                        recv(ticks) -> _ => {
+                            if let Err(e) = app.refresh() {
+                                log::warn!("port scan failed: {e}");
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Refresh { stop, thread })
+    }
+
+    /// Ends the thread and waits for it.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,217 @@
+//! Wiring: lock the state directory, load the state, scan, bind, serve, and
+//! shut down cleanly on SIGINT or SIGTERM.
+
+use crate::app::{self, App, Facts, Start};
+use crate::config::Settings;
+use crate::http::{Engine, EngineConfig, Handler};
+use crate::ports::PortTable;
+use crate::refresh::Refresh;
+use crate::scan::Scanner;
+use crate::state::{DirLock, Loaded, LockError, ScanInfo, Store};
+use crate::time::now_rfc3339;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long requests in flight may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A failure that ends the server with exit status 1.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(settings: &Settings) -> Result<(), Fatal> {
+    let started = Instant::now();
+    let dir = &settings.state_dir;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Fatal(format!(
+            "cannot create state directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
+    let store = Store::new(dir);
+    let last_port = load_last_port(&store)?;
+    let scanner = Scanner::detect();
+    let (mut table, last_scan) = first_scan(&scanner, settings)?;
+    let (listener, port) = bind_first(settings, &table, last_port)?;
+    table.set_server_port(Some(port), &now_rfc3339());
+
+    let (signals_tx, signals) = crossbeam_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = signals_tx.try_send(());
+    })
+    .map_err(|e| Fatal(format!("cannot install the signal handler: {e}")))?;
+
+    let engine = Engine::new(EngineConfig {
+        workers: settings.workers,
+        ..EngineConfig::default()
+    })
+    .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
+    let facts = Facts {
+        host: settings.host,
+        workers: settings.workers,
+        refresh_secs: settings.refresh.as_secs(),
+        token: settings.token.clone(),
+        pid: std::process::id(),
+        started,
+    };
+    let start = Start {
+        table,
+        last_scan,
+        started_at: now_rfc3339(),
+    };
+    let control = engine.control();
+    let app = Arc::new(App::new(
+        facts,
+        store,
+        scanner,
+        Box::new(control.clone()),
+        start,
+    ));
+    app.save_now().map_err(|e| {
+        Fatal(format!(
+            "cannot write {}: {e}",
+            app.store().path().display()
+        ))
+    })?;
+
+    let handler_app = Arc::clone(&app);
+    let handler: Handler = Arc::new(move |req| crate::api::handle(&handler_app, req));
+    let running = engine
+        .run(listener, handler)
+        .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
+    log::info!(
+        "listening on http://{}",
+        SocketAddr::new(settings.host, port)
+    );
+    let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh)
+        .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
+
+    let _ = signals.recv();
+    log::info!("shutting down: finishing requests in flight");
+    refresh.stop();
+    control.shutdown(SHUTDOWN_GRACE);
+    running.join();
+    app.release().map_err(|e| {
+        Fatal(format!(
+            "cannot write {}: {e}",
+            app.store().path().display()
+        ))
+    })?;
+    log::info!("Port released successfully");
+    Ok(())
+}
+
+fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
+    match e {
+        LockError::Held { pid: Some(pid) } => Fatal(format!(
+            "state directory {} is in use by another dynport (pid {pid}); stop it or use another --state-dir",
+            dir.display()
+        )),
+        LockError::Held { pid: None } => Fatal(format!(
+            "state directory {} is locked by another process; stop it or use another --state-dir",
+            dir.display()
+        )),
+        LockError::Io(e) => Fatal(format!(
+            "cannot lock state directory {}: {e}",
+            dir.display()
+        )),
+    }
+}
+
+/// Loads the state file for the port this server had last time. A corrupt
+/// file is kept aside; a file left by a server that died is taken over.
+fn load_last_port(store: &Store) -> Result<Option<u16>, Fatal> {
+    let loaded = store
+        .load()
+        .map_err(|e| Fatal(format!("cannot read {}: {e}", store.path().display())))?;
+    match loaded {
+        Loaded::Missing => Ok(None),
+        Loaded::Corrupt { kept_as, reason } => {
+            log::warn!(
+                "state file {} did not parse ({reason}); kept it as {} and starting from a fresh scan",
+                store.path().display(),
+                kept_as.display()
+            );
+            Ok(None)
+        }
+        Loaded::Found(state) => {
+            if let Some(server) = &state.server {
+                log::warn!(
+                    "taking over the state left by pid {}, which did not shut down cleanly",
+                    server.pid
+                );
+            }
+            Ok(state.last_server_port)
+        }
+    }
+}
+
+fn first_scan(
+    scanner: &Scanner,
+    settings: &Settings,
+) -> Result<(PortTable, Option<ScanInfo>), Fatal> {
+    let began = Instant::now();
+    let in_use = scanner
+        .scan(settings.range)
+        .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
+    let now = now_rfc3339();
+    let mut table = PortTable::new(settings.range);
+    table.apply_scan(&in_use, &now);
+    let info = ScanInfo {
+        at: now,
+        duration_ms: (began.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
+        in_use: in_use.len(),
+    };
+    log::debug!(
+        "first scan by {}: {} ports in use",
+        scanner.method().as_str(),
+        in_use.len()
+    );
+    Ok((table, Some(info)))
+}
+
+/// Binds the first port that can be had: last time's port when free, else
+/// the lowest free one, else the fallback port.
+fn bind_first(
+    settings: &Settings,
+    table: &PortTable,
+    last_port: Option<u16>,
+) -> Result<(TcpListener, u16), Fatal> {
+    for port in table.start_candidates(last_port) {
+        match app::bind(settings.host, port) {
+            Ok(listener) => {
+                log::info!("Selected dynamic port: {port}");
+                return Ok((listener, port));
+            }
+            Err(e) => log::debug!("port {port} could not be bound: {e}"),
+        }
+    }
+    let fallback = settings.fallback_port;
+    log::warn!("Using fallback port: {fallback}");
+    app::bind(settings.host, fallback)
+        .map(|listener| (listener, fallback))
+        .map_err(|e| {
+            Fatal(format!(
+                "no port of {} could be bound on {}, nor the fallback port {fallback}: {e}",
+                settings.range,
+                display_host(settings.host)
+            ))
+        })
+}
+
+fn display_host(host: IpAddr) -> String {
+    match host {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
