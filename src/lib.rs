@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod lease;
 pub mod ports;
 pub mod refresh;
 pub mod scan;

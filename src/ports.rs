@@ -56,6 +56,10 @@ pub enum PortState {
     InUse,
     /// This server's own listener.
     Server,
+    /// Handed to a client by a lease.
+    Leased,
+    /// Never handed out nor chosen by the server.
+    Excluded,
 }
 
 impl PortState {
@@ -64,6 +68,8 @@ impl PortState {
         match self {
             PortState::InUse => "in_use",
             PortState::Server => "server",
+            PortState::Leased => "leased",
+            PortState::Excluded => "excluded",
         }
     }
 }
@@ -73,6 +79,19 @@ impl PortState {
 pub struct PortEntry {
     pub state: PortState,
     pub since: String,
+    /// The lease holding the port, for `leased` ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+}
+
+impl PortEntry {
+    pub fn new(state: PortState, since: &str) -> PortEntry {
+        PortEntry {
+            state,
+            since: since.to_string(),
+            lease_id: None,
+        }
+    }
 }
 
 /// How many ports of the range are in each state.
@@ -82,14 +101,21 @@ pub struct Counts {
     pub in_use: usize,
     pub server: usize,
     pub leased: usize,
+    pub excluded: usize,
 }
 
 /// The state of every port in the range. Ports absent from `entries` are free.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PortTable {
-    range: PortRange,
-    entries: BTreeMap<u16, PortEntry>,
-    server_port: Option<u16>,
+    pub(crate) range: PortRange,
+    pub(crate) entries: BTreeMap<u16, PortEntry>,
+    pub(crate) server_port: Option<u16>,
+    /// Live leases by id.
+    pub(crate) leases: BTreeMap<String, crate::lease::Lease>,
+    /// Named pools, `default` (the whole range) among them.
+    pub(crate) pools: BTreeMap<String, PortRange>,
+    /// Where round-robin hand-out goes on in each pool.
+    pub(crate) cursors: BTreeMap<String, u16>,
 }
 
 impl PortTable {
@@ -99,6 +125,18 @@ impl PortTable {
             range,
             entries: BTreeMap::new(),
             server_port: None,
+            leases: BTreeMap::new(),
+            pools: BTreeMap::from([(crate::lease::DEFAULT_POOL.to_string(), range)]),
+            cursors: BTreeMap::new(),
+        }
+    }
+
+    /// Marks `ports` (those inside the range) excluded: never handed out,
+    /// never chosen by the server.
+    pub fn exclude(&mut self, ports: &[u16], now: &str) {
+        for &port in ports.iter().filter(|p| self.range.contains(**p)) {
+            self.entries
+                .insert(port, PortEntry::new(PortState::Excluded, now));
         }
     }
 
@@ -130,6 +168,8 @@ impl PortTable {
             match entry.state {
                 PortState::InUse => counts.in_use += 1,
                 PortState::Server => counts.server += 1,
+                PortState::Leased => counts.leased += 1,
+                PortState::Excluded => counts.excluded += 1,
             }
         }
         counts.free = self.range.len() - self.entries.len();
@@ -148,10 +188,7 @@ impl PortTable {
         changed |= self.entries.len() != before;
         for &port in in_use.iter().filter(|p| self.range.contains(**p)) {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.entries.entry(port) {
-                slot.insert(PortEntry {
-                    state: PortState::InUse,
-                    since: now.to_string(),
-                });
+                slot.insert(PortEntry::new(PortState::InUse, now));
                 changed = true;
             }
         }
@@ -167,11 +204,8 @@ impl PortTable {
             self.entries.remove(&old);
         }
         if let Some(port) = port.filter(|p| self.range.contains(*p)) {
-            let entry = PortEntry {
-                state: PortState::Server,
-                since: now.to_string(),
-            };
-            self.entries.insert(port, entry);
+            self.entries
+                .insert(port, PortEntry::new(PortState::Server, now));
         }
         self.server_port = port;
     }
@@ -246,7 +280,8 @@ mod tests {
                 free: 10,
                 in_use: 0,
                 server: 1,
-                leased: 0
+                leased: 0,
+                excluded: 0,
             }
         );
     }

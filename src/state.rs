@@ -224,10 +224,7 @@ mod tests {
         });
         state.ports.insert(
             3001,
-            PortEntry {
-                state: PortState::InUse,
-                since: "2026-11-25T18:59:58Z".to_string(),
-            },
+            PortEntry::new(PortState::InUse, "2026-11-25T18:59:58Z"),
         );
         state.last_scan = Some(ScanInfo {
             at: "2026-11-25T19:00:00Z".to_string(),

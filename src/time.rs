@@ -23,3 +23,23 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-25T19:00:00Z");
     }
 }
+
+/// Parses an RFC 3339 timestamp as dynport writes them.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(text).ok()
+}
+
+/// Serde support for `SystemTime` fields written as RFC 3339 strings.
+pub mod rfc3339_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+    }
+}
