@@ -199,7 +199,7 @@ fn overview(app: &App) -> Response {
             host: facts.host.to_string(),
             server_port: view.state.server_port,
             workers: facts.workers,
-            requests_total: app.requests_total(),
+            requests_total: app.http_stats().requests_total,
             port_manager: PortManager {
                 status: "active",
                 port_range: view.state.port_range,
@@ -209,18 +209,10 @@ fn overview(app: &App) -> Response {
                 last_scan: &view.state.last_scan,
             },
             state_file: app.store().path().display().to_string(),
-            memory_rss_bytes: memory_rss_bytes(),
+            memory_rss_bytes: crate::process::memory_rss_bytes(),
             timestamp: now_rfc3339(),
         },
     )
-}
-
-/// Resident memory of this process, from `/proc/self/status`.
-pub fn memory_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 #[derive(Serialize)]
@@ -326,8 +318,11 @@ mod tests {
             self.listeners.lock().unwrap().push(port);
             Ok(())
         }
-        fn requests_total(&self) -> u64 {
-            7
+        fn stats(&self) -> crate::http::Stats {
+            crate::http::Stats {
+                requests_total: 7,
+                ..Default::default()
+            }
         }
     }
 
@@ -360,6 +355,7 @@ mod tests {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             workers: 4,
             refresh_secs: 60,
+            lease_ttl: std::time::Duration::from_secs(300),
             token: token.map(str::to_string),
             pid: 42,
             started: Instant::now(),

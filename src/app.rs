@@ -1,31 +1,38 @@
 //! The server's shared state: the port table it holds, the state file it
-//! keeps, and the operations that change them. Writers take one lock and
-//! save before they publish; readers only ever see a published snapshot, so
-//! a read never waits for the disk.
+//! keeps, and the operations that change them.
+//!
+//! A change is made in memory under one lock, then made durable by
+//! [`App::flush`]: whoever takes the disk lock first saves the newest state,
+//! which carries every change made so far, so concurrent changes share one
+//! write (group commit). Readers only see a snapshot published after a
+//! successful save, so a read never waits for the disk and never shows what
+//! was not stored. A change whose save fails is undone and answered 503.
 
 use crate::error::ApiError;
+use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::metrics::{Denial, Metrics};
 use crate::ports::{Counts, PortTable};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
-use crate::time::now_rfc3339;
+use crate::time::{now_rfc3339, rfc3339};
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the engine does for the app: swap its listener, count requests.
 pub trait Serving: Send + Sync {
     /// Serves new connections on `listener` from now on; closes the old one.
     fn replace_listener(&self, listener: TcpListener) -> io::Result<()>;
-    fn requests_total(&self) -> u64;
+    fn stats(&self) -> crate::http::Stats;
 }
 
 impl Serving for crate::http::Control {
     fn replace_listener(&self, listener: TcpListener) -> io::Result<()> {
         crate::http::Control::replace_listener(self, listener)
     }
-    fn requests_total(&self) -> u64 {
-        self.stats().requests_total
+    fn stats(&self) -> crate::http::Stats {
+        crate::http::Control::stats(self)
     }
 }
 
@@ -42,6 +49,8 @@ struct Held {
     last_server_port: Option<u16>,
     last_scan: Option<ScanInfo>,
     server: Option<ServerInfo>,
+    /// Counts changes; the disk lock holds the number of the last one saved.
+    seq: u64,
 }
 
 impl Held {
@@ -52,36 +61,55 @@ impl Held {
         state.server = self.server.clone();
         state.ports = self.table.entries().clone();
         state.last_scan = self.last_scan.clone();
+        state.leases = self
+            .table
+            .leases()
+            .map(|l| (l.id.clone(), l.clone()))
+            .collect();
+        state.cursors = self.table.cursors().clone();
         state
+    }
+
+    fn view(&self) -> View {
+        View {
+            counts: self.table.counts(),
+            state: self.to_state(),
+        }
     }
 }
 
-/// Fixed facts about this server, for the overview.
+/// Fixed facts about this server.
 #[derive(Clone, Debug)]
 pub struct Facts {
     pub host: IpAddr,
     pub workers: usize,
     pub refresh_secs: u64,
+    pub lease_ttl: Duration,
     pub token: Option<String>,
     pub pid: u32,
     pub started: Instant,
 }
 
-/// dynport's shared state.
-pub struct App {
-    pub facts: Facts,
-    store: Store,
-    scanner: Scanner,
-    serving: Box<dyn Serving>,
-    held: Mutex<Held>,
-    view: RwLock<Arc<View>>,
-}
-
-/// The port table and scan a server starts with, already saved.
+/// The port table and scan a server starts with.
 pub struct Start {
     pub table: PortTable,
     pub last_scan: Option<ScanInfo>,
     pub started_at: String,
+}
+
+/// Puts a change back when its save failed.
+type Undo = Box<dyn FnOnce(&mut PortTable)>;
+
+/// dynport's shared state.
+pub struct App {
+    pub facts: Facts,
+    pub metrics: Metrics,
+    store: Store,
+    scanner: Scanner,
+    serving: Box<dyn Serving>,
+    held: Mutex<Held>,
+    disk: Mutex<u64>,
+    view: RwLock<Arc<View>>,
 }
 
 impl App {
@@ -101,19 +129,22 @@ impl App {
             }),
             table: start.table,
             last_scan: start.last_scan,
+            seq: 1,
         };
-        let view = Arc::new(view_of(&held));
+        let view = Arc::new(held.view());
         App {
             facts,
+            metrics: Metrics::default(),
             store,
             scanner,
             serving,
             held: Mutex::new(held),
+            disk: Mutex::new(0),
             view: RwLock::new(view),
         }
     }
 
-    /// The state as last published.
+    /// The state as last saved.
     pub fn view(&self) -> Arc<View> {
         match self.view.read() {
             Ok(view) => Arc::clone(&view),
@@ -129,73 +160,225 @@ impl App {
         self.scanner.method().as_str()
     }
 
-    pub fn requests_total(&self) -> u64 {
-        self.serving.requests_total()
+    pub fn http_stats(&self) -> crate::http::Stats {
+        self.serving.stats()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Held> {
-        // A writer that panicked left the table as it was before its save
-        // (changes are saved, then published), so the data is still sound.
+    // A writer that panicked mid-change leaves at worst a change that was
+    // never saved nor acknowledged; the next save stores a consistent table.
+    fn held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn publish(&self, held: &Held) {
-        let view = Arc::new(view_of(held));
+    fn disk(&self) -> MutexGuard<'_, u64> {
+        self.disk.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, view: View) {
+        let view = Arc::new(view);
         match self.view.write() {
             Ok(mut slot) => *slot = view,
             Err(poisoned) => *poisoned.into_inner() = view,
         }
     }
 
-    /// Saves the held state and publishes it.
-    fn commit(&self, held: &Held) -> io::Result<()> {
-        self.store.save(&held.to_state())?;
-        self.publish(held);
+    /// Saves the newest state unless a save since change `seq` already
+    /// carried it. The caller holds the disk lock.
+    fn save_through(&self, durable: &mut u64, seq: u64) -> io::Result<()> {
+        if *durable >= seq {
+            return Ok(());
+        }
+        let (state, view, newest) = {
+            let held = self.held();
+            (held.to_state(), held.view(), held.seq)
+        };
+        Metrics::add(&self.metrics.state_writes, 1);
+        if let Err(e) = self.store.save(&state) {
+            Metrics::add(&self.metrics.state_write_failures, 1);
+            log::warn!("cannot write {}: {e}", self.store.path().display());
+            return Err(e);
+        }
+        *durable = newest;
+        self.publish(view);
         Ok(())
+    }
+
+    /// Makes a change durable, or undoes it when the save fails.
+    fn flush(&self, seq: u64, undo: Undo) -> Result<(), ApiError> {
+        let mut durable = self.disk();
+        self.save_through(&mut durable, seq).map_err(|e| {
+            let mut held = self.held();
+            undo(&mut held.table);
+            held.seq += 1;
+            storage_error(&e)
+        })
+    }
+
+    /// Makes a change in memory; the caller then flushes it.
+    fn change<T>(&self, f: impl FnOnce(&mut Held) -> T) -> (T, u64) {
+        let mut held = self.held();
+        let out = f(&mut held);
+        held.seq += 1;
+        (out, held.seq)
     }
 
     /// Writes the current state to disk, e.g. right after start.
     pub fn save_now(&self) -> io::Result<()> {
-        let held = self.lock();
-        self.commit(&held)
+        let seq = self.held().seq;
+        self.save_through(&mut self.disk(), seq)
     }
 
-    /// Rescans the range and takes in what changed. The state file is
-    /// written only when a port changed state.
+    /// Rescans the range, takes in what changed and ends due leases. The
+    /// state file is written only when something changed.
     pub fn refresh(&self) -> io::Result<()> {
         let range = self.view().state.port_range;
         let began = Instant::now();
         let in_use = self.scanner.scan(range)?;
-        let duration_ms = began.elapsed().as_secs_f64() * 1000.0;
+        let took = began.elapsed();
+        Metrics::add(&self.metrics.scans, 1);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.metrics
+            .last_scan_nanos
+            .store(nanos, std::sync::atomic::Ordering::Relaxed);
         let now = now_rfc3339();
-        let mut held = self.lock();
-        let changed = held.table.apply_scan(&in_use, &now);
-        held.last_scan = Some(ScanInfo {
-            at: now,
-            duration_ms: round_ms(duration_ms),
-            in_use: held.table.counts().in_use,
+        let (changed, seq) = self.change(|held| {
+            let changed = held.table.apply_scan(&in_use, &now);
+            held.last_scan = Some(ScanInfo {
+                at: now.clone(),
+                duration_ms: (took.as_secs_f64() * 1e6).round() / 1000.0,
+                in_use: held.table.counts().in_use,
+            });
+            changed
         });
         log::debug!(
-            "scan of {range} by {} took {duration_ms:.3} ms: {} in use, changed: {changed}",
-            self.scanner.method().as_str(),
+            "scan of {range} by {} took {:.3} ms: {} in use, changed: {changed}",
+            self.scan_method(),
+            took.as_secs_f64() * 1000.0,
             in_use.len()
         );
-        if changed {
-            self.commit(&held)
+        let ended = self.end_due_leases();
+        let mut durable = self.disk();
+        if changed || ended > 0 {
+            self.save_through(&mut durable, seq)
         } else {
-            self.publish(&held);
+            self.publish(self.held().view());
             Ok(())
         }
     }
 
+    /// Ends leases whose TTL passed or whose process exited, logging each.
+    /// Returns how many ended; the caller makes that durable.
+    fn end_due_leases(&self) -> usize {
+        let (ended, _) = self.change(|held| {
+            held.table
+                .end_due(SystemTime::now(), &crate::process::is_alive)
+        });
+        for (lease, reason) in &ended {
+            let counter = match reason {
+                EndReason::OwnerExited => &self.metrics.owner_exits,
+                _ => &self.metrics.expiries,
+            };
+            Metrics::add(counter, 1);
+            log::info!(
+                "lease {} ended ({}): ports {:?} freed",
+                lease.id,
+                reason.as_str(),
+                lease.ports
+            );
+        }
+        ended.len()
+    }
+
+    /// Grants a lease; it is in the state file before this returns.
+    pub fn grant(&self, req: &LeaseRequest) -> Result<Lease, ApiError> {
+        let ended = self.end_due_leases();
+        let id = new_lease_id();
+        let (granted, seq) = self.change(|held| {
+            held.table
+                .grant(req, id.clone(), SystemTime::now(), &mut |p| {
+                    can_bind_everywhere(p)
+                })
+        });
+        let lease = match granted {
+            Ok(lease) => lease,
+            Err(e) => {
+                if ended > 0 {
+                    let _ = self.save_through(&mut self.disk(), seq);
+                }
+                self.metrics.deny(match e {
+                    LeaseError::UnknownPool(_) => Denial::UnknownPool,
+                    LeaseError::Invalid(_) => Denial::BadRequest,
+                    _ => Denial::Unavailable,
+                });
+                return Err(lease_error(e));
+            }
+        };
+        let undo_id = lease.id.clone();
+        self.flush(seq, Box::new(move |t| drop(t.release(&undo_id))))
+            .inspect_err(|_| self.metrics.deny(Denial::Storage))?;
+        Metrics::add(&self.metrics.grants, 1);
+        log::info!(
+            "lease {} granted: ports {:?} in pool {}",
+            lease.id,
+            lease.ports,
+            lease.pool
+        );
+        Ok(lease)
+    }
+
+    /// Ends a lease; its ports are free in the state file before this returns.
+    pub fn release(&self, id: &str) -> Result<Lease, ApiError> {
+        let (released, seq) = self.change(|held| held.table.release(id));
+        let lease = released.map_err(lease_error)?;
+        let back = lease.clone();
+        self.flush(
+            seq,
+            Box::new(move |t| {
+                t.insert_lease(back, &now_rfc3339());
+            }),
+        )?;
+        Metrics::add(&self.metrics.releases, 1);
+        log::info!(
+            "lease {} ended (released): ports {:?} freed",
+            lease.id,
+            lease.ports
+        );
+        Ok(lease)
+    }
+
+    /// Gives a lease a new life of `ttl` (the default when `None`).
+    pub fn renew(&self, id: &str, ttl: Option<Duration>) -> Result<Lease, ApiError> {
+        let ttl = ttl.unwrap_or(self.facts.lease_ttl);
+        let old_expiry = self.held().table.lease(id).map(|l| l.expires_at);
+        let (renewed, seq) = self.change(|held| held.table.renew(id, ttl, SystemTime::now()));
+        let lease = renewed.map_err(lease_error)?;
+        let undo_id = lease.id.clone();
+        self.flush(
+            seq,
+            Box::new(move |t| {
+                if let Some(then) = old_expiry {
+                    drop(t.renew(&undo_id, Duration::ZERO, then));
+                }
+            }),
+        )?;
+        log::debug!(
+            "lease {} renewed until {}",
+            lease.id,
+            rfc3339(lease.expires_at)
+        );
+        Ok(lease)
+    }
+
     /// Moves the server to `requested`, or to the next free port after the
     /// current one. The new listener is bound and the state file written
-    /// before this returns; nothing changes on an error.
+    /// before this returns; nothing changes on an error. Port changes are
+    /// rare, so this holds both locks throughout and needs no undo.
     pub fn change_port(&self, requested: Option<u16>) -> Result<(u16, u16), ApiError> {
-        let mut held = self.lock();
+        let mut durable = self.disk();
+        let mut held = self.held();
         let old = held.table.server_port().unwrap_or(0);
         let new = match requested {
-            Some(port) => self.check_requested(&held.table, old, port)?,
+            Some(port) => check_requested(&held.table, old, port)?,
             None => held
                 .table
                 .next_free_after(old)
@@ -206,67 +389,106 @@ impl App {
         let before = (held.table.clone(), held.last_server_port);
         held.table.set_server_port(Some(new), &now_rfc3339());
         held.last_server_port = Some(new);
-        if let Err(e) = self.store.save(&held.to_state()) {
+        held.seq += 1;
+        Metrics::add(&self.metrics.state_writes, 1);
+        let saved = self.store.save(&held.to_state()).map_err(|e| {
+            Metrics::add(&self.metrics.state_write_failures, 1);
+            storage_error(&e)
+        });
+        let served = saved.and_then(|()| {
+            self.serving
+                .replace_listener(listener)
+                .map_err(|e| ApiError::Unavailable(format!("could not serve on port {new}: {e}")))
+        });
+        if let Err(e) = served {
             (held.table, held.last_server_port) = before;
-            return Err(ApiError::Unavailable(format!(
-                "state file could not be written: {e}"
-            )));
-        }
-        if let Err(e) = self.serving.replace_listener(listener) {
-            (held.table, held.last_server_port) = before;
+            held.seq += 1;
             let _ = self.store.save(&held.to_state());
-            return Err(ApiError::Unavailable(format!(
-                "could not serve on port {new}: {e}"
-            )));
+            return Err(e);
         }
-        self.publish(&held);
+        *durable = held.seq;
+        self.publish(held.view());
         log::info!("Server port changed from {old} to {new}");
         Ok((old, new))
     }
 
-    fn check_requested(&self, table: &PortTable, current: u16, port: u16) -> Result<u16, ApiError> {
-        let range = table.range();
-        if !range.contains(port) {
-            return Err(ApiError::BadRequest(format!(
-                "port: {port} is outside the managed range {range}"
-            )));
-        }
-        if port == current {
-            return Err(ApiError::Conflict(format!(
-                "port {port} is already the server's port"
-            )));
-        }
-        match table.state(port) {
-            None => Ok(port),
-            Some(entry) => Err(ApiError::Conflict(format!(
-                "port {port} is not free: it is {}",
-                entry.state.as_str()
-            ))),
-        }
-    }
-
     /// Releases the server's port at shutdown and writes the state file
     /// with `server_port: null`.
-    pub fn release(&self) -> io::Result<()> {
-        let mut held = self.lock();
-        held.table.set_server_port(None, &now_rfc3339());
-        held.server = None;
-        self.commit(&held)
+    pub fn release_server_port(&self) -> io::Result<()> {
+        let (_, seq) = self.change(|held| {
+            held.table.set_server_port(None, &now_rfc3339());
+            held.server = None;
+        });
+        self.save_through(&mut self.disk(), seq)
     }
 }
 
-fn view_of(held: &Held) -> View {
-    View {
-        counts: held.table.counts(),
-        state: held.to_state(),
+fn check_requested(table: &PortTable, current: u16, port: u16) -> Result<u16, ApiError> {
+    let range = table.range();
+    if !range.contains(port) {
+        return Err(ApiError::BadRequest(format!(
+            "port: {port} is outside the managed range {range}"
+        )));
+    }
+    if port == current {
+        return Err(ApiError::Conflict(format!(
+            "port {port} is already the server's port"
+        )));
+    }
+    match table.state(port) {
+        None => Ok(port),
+        Some(entry) => Err(ApiError::Conflict(format!(
+            "port {port} is not free: it is {}",
+            entry.state.as_str()
+        ))),
     }
 }
 
-fn round_ms(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
+fn storage_error(e: &io::Error) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the state file could not be written, nothing was changed: {e}"
+    ))
+}
+
+fn lease_error(e: LeaseError) -> ApiError {
+    match e {
+        LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool {name}")),
+        LeaseError::UnknownLease(id) => ApiError::NotFound(format!("lease {id}")),
+        LeaseError::Invalid(m) => ApiError::BadRequest(m),
+        LeaseError::Unavailable(m) => ApiError::Conflict(m),
+    }
+}
+
+/// A lease id: 16 hex digits, unique within this host's history in practice.
+fn new_lease_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:016x}",
+        RandomState::new().hash_one((n, nanos, std::process::id()))
+    )
 }
 
 /// Binds a listener on `host:port`; the bind itself is the test of a port.
 pub fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
+}
+
+/// Whether `port` can be bound on every IPv4 address and, where the host
+/// has IPv6, on every IPv6 address: the grant-time check of a lease.
+pub fn can_bind_everywhere(port: u16) -> bool {
+    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).is_ok();
+    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port) {
+        Ok(_) => true,
+        Err(e) => matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+        ),
+    };
+    v4 && v6
 }

@@ -60,6 +60,7 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         host: settings.host,
         workers: settings.workers,
         refresh_secs: settings.refresh.as_secs(),
+        lease_ttl: Duration::from_secs(300),
         token: settings.token.clone(),
         pid: std::process::id(),
         started,
@@ -101,7 +102,7 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     refresh.stop();
     control.shutdown(SHUTDOWN_GRACE);
     running.join();
-    app.release().map_err(|e| {
+    app.release_server_port().map_err(|e| {
         Fatal(format!(
             "cannot write {}: {e}",
             app.store().path().display()

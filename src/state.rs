@@ -1,6 +1,7 @@
 //! The state file `dynamic_ports.json` and the lock on its directory: loaded
 //! once at start, replaced atomically after every change, never half-written.
 
+use crate::lease::Lease;
 use crate::ports::{PortEntry, PortRange};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +41,12 @@ pub struct StateFile {
     pub server: Option<ServerInfo>,
     pub ports: BTreeMap<u16, PortEntry>,
     pub last_scan: Option<ScanInfo>,
+    /// Live leases by id.
+    #[serde(default)]
+    pub leases: BTreeMap<String, Lease>,
+    /// Where round-robin hand-out goes on in each pool.
+    #[serde(default)]
+    pub cursors: BTreeMap<String, u16>,
 }
 
 impl StateFile {
@@ -54,6 +61,8 @@ impl StateFile {
             server: None,
             ports: BTreeMap::new(),
             last_scan: None,
+            leases: BTreeMap::new(),
+            cursors: BTreeMap::new(),
         }
     }
 

@@ -1,0 +1,67 @@
+//! Counters for `GET /metrics`, kept with relaxed atomics: each is read
+//! alone, so no ordering between them is needed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a lease request was denied, as the metrics label it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    BadRequest,
+    UnknownPool,
+    Unavailable,
+    Unauthorized,
+    Storage,
+}
+
+impl Denial {
+    pub const ALL: [Denial; 5] = [
+        Denial::BadRequest,
+        Denial::UnknownPool,
+        Denial::Unavailable,
+        Denial::Unauthorized,
+        Denial::Storage,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Denial::BadRequest => "bad_request",
+            Denial::UnknownPool => "unknown_pool",
+            Denial::Unavailable => "unavailable",
+            Denial::Unauthorized => "unauthorized",
+            Denial::Storage => "storage",
+        }
+    }
+}
+
+/// dynport's own counters; the HTTP engine counts requests itself.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub grants: AtomicU64,
+    denials: [AtomicU64; 5],
+    pub expiries: AtomicU64,
+    pub owner_exits: AtomicU64,
+    pub releases: AtomicU64,
+    pub scans: AtomicU64,
+    /// Duration of the last scan, in nanoseconds.
+    pub last_scan_nanos: AtomicU64,
+    pub state_writes: AtomicU64,
+    pub state_write_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn deny(&self, why: Denial) {
+        self.denials[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn denials(&self, why: Denial) -> u64 {
+        self.denials[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,63 @@
+//! What `/proc` says about processes: whether a lease's owner still runs,
+//! and how much memory this server holds.
+
+/// The start time of `pid` in clock ticks since boot, `None` when no such
+/// process runs (a zombie counts as exited).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// Field 22 (`starttime`) of a `/proc/PID/stat` line, unless the state is
+/// zombie or dead. The command name may hold spaces and parentheses, so the
+/// fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether `pid` runs and, when `start` is known, is the same process that
+/// started then (not a later one that reused the pid).
+pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
+    match start_time(pid) {
+        None => false,
+        Some(now) => start.is_none_or(|then| then == now),
+    }
+}
+
+/// Resident memory of this process, from `/proc/self/status`.
+pub fn memory_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_start_time_counts_fields_after_the_name() {
+        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_stat(line), Some(987654));
+        let zombie = "4242 (gone) Z 1 4242 4242 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0";
+        assert_eq!(parse_stat(zombie), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_wrong_start_is_not() {
+        let me = std::process::id();
+        let start = start_time(me).expect("this process has a start time");
+        assert!(is_alive(me, Some(start)));
+        assert!(is_alive(me, None));
+        assert!(!is_alive(me, Some(start + 1)));
+        assert!(!is_alive(u32::MAX, None));
+    }
+}
