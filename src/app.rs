@@ -452,8 +452,8 @@ fn storage_error(e: &io::Error) -> ApiError {
 
 fn lease_error(e: LeaseError) -> ApiError {
     match e {
-        LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool {name}")),
-        LeaseError::UnknownLease(id) => ApiError::NotFound(format!("lease {id}")),
+        LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool: no pool named {name}")),
+        LeaseError::UnknownLease(id) => ApiError::NotFound(format!("no live lease {id}")),
         LeaseError::Invalid(m) => ApiError::BadRequest(m),
         LeaseError::Unavailable(m) => ApiError::Conflict(m),
     }

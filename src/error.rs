@@ -10,7 +10,7 @@ pub enum ApiError {
     BadRequest(String),
     /// A mutating endpoint was called without the configured token. 401.
     Unauthorized,
-    /// No route has this path. 404.
+    /// No such endpoint, lease or pool; the message says which. 404.
     NotFound(String),
     /// The path exists but not for this method; `allow` lists the methods. 405.
     MethodNotAllowed { allow: &'static str },
@@ -34,11 +34,13 @@ impl ApiError {
 
     pub fn message(&self) -> String {
         match self {
-            ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => m.clone(),
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Unavailable(m) => m.clone(),
             ApiError::Unauthorized => {
                 "missing or wrong token: send Authorization: Bearer <token>".to_string()
             }
-            ApiError::NotFound(path) => format!("no such endpoint: {path}"),
             ApiError::MethodNotAllowed { allow } => {
                 format!("method not allowed here; allowed: {allow}")
             }

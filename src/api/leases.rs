@@ -1,0 +1,166 @@
+//! The lease endpoints: grant, list, look up, renew and release.
+
+use super::{ApiError, App, body_object, int_field, json};
+use crate::http::Response;
+use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
+use crate::metrics::Denial;
+use crate::time::{now_rfc3339, rfc3339};
+use serde::Serialize;
+use std::time::Duration;
+
+/// The longest life a lease may ask for: a week.
+const MAX_TTL_SECS: u64 = 604_800;
+/// The longest `owner` text.
+const MAX_OWNER_CHARS: usize = 128;
+
+/// A lease as the API shows it.
+#[derive(Serialize)]
+pub struct LeaseView<'a> {
+    id: &'a str,
+    ports: &'a [u16],
+    pool: &'a str,
+    owner: Option<&'a str>,
+    pid: Option<u32>,
+    created_at: String,
+    expires_at: String,
+}
+
+impl<'a> From<&'a Lease> for LeaseView<'a> {
+    fn from(l: &'a Lease) -> LeaseView<'a> {
+        LeaseView {
+            id: &l.id,
+            ports: &l.ports,
+            pool: &l.pool,
+            owner: l.owner.as_deref(),
+            pid: l.pid,
+            created_at: rfc3339(l.created_at),
+            expires_at: rfc3339(l.expires_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Granted<'a> {
+    status: &'static str,
+    lease: LeaseView<'a>,
+    timestamp: String,
+}
+
+pub fn grant(app: &App, body: &[u8]) -> Result<Response, ApiError> {
+    let req = parse_request(app, body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
+    let lease = app.grant(&req)?;
+    Ok(json(201, &success(&lease)))
+}
+
+fn success(lease: &Lease) -> Granted<'_> {
+    Granted {
+        status: "success",
+        lease: lease.into(),
+        timestamp: now_rfc3339(),
+    }
+}
+
+/// Reads and checks a lease request body; every field is optional.
+fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
+    let allowed = ["count", "port", "pool", "ttl_secs", "owner", "pid"];
+    let fields = body_object(body, &allowed)?;
+    let port = int_field(&fields, "port", 1, 65535)?.map(|p| p as u16);
+    let count = int_field(&fields, "count", 1, MAX_COUNT as u64)?;
+    if port.is_some() && count.is_some_and(|c| c != 1) {
+        return Err(ApiError::BadRequest(
+            "count: must be 1 when port asks for one exact port".to_string(),
+        ));
+    }
+    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?
+        .map_or(app.facts.lease_ttl, Duration::from_secs);
+    let pid = int_field(&fields, "pid", 1, u64::from(u32::MAX))?.map(|p| p as u32);
+    let pid_start = match pid {
+        Some(pid) => Some(
+            crate::process::start_time(pid)
+                .ok_or_else(|| ApiError::BadRequest(format!("pid: no process {pid} is running")))?,
+        ),
+        None => None,
+    };
+    Ok(LeaseRequest {
+        count: count.map_or(1, |c| c as usize),
+        port,
+        pool: text_field(&fields, "pool", 64)?.unwrap_or_else(|| DEFAULT_POOL.to_string()),
+        ttl,
+        owner: text_field(&fields, "owner", MAX_OWNER_CHARS)?,
+        pid,
+        pid_start,
+    })
+}
+
+/// An optional string field of at most `max` characters.
+fn text_field(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match fields.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.chars().count() <= max => {
+            Ok(Some(s.clone()))
+        }
+        Some(v) => Err(ApiError::BadRequest(format!(
+            "{name}: must be a string of 1 to {max} characters, got {v}"
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+struct List<'a> {
+    leases: Vec<LeaseView<'a>>,
+    timestamp: String,
+}
+
+pub fn list(app: &App) -> Response {
+    let view = app.view();
+    let leases = view.state.leases.values().map(LeaseView::from).collect();
+    json(
+        200,
+        &List {
+            leases,
+            timestamp: now_rfc3339(),
+        },
+    )
+}
+
+pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
+    let view = app.view();
+    let lease = view
+        .state
+        .leases
+        .get(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no live lease {id}")))?;
+    Ok(json(200, &success(lease)))
+}
+
+pub fn renew(app: &App, id: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let fields = body_object(body, &["ttl_secs"])?;
+    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?.map(Duration::from_secs);
+    let lease = app.renew(id, ttl)?;
+    Ok(json(200, &success(&lease)))
+}
+
+#[derive(Serialize)]
+struct Released<'a> {
+    status: &'static str,
+    released: &'a [u16],
+    lease: LeaseView<'a>,
+    timestamp: String,
+}
+
+pub fn release(app: &App, id: &str) -> Result<Response, ApiError> {
+    let lease = app.release(id)?;
+    Ok(json(
+        200,
+        &Released {
+            status: "success",
+            released: &lease.ports,
+            lease: (&lease).into(),
+            timestamp: now_rfc3339(),
+        },
+    ))
+}

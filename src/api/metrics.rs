@@ -1,0 +1,150 @@
+//! `GET /metrics`: dynport's counters in the Prometheus text format.
+
+use super::App;
+use crate::http::Response;
+use crate::metrics::{Denial, Metrics};
+use std::fmt::Write;
+
+/// Renders every metric family.
+pub fn render(app: &App) -> Response {
+    let view = app.view();
+    let c = view.counts;
+    let m = &app.metrics;
+    let http = app.http_stats();
+    let mut out = String::with_capacity(2048);
+    let states = [
+        ("free", c.free),
+        ("in_use", c.in_use),
+        ("server", c.server),
+        ("leased", c.leased),
+        ("excluded", c.excluded),
+    ];
+    family(
+        &mut out,
+        "dynport_ports",
+        "gauge",
+        "Ports of the range by state.",
+    );
+    for (state, n) in states {
+        let _ = writeln!(out, "dynport_ports{{state=\"{state}\"}} {n}");
+    }
+    gauge(
+        &mut out,
+        "dynport_leases_active",
+        "Live leases.",
+        view.state.leases.len() as u64,
+    );
+    counter(
+        &mut out,
+        "dynport_lease_grants_total",
+        "Leases granted.",
+        Metrics::get(&m.grants),
+    );
+    family(
+        &mut out,
+        "dynport_lease_denials_total",
+        "counter",
+        "Lease requests denied, by reason.",
+    );
+    for why in Denial::ALL {
+        let _ = writeln!(
+            out,
+            "dynport_lease_denials_total{{reason=\"{}\"}} {}",
+            why.label(),
+            m.denials(why)
+        );
+    }
+    family(
+        &mut out,
+        "dynport_lease_ends_total",
+        "counter",
+        "Leases ended, by reason.",
+    );
+    let ends = [
+        ("released", Metrics::get(&m.releases)),
+        ("expired", Metrics::get(&m.expiries)),
+        ("owner_exited", Metrics::get(&m.owner_exits)),
+    ];
+    for (reason, n) in ends {
+        let _ = writeln!(out, "dynport_lease_ends_total{{reason=\"{reason}\"}} {n}");
+    }
+    counter(
+        &mut out,
+        "dynport_scans_total",
+        "Background scans of the range.",
+        Metrics::get(&m.scans),
+    );
+    family(
+        &mut out,
+        "dynport_scan_duration_seconds",
+        "gauge",
+        "Duration of the last scan.",
+    );
+    let secs = Metrics::get(&m.last_scan_nanos) as f64 / 1e9;
+    let _ = writeln!(out, "dynport_scan_duration_seconds {secs}");
+    family(
+        &mut out,
+        "dynport_http_requests_total",
+        "counter",
+        "HTTP responses by status class.",
+    );
+    for (i, n) in http.by_class.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "dynport_http_requests_total{{class=\"{}xx\"}} {n}",
+            i + 1
+        );
+    }
+    gauge(
+        &mut out,
+        "dynport_http_open_connections",
+        "Open HTTP connections.",
+        http.open_connections as u64,
+    );
+    counter(
+        &mut out,
+        "dynport_state_writes_total",
+        "State file writes.",
+        Metrics::get(&m.state_writes),
+    );
+    counter(
+        &mut out,
+        "dynport_state_write_failures_total",
+        "State file writes that failed.",
+        Metrics::get(&m.state_write_failures),
+    );
+    let port = view.state.server_port.map_or(0, u64::from);
+    gauge(
+        &mut out,
+        "dynport_server_port",
+        "The port this server listens on.",
+        port,
+    );
+    let rss = crate::process::memory_rss_bytes().unwrap_or(0);
+    gauge(
+        &mut out,
+        "dynport_resident_memory_bytes",
+        "Resident memory of the server.",
+        rss,
+    );
+    Response {
+        status: 200,
+        headers: Vec::new(),
+        content_type: "text/plain; version=0.0.4",
+        body: out.into_bytes(),
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}

@@ -1,0 +1,380 @@
+//! The router: dynport's endpoints as a plain function from a request to a
+//! response, testable without sockets.
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::ports::{Counts, PortEntry, PortRange};
+use crate::state::ScanInfo;
+use crate::time::now_rfc3339;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+mod leases;
+mod metrics;
+
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+const GET_DELETE: &str = "GET, HEAD, DELETE";
+
+/// Every endpoint, by path.
+enum Route<'a> {
+    Health,
+    ServerPort,
+    ChangePort,
+    PortState,
+    Overview,
+    Metrics,
+    Lease,
+    Leases,
+    OneLease(&'a str),
+    Renew(&'a str),
+}
+
+impl Route<'_> {
+    fn resolve(path: &str) -> Option<Route<'_>> {
+        let route = match path {
+            "/healthz" => Route::Health,
+            "/api/v1/server/port" => Route::ServerPort,
+            "/api/v1/server/port/change" => Route::ChangePort,
+            "/api/v1/tools/port/state" => Route::PortState,
+            "/api/v1/system/overview" => Route::Overview,
+            "/metrics" => Route::Metrics,
+            "/api/v1/ports/lease" => Route::Lease,
+            "/api/v1/ports/leases" => Route::Leases,
+            _ => {
+                let rest = path.strip_prefix("/api/v1/ports/leases/")?;
+                match rest.split_once('/') {
+                    None if !rest.is_empty() => Route::OneLease(rest),
+                    Some((id, "renew")) if !id.is_empty() => Route::Renew(id),
+                    _ => return None,
+                }
+            }
+        };
+        Some(route)
+    }
+
+    /// The methods this route answers, as the `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::ChangePort | Route::Lease | Route::Renew(_) => POST,
+            Route::OneLease(_) => GET_DELETE,
+            _ => GET,
+        }
+    }
+}
+
+/// Answers one request.
+pub fn handle(app: &App, req: &Request) -> Response {
+    route(app, req).unwrap_or_else(ApiError::into_response)
+}
+
+fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let route = Route::resolve(&req.path)
+        .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {}", req.path)))?;
+    let allow = route.allow();
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method.as_str()
+    };
+    if !allow.split(", ").any(|m| m == method) {
+        return Err(ApiError::MethodNotAllowed { allow });
+    }
+    if method != "GET" {
+        authorize(app, req).inspect_err(|_| {
+            if matches!(route, Route::Lease) {
+                app.metrics.deny(crate::metrics::Denial::Unauthorized);
+            }
+        })?;
+    }
+    match route {
+        Route::Health => Ok(json(200, &serde_json::json!({"status": "ok"}))),
+        Route::ServerPort => Ok(server_port(app)),
+        Route::ChangePort => change_port(app, req),
+        Route::PortState => port_state(app, req.query.as_deref()),
+        Route::Overview => Ok(overview(app)),
+        Route::Metrics => Ok(metrics::render(app)),
+        Route::Lease => leases::grant(app, &req.body),
+        Route::Leases => Ok(leases::list(app)),
+        Route::OneLease(id) if method == "GET" => leases::one(app, id),
+        Route::OneLease(id) => leases::release(app, id),
+        Route::Renew(id) => leases::renew(app, id, &req.body),
+    }
+}
+
+fn json<T: Serialize>(status: u16, body: &T) -> Response {
+    // Serialising plain structs and maps into a Vec cannot fail.
+    Response::json(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+#[derive(Serialize)]
+struct PortStateSummary<'a> {
+    free: usize,
+    in_use: usize,
+    server: usize,
+    leased: usize,
+    excluded: usize,
+    last_scan: &'a Option<ScanInfo>,
+}
+
+#[derive(Serialize)]
+struct ServerPort<'a> {
+    current_port: Option<u16>,
+    port_manager_status: &'static str,
+    port_range: PortRange,
+    available_ports: usize,
+    used_ports: usize,
+    excluded_ports: usize,
+    port_state: PortStateSummary<'a>,
+    server_port: Option<u16>,
+    timestamp: String,
+}
+
+fn server_port(app: &App) -> Response {
+    let view = app.view();
+    let c = view.counts;
+    json(
+        200,
+        &ServerPort {
+            current_port: view.state.server_port,
+            port_manager_status: "active",
+            port_range: view.state.port_range,
+            available_ports: c.free,
+            used_ports: c.in_use + c.server + c.leased,
+            excluded_ports: c.excluded,
+            port_state: PortStateSummary {
+                free: c.free,
+                in_use: c.in_use,
+                server: c.server,
+                leased: c.leased,
+                excluded: c.excluded,
+                last_scan: &view.state.last_scan,
+            },
+            server_port: view.state.server_port,
+            timestamp: now_rfc3339(),
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct TableState<'a> {
+    port_range: PortRange,
+    counts: Counts,
+    ports: &'a BTreeMap<u16, PortEntry>,
+    last_scan: &'a Option<ScanInfo>,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct OnePort<'a> {
+    port: u16,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<&'a str>,
+    timestamp: String,
+}
+
+fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
+    let view = app.view();
+    let range = view.state.port_range;
+    let Some(port) = query_port(query)? else {
+        return Ok(json(
+            200,
+            &TableState {
+                port_range: range,
+                counts: view.counts,
+                ports: &view.state.ports,
+                last_scan: &view.state.last_scan,
+                timestamp: now_rfc3339(),
+            },
+        ));
+    };
+    if !range.contains(port) {
+        return Err(ApiError::BadRequest(format!(
+            "port: {port} is outside the managed range {range}"
+        )));
+    }
+    let entry = view.state.ports.get(&port);
+    Ok(json(
+        200,
+        &OnePort {
+            port,
+            state: entry.map_or("free", |e| e.state.as_str()),
+            since: entry.map(|e| e.since.as_str()),
+            timestamp: now_rfc3339(),
+        },
+    ))
+}
+
+/// The `port` parameter of a query string, when there is one.
+fn query_port(query: Option<&str>) -> Result<Option<u16>, ApiError> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("port="))
+    else {
+        return Ok(None);
+    };
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Some(port)),
+        _ => Err(ApiError::BadRequest(format!(
+            "port: {value:?} is not a port number (1-65535)"
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+struct PortManager<'a> {
+    status: &'static str,
+    port_range: PortRange,
+    counts: Counts,
+    refresh_secs: u64,
+    scan_method: &'static str,
+    last_scan: &'a Option<ScanInfo>,
+}
+
+#[derive(Serialize)]
+struct Overview<'a> {
+    name: &'static str,
+    version: &'static str,
+    pid: u32,
+    uptime_secs: u64,
+    host: String,
+    server_port: Option<u16>,
+    workers: usize,
+    requests_total: u64,
+    port_manager: PortManager<'a>,
+    state_file: String,
+    memory_rss_bytes: Option<u64>,
+    timestamp: String,
+}
+
+fn overview(app: &App) -> Response {
+    let view = app.view();
+    let facts = &app.facts;
+    json(
+        200,
+        &Overview {
+            name: "dynport",
+            version: env!("CARGO_PKG_VERSION"),
+            pid: facts.pid,
+            uptime_secs: facts.started.elapsed().as_secs(),
+            host: facts.host.to_string(),
+            server_port: view.state.server_port,
+            workers: facts.workers,
+            requests_total: app.http_stats().requests_total,
+            port_manager: PortManager {
+                status: "active",
+                port_range: view.state.port_range,
+                counts: view.counts,
+                refresh_secs: facts.refresh_secs,
+                scan_method: app.scan_method(),
+                last_scan: &view.state.last_scan,
+            },
+            state_file: app.store().path().display().to_string(),
+            memory_rss_bytes: crate::process::memory_rss_bytes(),
+            timestamp: now_rfc3339(),
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct Changed {
+    status: &'static str,
+    message: String,
+    old_port: u16,
+    new_port: u16,
+    timestamp: String,
+}
+
+fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let requested = change_body(&req.body)?;
+    let (old, new) = app.change_port(requested)?;
+    Ok(json(
+        200,
+        &Changed {
+            status: "success",
+            message: format!("Port changed from {old} to {new}"),
+            old_port: old,
+            new_port: new,
+            timestamp: now_rfc3339(),
+        },
+    ))
+}
+
+/// The optional body of a port change: nothing, or `{"port": N}`.
+fn change_body(body: &[u8]) -> Result<Option<u16>, ApiError> {
+    let fields = body_object(body, &["port"])?;
+    Ok(int_field(&fields, "port", 1, 65535)?.map(|p| p as u16))
+}
+
+/// A request body that must be empty or a JSON object of `allowed` fields.
+fn body_object(
+    body: &[u8],
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(ApiError::BadRequest(
+            "body: must be a JSON object".to_string(),
+        ));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "{unknown}: unknown field (allowed: {})",
+            allowed.join(", ")
+        )));
+    }
+    Ok(fields)
+}
+
+/// An optional integer field within `min..=max`; `null` counts as absent.
+fn int_field(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ApiError> {
+    match fields.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::BadRequest(format!(
+                "{name}: must be an integer from {min} to {max}, got {v}"
+            ))),
+        },
+    }
+}
+
+/// Checks the bearer token, when one is configured, in constant time.
+fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
+    let Some(token) = &app.facts.token else {
+        return Ok(());
+    };
+    let given = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests;
