@@ -9,6 +9,9 @@ mod netlink;
 mod probe;
 mod procnet;
 
+#[cfg(test)]
+mod tests;
+
 use crate::ports::PortRange;
 use std::io;
 use std::sync::{Mutex, PoisonError};
