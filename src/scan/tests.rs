@@ -246,6 +246,41 @@ fn detect_picks_the_first_method_that_works() {
 }
 
 #[test]
+fn many_listeners_spanning_several_netlink_datagrams_are_all_found() {
+    // About 100 bytes each: 500 sockets overflow the first 4 KiB datagram
+    // of a dump and the 32 KiB ones after it.
+    let listeners: Vec<TcpListener> = (0..500)
+        .map(|_| TcpListener::bind((LOCALHOST, 0)).unwrap())
+        .collect();
+    let mut ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    ports.sort_unstable();
+    let range = PortRange::new(ports[0], ports[ports.len() - 1]).unwrap();
+    for method in [Method::Netlink, Method::ProcNet] {
+        let found = scan(method, range);
+        let missed: Vec<&u16> = ports.iter().filter(|p| !found.contains(p)).collect();
+        assert!(missed.is_empty(), "{method} missed {missed:?}");
+    }
+}
+
+#[test]
+fn detected_scanner_finds_a_listener_and_is_shareable() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let mut next = window();
+    let (_listener, port) = listen_from(LOCALHOST, &mut next).unwrap();
+    let scanner = Scanner::detect();
+    shareable(&scanner);
+    assert_eq!(scanner.scan(single(port)).unwrap(), vec![port]);
+    assert_eq!(
+        scanner.scan(single(port)).unwrap(),
+        vec![port],
+        "buffer reuse"
+    );
+}
+
+#[test]
 fn failed_scan_falls_back_to_the_slower_methods() {
     let mut tried = Vec::new();
     let ports = scan_chain(Method::Netlink, |method| {
