@@ -22,6 +22,10 @@ pub const WORKERS: Key = key("workers", "DYNPORT_WORKERS", "N");
 pub const FALLBACK_PORT: Key = key("fallback-port", "DYNPORT_FALLBACK_PORT", "N");
 pub const TOKEN: Key = key("token", "DYNPORT_TOKEN", "T");
 pub const LOG_LEVEL: Key = key("log-level", "DYNPORT_LOG", "L");
+pub const POOL: Key = key("pool", "DYNPORT_POOLS", "NAME=A-B");
+pub const EXCLUDE: Key = key("exclude", "DYNPORT_EXCLUDE", "LIST");
+pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", "N");
+pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -33,6 +37,10 @@ pub const SERVE_KEYS: &[Key] = &[
     FALLBACK_PORT,
     TOKEN,
     LOG_LEVEL,
+    POOL,
+    EXCLUDE,
+    LEASE_TTL_SECS,
+    TOKEN_FILE,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {
@@ -112,6 +120,20 @@ impl<L: Fn(&str) -> Option<String>> Raw<L> {
         let text = (self.lookup)(key.var)?;
         let (origin, text) = (Origin::Env, text.into());
         Some(Value { key, origin, text })
+    }
+
+    /// Every value of a repeatable flag, else its variable's.
+    pub fn all(&self, key: Key) -> Vec<Value> {
+        let flags: Vec<Value> = self
+            .flags
+            .iter()
+            .filter(|v| v.key == key)
+            .cloned()
+            .collect();
+        if flags.is_empty() {
+            return self.var(key).into_iter().collect();
+        }
+        flags
     }
 
     /// A variable that no flag stands for (`PORT`, `RELOAD`).

@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Key, Raw, Value};
-use super::{ConfigError, Settings};
+use super::{ConfigError, Settings, leases, token};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,17 +21,20 @@ pub const DEFAULT_REFRESH_SECS: u64 = 60;
 pub const DEFAULT_WORKERS: u64 = 4;
 pub const DEFAULT_FALLBACK_PORT: u16 = 3000;
 pub const DEFAULT_LOG_LEVEL: LevelFilter = LevelFilter::Info;
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 300;
 
 /// A rescan at least once a day, so the state file never goes stale for long.
 pub const REFRESH_SECS: RangeInclusive<u64> = 1..=86_400;
 /// Each worker is a thread; more than this only costs memory on a small host.
 pub const WORKERS: RangeInclusive<u64> = 1..=256;
+/// A week, as for the `ttl_secs` of a lease request.
+pub const LEASE_TTL_SECS: RangeInclusive<u64> = 1..=604_800;
 
 /// Validates the values of `dynport serve`.
 pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings, ConfigError> {
     let range = setting(raw, raw::RANGE, range)?.unwrap_or(DEFAULT_RANGE);
     let host = setting(raw, raw::HOST, host)?.unwrap_or(DEFAULT_HOST);
-    let token = setting(raw, raw::TOKEN, token)?;
+    let token = token::token(raw)?;
     if !host.is_loopback() && token.is_none() {
         return Err(exposed(raw));
     }
@@ -39,15 +42,19 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         host,
         range,
         state_dir: state_dir(raw)?,
-        refresh: Duration::from_secs(
-            setting(raw, raw::REFRESH_SECS, |t| bounded(t, &REFRESH_SECS))?
-                .unwrap_or(DEFAULT_REFRESH_SECS),
-        ),
-        workers: setting(raw, raw::WORKERS, |t| bounded(t, &WORKERS))?.unwrap_or(DEFAULT_WORKERS)
-            as usize,
+        refresh: secs(raw, raw::REFRESH_SECS, REFRESH_SECS, DEFAULT_REFRESH_SECS)?,
+        workers: number(raw, raw::WORKERS, WORKERS, DEFAULT_WORKERS)? as usize,
         fallback_port: setting(raw, raw::FALLBACK_PORT, port)?.unwrap_or(DEFAULT_FALLBACK_PORT),
         token,
         log_level: setting(raw, raw::LOG_LEVEL, log_level)?.unwrap_or(DEFAULT_LOG_LEVEL),
+        pools: leases::pools(raw, range)?,
+        exclude: leases::exclude(raw, range)?,
+        lease_ttl: secs(
+            raw,
+            raw::LEASE_TTL_SECS,
+            LEASE_TTL_SECS,
+            DEFAULT_LEASE_TTL_SECS,
+        )?,
         warnings: warnings(raw, range),
     })
 }
@@ -65,6 +72,26 @@ where
         return Ok(None);
     };
     parse(value.text()?).map(Some).map_err(|p| value.error(p))
+}
+
+/// `key`'s whole number inside `bounds`, else `default`.
+fn number<L: Fn(&str) -> Option<String>>(
+    raw: &Raw<L>,
+    key: Key,
+    bounds: RangeInclusive<u64>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    Ok(setting(raw, key, |t| bounded(t, &bounds))?.unwrap_or(default))
+}
+
+/// `key`'s seconds inside `bounds`, else `default`.
+fn secs<L: Fn(&str) -> Option<String>>(
+    raw: &Raw<L>,
+    key: Key,
+    bounds: RangeInclusive<u64>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    number(raw, key, bounds, default).map(Duration::from_secs)
 }
 
 /// A whole number inside `bounds`.
@@ -118,16 +145,6 @@ fn host(text: &str) -> Result<IpAddr, String> {
     })
 }
 
-/// A bearer token: it must survive an `Authorization` header intact.
-pub fn token(text: &str) -> Result<String, String> {
-    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("the token holds whitespace or a control character, \
-                    which an Authorization header cannot carry"
-            .to_string());
-    }
-    Ok(text.to_string())
-}
-
 fn log_level(text: &str) -> Result<LevelFilter, String> {
     match text.to_ascii_lowercase().as_str() {
         "error" => Ok(LevelFilter::Error),
@@ -159,8 +176,8 @@ fn exposed<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> ConfigError {
         }
     });
     ConfigError(format!(
-        "{} is not a loopback address: set --token (or DYNPORT_TOKEN) so mutating \
-         endpoints require it, or listen on 127.0.0.1",
+        "{} is not a loopback address: set --token or --token-file (or DYNPORT_TOKEN, \
+         DYNPORT_TOKEN_FILE) so mutating endpoints require it, or listen on 127.0.0.1",
         given.unwrap_or_default()
     ))
 }

@@ -3,7 +3,7 @@ use log::LevelFilter;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, ConfigError> {
+pub(super) fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, ConfigError> {
     let env: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -11,14 +11,14 @@ fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, ConfigError> {
     parse(args.iter().map(OsString::from), |k| env.get(k).cloned())
 }
 
-fn serve(args: &[&str], vars: &[(&str, &str)]) -> Settings {
+pub(super) fn serve(args: &[&str], vars: &[(&str, &str)]) -> Settings {
     match run(args, vars) {
         Ok(Command::Serve(settings)) => settings,
         other => panic!("expected settings from {args:?} {vars:?}, got {other:?}"),
     }
 }
 
-fn error(args: &[&str], vars: &[(&str, &str)]) -> String {
+pub(super) fn error(args: &[&str], vars: &[(&str, &str)]) -> String {
     match run(args, vars) {
         Err(ConfigError(message)) => message,
         other => panic!("expected an error from {args:?} {vars:?}, got {other:?}"),
@@ -41,6 +41,11 @@ fn defaults_apply_when_nothing_is_given() {
         fallback_port: 3000,
         token: None,
         log_level: LevelFilter::Info,
+        pools: vec![],
+        exclude: vec![
+            3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697,
+        ],
+        lease_ttl: Duration::from_secs(300),
         warnings: vec![],
     };
     assert_eq!(serve(&[], &[]), expected);
@@ -50,24 +55,10 @@ fn defaults_apply_when_nothing_is_given() {
 
 #[test]
 fn every_setting_is_read_from_its_flag() {
-    let args = [
-        "--host",
-        "10.0.0.1",
-        "--range",
-        "4000-4999",
-        "--state-dir",
-        "/var/lib/dynport",
-        "--refresh-secs",
-        "5",
-        "--workers",
-        "8",
-        "--fallback-port",
-        "8080",
-        "--token",
-        "abc",
-        "--log-level",
-        "debug",
-    ];
+    let args = "--host 10.0.0.1 --range 4000-4999 --state-dir /var/lib/dynport \
+                --refresh-secs 5 --workers 8 --fallback-port 8080 --token abc \
+                --log-level debug --pool web=4000-4099 --exclude 4500 --lease-ttl-secs 60";
+    let args: Vec<&str> = args.split_whitespace().collect();
     let s = serve(&args, &[]);
     assert_eq!(s.host, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(
@@ -83,6 +74,16 @@ fn every_setting_is_read_from_its_flag() {
     assert_eq!(s.fallback_port, 8080);
     assert_eq!(s.token.as_deref(), Some("abc"));
     assert_eq!(s.log_level, LevelFilter::Debug);
+    let web = Pool {
+        name: "web".to_string(),
+        range: PortRange {
+            start: 4000,
+            end: 4099,
+        },
+    };
+    assert_eq!(s.pools, [web]);
+    assert_eq!(s.exclude, [4500]);
+    assert_eq!(s.lease_ttl, Duration::from_secs(60));
 }
 
 #[test]
@@ -96,6 +97,9 @@ fn every_setting_is_read_from_its_variable() {
         ("DYNPORT_FALLBACK_PORT", "9999"),
         ("DYNPORT_TOKEN", "xyz"),
         ("DYNPORT_LOG", "TRACE"),
+        ("DYNPORT_POOLS", "a=5000-5009,b=5010-5019"),
+        ("DYNPORT_EXCLUDE", "5050-5052"),
+        ("DYNPORT_LEASE_TTL_SECS", "604800"),
     ];
     let s = serve(&[], &vars);
     assert_eq!(s.host, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
@@ -112,6 +116,10 @@ fn every_setting_is_read_from_its_variable() {
     assert_eq!(s.fallback_port, 9999);
     assert_eq!(s.token.as_deref(), Some("xyz"));
     assert_eq!(s.log_level, LevelFilter::Trace);
+    let names: Vec<&str> = s.pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(s.exclude, [5050, 5051, 5052]);
+    assert_eq!(s.lease_ttl, Duration::from_secs(604_800));
 }
 
 #[test]
@@ -278,13 +286,13 @@ fn any_address_in_127_slash_8_is_loopback() {
 fn non_loopback_host_without_token_is_refused_with_the_fix() {
     assert_eq!(
         error(&["--host", "0.0.0.0"], &[]),
-        "--host 0.0.0.0 is not a loopback address: set --token (or DYNPORT_TOKEN) \
-         so mutating endpoints require it, or listen on 127.0.0.1"
+        "--host 0.0.0.0 is not a loopback address: set --token or --token-file \
+         (or DYNPORT_TOKEN, DYNPORT_TOKEN_FILE) so mutating endpoints require it, or listen on 127.0.0.1"
     );
     assert_eq!(
         error(&[], &[("HOST", "[::]")]),
-        "HOST=[::] is not a loopback address: set --token (or DYNPORT_TOKEN) \
-         so mutating endpoints require it, or listen on 127.0.0.1"
+        "HOST=[::] is not a loopback address: set --token or --token-file \
+         (or DYNPORT_TOKEN, DYNPORT_TOKEN_FILE) so mutating endpoints require it, or listen on 127.0.0.1"
     );
 }
 
