@@ -330,6 +330,33 @@ fn huge_content_length_with_body_under_way_still_reads_413() {
 }
 
 #[test]
+fn oversized_body_is_never_drained() {
+    let server = Server::echo();
+    let mut c = server.client();
+    let mut writer = c.stream.try_clone().unwrap();
+    // Keeps sending a 1 GiB body; the engine must close the connection after
+    // discarding a bounded amount, which ends this writer with an error.
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(b"POST / HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n");
+        let chunk = vec![b'q'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 1 << 30 {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    assert_eq!(c.answer().status, 413);
+    let sent = sender.join().unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the engine read {sent} bytes of a refused body"
+    );
+}
+
+#[test]
 fn chunked_body_gets_411() {
     let server = Server::echo();
     let mut c = server.client();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::engine::Shared;
+use super::shared::Shared;
 
 /// How long a connection that was answered early may keep sending before it
 /// is closed, and how much of that input is read and thrown away.

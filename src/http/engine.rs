@@ -3,18 +3,18 @@
 //! the connection cap, and carries out listener swaps and shutdown.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use polling::{Event, Events, Poller};
+use polling::{Event, Events};
 
+use super::Response;
 use super::conn::Conn;
-use super::registry::{Parked, Registry};
+use super::shared::Shared;
 use super::write::{self, Framing};
-use super::{EngineConfig, Response, Stats};
 
 /// The poller key of the listener; `usize::MAX` is reserved by `polling`.
 const LISTENER: usize = usize::MAX - 1;
@@ -30,98 +30,6 @@ pub(crate) enum Command {
     /// old one is closed.
     Replace(TcpListener, Sender<io::Result<()>>),
     Shutdown(Duration),
-}
-
-/// What the poller thread, the workers and every connection share.
-pub(crate) struct Shared {
-    pub config: EngineConfig,
-    pub poller: Poller,
-    registry: Mutex<Registry>,
-    pub stats: Counters,
-    /// Set at shutdown: answers close their connection.
-    pub shutting_down: AtomicBool,
-    /// The poller thread runs, so commands get answered.
-    pub started: AtomicBool,
-    listener_addr: Mutex<Option<SocketAddr>>,
-}
-
-/// Live counters behind [`Stats`].
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub requests_total: AtomicU64,
-    pub by_class: [AtomicU64; 5],
-    pub open_connections: AtomicUsize,
-}
-
-impl Counters {
-    /// Counts one response written with `status`; interim 1xx answers are
-    /// not requests of their own.
-    pub fn count(&self, status: u16) {
-        if status >= 200 {
-            self.requests_total.fetch_add(1, Ordering::Relaxed);
-        }
-        self.by_class[write::class_index(status)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> Stats {
-        Stats {
-            requests_total: self.requests_total.load(Ordering::Relaxed),
-            by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
-            open_connections: self.open_connections.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Shared {
-    pub fn new(config: EngineConfig) -> io::Result<Shared> {
-        Ok(Shared {
-            config,
-            poller: Poller::new()?,
-            registry: Mutex::new(Registry::default()),
-            stats: Counters::default(),
-            shutting_down: AtomicBool::new(false),
-            started: AtomicBool::new(false),
-            listener_addr: Mutex::new(None),
-        })
-    }
-
-    pub fn listener_addr(&self) -> Option<SocketAddr> {
-        *self.listener_addr.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set_listener_addr(&self, addr: Option<SocketAddr>) {
-        *self.listener_addr.lock().unwrap_or_else(|e| e.into_inner()) = addr;
-    }
-
-    /// The registry, even if a thread panicked while holding it: its slots
-    /// stay consistent because no method panics half-way.
-    pub fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Parks a connection until its socket is ready for its phase. Returns it
-    /// when it must be served again at once.
-    pub fn park(&self, conn: Conn, writable: bool) -> Option<Conn> {
-        let event = if writable {
-            Event::writable(conn.key)
-        } else {
-            Event::readable(conn.key)
-        };
-        // Re-arm before parking: see the registry's module documentation.
-        if let Err(e) = self.poller.modify(&conn.stream, event) {
-            log::warn!("cannot wait on a connection, closing it: {e}");
-            return None;
-        }
-        let outcome = self.registry().park(conn);
-        match outcome {
-            Parked::Waiting => None,
-            Parked::Ready(conn) => Some(conn),
-            Parked::Refused(conn) => {
-                drop(conn);
-                None
-            }
-        }
-    }
 }
 
 /// The poller thread's own state.
@@ -368,17 +276,6 @@ impl PollLoop {
         // worker writes.
         self.batch.retain(|conn| !conn.is_idle());
         self.dispatch_batch();
-    }
-}
-
-impl Shared {
-    /// Parks a connection that is already armed in the poller.
-    fn park_registered(&self, conn: Conn) -> Option<Conn> {
-        let outcome = self.registry().park(conn);
-        match outcome {
-            Parked::Waiting => None,
-            Parked::Ready(conn) | Parked::Refused(conn) => Some(conn),
-        }
     }
 }
 

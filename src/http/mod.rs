@@ -6,6 +6,7 @@ mod conn;
 mod engine;
 mod parse;
 mod registry;
+mod shared;
 mod worker;
 mod write;
 
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use engine::{Command, PollLoop, Shared};
+use engine::{Command, PollLoop};
+use shared::Shared;
 use worker::Worker;
 
 /// How long [`Control::replace_listener`] waits for the poller to confirm.

@@ -76,9 +76,15 @@ impl Registry {
                 *slot = Slot::Active { ready: false };
                 Parked::Ready(conn)
             }
-            _ => {
+            Slot::Active { ready: false } => {
                 *slot = Slot::Parked(conn);
                 Parked::Waiting
+            }
+            // Only the holder of a key parks it, so its slot is active; were
+            // it not, overwriting would drop a connection under this lock.
+            Slot::Free | Slot::Parked(_) => {
+                log::error!("connection {} parked twice; closing it", conn.key);
+                Parked::Refused(conn)
             }
         }
     }

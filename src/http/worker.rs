@@ -13,8 +13,8 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 
 use super::conn::{After, Conn, LINGER_BYTES, LINGER_TIME, Phase};
-use super::engine::Shared;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
+use super::shared::Shared;
 use super::write::{self, CONTINUE, Framing};
 use super::{Handler, Response};
 
