@@ -129,6 +129,9 @@ impl PollLoop {
         if self.shutdown_deadline.is_some() {
             return Err(io::Error::other("the engine is shutting down"));
         }
+        // Clients already in the old listener's backlog connected while it
+        // was current; serve them rather than reset them.
+        self.accept_some();
         self.drop_listener();
         self.set_listener(listener)
     }

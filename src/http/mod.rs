@@ -1,6 +1,12 @@
 //! dynport's HTTP/1.1 engine: a fixed set of threads over non-blocking
 //! sockets, with every limit answered and never a crash. The rest of dynport
 //! sees only [`Request`], [`Response`], [`Engine`] and [`Control`].
+//!
+//! One poller thread (`engine.rs`) accepts and waits on every connection not
+//! being served; `workers` threads (`worker.rs`) take ready connections over a
+//! channel, answer what has arrived and park them again (`registry.rs`).
+//! Framing is in `parse.rs`, answer encoding in `write.rs`, per-connection
+//! state in `conn.rs`.
 
 mod conn;
 mod engine;
