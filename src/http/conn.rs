@@ -98,5 +98,10 @@ impl Drop for Conn {
             .stats
             .open_connections
             .fetch_sub(1, Ordering::Relaxed);
+        // A shutting-down poller waits for the last connection to go; tell it
+        // now rather than at its next tick.
+        if self.shared.shutting_down.load(Ordering::Relaxed) {
+            let _ = self.shared.poller.notify();
+        }
     }
 }

@@ -118,8 +118,28 @@ impl Worker {
     /// Answers the complete requests at the front of `input`, keeps the rest.
     fn answer(&mut self, conn: &mut Conn, input: &[u8], full: bool, now: Instant) -> Next {
         self.out.clear();
+        let (pos, mut after) = self.answer_each(conn, input);
+        let rest = &input[pos..];
+        if after == After::KeepAlive && !rest.is_empty() {
+            conn.pending_in.extend_from_slice(rest);
+            conn.request_started.get_or_insert(now);
+        }
+        if after == After::Close && !rest.is_empty() {
+            // Input beyond the last answer: close gently, as after an error.
+            after = After::Linger;
+        }
+        conn.set_read_deadline(now);
+        match self.send(conn, after, now) {
+            // The read filled the buffer, so more is likely waiting.
+            Next::Wait if full => Next::Again,
+            other => other,
+        }
+    }
+
+    /// Encodes an answer for each complete request in `input`, in order.
+    /// Returns how many bytes were used and how the connection goes on.
+    fn answer_each(&mut self, conn: &mut Conn, input: &[u8]) -> (usize, After) {
         let mut pos = 0;
-        let mut after = After::KeepAlive;
         while pos < input.len() {
             match parse::parse(&input[pos..], self.limits) {
                 Parsed::Complete(framed) => {
@@ -127,8 +147,7 @@ impl Worker {
                     conn.request_started = None;
                     conn.continue_sent = false;
                     if !self.respond(framed) {
-                        after = After::Close;
-                        break;
+                        return (pos, After::Close);
                     }
                 }
                 Parsed::Partial { send_continue } => {
@@ -141,26 +160,11 @@ impl Worker {
                 }
                 Parsed::Invalid(reject) => {
                     self.refuse(reject);
-                    after = After::Linger;
-                    break;
+                    return (pos, After::Linger);
                 }
             }
         }
-        let rest = &input[pos..];
-        if after == After::KeepAlive && !rest.is_empty() {
-            conn.pending_in.extend_from_slice(rest);
-            conn.request_started.get_or_insert(now);
-        }
-        if after == After::Close && !rest.is_empty() {
-            // Input beyond the last answer: close gently, as after an error.
-            after = After::Linger;
-        }
-        conn.set_read_deadline(now);
-        let next = self.send(conn, after, now);
-        match next {
-            Next::Wait if full => Next::Again,
-            other => other,
-        }
+        (pos, After::KeepAlive)
     }
 
     /// Calls the handler and encodes its answer; false when the connection
