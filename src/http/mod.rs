@@ -10,6 +10,7 @@
 
 mod conn;
 mod engine;
+mod epoll;
 mod parse;
 mod registry;
 mod shared;
