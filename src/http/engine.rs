@@ -55,13 +55,13 @@ impl PollLoop {
         listener: TcpListener,
         work: Sender<Conn>,
         commands: Receiver<Command>,
-    ) -> PollLoop {
+    ) -> io::Result<PollLoop> {
         let c = &shared.config;
         // Deadlines are checked every tick, so a tick is a fraction of the
         // shortest timeout: small enough for tests, cheap in production.
         let shortest = c.request_timeout.min(c.idle_timeout);
         let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
-        PollLoop {
+        let mut poll_loop = PollLoop {
             shared,
             listener: None,
             work,
@@ -72,15 +72,9 @@ impl PollLoop {
             next_sweep: Instant::now() + tick,
             accept_paused_until: None,
             shutdown_deadline: None,
-        }
-        .with_listener(listener)
-    }
-
-    fn with_listener(mut self, listener: TcpListener) -> PollLoop {
-        if let Err(e) = self.set_listener(listener) {
-            log::error!("cannot wait on the listener: {e}");
-        }
-        self
+        };
+        poll_loop.set_listener(listener)?;
+        Ok(poll_loop)
     }
 
     /// Runs until shutdown is complete.
