@@ -100,12 +100,18 @@ impl Response {
 
     /// dynport's error shape: `{"status":"error","error":"…","timestamp":"…"}`.
     pub fn error(status: u16, message: &str) -> Response {
-        let body = serde_json::json!({
-            "status": "error",
-            "error": message,
-            "timestamp": crate::time::now_rfc3339(),
-        });
-        Response::json(status, body.to_string().into_bytes())
+        #[derive(serde::Serialize)]
+        struct Error<'a> {
+            status: &'static str,
+            error: &'a str,
+            timestamp: String,
+        }
+        let body = Error {
+            status: "error",
+            error: message,
+            timestamp: crate::time::now_rfc3339(),
+        };
+        Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
