@@ -4,6 +4,10 @@
 //! Exit status: 0 done, 1 the server refused (or another failure), 2 usage,
 //! 3 no server could be reached.
 
+use std::ffi::OsStr;
+
+pub mod args;
+mod help;
 pub mod http;
 pub mod target;
 
@@ -39,4 +43,9 @@ impl std::fmt::Display for ClientError {
             | ClientError::Failed(m) => f.write_str(m),
         }
     }
+}
+
+/// Whether `first`, the first argument of `dynport`, names a client command.
+pub fn is_command(first: &OsStr) -> bool {
+    args::COMMANDS.iter().any(|c| OsStr::new(c) == first)
 }
