@@ -10,9 +10,11 @@ use std::process::ExitCode;
 
 pub mod api;
 pub mod args;
+mod child;
 mod help;
 pub mod http;
 pub mod output;
+mod run;
 pub mod target;
 
 use api::Api;
@@ -113,9 +115,7 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
             api.health()?;
             emit(&format!("{}\n", api.target.url))
         }
-        Command::Run(_) => Err(ClientError::Failed(
-            "dynport run is not implemented yet".into(),
-        )),
+        Command::Run(opts) => return run::run(&api, &opts),
     }
     .map(|()| ExitCode::SUCCESS)
 }
