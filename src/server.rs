@@ -7,12 +7,12 @@ use crate::http::{Engine, EngineConfig, Handler};
 use crate::ports::PortTable;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
-use crate::state::{DirLock, Loaded, LockError, ScanInfo, Store};
+use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,9 +39,10 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     })?;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
-    let last_port = load_last_port(&store)?;
+    let saved = load_saved(&store)?;
     let scanner = Scanner::detect();
-    let (mut table, last_scan) = first_scan(&scanner, settings)?;
+    let (mut table, last_scan) = first_table(&scanner, settings, saved.as_ref())?;
+    let last_port = saved.and_then(|s| s.last_server_port);
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
 
@@ -60,14 +61,14 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         host: settings.host,
         workers: settings.workers,
         refresh_secs: settings.refresh.as_secs(),
-        lease_ttl: Duration::from_secs(300),
+        lease_ttl: settings.lease_ttl,
         token: settings.token.clone(),
         pid: std::process::id(),
         started,
     };
     let start = Start {
         table,
-        last_scan,
+        last_scan: Some(last_scan),
         started_at: now_rfc3339(),
     };
     let control = engine.control();
@@ -129,9 +130,9 @@ fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
     }
 }
 
-/// Loads the state file for the port this server had last time. A corrupt
-/// file is kept aside; a file left by a server that died is taken over.
-fn load_last_port(store: &Store) -> Result<Option<u16>, Fatal> {
+/// Loads the state file left by the last server. A corrupt file is kept
+/// aside; a file left by a server that died is taken over.
+fn load_saved(store: &Store) -> Result<Option<StateFile>, Fatal> {
     let loaded = store
         .load()
         .map_err(|e| Fatal(format!("cannot read {}: {e}", store.path().display())))?;
@@ -152,33 +153,66 @@ fn load_last_port(store: &Store) -> Result<Option<u16>, Fatal> {
                     server.pid
                 );
             }
-            Ok(state.last_server_port)
+            Ok(Some(state))
         }
     }
 }
 
-fn first_scan(
+/// The table a server starts from: pools and exclusions from the settings,
+/// what a fresh scan sees, and the leases the last server left, less those
+/// that ended while no server ran.
+fn first_table(
     scanner: &Scanner,
     settings: &Settings,
-) -> Result<(PortTable, Option<ScanInfo>), Fatal> {
+    saved: Option<&StateFile>,
+) -> Result<(PortTable, ScanInfo), Fatal> {
     let began = Instant::now();
     let in_use = scanner
         .scan(settings.range)
         .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
     let now = now_rfc3339();
     let mut table = PortTable::new(settings.range);
+    for pool in &settings.pools {
+        table.add_pool(&pool.name, pool.range);
+    }
+    table.exclude(&settings.exclude, &now);
     table.apply_scan(&in_use, &now);
     let info = ScanInfo {
-        at: now,
+        at: now.clone(),
         duration_ms: (began.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
-        in_use: in_use.len(),
+        in_use: table.counts().in_use,
     };
     log::debug!(
         "first scan by {}: {} ports in use",
         scanner.method().as_str(),
         in_use.len()
     );
-    Ok((table, Some(info)))
+    if let Some(saved) = saved {
+        restore_leases(&mut table, saved, &now);
+    }
+    Ok((table, info))
+}
+
+fn restore_leases(table: &mut PortTable, saved: &StateFile, now: &str) {
+    for lease in saved.leases.values() {
+        let (id, had) = (lease.id.clone(), lease.ports.clone());
+        if !table.insert_lease(lease.clone(), now) {
+            log::warn!("lease {id} dropped: none of its ports {had:?} can be held now");
+        } else if table.lease(&id).is_some_and(|l| l.ports != had) {
+            log::warn!("lease {id} keeps only the ports it can still hold");
+        }
+    }
+    for (pool, port) in &saved.cursors {
+        table.set_cursor(pool, *port);
+    }
+    for (lease, reason) in table.end_due(SystemTime::now(), &crate::process::is_alive) {
+        log::info!(
+            "lease {} ended ({}): ports {:?} freed",
+            lease.id,
+            reason.as_str(),
+            lease.ports
+        );
+    }
 }
 
 /// Binds the first port that can be had: last time's port when free, else

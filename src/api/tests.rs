@@ -292,3 +292,197 @@ fn constant_time_eq_compares_exactly() {
     assert!(!constant_time_eq(b"abc", b"abcd"));
     assert!(!constant_time_eq(b"", b"a"));
 }
+
+fn lease_body(f: &Fixture, body: &str) -> (u16, Value) {
+    call(&f.app, "POST", "/api/v1/ports/lease", &[], body)
+}
+
+#[test]
+fn lease_grant_answers_201_and_is_saved_first() {
+    let f = fixture("lease", None);
+    let body = r#"{"count": 2, "owner": "ci job 17", "ttl_secs": 600}"#;
+    let (status, answer) = lease_body(&f, body);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["status"], "success");
+    let lease = &answer["lease"];
+    let (a, b) = (f.range.start + 2, f.range.start + 3);
+    assert_eq!(lease["ports"], json!([a, b]));
+    assert_eq!(lease["pool"], "default");
+    assert_eq!(lease["owner"], "ci job 17");
+    assert_eq!(lease["pid"], Value::Null);
+    let created = crate::time::parse_rfc3339(lease["created_at"].as_str().unwrap()).unwrap();
+    let expires = crate::time::parse_rfc3339(lease["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(expires.duration_since(created).unwrap().as_secs(), 600);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(f.app.store().path()).unwrap()).unwrap();
+    let id = lease["id"].as_str().unwrap();
+    assert_eq!(saved["ports"][a.to_string()]["state"], "leased");
+    assert_eq!(saved["ports"][a.to_string()]["lease_id"], id);
+    assert_eq!(saved["leases"][id]["ports"], json!([a, b]));
+}
+
+#[test]
+fn lease_request_errors_name_the_field() {
+    let f = fixture("leasebad", None);
+    let cases = [
+        (
+            r#"{"count": 0}"#,
+            400,
+            "count: must be an integer from 1 to 64",
+        ),
+        (
+            r#"{"count": 65}"#,
+            400,
+            "count: must be an integer from 1 to 64",
+        ),
+        (
+            r#"{"port": 3, "count": 2}"#,
+            400,
+            "count: must be 1 when port",
+        ),
+        (
+            r#"{"ttl_secs": 604801}"#,
+            400,
+            "ttl_secs: must be an integer from 1 to 604800",
+        ),
+        (
+            r#"{"owner": 5}"#,
+            400,
+            "owner: must be a string of 1 to 128",
+        ),
+        (
+            r#"{"pid": 4294967295}"#,
+            400,
+            "pid: no process 4294967295 is running",
+        ),
+        (r#"{"colour": 1}"#, 400, "colour: unknown field"),
+        (r#"{"pool": "db"}"#, 404, "pool: no pool named db"),
+        (
+            r#"{"count": 5}"#,
+            409,
+            "pool default has 4 free ports, 5 asked for",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let (got, answer) = lease_body(&f, body);
+        assert_eq!(got, status, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
+    }
+    let owner = format!(r#"{{"owner": "{}"}}"#, "x".repeat(129));
+    assert_eq!(lease_body(&f, &owner).0, 400);
+    let reserved = format!(r#"{{"port": {}}}"#, f.range.start + 1);
+    assert_eq!(lease_body(&f, &reserved).0, 409);
+    assert_eq!(f.app.view().counts.leased, 0);
+}
+
+#[test]
+fn lease_list_renew_and_release() {
+    let f = fixture("leaselife", None);
+    let port = f.range.start + 4;
+    let (_, answer) = lease_body(&f, &format!(r#"{{"port": {port}, "ttl_secs": 5}}"#));
+    let id = answer["lease"]["id"].as_str().unwrap().to_string();
+    let (status, list) = call(&f.app, "GET", "/api/v1/ports/leases", &[], "");
+    assert_eq!(
+        (status, list["leases"][0]["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let one = format!("/api/v1/ports/leases/{id}");
+    assert_eq!(
+        call(&f.app, "GET", &one, &[], "").1["lease"]["ports"],
+        json!([port])
+    );
+    let renew = format!("{one}/renew");
+    let (status, renewed) = call(&f.app, "POST", &renew, &[], r#"{"ttl_secs": 900}"#);
+    assert_eq!(status, 200);
+    let created = crate::time::parse_rfc3339(renewed["lease"]["created_at"].as_str().unwrap());
+    let expires = crate::time::parse_rfc3339(renewed["lease"]["expires_at"].as_str().unwrap());
+    assert!(
+        expires
+            .unwrap()
+            .duration_since(created.unwrap())
+            .unwrap()
+            .as_secs()
+            >= 900
+    );
+    let (status, released) = call(&f.app, "DELETE", &one, &[], "");
+    assert_eq!((status, released["released"].clone()), (200, json!([port])));
+    assert_eq!(call(&f.app, "GET", &one, &[], "").0, 404);
+    assert_eq!(call(&f.app, "DELETE", &one, &[], "").0, 404);
+    assert_eq!(call(&f.app, "POST", &renew, &[], "").0, 404);
+    assert_eq!(f.app.view().counts.leased, 0);
+}
+
+#[test]
+fn token_guards_every_lease_mutation() {
+    let f = fixture("leasetoken", Some("s3cret"));
+    let auth = [("Authorization", "Bearer s3cret")];
+    assert_eq!(lease_body(&f, "").0, 401);
+    let (status, answer) = call(&f.app, "POST", "/api/v1/ports/lease", &auth, "");
+    assert_eq!(status, 201);
+    let one = format!(
+        "/api/v1/ports/leases/{}",
+        answer["lease"]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(&f.app, "POST", &format!("{one}/renew"), &[], "").0,
+        401
+    );
+    assert_eq!(call(&f.app, "DELETE", &one, &[], "").0, 401);
+    assert_eq!(call(&f.app, "GET", &one, &[], "").0, 200);
+    assert_eq!(call(&f.app, "DELETE", &one, &auth, "").0, 200);
+}
+
+#[test]
+fn metrics_use_the_prometheus_text_format() {
+    let f = fixture("metrics", None);
+    lease_body(&f, "{}");
+    lease_body(&f, r#"{"pool": "nope"}"#);
+    let res = handle(&f.app, &Request::fake("GET", "/metrics", &[], b""));
+    assert_eq!(res.status, 200);
+    assert_eq!(res.content_type, "text/plain; version=0.0.4");
+    let text = String::from_utf8(res.body).unwrap();
+    for line in [
+        "dynport_ports{state=\"leased\"} 1",
+        "dynport_ports{state=\"in_use\"} 1",
+        "dynport_leases_active 1",
+        "dynport_lease_grants_total 1",
+        "dynport_lease_denials_total{reason=\"unknown_pool\"} 1",
+        "# TYPE dynport_scan_duration_seconds gauge",
+        "dynport_http_requests_total{class=\"2xx\"} 0",
+        "# TYPE dynport_state_writes_total counter",
+        "dynport_state_write_failures_total 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.contains(&format!("dynport_server_port {}", f.range.start)));
+}
+
+#[test]
+fn lease_paths_resolve_exactly() {
+    let f = fixture("leasepaths", None);
+    assert_eq!(call(&f.app, "GET", "/api/v1/ports/leases/", &[], "").0, 404);
+    assert_eq!(
+        call(&f.app, "GET", "/api/v1/ports/leases/a/b", &[], "").0,
+        404
+    );
+    assert_eq!(
+        call(&f.app, "GET", "/api/v1/ports/leases/a/renew", &[], "").0,
+        405
+    );
+    let res = handle(
+        &f.app,
+        &Request::fake("PUT", "/api/v1/ports/leases/a", &[], b""),
+    );
+    assert_eq!(res.status, 405);
+    assert!(
+        res.headers
+            .contains(&("Allow", "GET, HEAD, DELETE".to_string()))
+    );
+    assert_eq!(call(&f.app, "GET", "/api/v1/ports/lease", &[], "").0, 405);
+}

@@ -1,16 +1,42 @@
 //! dynport's HTTP/1.1 engine: a fixed set of threads over non-blocking
 //! sockets, with every limit answered and never a crash. The rest of dynport
 //! sees only [`Request`], [`Response`], [`Engine`] and [`Control`].
+//!
+//! One poller thread (`engine.rs`) accepts and waits on every connection not
+//! being served; `workers` threads (`worker.rs`) take ready connections over a
+//! channel, answer what has arrived and park them again (`registry.rs`).
+//! Framing is in `parse.rs`, answer encoding in `write.rs`, per-connection
+//! state in `conn.rs`.
+
+mod conn;
+mod engine;
+mod parse;
+mod registry;
+mod shared;
+mod worker;
+mod write;
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use engine::{Command, PollLoop};
+use shared::Shared;
+use worker::Worker;
+
+/// How long [`Control::replace_listener`] waits for the poller to confirm.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One parsed request, as the router sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
-    /// The method as sent, e.g. `GET`.
+    /// The method as sent, e.g. `GET`. A `HEAD` arrives as `GET`: the engine
+    /// answers it with the headers of the `GET` and no body.
     pub method: String,
     /// The path without the query, e.g. `/api/v1/tools/port/state`.
     pub path: String,
@@ -124,46 +150,136 @@ pub struct Stats {
 }
 
 /// An engine that is built but not yet serving.
-pub struct Engine {}
+pub struct Engine {
+    shared: Arc<Shared>,
+    commands: Sender<Command>,
+    inbox: Receiver<Command>,
+}
 
 /// A cheap, cloneable handle to a running engine.
 #[derive(Clone)]
-pub struct Control {}
+pub struct Control {
+    shared: Arc<Shared>,
+    commands: Sender<Command>,
+}
 
 /// The threads of a serving engine.
-pub struct Running {}
+pub struct Running {
+    threads: Vec<JoinHandle<()>>,
+}
 
 impl Engine {
-    pub fn new(_config: EngineConfig) -> io::Result<Engine> {
-        unimplemented!()
+    /// Checks the configuration and sets up the readiness poller; no thread
+    /// starts before [`Engine::run`].
+    pub fn new(config: EngineConfig) -> io::Result<Engine> {
+        validate(&config)?;
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        Ok(Engine {
+            shared: Arc::new(Shared::new(config)?),
+            commands,
+            inbox,
+        })
     }
+
     pub fn control(&self) -> Control {
-        unimplemented!()
+        Control {
+            shared: Arc::clone(&self.shared),
+            commands: self.commands.clone(),
+        }
     }
-    pub fn run(self, _listener: TcpListener, _handler: Handler) -> io::Result<Running> {
-        unimplemented!()
+
+    /// Starts the poller thread and the workers, serving `listener`.
+    pub fn run(self, listener: TcpListener, handler: Handler) -> io::Result<Running> {
+        listener.set_nonblocking(true)?;
+        self.shared.set_listener_addr(listener.local_addr().ok());
+        let (work, ready) = crossbeam_channel::unbounded();
+        let mut threads = Vec::with_capacity(self.shared.config.workers + 1);
+        for i in 0..self.shared.config.workers {
+            let worker = Worker::new(Arc::clone(&self.shared), Arc::clone(&handler));
+            let ready = ready.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("dynport-worker-{i}"))
+                .spawn(move || worker.run(ready));
+            threads.push(spawned?);
+        }
+        let poll_loop = PollLoop::new(Arc::clone(&self.shared), listener, work, self.inbox);
+        let spawned = thread::Builder::new()
+            .name("dynport-poller".to_string())
+            .spawn(move || poll_loop.run());
+        threads.push(spawned?);
+        self.shared.started.store(true, Ordering::SeqCst);
+        Ok(Running { threads })
     }
+}
+
+fn validate(config: &EngineConfig) -> io::Result<()> {
+    let problem = if config.workers == 0 {
+        "workers must be at least 1"
+    } else if config.max_connections == 0 {
+        "max_connections must be at least 1"
+    } else if config.max_head_bytes < 64 {
+        "max_head_bytes must be at least 64"
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, problem))
 }
 
 impl Control {
     /// Serves new connections on `listener` from now on; the old listener is
-    /// closed at once, connections already open go on.
-    pub fn replace_listener(&self, _listener: TcpListener) -> io::Result<()> {
-        unimplemented!()
+    /// closed at once, connections already open go on. Once the engine runs,
+    /// this returns after the old listener is closed.
+    pub fn replace_listener(&self, listener: TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr().ok();
+        let (done, result) = crossbeam_channel::bounded(1);
+        self.send(Command::Replace(listener, done))?;
+        if !self.shared.started.load(Ordering::SeqCst) {
+            self.shared.set_listener_addr(addr);
+            return Ok(());
+        }
+        match result.recv_timeout(REPLY_TIMEOUT) {
+            Ok(Ok(())) => {
+                self.shared.set_listener_addr(addr);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other("the engine did not take the new listener")),
+        }
     }
+
     /// Stops accepting, closes idle connections, lets requests in flight finish
-    /// for at most `grace`, then ends every thread.
-    pub fn shutdown(&self, _grace: Duration) {
-        unimplemented!()
+    /// for at most `grace`, then ends every thread. Returns at once; see
+    /// [`Running::join`].
+    pub fn shutdown(&self, grace: Duration) {
+        // An engine already stopped has nothing left to shut down.
+        let _ = self.send(Command::Shutdown(grace));
     }
+
     pub fn stats(&self) -> Stats {
-        unimplemented!()
+        self.shared.stats.snapshot()
+    }
+
+    /// The address of the listener the engine accepts on.
+    pub fn listener_addr(&self) -> Option<SocketAddr> {
+        self.shared.listener_addr()
+    }
+
+    fn send(&self, command: Command) -> io::Result<()> {
+        self.commands
+            .send(command)
+            .map_err(|_| io::Error::other("the engine has stopped"))?;
+        self.shared.poller.notify()
     }
 }
 
 impl Running {
     /// Waits until every engine thread has ended (after [`Control::shutdown`]).
     pub fn join(self) {
-        unimplemented!()
+        for thread in self.threads {
+            if thread.join().is_err() {
+                log::error!("an HTTP engine thread panicked");
+            }
+        }
     }
 }

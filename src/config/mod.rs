@@ -1,0 +1,172 @@
+//! Configuration: flags and environment into one validated [`Settings`].
+//!
+//! Two steps, as ripgrep does: `raw` collects what was given, as text tagged
+//! with the flag or variable it came from; `serve` turns that into typed
+//! [`Settings`], applying every default and naming the flag or variable at
+//! fault when a value is wrong. A new setting is a `raw::Key` and a line in
+//! `serve`; a new command is a word in [`parse`] with its own list of keys.
+
+mod leases;
+mod raw;
+mod serve;
+mod token;
+
+pub use leases::{BROWSER_REFUSED, DEFAULT_POOL};
+
+use crate::ports::PortRange;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `dynport serve` needs, validated, every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub host: IpAddr,
+    pub range: PortRange,
+    pub state_dir: PathBuf,
+    pub refresh: Duration,
+    pub workers: usize,
+    pub fallback_port: u16,
+    pub token: Option<String>,
+    pub log_level: log::LevelFilter,
+    /// Named sub-ranges of `range`, in the order given, no two sharing a port.
+    /// The pool [`DEFAULT_POOL`], the whole range, is not among them.
+    pub pools: Vec<Pool>,
+    /// Ports never handed out nor chosen by the server: sorted, each in `range`.
+    pub exclude: Vec<u16>,
+    /// A lease's life when the request names none.
+    pub lease_ttl: Duration,
+    /// Warnings to log once logging is up (`PORT` ignored, `RELOAD` has no effect).
+    pub warnings: Vec<String>,
+}
+
+impl Default for Settings {
+    /// The settings of a bare `dynport` in an empty environment.
+    fn default() -> Settings {
+        let raw = raw::Raw::new(Vec::new(), |_: &str| None);
+        serve::settings(&raw).expect("the defaults are valid")
+    }
+}
+
+/// A named sub-range of the managed range that leases can ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// `[a-z0-9_-]+`, never `default`.
+    pub name: String,
+    pub range: PortRange,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Serve(Settings),
+    Help,
+    Version,
+}
+
+/// A usage or configuration error: exit status 2, the message names the flag or variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What `dynport --version` prints after `dynport `.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What `dynport --help` prints.
+pub const HELP: &str = "\
+dynport: the port manager of a host. It picks its own port from a range,
+tracks which ports of the range are in use, keeps that in a JSON state file
+and serves it over HTTP.
+
+Usage:
+  dynport [serve] [FLAGS]     run the server
+  dynport help | --help | -h  print this help
+  dynport --version | -V      print the version
+
+Each flag has an environment variable. A flag beats its variable, a variable
+beats the default. A flag given twice counts once, the last time (but
+--pool adds up). Both --flag VALUE and --flag=VALUE work.
+
+Flags:                        Variable                Default
+  --host ADDR                 HOST                    127.0.0.1
+      Address to listen on, IPv4 or IPv6 ([::1] works too). Any address but
+      loopback (127.0.0.0/8, ::1) needs --token or --token-file.
+  --range A-B                 DYNPORT_RANGE           3000-9000
+      The managed range, both ends included, ports 1 to 65535.
+  --state-dir DIR             DYNPORT_STATE_DIR       state
+      Holds dynamic_ports.json and the lock.
+  --refresh-secs N            DYNPORT_REFRESH_SECS    60
+      Seconds between background rescans, 1 to 86400.
+  --workers N                 DYNPORT_WORKERS         4
+      HTTP worker threads, 1 to 256.
+  --fallback-port N           DYNPORT_FALLBACK_PORT   3000
+      Tried only when no port of the range can be bound.
+  --token T                   DYNPORT_TOKEN           none
+      Bearer token that mutating endpoints require: no whitespace or
+      control characters.
+  --token-file PATH           DYNPORT_TOKEN_FILE      none
+      Read the token from a file (so it does not show in ps), trailing
+      newlines dropped. The file must not be open to group or others
+      (chmod 600). Not together with --token; either flag on the command
+      line overrides both variables.
+  --log-level L               DYNPORT_LOG             info
+      error, warn, info, debug or trace.
+
+Lease flags:                  Variable                Default
+  --pool NAME=A-B             DYNPORT_POOLS           none
+      A named pool inside the range; repeatable, or comma-separated
+      (web=3000-3999,db=5000-5099). Names use a-z, 0-9, _ and -. Pools may
+      not overlap. The pool default always exists and is the whole range.
+  --exclude LIST              DYNPORT_EXCLUDE         browser-refused ports
+      Ports never handed out nor chosen by the server: comma-separated
+      ports and ranges inside the range (3659,5060-5061), or none. The
+      default is the ports of the range that browsers refuse to open:
+      3659, 4045, 5060, 5061, 6000, 6566, 6665-6669, 6697, 10080.
+  --lease-ttl-secs N          DYNPORT_LEASE_TTL_SECS  300
+      A lease's life when the request names none, 1 to 604800.
+
+Other variables:
+  PORT      ignored, with a warning: the port is chosen from the range
+  RELOAD    accepted for compatibility, with a warning: it has no effect
+
+Exit status:
+  0  clean shutdown after SIGINT or SIGTERM
+  1  any other failure
+  2  usage or configuration error; the message names the flag or variable
+";
+
+/// Parses `args` (without the program name) and the environment seen through `lookup`.
+pub fn parse<I>(args: I, lookup: impl Fn(&str) -> Option<String>) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    match args.first().and_then(|a| a.to_str()) {
+        Some("help") => return Ok(Command::Help),
+        Some("serve") => drop(args.remove(0)),
+        Some(word) if !word.starts_with('-') => {
+            return Err(ConfigError(format!(
+                "unknown command {word:?}; see dynport --help"
+            )));
+        }
+        _ => {}
+    }
+    match raw::collect(args, raw::SERVE_KEYS)? {
+        raw::Parsed::Help => Ok(Command::Help),
+        raw::Parsed::Version => Ok(Command::Version),
+        raw::Parsed::Flags(flags) => {
+            serve::settings(&raw::Raw::new(flags, lookup)).map(Command::Serve)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

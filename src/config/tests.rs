@@ -1,0 +1,454 @@
+use super::*;
+use log::LevelFilter;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub(super) fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, ConfigError> {
+    let env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse(args.iter().map(OsString::from), |k| env.get(k).cloned())
+}
+
+pub(super) fn serve(args: &[&str], vars: &[(&str, &str)]) -> Settings {
+    match run(args, vars) {
+        Ok(Command::Serve(settings)) => settings,
+        other => panic!("expected settings from {args:?} {vars:?}, got {other:?}"),
+    }
+}
+
+pub(super) fn error(args: &[&str], vars: &[(&str, &str)]) -> String {
+    match run(args, vars) {
+        Err(ConfigError(message)) => message,
+        other => panic!("expected an error from {args:?} {vars:?}, got {other:?}"),
+    }
+}
+
+const TOKEN: (&str, &str) = ("DYNPORT_TOKEN", "s3cret");
+
+#[test]
+fn defaults_apply_when_nothing_is_given() {
+    let expected = Settings {
+        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        range: PortRange {
+            start: 3000,
+            end: 9000,
+        },
+        state_dir: PathBuf::from("state"),
+        refresh: Duration::from_secs(60),
+        workers: 4,
+        fallback_port: 3000,
+        token: None,
+        log_level: LevelFilter::Info,
+        pools: vec![],
+        exclude: vec![
+            3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697,
+        ],
+        lease_ttl: Duration::from_secs(300),
+        warnings: vec![],
+    };
+    assert_eq!(serve(&[], &[]), expected);
+    assert_eq!(serve(&["serve"], &[]), expected);
+    assert_eq!(Settings::default(), expected);
+}
+
+#[test]
+fn every_setting_is_read_from_its_flag() {
+    let args = "--host 10.0.0.1 --range 4000-4999 --state-dir /var/lib/dynport \
+                --refresh-secs 5 --workers 8 --fallback-port 8080 --token abc \
+                --log-level debug --pool web=4000-4099 --exclude 4500 --lease-ttl-secs 60";
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let s = serve(&args, &[]);
+    assert_eq!(s.host, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(
+        s.range,
+        PortRange {
+            start: 4000,
+            end: 4999
+        }
+    );
+    assert_eq!(s.state_dir, PathBuf::from("/var/lib/dynport"));
+    assert_eq!(s.refresh, Duration::from_secs(5));
+    assert_eq!(s.workers, 8);
+    assert_eq!(s.fallback_port, 8080);
+    assert_eq!(s.token.as_deref(), Some("abc"));
+    assert_eq!(s.log_level, LevelFilter::Debug);
+    let web = Pool {
+        name: "web".to_string(),
+        range: PortRange {
+            start: 4000,
+            end: 4099,
+        },
+    };
+    assert_eq!(s.pools, [web]);
+    assert_eq!(s.exclude, [4500]);
+    assert_eq!(s.lease_ttl, Duration::from_secs(60));
+}
+
+#[test]
+fn every_setting_is_read_from_its_variable() {
+    let vars = [
+        ("HOST", "::"),
+        ("DYNPORT_RANGE", "5000-5100"),
+        ("DYNPORT_STATE_DIR", "/tmp/st"),
+        ("DYNPORT_REFRESH_SECS", "30"),
+        ("DYNPORT_WORKERS", "2"),
+        ("DYNPORT_FALLBACK_PORT", "9999"),
+        ("DYNPORT_TOKEN", "xyz"),
+        ("DYNPORT_LOG", "TRACE"),
+        ("DYNPORT_POOLS", "a=5000-5009,b=5010-5019"),
+        ("DYNPORT_EXCLUDE", "5050-5052"),
+        ("DYNPORT_LEASE_TTL_SECS", "604800"),
+    ];
+    let s = serve(&[], &vars);
+    assert_eq!(s.host, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(
+        s.range,
+        PortRange {
+            start: 5000,
+            end: 5100
+        }
+    );
+    assert_eq!(s.state_dir, PathBuf::from("/tmp/st"));
+    assert_eq!(s.refresh, Duration::from_secs(30));
+    assert_eq!(s.workers, 2);
+    assert_eq!(s.fallback_port, 9999);
+    assert_eq!(s.token.as_deref(), Some("xyz"));
+    assert_eq!(s.log_level, LevelFilter::Trace);
+    let names: Vec<&str> = s.pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(s.exclude, [5050, 5051, 5052]);
+    assert_eq!(s.lease_ttl, Duration::from_secs(604_800));
+}
+
+#[test]
+fn flag_beats_variable_beats_default() {
+    let vars = [("DYNPORT_WORKERS", "6"), ("DYNPORT_RANGE", "4000-4100")];
+    let s = serve(&["--workers", "8"], &vars);
+    assert_eq!(s.workers, 8);
+    assert_eq!(
+        s.range,
+        PortRange {
+            start: 4000,
+            end: 4100
+        }
+    );
+    assert_eq!(s.refresh, Duration::from_secs(60));
+}
+
+#[test]
+fn a_good_flag_hides_a_bad_variable() {
+    let s = serve(&["--workers", "3"], &[("DYNPORT_WORKERS", "many")]);
+    assert_eq!(s.workers, 3);
+}
+
+#[test]
+fn equals_form_gives_the_same_value() {
+    let s = serve(&["--range=4000-4100", "--host=::1", "--workers=2"], &[]);
+    assert_eq!(
+        s.range,
+        PortRange {
+            start: 4000,
+            end: 4100
+        }
+    );
+    assert_eq!(s.host, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    assert_eq!(s.workers, 2);
+}
+
+#[test]
+fn last_of_a_repeated_flag_wins() {
+    assert_eq!(serve(&["--workers", "2", "--workers=5"], &[]).workers, 5);
+}
+
+#[test]
+fn range_start_above_end_is_refused_naming_its_source() {
+    assert_eq!(
+        error(&["--range", "9000-3000"], &[]),
+        "--range: start 9000 is above end 3000"
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_RANGE", "9000-3000")]),
+        "DYNPORT_RANGE: start 9000 is above end 3000"
+    );
+}
+
+#[test]
+fn port_zero_is_refused() {
+    assert_eq!(
+        error(&["--range", "0-10"], &[]),
+        "--range: port 0 is not a valid port"
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_FALLBACK_PORT", "0")]),
+        "DYNPORT_FALLBACK_PORT: port 0 is not a valid port"
+    );
+}
+
+#[test]
+fn port_above_65535_is_refused() {
+    assert_eq!(
+        error(&["--range", "3000-65536"], &[]),
+        "--range: port 65536 is above 65535"
+    );
+    assert_eq!(
+        error(&["--fallback-port", "70000"], &[]),
+        "--fallback-port: port 70000 is above 65535"
+    );
+    assert_eq!(
+        error(&["--fallback-port", "99999999999999999999999"], &[]),
+        "--fallback-port: port 99999999999999999999999 is above 65535"
+    );
+}
+
+#[test]
+fn non_numbers_are_refused_naming_the_setting() {
+    assert_eq!(
+        error(&["--workers", "four"], &[]),
+        "--workers: \"four\" is not a whole number"
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_WORKERS", "-1")]),
+        "DYNPORT_WORKERS: \"-1\" is not a whole number"
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_REFRESH_SECS", "1m")]),
+        "DYNPORT_REFRESH_SECS: \"1m\" is not a whole number"
+    );
+    assert_eq!(
+        error(&["--fallback-port", "http"], &[]),
+        "--fallback-port: \"http\" is not a port number"
+    );
+    assert_eq!(
+        error(&["--range", "a-9000"], &[]),
+        "--range: \"a\" is not a port number"
+    );
+    assert_eq!(
+        error(&["--range", "3000"], &[]),
+        "--range: \"3000\" is not a range; give START-END, like 3000-9000"
+    );
+}
+
+#[test]
+fn workers_and_refresh_outside_their_bounds_are_refused() {
+    assert_eq!(
+        error(&["--workers", "0"], &[]),
+        "--workers: 0 is out of bounds; give 1 to 256"
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_WORKERS", "257")]),
+        "DYNPORT_WORKERS: 257 is out of bounds; give 1 to 256"
+    );
+    assert_eq!(
+        error(&["--refresh-secs", "0"], &[]),
+        "--refresh-secs: 0 is out of bounds; give 1 to 86400"
+    );
+    assert_eq!(
+        error(&["--refresh-secs", "99999999999999999999999"], &[]),
+        "--refresh-secs: 99999999999999999999999 is out of bounds; give 1 to 86400"
+    );
+    assert_eq!(
+        serve(&["--refresh-secs", "86400"], &[]).refresh.as_secs(),
+        86400
+    );
+}
+
+#[test]
+fn unparsable_address_is_refused() {
+    let hint = "is not an IP address; give an IPv4 or IPv6 address, like 127.0.0.1 or ::1 \
+                (names such as localhost are not looked up)";
+    assert_eq!(
+        error(&["--host", "localhost"], &[]),
+        format!("--host: \"localhost\" {hint}")
+    );
+    assert_eq!(
+        error(&[], &[("HOST", "300.1.1.1")]),
+        format!("HOST: \"300.1.1.1\" {hint}")
+    );
+}
+
+#[test]
+fn ipv6_loopback_is_accepted_with_or_without_brackets() {
+    let loopback = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    assert_eq!(serve(&["--host", "::1"], &[]).host, loopback);
+    assert_eq!(serve(&["--host", "[::1]"], &[]).host, loopback);
+    assert_eq!(serve(&[], &[("HOST", "[::1]")]).host, loopback);
+}
+
+#[test]
+fn any_address_in_127_slash_8_is_loopback() {
+    let s = serve(&["--host", "127.0.0.2"], &[]);
+    assert_eq!(s.host, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+}
+
+#[test]
+fn non_loopback_host_without_token_is_refused_with_the_fix() {
+    assert_eq!(
+        error(&["--host", "0.0.0.0"], &[]),
+        "--host 0.0.0.0 is not a loopback address: set --token or --token-file \
+         (or DYNPORT_TOKEN, DYNPORT_TOKEN_FILE) so mutating endpoints require it, or listen on 127.0.0.1"
+    );
+    assert_eq!(
+        error(&[], &[("HOST", "[::]")]),
+        "HOST=[::] is not a loopback address: set --token or --token-file \
+         (or DYNPORT_TOKEN, DYNPORT_TOKEN_FILE) so mutating endpoints require it, or listen on 127.0.0.1"
+    );
+}
+
+#[test]
+fn non_loopback_host_with_token_is_accepted() {
+    let s = serve(&["--host", "0.0.0.0"], &[TOKEN]);
+    assert_eq!(s.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(s.token.as_deref(), Some("s3cret"));
+    let s = serve(&["--host", "192.168.1.5", "--token=t"], &[]);
+    assert_eq!(s.token.as_deref(), Some("t"));
+}
+
+#[test]
+fn empty_token_is_refused() {
+    assert_eq!(
+        error(&[], &[("DYNPORT_TOKEN", "")]),
+        "DYNPORT_TOKEN: set but empty; unset it or give a value"
+    );
+    assert_eq!(error(&["--token="], &[]), "--token: the value is empty");
+}
+
+#[test]
+fn token_with_whitespace_is_refused() {
+    assert_eq!(
+        error(&["--token", "two words"], &[]),
+        "--token: the token holds whitespace or a control character, \
+         which an Authorization header cannot carry"
+    );
+}
+
+#[test]
+fn empty_variables_and_values_are_refused() {
+    assert_eq!(
+        error(&[], &[("DYNPORT_STATE_DIR", "")]),
+        "DYNPORT_STATE_DIR: set but empty; unset it or give a value"
+    );
+    assert_eq!(error(&["--range="], &[]), "--range: the value is empty");
+}
+
+#[test]
+fn state_dir_may_be_any_bytes() {
+    use std::os::unix::ffi::OsStringExt;
+    let dir = OsString::from_vec(vec![b's', 0xff]);
+    let args = [OsString::from("--state-dir"), dir.clone()];
+    match parse(args, |_| None) {
+        Ok(Command::Serve(s)) => assert_eq!(s.state_dir, PathBuf::from(dir)),
+        other => panic!("expected settings, got {other:?}"),
+    }
+}
+
+#[test]
+fn log_level_is_one_of_five_in_any_case() {
+    assert_eq!(
+        serve(&["--log-level", "WARN"], &[]).log_level,
+        LevelFilter::Warn
+    );
+    assert_eq!(
+        serve(&[], &[("DYNPORT_LOG", "error")]).log_level,
+        LevelFilter::Error
+    );
+    assert_eq!(
+        error(&[], &[("DYNPORT_LOG", "verbose")]),
+        "DYNPORT_LOG: \"verbose\" is not a log level; give error, warn, info, debug or trace"
+    );
+}
+
+#[test]
+fn unknown_flag_is_refused() {
+    assert_eq!(
+        error(&["--port", "80"], &[]),
+        "unknown flag --port; see dynport --help"
+    );
+    assert_eq!(error(&["-p"], &[]), "unknown flag -p; see dynport --help");
+}
+
+#[test]
+fn missing_value_is_refused() {
+    assert_eq!(error(&["--host"], &[]), "--host needs a value: --host ADDR");
+    assert_eq!(
+        error(&["serve", "--workers"], &[]),
+        "--workers needs a value: --workers N"
+    );
+}
+
+#[test]
+fn unexpected_argument_is_refused() {
+    assert_eq!(
+        error(&["serve", "now"], &[]),
+        "unexpected argument \"now\": dynport serve takes only flags; see dynport --help"
+    );
+    assert_eq!(
+        error(&["start"], &[]),
+        "unknown command \"start\"; see dynport --help"
+    );
+    assert_eq!(
+        error(&["--help=yes"], &[]),
+        "--help takes no value; see dynport --help"
+    );
+}
+
+#[test]
+fn port_variable_is_ignored_with_a_warning() {
+    let s = serve(&[], &[("PORT", "8080")]);
+    assert_eq!(s.fallback_port, 3000);
+    assert_eq!(
+        s.warnings,
+        ["PORT=8080 is ignored: dynport chooses its port dynamically from --range (3000-9000)"]
+    );
+}
+
+#[test]
+fn reload_variable_has_no_effect_but_a_warning() {
+    let s = serve(&[], &[("RELOAD", "true")]);
+    assert_eq!(
+        s.warnings,
+        ["RELOAD has no effect: it is accepted only for compatibility with the seed"]
+    );
+}
+
+#[test]
+fn help_and_version_are_recognised_in_every_spelling() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["help"],
+        &["serve", "--help"],
+        &["--workers", "0", "-h"],
+    ] {
+        assert_eq!(run(args, &[]), Ok(Command::Help), "{args:?}");
+    }
+    for args in [&["--version"][..], &["-V"], &["serve", "-V"]] {
+        assert_eq!(run(args, &[]), Ok(Command::Version), "{args:?}");
+    }
+    assert_eq!(VERSION, "0.1.0");
+}
+
+#[test]
+fn help_names_every_flag_variable_and_exit_status() {
+    for key in raw::SERVE_KEYS {
+        assert!(
+            HELP.contains(&format!("--{} {}", key.flag, key.arg)),
+            "{key:?}"
+        );
+        assert!(HELP.contains(key.var), "{key:?}");
+    }
+    for line in [
+        "  0  clean shutdown",
+        "  1  any other failure",
+        "  2  usage or configuration",
+    ] {
+        assert!(HELP.contains(line), "{line}");
+    }
+}
+
+#[test]
+fn help_fits_in_80_columns() {
+    let widest = HELP.lines().map(|l| l.chars().count()).max();
+    assert!(widest <= Some(80), "{widest:?}");
+}

@@ -1,0 +1,304 @@
+//! The poller thread: accepts on the listener, waits on every connection that
+//! is not being served, hands ready ones to the workers, enforces deadlines and
+//! the connection cap, and carries out listener swaps and shutdown.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use polling::{Event, Events};
+
+use super::Response;
+use super::conn::Conn;
+use super::shared::Shared;
+use super::write::{self, Framing};
+
+/// The poller key of the listener; `usize::MAX` is reserved by `polling`.
+const LISTENER: usize = usize::MAX - 1;
+/// Connections accepted per wake-up before other events get their turn.
+const ACCEPT_BATCH: usize = 64;
+/// How long accepting pauses after an error such as running out of file
+/// descriptors, which would otherwise report readiness in a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Orders for the poller thread from [`super::Control`].
+pub(crate) enum Command {
+    /// Accept on this listener from now on; the answer goes back once the
+    /// old one is closed.
+    Replace(TcpListener, Sender<io::Result<()>>),
+    Shutdown(Duration),
+}
+
+/// The poller thread's own state.
+pub(crate) struct PollLoop {
+    shared: Arc<Shared>,
+    listener: Option<TcpListener>,
+    work: Sender<Conn>,
+    commands: Receiver<Command>,
+    events: Events,
+    /// Connections taken from the registry, handed on once it is unlocked.
+    batch: Vec<Conn>,
+    tick: Duration,
+    next_sweep: Instant,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl PollLoop {
+    pub fn new(
+        shared: Arc<Shared>,
+        listener: TcpListener,
+        work: Sender<Conn>,
+        commands: Receiver<Command>,
+    ) -> PollLoop {
+        let c = &shared.config;
+        // Deadlines are checked every tick, so a tick is a fraction of the
+        // shortest timeout: small enough for tests, cheap in production.
+        let shortest = c.request_timeout.min(c.idle_timeout);
+        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        PollLoop {
+            shared,
+            listener: None,
+            work,
+            commands,
+            events: Events::new(),
+            batch: Vec::new(),
+            tick,
+            next_sweep: Instant::now() + tick,
+            accept_paused_until: None,
+            shutdown_deadline: None,
+        }
+        .with_listener(listener)
+    }
+
+    fn with_listener(mut self, listener: TcpListener) -> PollLoop {
+        if let Err(e) = self.set_listener(listener) {
+            log::error!("cannot wait on the listener: {e}");
+        }
+        self
+    }
+
+    /// Runs until shutdown is complete.
+    pub fn run(mut self) {
+        while !self.finished() {
+            self.wait();
+            self.run_commands();
+            self.handle_events();
+            self.sweep_if_due();
+        }
+        self.close_everything();
+    }
+
+    fn wait(&mut self) {
+        let mut timeout = self.next_sweep.saturating_duration_since(Instant::now());
+        if let Some(deadline) = self.shutdown_deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        self.events.clear();
+        if let Err(e) = self.shared.poller.wait(&mut self.events, Some(timeout))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("waiting for connections failed: {e}");
+            std::thread::sleep(self.tick);
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.shutdown_deadline.is_some_and(|deadline| {
+            self.shared.stats.open_connections.load(Ordering::Relaxed) == 0
+                || Instant::now() >= deadline
+        })
+    }
+
+    fn run_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Replace(listener, done) => {
+                    let result = self.replace_listener(listener);
+                    let _ = done.send(result);
+                }
+                Command::Shutdown(grace) => self.start_shutdown(grace),
+            }
+        }
+    }
+
+    fn replace_listener(&mut self, listener: TcpListener) -> io::Result<()> {
+        if self.shutdown_deadline.is_some() {
+            return Err(io::Error::other("the engine is shutting down"));
+        }
+        // Clients already in the old listener's backlog connected while it
+        // was current; serve them rather than reset them.
+        self.accept_some();
+        self.drop_listener();
+        self.set_listener(listener)
+    }
+
+    fn set_listener(&mut self, listener: TcpListener) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        // SAFETY: the listener is deleted from the poller in `drop_listener`
+        // before it is dropped; the poll loop always ends through there.
+        unsafe {
+            self.shared
+                .poller
+                .add(&listener, Event::readable(LISTENER))?
+        };
+        self.listener = Some(listener);
+        self.accept_paused_until = None;
+        Ok(())
+    }
+
+    fn drop_listener(&mut self) {
+        if let Some(old) = self.listener.take() {
+            let _ = self.shared.poller.delete(&old);
+        }
+    }
+
+    fn start_shutdown(&mut self, grace: Duration) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::debug!("engine shutting down, grace {grace:?}");
+        self.shutdown_deadline = Some(Instant::now() + grace);
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        self.drop_listener();
+        self.shared.registry().drain_idle(&mut self.batch);
+        self.batch.clear();
+    }
+
+    fn close_everything(&mut self) {
+        self.drop_listener();
+        self.shared.registry().close(&mut self.batch);
+        self.batch.clear();
+    }
+
+    fn handle_events(&mut self) {
+        let mut listener_ready = false;
+        {
+            let mut registry = self.shared.registry();
+            for event in self.events.iter() {
+                if event.key == LISTENER {
+                    listener_ready = true;
+                } else {
+                    self.batch.extend(registry.take_ready(event.key));
+                }
+            }
+        }
+        self.dispatch_batch();
+        if listener_ready {
+            self.accept_some();
+        }
+    }
+
+    fn dispatch_batch(&mut self) {
+        for conn in self.batch.drain(..) {
+            // Fails only when every worker is gone; the connection closes.
+            let _ = self.work.send(conn);
+        }
+    }
+
+    fn accept_some(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    log::warn!("accepting a connection failed, pausing: {e}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+        self.rearm_listener();
+    }
+
+    fn rearm_listener(&mut self) {
+        if let Some(listener) = &self.listener
+            && let Err(e) = self
+                .shared
+                .poller
+                .modify(listener, Event::readable(LISTENER))
+        {
+            log::error!("cannot wait on the listener: {e}");
+        }
+    }
+
+    /// Takes a new connection in, making room by closing the oldest idle one
+    /// when the cap is reached, or refusing it when none is idle.
+    fn admit(&mut self, stream: TcpStream) {
+        let shared = &self.shared;
+        if shared.stats.open_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
+            let oldest = shared.registry().take_oldest_idle();
+            match oldest {
+                Some(old) => {
+                    log::debug!("connection cap reached: closing the oldest idle connection");
+                    drop(old);
+                }
+                None => return refuse(stream, shared),
+            }
+        }
+        if let Err(e) = stream.set_nonblocking(true).and(stream.set_nodelay(true)) {
+            log::debug!("cannot set up an accepted connection: {e}");
+            return;
+        }
+        let key = shared.registry().reserve();
+        shared
+            .stats
+            .open_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let conn = Conn::new(stream, key, Arc::clone(shared), Instant::now());
+        // SAFETY: `Conn`'s Drop deletes the stream from the poller before the
+        // stream itself is dropped.
+        if let Err(e) = unsafe { shared.poller.add(&conn.stream, Event::readable(key)) } {
+            log::warn!("cannot wait on an accepted connection: {e}");
+            return;
+        }
+        // Only this thread handles events, so none can slip in before parking.
+        let _ = shared.park_registered(conn);
+    }
+
+    fn sweep_if_due(&mut self) {
+        let now = Instant::now();
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + self.tick;
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            self.rearm_listener();
+        }
+        self.shared.registry().take_expired(now, &mut self.batch);
+        // Idle ones just close; the rest may owe an answer (408), which a
+        // worker writes.
+        self.batch.retain(|conn| !conn.is_idle());
+        self.dispatch_batch();
+    }
+}
+
+/// Answers 503 on a connection over the cap and closes it at once. The
+/// answer is written without waiting; input already there is read first so
+/// that closing does not turn into a reset that destroys the answer.
+fn refuse(mut stream: TcpStream, shared: &Shared) {
+    log::debug!("connection cap reached and no idle connection: refusing with 503");
+    let mut out = Vec::with_capacity(256);
+    let resp = Response::error(503, "too many open connections; try again later");
+    let framing = Framing {
+        close: true,
+        keep_alive_10: false,
+        head_only: false,
+    };
+    write::encode(&mut out, &resp, framing);
+    shared.stats.count(503);
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write(&out);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    let _ = stream.read(&mut sink);
+}

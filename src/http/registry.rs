@@ -1,0 +1,162 @@
+//! Where waiting connections live, indexed by their poller key, and the
+//! hand-over rules between the poller thread and the workers.
+//!
+//! A worker re-arms a connection's one-shot interest *before* parking it here.
+//! If the event fires in between, the poller finds the slot still active and
+//! marks it ready; the worker sees the mark when parking and serves the
+//! connection again instead of parking it. No readiness is lost either way.
+
+use std::time::Instant;
+
+use super::conn::Conn;
+
+enum Slot {
+    Free,
+    /// Held by a worker (or being set up); `ready` records an event that
+    /// fired meanwhile.
+    Active {
+        ready: bool,
+    },
+    Parked(Conn),
+}
+
+/// What became of a connection a worker tried to park.
+pub(crate) enum Parked {
+    Waiting,
+    /// Its event fired while the worker still held it: serve it again.
+    Ready(Conn),
+    /// The engine is shutting down and this connection may not wait.
+    Refused(Conn),
+}
+
+/// The slots of every open connection.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Shutting down: idle connections may no longer wait.
+    draining: bool,
+    /// The poller is gone: nothing may wait any more.
+    closed: bool,
+}
+
+impl Registry {
+    /// Reserves a key for a new connection, held as active.
+    pub fn reserve(&mut self) -> usize {
+        match self.free.pop() {
+            Some(key) => {
+                self.slots[key] = Slot::Active { ready: false };
+                key
+            }
+            None => {
+                self.slots.push(Slot::Active { ready: false });
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees the key of a connection being dropped.
+    pub fn release(&mut self, key: usize) {
+        if let Some(slot @ Slot::Active { .. }) = self.slots.get_mut(key) {
+            *slot = Slot::Free;
+            self.free.push(key);
+        }
+    }
+
+    /// Parks `conn`, whose interest is already re-armed.
+    pub fn park(&mut self, conn: Conn) -> Parked {
+        if self.closed || (self.draining && conn.is_idle()) {
+            return Parked::Refused(conn);
+        }
+        let Some(slot) = self.slots.get_mut(conn.key) else {
+            return Parked::Refused(conn);
+        };
+        match slot {
+            Slot::Active { ready: true } => {
+                *slot = Slot::Active { ready: false };
+                Parked::Ready(conn)
+            }
+            Slot::Active { ready: false } => {
+                *slot = Slot::Parked(conn);
+                Parked::Waiting
+            }
+            // Only the holder of a key parks it, so its slot is active; were
+            // it not, overwriting would drop a connection under this lock.
+            Slot::Free | Slot::Parked(_) => {
+                log::error!("connection {} parked twice; closing it", conn.key);
+                Parked::Refused(conn)
+            }
+        }
+    }
+
+    /// The connection an event is for, if it waits here; otherwise the event
+    /// is remembered for the worker that holds it.
+    pub fn take_ready(&mut self, key: usize) -> Option<Conn> {
+        let slot = self.slots.get_mut(key)?;
+        match slot {
+            Slot::Parked(_) => take(slot),
+            Slot::Active { ready } => {
+                *ready = true;
+                None
+            }
+            Slot::Free => None,
+        }
+    }
+
+    /// Moves every connection whose deadline has passed into `out`.
+    pub fn take_expired(&mut self, now: Instant, out: &mut Vec<Conn>) {
+        for slot in &mut self.slots {
+            if matches!(slot, Slot::Parked(c) if c.deadline <= now) {
+                out.extend(take(slot));
+            }
+        }
+    }
+
+    /// The idle connection waiting longest for its next request, to close it
+    /// in favour of a new one when the connection cap is reached.
+    pub fn take_oldest_idle(&mut self) -> Option<Conn> {
+        // Idle connections share one timeout, so the earliest deadline is
+        // the oldest.
+        let oldest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Parked(c) if c.is_idle() => Some((c.deadline, i)),
+                _ => None,
+            })
+            .min()?;
+        take(&mut self.slots[oldest.1])
+    }
+
+    /// Starts shutting down: hands over every idle connection in `out`.
+    pub fn drain_idle(&mut self, out: &mut Vec<Conn>) {
+        self.draining = true;
+        for slot in &mut self.slots {
+            if matches!(slot, Slot::Parked(c) if c.is_idle()) {
+                out.extend(take(slot));
+            }
+        }
+    }
+
+    /// The poller is ending: hands over every waiting connection in `out`.
+    pub fn close(&mut self, out: &mut Vec<Conn>) {
+        self.closed = true;
+        for slot in &mut self.slots {
+            if matches!(slot, Slot::Parked(_)) {
+                out.extend(take(slot));
+            }
+        }
+    }
+}
+
+/// Takes the parked connection out of `slot`, leaving it active.
+fn take(slot: &mut Slot) -> Option<Conn> {
+    match std::mem::replace(slot, Slot::Active { ready: false }) {
+        Slot::Parked(conn) => Some(conn),
+        other => {
+            *slot = other;
+            None
+        }
+    }
+}

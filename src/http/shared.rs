@@ -1,0 +1,118 @@
+//! What the poller thread, the workers and every connection share: the
+//! configuration, the readiness poller, the registry of waiting connections
+//! and the counters behind [`Stats`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use polling::{Event, Poller};
+
+use super::conn::Conn;
+use super::registry::{Parked, Registry};
+use super::write;
+use super::{EngineConfig, Stats};
+
+/// What the poller thread, the workers and every connection share.
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub poller: Poller,
+    registry: Mutex<Registry>,
+    pub stats: Counters,
+    /// Set at shutdown: answers close their connection.
+    pub shutting_down: AtomicBool,
+    /// The poller thread runs, so commands get answered.
+    pub started: AtomicBool,
+    listener_addr: Mutex<Option<SocketAddr>>,
+}
+
+/// Live counters behind [`Stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub requests_total: AtomicU64,
+    pub by_class: [AtomicU64; 5],
+    pub open_connections: AtomicUsize,
+}
+
+impl Counters {
+    /// Counts one response written with `status`; interim 1xx answers are
+    /// not requests of their own.
+    pub fn count(&self, status: u16) {
+        if status >= 200 {
+            self.requests_total.fetch_add(1, Ordering::Relaxed);
+        }
+        self.by_class[write::class_index(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            requests_total: self.requests_total.load(Ordering::Relaxed),
+            by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
+            open_connections: self.open_connections.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Shared {
+    pub fn new(config: EngineConfig) -> io::Result<Shared> {
+        Ok(Shared {
+            config,
+            poller: Poller::new()?,
+            registry: Mutex::new(Registry::default()),
+            stats: Counters::default(),
+            shutting_down: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            listener_addr: Mutex::new(None),
+        })
+    }
+
+    pub fn listener_addr(&self) -> Option<SocketAddr> {
+        *self.listener_addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_listener_addr(&self, addr: Option<SocketAddr>) {
+        *self.listener_addr.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+    }
+
+    /// The registry, even if a thread panicked while holding it: its slots
+    /// stay consistent because no method panics half-way.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks a connection until its socket is ready for its phase. Returns it
+    /// when it must be served again at once.
+    pub fn park(&self, conn: Conn, writable: bool) -> Option<Conn> {
+        let event = if writable {
+            Event::writable(conn.key)
+        } else {
+            Event::readable(conn.key)
+        };
+        // Re-arm before parking: see the registry's module documentation.
+        if let Err(e) = self.poller.modify(&conn.stream, event) {
+            log::warn!("cannot wait on a connection, closing it: {e}");
+            return None;
+        }
+        let outcome = self.registry().park(conn);
+        match outcome {
+            Parked::Waiting => None,
+            Parked::Ready(conn) => Some(conn),
+            Parked::Refused(conn) => {
+                drop(conn);
+                None
+            }
+        }
+    }
+
+    /// Parks a connection just added to the poller. Only the poller thread
+    /// handles events, so none can be pending; a connection returned could
+    /// not be parked and is to be dropped.
+    pub fn park_registered(&self, conn: Conn) -> Option<Conn> {
+        let outcome = self.registry().park(conn);
+        match outcome {
+            Parked::Waiting => None,
+            Parked::Ready(conn) | Parked::Refused(conn) => Some(conn),
+        }
+    }
+}

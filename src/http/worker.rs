@@ -1,0 +1,329 @@
+//! A worker thread: serves connections that are ready, one turn at a time.
+//! It reads what has arrived, answers every complete request in order, writes
+//! what the socket takes, and parks the connection again. It never waits on a
+//! socket, so a slow client costs a parked connection, not a worker.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::conn::{After, Conn, LINGER_BYTES, LINGER_TIME, Phase};
+use super::parse::{self, Framed, Limits, Parsed, Reject};
+use super::shared::Shared;
+use super::write::{self, CONTINUE, Framing};
+use super::{Handler, Response};
+
+/// Turns a worker gives one connection before parking it again, so a client
+/// that keeps the socket full cannot keep a worker to itself.
+const MAX_TURNS: usize = 8;
+/// An output buffer grown beyond this by a large answer is not kept.
+const KEEP_OUT_CAPACITY: usize = 256 * 1024;
+
+/// What a connection needs next.
+enum Next {
+    /// Serve it again now.
+    Again,
+    /// Wait in the poller until its socket is ready.
+    Wait,
+    Close,
+}
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    handler: Handler,
+    limits: Limits,
+    /// Room for one whole request (head and body at their limits), so a
+    /// request that fits the limits always fits here.
+    input: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, handler: Handler) -> Worker {
+        let limits = Limits {
+            max_head: shared.config.max_head_bytes,
+            max_body: shared.config.max_body_bytes,
+        };
+        Worker {
+            input: vec![0; limits.max_head + limits.max_body],
+            out: Vec::with_capacity(4096),
+            shared,
+            handler,
+            limits,
+        }
+    }
+
+    /// Serves connections until the poller thread is gone.
+    pub fn run(mut self, ready: Receiver<Conn>) {
+        while let Ok(conn) = ready.recv() {
+            self.serve(conn);
+        }
+    }
+
+    fn serve(&mut self, mut conn: Conn) {
+        let mut turns = 0;
+        loop {
+            turns += 1;
+            let next = match conn.phase {
+                Phase::Reading => self.read_turn(&mut conn),
+                Phase::Writing { then } => self.write_turn(&mut conn, then),
+                Phase::Lingering { discarded } => linger_turn(&mut conn, discarded),
+            };
+            match next {
+                Next::Again if turns < MAX_TURNS => continue,
+                Next::Again | Next::Wait => {
+                    let writable = matches!(conn.phase, Phase::Writing { .. });
+                    match self.shared.park(conn, writable) {
+                        Some(again) => conn = again,
+                        None => return,
+                    }
+                }
+                Next::Close => return,
+            }
+        }
+    }
+
+    /// Reads what has arrived and answers every complete request in it.
+    fn read_turn(&mut self, conn: &mut Conn) -> Next {
+        let now = Instant::now();
+        if now >= conn.deadline {
+            return self.expire(conn);
+        }
+        let mut input = std::mem::take(&mut self.input);
+        let have = conn.pending_in.len();
+        input[..have].copy_from_slice(&conn.pending_in);
+        conn.pending_in.clear();
+        let next = match conn.stream.read(&mut input[have..]) {
+            Ok(0) => Next::Close,
+            Ok(n) => self.answer(conn, &input[..have + n], have + n == input.len(), now),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.pending_in.extend_from_slice(&input[..have]);
+                Next::Wait
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                conn.pending_in.extend_from_slice(&input[..have]);
+                Next::Again
+            }
+            Err(_) => Next::Close,
+        };
+        self.input = input;
+        next
+    }
+
+    /// Answers the complete requests at the front of `input`, keeps the rest.
+    fn answer(&mut self, conn: &mut Conn, input: &[u8], full: bool, now: Instant) -> Next {
+        self.out.clear();
+        let (pos, mut after) = self.answer_each(conn, input);
+        let rest = &input[pos..];
+        if after == After::KeepAlive && !rest.is_empty() {
+            conn.pending_in.extend_from_slice(rest);
+            conn.request_started.get_or_insert(now);
+        }
+        if after == After::Close && !rest.is_empty() {
+            // Input beyond the last answer: close gently, as after an error.
+            after = After::Linger;
+        }
+        conn.set_read_deadline(now);
+        match self.send(conn, after, now) {
+            // The read filled the buffer, so more is likely waiting.
+            Next::Wait if full => Next::Again,
+            other => other,
+        }
+    }
+
+    /// Encodes an answer for each complete request in `input`, in order.
+    /// Returns how many bytes were used and how the connection goes on.
+    fn answer_each(&mut self, conn: &mut Conn, input: &[u8]) -> (usize, After) {
+        let mut pos = 0;
+        while pos < input.len() {
+            match parse::parse(&input[pos..], self.limits) {
+                Parsed::Complete(framed) => {
+                    pos += framed.len;
+                    conn.request_started = None;
+                    conn.continue_sent = false;
+                    if !self.respond(framed) {
+                        return (pos, After::Close);
+                    }
+                }
+                Parsed::Partial { send_continue } => {
+                    if send_continue && !conn.continue_sent {
+                        self.out.extend_from_slice(CONTINUE);
+                        self.shared.stats.count(100);
+                        conn.continue_sent = true;
+                    }
+                    break;
+                }
+                Parsed::Invalid(reject) => {
+                    self.refuse(reject);
+                    return (pos, After::Linger);
+                }
+            }
+        }
+        (pos, After::KeepAlive)
+    }
+
+    /// Calls the handler and encodes its answer; false when the connection
+    /// closes after it.
+    fn respond(&mut self, framed: Framed) -> bool {
+        let handler = &self.handler;
+        let resp =
+            catch_unwind(AssertUnwindSafe(|| handler(&framed.request))).unwrap_or_else(|_| {
+                log::error!(
+                    "request handler panicked on {} {}",
+                    framed.request.method,
+                    framed.request.path
+                );
+                Response::error(500, "internal error while handling the request")
+            });
+        let keep_alive = framed.keep_alive && !self.shared.shutting_down.load(Ordering::Relaxed);
+        let framing = Framing {
+            close: !keep_alive,
+            keep_alive_10: keep_alive && framed.http10,
+            head_only: framed.head_only,
+        };
+        write::encode(&mut self.out, &resp, framing);
+        self.shared.stats.count(resp.status);
+        keep_alive
+    }
+
+    /// Encodes the engine's own answer to a refused request.
+    fn refuse(&mut self, reject: Reject) {
+        log::debug!("refusing request: {} {}", reject.status, reject.message);
+        self.encode_closing(&Response::error(reject.status, reject.message));
+    }
+
+    fn encode_closing(&mut self, resp: &Response) {
+        let framing = Framing {
+            close: true,
+            keep_alive_10: false,
+            head_only: false,
+        };
+        write::encode(&mut self.out, resp, framing);
+        self.shared.stats.count(resp.status);
+    }
+
+    /// A deadline passed while waiting for input: 408 when a request had
+    /// begun, a silent close for an idle connection.
+    fn expire(&mut self, conn: &mut Conn) -> Next {
+        if conn.request_started.is_none() {
+            return Next::Close;
+        }
+        log::debug!(
+            "request not complete within {:?}: 408",
+            self.shared.config.request_timeout
+        );
+        self.out.clear();
+        self.encode_closing(&Response::error(408, "request not received in time"));
+        self.send(conn, After::Linger, Instant::now())
+    }
+
+    /// Writes `self.out`; what the socket does not take waits in the
+    /// connection for writability.
+    fn send(&mut self, conn: &mut Conn, after: After, now: Instant) -> Next {
+        let written = match write_some(&mut conn.stream, &self.out) {
+            Ok(n) => n,
+            Err(_) => return Next::Close,
+        };
+        let next = if written < self.out.len() {
+            conn.pending_out.extend_from_slice(&self.out[written..]);
+            conn.phase = Phase::Writing { then: after };
+            conn.deadline = now + self.shared.config.request_timeout;
+            Next::Wait
+        } else {
+            finish(conn, after, now)
+        };
+        if self.out.capacity() > KEEP_OUT_CAPACITY {
+            self.out = Vec::with_capacity(4096);
+        }
+        next
+    }
+
+    /// Writes more of an answer that did not fit the socket before.
+    fn write_turn(&mut self, conn: &mut Conn, then: After) -> Next {
+        let now = Instant::now();
+        if now >= conn.deadline {
+            log::debug!("client did not read its answer in time: closing");
+            return Next::Close;
+        }
+        let written = match write_some(&mut conn.stream, &conn.pending_out) {
+            Ok(n) => n,
+            Err(_) => return Next::Close,
+        };
+        conn.pending_out.drain(..written);
+        if !conn.pending_out.is_empty() {
+            if written > 0 {
+                conn.deadline = now + self.shared.config.request_timeout;
+            }
+            return Next::Wait;
+        }
+        conn.pending_out = Vec::new();
+        conn.phase = Phase::Reading;
+        conn.set_read_deadline(now);
+        match finish(conn, then, now) {
+            // Requests may have arrived while the answer was stuck.
+            Next::Wait if then == After::KeepAlive => Next::Again,
+            other => other,
+        }
+    }
+}
+
+/// Continues after an answer is fully written.
+fn finish(conn: &mut Conn, after: After, now: Instant) -> Next {
+    match after {
+        After::KeepAlive => Next::Wait,
+        After::Close => Next::Close,
+        After::Linger => {
+            // The FIN goes out after the answer; the client reads the answer,
+            // then closes, and the input in between is discarded.
+            if conn.stream.shutdown(Shutdown::Write).is_err() {
+                return Next::Close;
+            }
+            conn.phase = Phase::Lingering { discarded: 0 };
+            conn.deadline = now + LINGER_TIME;
+            Next::Again
+        }
+    }
+}
+
+/// Discards input after an early answer until the client closes, the time is
+/// up or enough has been thrown away.
+fn linger_turn(conn: &mut Conn, mut discarded: usize) -> Next {
+    if Instant::now() >= conn.deadline {
+        return Next::Close;
+    }
+    let mut sink = [0u8; 8192];
+    loop {
+        match conn.stream.read(&mut sink) {
+            Ok(0) => return Next::Close,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Next::Close,
+        }
+        if discarded >= LINGER_BYTES {
+            return Next::Close;
+        }
+    }
+    conn.phase = Phase::Lingering { discarded };
+    Next::Wait
+}
+
+/// Writes as much of `buf` as the socket takes without waiting.
+fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < buf.len() {
+        match stream.write(&buf[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,196 @@
+//! Response encoding: the status line, `Content-Type`, `Content-Length`,
+//! `Connection` and the handler's extra headers, appended to a reused buffer.
+
+use super::Response;
+
+/// The interim answer that tells a client to send the body it held back.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// How the connection goes on after a response, as far as its headers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// The connection closes after this response.
+    pub close: bool,
+    /// An HTTP/1.0 client asked to keep the connection; it must hear so.
+    pub keep_alive_10: bool,
+    /// Answer to a `HEAD`: headers only, `Content-Length` of the full body.
+    pub head_only: bool,
+}
+
+/// Appends the encoded `resp` to `out`.
+pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
+    let status = if (100..=999).contains(&resp.status) {
+        resp.status
+    } else {
+        500
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_number(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    if !resp.content_type.is_empty() {
+        push_header(out, "Content-Type", resp.content_type);
+    }
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    push_number(out, resp.body.len() as u64);
+    if framing.close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    } else if framing.keep_alive_10 {
+        out.extend_from_slice(b"\r\nConnection: keep-alive");
+    }
+    for (name, value) in &resp.headers {
+        push_extra_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    if !framing.head_only {
+        out.extend_from_slice(&resp.body);
+    }
+}
+
+/// The index into `Stats::by_class` for a status: 0 for 1xx … 4 for 5xx.
+pub(crate) fn class_index(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// A value with a line break would let a handler forge headers or a second
+/// response; such a header is dropped rather than sent.
+fn push_extra_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+    if breaks(name) || breaks(value) {
+        log::warn!("dropping response header {name:?}: it contains a line break");
+        return;
+    }
+    push_header(out, name, value);
+}
+
+/// Decimal digits without going through `fmt`, which shows up on the hot path.
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEEP: Framing = Framing {
+        close: false,
+        keep_alive_10: false,
+        head_only: false,
+    };
+
+    fn text(resp: &Response, framing: Framing) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, resp, framing);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn keep_alive_answer_has_no_connection_header() {
+        let resp = Response::json(200, b"{}".to_vec());
+        assert_eq!(
+            text(&resp, KEEP),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn closing_and_http10_answers_say_so() {
+        let resp = Response::json(404, Vec::new());
+        let close = Framing {
+            close: true,
+            ..KEEP
+        };
+        assert!(text(&resp, close).contains("\r\nConnection: close\r\n"));
+        let ka10 = Framing {
+            keep_alive_10: true,
+            ..KEEP
+        };
+        assert!(text(&resp, ka10).contains("\r\nConnection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn head_answer_keeps_the_length_and_drops_the_body() {
+        let resp = Response::json(200, b"12345".to_vec());
+        let head = Framing {
+            head_only: true,
+            ..KEEP
+        };
+        let t = text(&resp, head);
+        assert!(t.contains("Content-Length: 5\r\n"));
+        assert!(t.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn extra_headers_follow_and_line_breaks_are_refused() {
+        let resp = Response::json(405, Vec::new())
+            .with_header("Allow", "GET")
+            .with_header("X-Bad", "a\r\nSet-Cookie: x");
+        let t = text(&resp, KEEP);
+        assert!(t.contains("\r\nAllow: GET\r\n"));
+        assert!(!t.contains("X-Bad"));
+        assert!(t.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    }
+
+    #[test]
+    fn numbers_and_classes() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 65536, u64::MAX] {
+            out.clear();
+            push_number(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        assert_eq!(class_index(100), 0);
+        assert_eq!(class_index(204), 1);
+        assert_eq!(class_index(431), 3);
+        assert_eq!(class_index(503), 4);
+    }
+}

@@ -1,0 +1,136 @@
+//! Listening ports found by trying to bind each port, on `0.0.0.0` and on
+//! `[::]`, with `SO_REUSEADDR` as servers bind. On Linux such a bind fails
+//! with `EADDRINUSE` while any socket listens on the port on an overlapping
+//! address, and a wildcard address overlaps every address of its family
+//! (`[::]` without `IPV6_V6ONLY` overlaps the IPv4 ones too).
+//!
+//! It also fails while a socket *without* `SO_REUSEADDR` holds the port
+//! without listening: the local port of an outgoing connection, and its
+//! `TIME_WAIT` remains. Those ports are reported too; that is the price of
+//! the method that needs nothing from the host.
+//!
+//! The probe binds but never listens, so no client can ever connect to it.
+
+use crate::ports::PortRange;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+#[derive(Clone, Copy)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// Appends to `out` the ports of `range` that cannot be bound.
+pub(super) fn scan(range: PortRange, out: &mut Vec<u16>) -> io::Result<()> {
+    let ipv6 = ipv6_available()?;
+    for port in range.iter() {
+        if in_use(Family::V4, port)? || (ipv6 && in_use(Family::V6, port)?) {
+            out.push(port);
+        }
+    }
+    Ok(())
+}
+
+/// False on a kernel without IPv6 (booted with `ipv6.disable=1`, or built
+/// without it): no socket can listen on an IPv6 address there.
+fn ipv6_available() -> io::Result<bool> {
+    match tcp_socket(Family::V6) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether binding the wildcard address of `family` on `port` fails because
+/// the port is taken. A port this process may not bind (`EACCES`, below
+/// `ip_unprivileged_port_start`) tells nothing and counts as not in use.
+fn in_use(family: Family, port: u16) -> io::Result<bool> {
+    let fd = tcp_socket(family)?;
+    match bind_wildcard(&fd, family, port) {
+        Ok(()) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn tcp_socket(family: Family) -> io::Result<OwnedFd> {
+    let domain = match family {
+        Family::V4 => libc::AF_INET,
+        Family::V6 => libc::AF_INET6,
+    };
+    // SAFETY: plain system call with integer arguments; no pointers.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn bind_wildcard(fd: &OwnedFd, family: Family, port: u16) -> io::Result<()> {
+    let rc = match family {
+        Family::V4 => {
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: libc::INADDR_ANY,
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `addr` is a live sockaddr_in and the length passed is
+            // its size; bind(2) only reads it.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&raw const addr).cast(),
+                    socklen::<libc::sockaddr_in>(),
+                )
+            }
+        }
+        Family::V6 => {
+            let addr = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: [0; 16] },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: `addr` is a live sockaddr_in6 and the length passed is
+            // its size; bind(2) only reads it.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&raw const addr).cast(),
+                    socklen::<libc::sockaddr_in6>(),
+                )
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn socklen<T>() -> libc::socklen_t {
+    size_of::<T>() as libc::socklen_t
+}

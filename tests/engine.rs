@@ -1,0 +1,586 @@
+//! The HTTP engine over real sockets: an engine started in-process on
+//! 127.0.0.1:0, spoken to with raw bytes so every framing detail is visible.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use dynport::http::*;
+
+/// Far beyond any answer's expected time, so only a hang fails on it.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+struct Server {
+    control: Control,
+    running: Option<Running>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(config: EngineConfig, handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let engine = Engine::new(config).unwrap();
+        let control = engine.control();
+        let running = Some(engine.run(listener, handler).unwrap());
+        Server {
+            control,
+            running,
+            addr,
+        }
+    }
+
+    fn echo() -> Server {
+        Server::with(EngineConfig::default())
+    }
+
+    fn with(config: EngineConfig) -> Server {
+        Server::start(config, echo_handler())
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    fn stop(&mut self, grace: Duration) {
+        self.control.shutdown(grace);
+        if let Some(running) = self.running.take() {
+            running.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
+    }
+}
+
+/// Answers `METHOD path?query body-length`, panics on `/panic`, sleeps on
+/// `/slow`, and sends 4 MiB on `/big`.
+fn echo_handler() -> Handler {
+    Arc::new(|req: &Request| match req.path.as_str() {
+        "/panic" => panic!("handler panic requested by the test"),
+        "/slow" => {
+            thread::sleep(Duration::from_millis(500));
+            Response::json(200, b"slow".to_vec())
+        }
+        "/big" => Response::json(200, vec![b'x'; 4 << 20]),
+        "/missing" => Response::error(404, "no such thing"),
+        _ => {
+            let q = req
+                .query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let text = format!("{} {}{} {}", req.method, req.path, q, req.body.len());
+            Response::json(200, text.into_bytes())
+        }
+    })
+}
+
+/// One parsed answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        self.answer()
+    }
+
+    /// Reads one answer with a body.
+    fn answer(&mut self) -> Answer {
+        self.read_answer(true)
+    }
+
+    fn read_answer(&mut self, with_body: bool) -> Answer {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(
+                self.fill() > 0,
+                "connection closed before an answer: {:?}",
+                self.buf
+            );
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).unwrap();
+        self.buf.drain(..head_end);
+        let status = head[9..12].parse().unwrap();
+        let mut answer = Answer {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        let len: usize = match answer.header("content-length") {
+            Some(v) if with_body => v.parse().unwrap(),
+            _ => 0,
+        };
+        while self.buf.len() < len {
+            assert!(self.fill() > 0, "connection closed inside a body");
+        }
+        answer.body = self.buf.drain(..len).collect();
+        answer
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).expect("read from the engine");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// True when the engine closed the connection (EOF, or a reset after
+    /// everything sent was read) within `PATIENCE`.
+    fn closed(&mut self) -> bool {
+        assert!(self.buf.is_empty(), "unread bytes: {:?}", self.buf);
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+fn short_timeouts() -> EngineConfig {
+    EngineConfig {
+        request_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..EngineConfig::default()
+    }
+}
+
+fn error_message(answer: &Answer) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(v["status"], "error");
+    assert!(v["timestamp"].is_string());
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn keep_alive_serves_two_requests_on_one_connection() {
+    let server = Server::echo();
+    let mut c = server.client();
+    let a = c.get("/one?x=1");
+    assert_eq!((a.status, a.text()), (200, "GET /one?x=1 0".to_string()));
+    assert_eq!(a.header("connection"), None);
+    assert_eq!(
+        a.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let b = c.get("/two");
+    assert_eq!((b.status, b.text()), (200, "GET /two 0".to_string()));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(
+        b"GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\n\r\n",
+    );
+    let texts: Vec<String> = (0..3).map(|_| c.answer().text()).collect();
+    assert_eq!(texts, ["GET /1 0", "POST /2 3", "GET /3 0"]);
+}
+
+#[test]
+fn http10_closes_by_default() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"GET /old HTTP/1.0\r\n\r\n");
+    let a = c.answer();
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("connection").as_deref(), Some("close"));
+    assert!(c.closed());
+}
+
+#[test]
+fn http10_keeps_alive_when_asked() {
+    let server = Server::echo();
+    let mut c = server.client();
+    for path in ["/a", "/b"] {
+        c.send(format!("GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes());
+        let a = c.answer();
+        assert_eq!(a.text(), format!("GET {path} 0"));
+        assert_eq!(a.header("connection").as_deref(), Some("keep-alive"));
+    }
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let a = c.answer();
+    assert_eq!(a.header("connection").as_deref(), Some("close"));
+    assert!(c.closed());
+}
+
+#[test]
+fn head_has_the_length_of_get_but_no_body() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"HEAD /h HTTP/1.1\r\n\r\n");
+    let head = c.read_answer(false);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length").as_deref(), Some("8"));
+    // Had a body followed the HEAD answer, this would read it as a status line.
+    let next = c.get("/n");
+    assert_eq!((next.status, next.text()), (200, "GET /n 0".to_string()));
+}
+
+#[test]
+fn expect_continue_gets_100_before_the_body() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    let interim = c.read_answer(false);
+    assert_eq!(interim.head, "HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"hello");
+    let a = c.answer();
+    assert_eq!((a.status, a.text()), (200, "POST /up 5".to_string()));
+}
+
+#[test]
+fn expect_continue_over_the_limit_gets_413_without_100() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n");
+    let a = c.answer();
+    assert_eq!(a.status, 413);
+    assert!(c.closed());
+}
+
+#[test]
+fn oversized_head_gets_431() {
+    let server = Server::echo();
+    let mut c = server.client();
+    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    c.send(big.as_bytes());
+    let a = c.answer();
+    assert_eq!(a.status, 431);
+    assert_eq!(a.header("connection").as_deref(), Some("close"));
+    assert!(error_message(&a).contains("16 KiB"));
+    assert!(c.closed());
+}
+
+#[test]
+fn huge_content_length_gets_413_from_the_head_alone() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"POST /any HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n");
+    let a = c.answer();
+    assert_eq!(a.status, 413);
+    assert!(error_message(&a).contains("64 KiB"));
+    assert!(c.closed());
+}
+
+#[test]
+fn huge_content_length_with_body_under_way_still_reads_413() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"PUT /any HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n");
+    // Part of the body is sent before reading: closing with it unread would
+    // reset the connection and destroy the answer.
+    c.send(&vec![b'z'; 40_000]);
+    thread::sleep(Duration::from_millis(50));
+    let a = c.answer();
+    assert_eq!(a.status, 413);
+    assert!(c.closed());
+}
+
+#[test]
+fn oversized_body_is_never_drained() {
+    let server = Server::echo();
+    let mut c = server.client();
+    let mut writer = c.stream.try_clone().unwrap();
+    // Keeps sending a 1 GiB body; the engine must close the connection after
+    // discarding a bounded amount, which ends this writer with an error.
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(b"POST / HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n");
+        let chunk = vec![b'q'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 1 << 30 {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    assert_eq!(c.answer().status, 413);
+    let sent = sender.join().unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the engine read {sent} bytes of a refused body"
+    );
+}
+
+#[test]
+fn chunked_body_gets_411() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(c.answer().status, 411);
+    assert!(c.closed());
+}
+
+#[test]
+fn malformed_request_gets_400() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"GET / HTTP/1.1 junk\r\n\r\n");
+    let a = c.answer();
+    assert_eq!(a.status, 400);
+    assert_eq!(error_message(&a), "malformed request");
+    assert!(c.closed());
+}
+
+#[test]
+fn conflicting_content_length_gets_400() {
+    let server = Server::echo();
+    let mut c = server.client();
+    c.send(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    let a = c.answer();
+    assert_eq!(a.status, 400);
+    assert_eq!(error_message(&a), "conflicting Content-Length headers");
+    assert!(c.closed());
+}
+
+#[test]
+fn unfinished_request_gets_408() {
+    let server = Server::with(short_timeouts());
+    let mut c = server.client();
+    let started = Instant::now();
+    c.send(b"GET /never HTTP/1.1\r\nHost: t\r\n");
+    let a = c.answer();
+    assert_eq!(a.status, 408);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(c.closed());
+}
+
+#[test]
+fn unfinished_body_gets_408() {
+    let server = Server::with(short_timeouts());
+    let mut c = server.client();
+    c.send(b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(c.answer().status, 408);
+}
+
+#[test]
+fn idle_connection_is_closed_silently() {
+    let server = Server::with(short_timeouts());
+    let mut c = server.client();
+    assert_eq!(c.get("/").status, 200);
+    let started = Instant::now();
+    assert!(c.closed());
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+fn capped(max_connections: usize) -> EngineConfig {
+    EngineConfig {
+        max_connections,
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn connection_cap_closes_the_oldest_idle_connection() {
+    let server = Server::with(capped(8));
+    let mut clients: Vec<Client> = (0..8).map(|_| server.client()).collect();
+    for c in &mut clients {
+        assert_eq!(c.get("/").status, 200);
+    }
+    let mut newcomer = server.client();
+    assert_eq!(newcomer.get("/new").text(), "GET /new 0");
+    assert!(
+        clients[0].closed(),
+        "the oldest idle connection was not closed"
+    );
+    assert_eq!(clients[7].get("/still").status, 200);
+    assert!(server.control.stats().open_connections <= 8);
+}
+
+#[test]
+fn connection_cap_refuses_with_503_when_none_is_idle() {
+    let server = Server::with(capped(8));
+    let mut busy: Vec<Client> = (0..8).map(|_| server.client()).collect();
+    for c in &mut busy {
+        // The 100 Continue proves the engine holds a half-received request.
+        c.send(b"POST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(c.read_answer(false).status, 100);
+    }
+    let mut refused = server.client();
+    let a = refused.answer();
+    assert_eq!(a.status, 503);
+    assert_eq!(a.header("connection").as_deref(), Some("close"));
+    assert!(refused.closed());
+    busy[3].send(b"ok");
+    assert_eq!(busy[3].answer().text(), "POST /b 2");
+}
+
+#[test]
+fn handler_panic_gives_500_and_the_worker_lives_on() {
+    let config = EngineConfig {
+        workers: 1,
+        ..EngineConfig::default()
+    };
+    let server = Server::with(config);
+    let mut c = server.client();
+    let a = c.get("/panic");
+    assert_eq!(a.status, 500);
+    error_message(&a);
+    assert_eq!(c.get("/after").text(), "GET /after 0");
+    assert_eq!(server.client().get("/fresh").status, 200);
+}
+
+#[test]
+fn replace_listener_moves_new_connections_to_the_new_port() {
+    let server = Server::echo();
+    let mut old_conn = server.client();
+    assert_eq!(old_conn.get("/").status, 200);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_addr = listener.local_addr().unwrap();
+    server.control.replace_listener(listener).unwrap();
+    assert_eq!(server.control.listener_addr(), Some(new_addr));
+    let refused = TcpStream::connect(server.addr);
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    assert_eq!(Client::connect(new_addr).get("/new").status, 200);
+    assert_eq!(old_conn.get("/old").text(), "GET /old 0");
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&started);
+    let handler: Handler = Arc::new(move |req: &Request| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(400));
+        Response::json(200, req.path.clone().into_bytes())
+    });
+    let mut server = Server::start(EngineConfig::default(), handler);
+    let mut idle = server.client();
+    let mut slow = server.client();
+    slow.send(b"GET /slow HTTP/1.1\r\n\r\n");
+    while started.load(Ordering::SeqCst) == 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let t0 = Instant::now();
+    server.stop(Duration::from_secs(5));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "join took the whole grace"
+    );
+    let a = slow.answer();
+    assert_eq!((a.status, a.text()), (200, "/slow".to_string()));
+    assert_eq!(a.header("connection").as_deref(), Some("close"));
+    assert!(idle.closed());
+    assert!(TcpStream::connect(server.addr).is_err());
+}
+
+#[test]
+fn slow_clients_do_not_hold_the_only_worker() {
+    let config = EngineConfig {
+        workers: 1,
+        ..EngineConfig::default()
+    };
+    let server = Server::with(config);
+    let mut stalled = server.client();
+    stalled.send(b"POST /s HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
+    // A client that does not read a 4 MiB answer must not hold it either.
+    let mut not_reading = server.client();
+    not_reading.send(b"GET /big HTTP/1.1\r\n\r\n");
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.client().get("/other").text(), "GET /other 0");
+    let big = not_reading.answer();
+    assert_eq!(big.body.len(), 4 << 20);
+    stalled.send(b"cde");
+    assert_eq!(stalled.answer().text(), "POST /s 5");
+}
+
+#[test]
+fn stats_count_every_answer_by_class() {
+    let server = Server::echo();
+    let mut c = server.client();
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(c.get("/missing").status, 404);
+    c.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(c.answer().status, 411);
+    assert!(c.closed());
+    let stats = server.control.stats();
+    assert_eq!(stats.requests_total, 3);
+    assert_eq!(stats.by_class, [0, 1, 0, 2, 0]);
+    let deadline = Instant::now() + PATIENCE;
+    while server.control.stats().open_connections != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "connection count never fell to 0"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn many_clients_every_request_answered() {
+    let server = Server::echo();
+    let addr = server.addr;
+    let threads: Vec<_> = (0..64)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for i in 0..200 {
+                    if i % 50 == 49 {
+                        c = Client::connect(addr);
+                    }
+                    let path = format!("/t{t}/{i}");
+                    let a = c.get(&path);
+                    assert_eq!(a.text(), format!("GET {path} 0"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(server.control.stats().requests_total, 64 * 200);
+}
