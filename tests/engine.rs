@@ -584,3 +584,13 @@ fn many_clients_every_request_answered() {
     }
     assert_eq!(server.control.stats().requests_total, 64 * 200);
 }
+
+#[test]
+fn control_is_a_cheap_shareable_handle() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Control>();
+    let server = Server::echo();
+    let control = server.control.clone();
+    let from_thread = thread::spawn(move || control.listener_addr());
+    assert_eq!(from_thread.join().unwrap(), Some(server.addr));
+}

@@ -27,11 +27,16 @@ fn answer_status(stream: &mut TcpStream) -> String {
 fn five_hundred_connections_add_no_thread() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let config = EngineConfig::default();
+    let workers = config.workers;
+    let engine = Engine::new(config).unwrap();
+    let without_engine = threads_of_this_process();
     let control = engine.control();
     let handler: Handler = Arc::new(|_: &Request| Response::json(200, b"{}".to_vec()));
     let running = engine.run(listener, handler).unwrap();
     let before = threads_of_this_process();
+    // The workers and one poller thread.
+    assert_eq!(before, without_engine + workers + 1);
 
     let mut conns: Vec<TcpStream> = (0..500)
         .map(|_| TcpStream::connect(addr).unwrap())
@@ -50,8 +55,6 @@ fn five_hundred_connections_add_no_thread() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(threads_of_this_process(), before);
-    // 4 workers and one poller on top of the test's own threads.
-    assert_eq!(EngineConfig::default().workers, 4);
 
     drop(conns);
     control.shutdown(Duration::from_secs(1));

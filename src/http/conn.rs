@@ -90,9 +90,8 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // The poller must forget the socket before its descriptor is closed
-        // (the contract of `Poller::add`). Failing means it was never added.
-        let _ = self.shared.poller.delete(&self.stream);
+        // Closing the stream (after this) removes it from epoll; the key is
+        // free once no event for it can come any more.
         self.shared.registry().release(self.key);
         self.shared
             .stats

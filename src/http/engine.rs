@@ -9,15 +9,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use polling::{Event, Events};
 
 use super::Response;
 use super::conn::Conn;
+use super::epoll::{Events, Interest};
 use super::shared::Shared;
 use super::write::{self, Framing};
 
-/// The poller key of the listener; `usize::MAX` is reserved by `polling`.
+/// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;
+/// Events taken per wake-up.
+const EVENTS_PER_WAIT: usize = 256;
 /// Connections accepted per wake-up before other events get their turn.
 const ACCEPT_BATCH: usize = 64;
 /// How long accepting pauses after an error such as running out of file
@@ -53,32 +55,26 @@ impl PollLoop {
         listener: TcpListener,
         work: Sender<Conn>,
         commands: Receiver<Command>,
-    ) -> PollLoop {
+    ) -> io::Result<PollLoop> {
         let c = &shared.config;
         // Deadlines are checked every tick, so a tick is a fraction of the
         // shortest timeout: small enough for tests, cheap in production.
         let shortest = c.request_timeout.min(c.idle_timeout);
         let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
-        PollLoop {
+        let mut poll_loop = PollLoop {
             shared,
             listener: None,
             work,
             commands,
-            events: Events::new(),
+            events: Events::with_capacity(EVENTS_PER_WAIT),
             batch: Vec::new(),
             tick,
             next_sweep: Instant::now() + tick,
             accept_paused_until: None,
             shutdown_deadline: None,
-        }
-        .with_listener(listener)
-    }
-
-    fn with_listener(mut self, listener: TcpListener) -> PollLoop {
-        if let Err(e) = self.set_listener(listener) {
-            log::error!("cannot wait on the listener: {e}");
-        }
-        self
+        };
+        poll_loop.set_listener(listener)?;
+        Ok(poll_loop)
     }
 
     /// Runs until shutdown is complete.
@@ -97,8 +93,7 @@ impl PollLoop {
         if let Some(deadline) = self.shutdown_deadline {
             timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
         }
-        self.events.clear();
-        if let Err(e) = self.shared.poller.wait(&mut self.events, Some(timeout))
+        if let Err(e) = self.shared.poller.wait(&mut self.events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
             log::error!("waiting for connections failed: {e}");
@@ -138,13 +133,9 @@ impl PollLoop {
 
     fn set_listener(&mut self, listener: TcpListener) -> io::Result<()> {
         listener.set_nonblocking(true)?;
-        // SAFETY: the listener is deleted from the poller in `drop_listener`
-        // before it is dropped; the poll loop always ends through there.
-        unsafe {
-            self.shared
-                .poller
-                .add(&listener, Event::readable(LISTENER))?
-        };
+        self.shared
+            .poller
+            .add(&listener, LISTENER, Interest::Read)?;
         self.listener = Some(listener);
         self.accept_paused_until = None;
         Ok(())
@@ -152,6 +143,8 @@ impl PollLoop {
 
     fn drop_listener(&mut self) {
         if let Some(old) = self.listener.take() {
+            // Explicitly, in case the caller kept a duplicate of the socket:
+            // closing only removes it from epoll once every copy is closed.
             let _ = self.shared.poller.delete(&old);
         }
     }
@@ -178,11 +171,11 @@ impl PollLoop {
         let mut listener_ready = false;
         {
             let mut registry = self.shared.registry();
-            for event in self.events.iter() {
-                if event.key == LISTENER {
+            for key in self.events.keys() {
+                if key == LISTENER {
                     listener_ready = true;
                 } else {
-                    self.batch.extend(registry.take_ready(event.key));
+                    self.batch.extend(registry.take_ready(key));
                 }
             }
         }
@@ -221,10 +214,7 @@ impl PollLoop {
 
     fn rearm_listener(&mut self) {
         if let Some(listener) = &self.listener
-            && let Err(e) = self
-                .shared
-                .poller
-                .modify(listener, Event::readable(LISTENER))
+            && let Err(e) = self.shared.poller.rearm(listener, LISTENER, Interest::Read)
         {
             log::error!("cannot wait on the listener: {e}");
         }
@@ -254,9 +244,7 @@ impl PollLoop {
             .open_connections
             .fetch_add(1, Ordering::Relaxed);
         let conn = Conn::new(stream, key, Arc::clone(shared), Instant::now());
-        // SAFETY: `Conn`'s Drop deletes the stream from the poller before the
-        // stream itself is dropped.
-        if let Err(e) = unsafe { shared.poller.add(&conn.stream, Event::readable(key)) } {
+        if let Err(e) = shared.poller.add(&conn.stream, key, Interest::Read) {
             log::warn!("cannot wait on an accepted connection: {e}");
             return;
         }

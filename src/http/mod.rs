@@ -10,6 +10,7 @@
 
 mod conn;
 mod engine;
+mod epoll;
 mod parse;
 mod registry;
 mod shared;
@@ -99,12 +100,18 @@ impl Response {
 
     /// dynport's error shape: `{"status":"error","error":"…","timestamp":"…"}`.
     pub fn error(status: u16, message: &str) -> Response {
-        let body = serde_json::json!({
-            "status": "error",
-            "error": message,
-            "timestamp": crate::time::now_rfc3339(),
-        });
-        Response::json(status, body.to_string().into_bytes())
+        #[derive(serde::Serialize)]
+        struct Error<'a> {
+            status: &'static str,
+            error: &'a str,
+            timestamp: String,
+        }
+        let body = Error {
+            status: "error",
+            error: message,
+            timestamp: crate::time::now_rfc3339(),
+        };
+        Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
@@ -193,6 +200,9 @@ impl Engine {
         listener.set_nonblocking(true)?;
         self.shared.set_listener_addr(listener.local_addr().ok());
         let (work, ready) = crossbeam_channel::unbounded();
+        // Set up before any thread starts, so a listener epoll refuses fails
+        // the call rather than a thread.
+        let poll_loop = PollLoop::new(Arc::clone(&self.shared), listener, work, self.inbox)?;
         let mut threads = Vec::with_capacity(self.shared.config.workers + 1);
         for i in 0..self.shared.config.workers {
             let worker = Worker::new(Arc::clone(&self.shared), Arc::clone(&handler));
@@ -200,9 +210,9 @@ impl Engine {
             let spawned = thread::Builder::new()
                 .name(format!("dynport-worker-{i}"))
                 .spawn(move || worker.run(ready));
+            // On failure, dropping `poll_loop` ends the workers already started.
             threads.push(spawned?);
         }
-        let poll_loop = PollLoop::new(Arc::clone(&self.shared), listener, work, self.inbox);
         let spawned = thread::Builder::new()
             .name("dynport-poller".to_string())
             .spawn(move || poll_loop.run());

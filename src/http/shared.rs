@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use polling::{Event, Poller};
-
 use super::conn::Conn;
+use super::epoll::{Epoll, Interest};
 use super::registry::{Parked, Registry};
 use super::write;
 use super::{EngineConfig, Stats};
@@ -17,7 +16,7 @@ use super::{EngineConfig, Stats};
 /// What the poller thread, the workers and every connection share.
 pub(crate) struct Shared {
     pub config: EngineConfig,
-    pub poller: Poller,
+    pub poller: Epoll,
     registry: Mutex<Registry>,
     pub stats: Counters,
     /// Set at shutdown: answers close their connection.
@@ -58,7 +57,7 @@ impl Shared {
     pub fn new(config: EngineConfig) -> io::Result<Shared> {
         Ok(Shared {
             config,
-            poller: Poller::new()?,
+            poller: Epoll::new()?,
             registry: Mutex::new(Registry::default()),
             stats: Counters::default(),
             shutting_down: AtomicBool::new(false),
@@ -84,13 +83,13 @@ impl Shared {
     /// Parks a connection until its socket is ready for its phase. Returns it
     /// when it must be served again at once.
     pub fn park(&self, conn: Conn, writable: bool) -> Option<Conn> {
-        let event = if writable {
-            Event::writable(conn.key)
+        let interest = if writable {
+            Interest::Write
         } else {
-            Event::readable(conn.key)
+            Interest::Read
         };
         // Re-arm before parking: see the registry's module documentation.
-        if let Err(e) = self.poller.modify(&conn.stream, event) {
+        if let Err(e) = self.poller.rearm(&conn.stream, conn.key, interest) {
             log::warn!("cannot wait on a connection, closing it: {e}");
             return None;
         }

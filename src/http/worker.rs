@@ -49,20 +49,34 @@ impl Worker {
             max_head: shared.config.max_head_bytes,
             max_body: shared.config.max_body_bytes,
         };
-        Worker {
-            input: vec![0; limits.max_head + limits.max_body],
-            out: Vec::with_capacity(4096),
+        let mut worker = Worker {
+            input: Vec::new(),
+            out: Vec::new(),
             shared,
             handler,
             limits,
-        }
+        };
+        worker.reset_buffers();
+        worker
     }
 
     /// Serves connections until the poller thread is gone.
     pub fn run(mut self, ready: Receiver<Conn>) {
         while let Ok(conn) = ready.recv() {
-            self.serve(conn);
+            // Handler panics are caught closer in; this keeps the worker
+            // alive should the engine itself panic on one connection.
+            if catch_unwind(AssertUnwindSafe(|| self.serve(conn))).is_err() {
+                log::error!("a worker panicked serving a connection; it was closed");
+                self.reset_buffers();
+            }
         }
+    }
+
+    /// (Re)allocates the buffers: a read turn lends the input buffer out, so
+    /// a panic there would leave the worker without one.
+    fn reset_buffers(&mut self) {
+        self.input = vec![0; self.limits.max_head + self.limits.max_body];
+        self.out = Vec::with_capacity(4096);
     }
 
     fn serve(&mut self, mut conn: Conn) {
@@ -94,8 +108,14 @@ impl Worker {
         if now >= conn.deadline {
             return self.expire(conn);
         }
-        let mut input = std::mem::take(&mut self.input);
         let have = conn.pending_in.len();
+        if have >= self.input.len() {
+            // Framing keeps an unfinished request smaller than the buffer;
+            // should that ever fail, close rather than panic.
+            log::error!("unfinished request fills the input buffer; closing");
+            return Next::Close;
+        }
+        let mut input = std::mem::take(&mut self.input);
         input[..have].copy_from_slice(&conn.pending_in);
         conn.pending_in.clear();
         let next = match conn.stream.read(&mut input[have..]) {
