@@ -1,11 +1,17 @@
 //! The `dynport` binary: parse the command line, run, turn the outcome into
-//! an exit status (0 clean, 1 failure, 2 usage or configuration).
+//! an exit status (0 clean, 1 failure, 2 usage or configuration). A client
+//! command (`dynport lease`, …) has its own statuses, see [`dynport::client`].
 
 use dynport::config::{self, Command};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let command = match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| dynport::client::is_command(a)) {
+        return dynport::client::main(args, |k| std::env::var(k).ok());
+    }
+    let command = match config::parse(args, |k| std::env::var(k).ok()) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("dynport: {e}\nTry 'dynport --help' for more information.");

@@ -1,0 +1,212 @@
+//! dynport's endpoints as typed calls, and the one place where a failed
+//! call becomes the client's error (and so its exit status).
+#![forbid(unsafe_code)]
+
+use super::ClientError;
+use super::args::LeaseOptions;
+use super::http::{self, HttpError, Request};
+use super::target::Target;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// A lease as the server shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub ports: Vec<u16>,
+    pub pool: String,
+    pub owner: Option<String>,
+    pub pid: Option<u32>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// A successful answer: its body as sent (what `--json` prints) and parsed.
+#[derive(Debug)]
+pub struct Answer {
+    pub raw: Vec<u8>,
+    pub json: Value,
+}
+
+/// One server and the token to show it.
+#[derive(Clone, Debug)]
+pub struct Api {
+    pub target: Target,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(target: Target, token: Option<String>) -> Api {
+        Api { target, token }
+    }
+
+    /// `POST /api/v1/ports/lease` with the options given, `pid` included.
+    pub fn lease(&self, opts: &LeaseOptions) -> Result<(Answer, Lease), ClientError> {
+        let answer = self.call("POST", "/api/v1/ports/lease", Some(lease_body(opts)))?;
+        let lease = self.field(&answer, "lease")?;
+        Ok((answer, lease))
+    }
+
+    /// `GET /api/v1/ports/leases`.
+    pub fn leases(&self) -> Result<(Answer, Vec<Lease>), ClientError> {
+        let answer = self.call("GET", "/api/v1/ports/leases", None)?;
+        let leases = self.field(&answer, "leases")?;
+        Ok((answer, leases))
+    }
+
+    /// `DELETE /api/v1/ports/leases/ID`; the ports it held.
+    pub fn release(&self, id: &str) -> Result<(Answer, Vec<u16>), ClientError> {
+        let path = format!("/api/v1/ports/leases/{}", escape(id));
+        let answer = self.call("DELETE", &path, None)?;
+        let ports = self.field(&answer, "released")?;
+        Ok((answer, ports))
+    }
+
+    /// `POST /api/v1/ports/leases/ID/renew`.
+    pub fn renew(&self, id: &str, ttl: Option<u64>) -> Result<(Answer, Lease), ClientError> {
+        let path = format!("/api/v1/ports/leases/{}/renew", escape(id));
+        let body = ttl.map(|t| json!({ "ttl_secs": t }));
+        let answer = self.call("POST", &path, body)?;
+        let lease = self.field(&answer, "lease")?;
+        Ok((answer, lease))
+    }
+
+    /// `GET /api/v1/system/overview`.
+    pub fn overview(&self) -> Result<Answer, ClientError> {
+        self.call("GET", "/api/v1/system/overview", None)
+    }
+
+    /// `GET /healthz`: whether the server answers at all.
+    pub fn health(&self) -> Result<(), ClientError> {
+        self.call("GET", "/healthz", None).map(drop)
+    }
+
+    /// Sends one request; the token goes with every request that changes something.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Answer, ClientError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let req = Request {
+            method,
+            path,
+            token: self.token.as_deref().filter(|_| method != "GET"),
+            body: body.as_deref(),
+        };
+        let url = &self.target.url;
+        let response = http::send(url, &req).map_err(|e| match e {
+            HttpError::Connect(e) => ClientError::Unreachable(format!(
+                "cannot reach the dynport server at {url} ({}): {e}",
+                self.target.source
+            )),
+            HttpError::Exchange(m) => ClientError::Failed(format!("bad answer from {url}: {m}")),
+        })?;
+        let json: Option<Value> = serde_json::from_slice(&response.body).ok();
+        if response.status >= 400 {
+            return Err(ClientError::Refused(refusal(
+                response.status,
+                json.as_ref(),
+            )));
+        }
+        match json {
+            Some(json) => Ok(Answer {
+                raw: response.body,
+                json,
+            }),
+            None => Err(ClientError::Failed(format!(
+                "bad answer from {url}: HTTP {} without a JSON body",
+                response.status
+            ))),
+        }
+    }
+
+    fn field<T: DeserializeOwned>(&self, answer: &Answer, name: &str) -> Result<T, ClientError> {
+        let value = answer.json.get(name).cloned().unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| {
+            ClientError::Failed(format!(
+                "bad answer from {}: field {name}: {e}",
+                self.target.url
+            ))
+        })
+    }
+}
+
+/// The body of a lease request: only the fields given.
+fn lease_body(opts: &LeaseOptions) -> Value {
+    let mut body = serde_json::Map::new();
+    let mut put = |name: &str, value: Value| {
+        if !value.is_null() {
+            body.insert(name.to_string(), value);
+        }
+    };
+    put("count", json!(opts.count));
+    put("port", json!(opts.port));
+    put("pool", json!(opts.pool));
+    put("ttl_secs", json!(opts.ttl));
+    put("owner", json!(opts.owner));
+    put("pid", json!(opts.pid));
+    Value::Object(body)
+}
+
+/// The server's own words for a refusal, with a hint where one helps.
+fn refusal(status: u16, body: Option<&Value>) -> String {
+    let said = body
+        .and_then(|b| b.get("error"))
+        .and_then(Value::as_str)
+        .map_or_else(
+            || format!("the server answered HTTP {status}"),
+            str::to_string,
+        );
+    match status {
+        401 => format!("{said} (give it with --token, --token-file or DYNPORT_TOKEN)"),
+        _ => said,
+    }
+}
+
+/// Percent-encodes a lease id for use as one path segment.
+fn escape(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_body_holds_only_the_fields_given() {
+        let opts = LeaseOptions {
+            count: Some(3),
+            pool: Some("web".to_string()),
+            pid: Some(42),
+            ..LeaseOptions::default()
+        };
+        assert_eq!(
+            lease_body(&opts).to_string(),
+            r#"{"count":3,"pid":42,"pool":"web"}"#
+        );
+        assert_eq!(lease_body(&LeaseOptions::default()).to_string(), "{}");
+    }
+
+    #[test]
+    fn refusal_quotes_the_server_and_adds_a_token_hint() {
+        let body = json!({"status": "error", "error": "pool: no pool named x"});
+        assert_eq!(refusal(404, Some(&body)), "pool: no pool named x");
+        let body = json!({"status": "error", "error": "missing or wrong token"});
+        assert_eq!(
+            refusal(401, Some(&body)),
+            "missing or wrong token (give it with --token, --token-file or DYNPORT_TOKEN)"
+        );
+        assert_eq!(refusal(502, None), "the server answered HTTP 502");
+    }
+
+    #[test]
+    fn escape_keeps_ids_and_encodes_the_rest() {
+        assert_eq!(escape("0123abcdef456789"), "0123abcdef456789");
+        assert_eq!(escape("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -1,0 +1,342 @@
+//! The client's command line: a subcommand, its options and the environment,
+//! into one validated [`Invocation`]. Errors are usage errors (exit 2).
+#![forbid(unsafe_code)]
+
+use super::help;
+use super::target::{BaseUrl, Locate, Source};
+use lexopt::Arg::{Long, Short, Value};
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The client subcommands, as typed after `dynport`.
+pub const COMMANDS: [&str; 7] = [
+    "lease", "release", "renew", "leases", "status", "url", "run",
+];
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// `--help`: print this text and exit 0.
+    Help(String),
+    Run(Box<Invocation>),
+}
+
+/// One validated client command with everything it needs.
+#[derive(Debug, PartialEq)]
+pub struct Invocation {
+    pub locate: Locate,
+    /// Sent as `Authorization: Bearer …` on mutating requests.
+    pub token: Option<String>,
+    /// Print the server's JSON answer instead of text for people.
+    pub json: bool,
+    pub command: Command,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Lease(LeaseOptions),
+    Release(ReleaseTarget),
+    Renew { id: String, ttl: Option<u64> },
+    Leases,
+    Status,
+    Url,
+    Run(RunOptions),
+}
+
+/// The fields of a lease request; `None` leaves the choice to the server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LeaseOptions {
+    pub count: Option<u32>,
+    pub port: Option<u16>,
+    pub pool: Option<String>,
+    pub ttl: Option<u64>,
+    pub owner: Option<String>,
+    pub pid: Option<u32>,
+}
+
+/// What `dynport release` was given: a port of a live lease, or a lease id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReleaseTarget {
+    Port(u16),
+    Id(String),
+}
+
+impl ReleaseTarget {
+    /// An argument that reads as a port number (1-65535) is a port; anything
+    /// else is a lease id (ids are 16 hex digits, so they never read as one).
+    pub fn from_arg(arg: &str) -> ReleaseTarget {
+        match arg.parse::<u16>() {
+            Ok(port) if port > 0 => ReleaseTarget::Port(port),
+            _ => ReleaseTarget::Id(arg.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    pub lease: LeaseOptions,
+    /// Bind the ports here and pass the listening sockets to the command.
+    pub socket: bool,
+    pub bind: IpAddr,
+    pub program: OsString,
+    pub args: Vec<OsString>,
+}
+
+/// Options every command takes.
+const COMMON: &[&str] = &["url", "state-dir", "token", "token-file"];
+const LEASE: &[&str] = &["count", "port", "pool", "ttl", "owner", "pid", "json"];
+const RUN: &[&str] = &["count", "port", "pool", "ttl", "owner", "socket", "bind"];
+
+fn accepts(command: &str, option: &str) -> bool {
+    let own: &[&str] = match command {
+        "lease" => LEASE,
+        "renew" => &["ttl", "json"],
+        "release" | "leases" | "status" => &["json"],
+        "run" => RUN,
+        _ => &[],
+    };
+    COMMON.contains(&option) || own.contains(&option)
+}
+
+/// The command line as given, before defaults and the environment.
+#[derive(Default)]
+struct Raw {
+    url: Option<String>,
+    state_dir: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    json: bool,
+    lease: LeaseOptions,
+    socket: bool,
+    bind: Option<IpAddr>,
+    positional: Vec<String>,
+    program: Option<(OsString, Vec<OsString>)>,
+}
+
+/// Parses the arguments after the subcommand `command`, reading the
+/// environment through `lookup`. The error is a usage message.
+pub fn parse<I>(
+    command: &str,
+    args: I,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Parsed, String>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut raw = Raw::default();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Parsed::Help(help::of(command))),
+            Long(name) if accepts(command, name) => {
+                let name = name.to_string();
+                raw.set(&name, &mut parser)?;
+            }
+            Value(program) if command == "run" => {
+                let rest = parser.raw_args().map_err(|e| e.to_string())?.collect();
+                raw.program = Some((program, rest));
+                break;
+            }
+            Value(value) => raw.positional.push(text("argument", value)?),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(Parsed::Run(Box::new(raw.into_invocation(command, lookup)?)))
+}
+
+impl Raw {
+    fn set(&mut self, name: &str, parser: &mut lexopt::Parser) -> Result<(), String> {
+        let flag = format!("--{name}");
+        let mut value = || -> Result<String, String> {
+            let value = parser.value().map_err(|e| e.to_string())?;
+            text(&flag, value)
+        };
+        let l = &mut self.lease;
+        match name {
+            "json" => self.json = true,
+            "socket" => self.socket = true,
+            "url" => self.url = Some(value()?),
+            "state-dir" => self.state_dir = Some(PathBuf::from(value()?)),
+            "token" => self.token = Some(token(&flag, value()?)?),
+            "token-file" => self.token_file = Some(PathBuf::from(value()?)),
+            "count" => l.count = Some(number(&flag, &value()?)?),
+            "port" => l.port = Some(port(&flag, &value()?)?),
+            "pool" => l.pool = Some(value()?),
+            "ttl" => l.ttl = Some(seconds(&flag, &value()?)?),
+            "owner" => l.owner = Some(value()?),
+            "pid" => l.pid = Some(number(&flag, &value()?)?),
+            "bind" => self.bind = Some(address(&flag, &value()?)?),
+            _ => unreachable!("option --{name} is accepted but not handled"),
+        }
+        Ok(())
+    }
+
+    fn into_invocation(
+        mut self,
+        command: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Invocation, String> {
+        let locate = self.locate(lookup)?;
+        let token = self.token(lookup)?;
+        let command = self.command(command)?;
+        Ok(Invocation {
+            locate,
+            token,
+            json: self.json,
+            command,
+        })
+    }
+
+    /// `--url`, then `--state-dir`, then `DYNPORT_URL`, then
+    /// `DYNPORT_STATE_DIR`, then the directory `state`: a flag beats a variable.
+    fn locate(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Locate, String> {
+        if let Some(url) = &self.url {
+            let url = BaseUrl::parse(url).map_err(|e| format!("--url: {e}"))?;
+            return Ok(Locate::Url(url, Source::Flag));
+        }
+        if let Some(dir) = &self.state_dir {
+            return Ok(Locate::StateDir(dir.clone()));
+        }
+        if let Some(url) = non_empty(lookup("DYNPORT_URL")) {
+            let url = BaseUrl::parse(&url).map_err(|e| format!("DYNPORT_URL: {e}"))?;
+            return Ok(Locate::Url(url, Source::Env));
+        }
+        let dir = non_empty(lookup("DYNPORT_STATE_DIR")).unwrap_or_else(|| "state".to_string());
+        Ok(Locate::StateDir(PathBuf::from(dir)))
+    }
+
+    /// `--token`, `--token-file`, `DYNPORT_TOKEN`, `DYNPORT_TOKEN_FILE`, in that order.
+    fn token(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, String> {
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err("--token and --token-file: give one of them, not both".to_string());
+        }
+        if self.token.is_some() {
+            return Ok(self.token.clone());
+        }
+        if let Some(path) = &self.token_file {
+            return read_token("--token-file", path).map(Some);
+        }
+        if let Some(t) = non_empty(lookup("DYNPORT_TOKEN")) {
+            return token("DYNPORT_TOKEN", t).map(Some);
+        }
+        match non_empty(lookup("DYNPORT_TOKEN_FILE")) {
+            Some(path) => read_token("DYNPORT_TOKEN_FILE", &PathBuf::from(path)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn command(&mut self, command: &str) -> Result<Command, String> {
+        let positional = std::mem::take(&mut self.positional);
+        let single = |what: &str| -> Result<String, String> {
+            match <[String; 1]>::try_from(positional.clone()) {
+                Ok([one]) => Ok(one),
+                Err(v) if v.is_empty() => Err(format!("missing {what}")),
+                Err(v) => Err(format!("unexpected argument '{}'", v[1])),
+            }
+        };
+        let none = || match positional.first() {
+            Some(extra) => Err(format!("unexpected argument '{extra}'")),
+            None => Ok(()),
+        };
+        let lease = std::mem::take(&mut self.lease);
+        Ok(match command {
+            "lease" => none().map(|()| Command::Lease(lease))?,
+            "release" => Command::Release(ReleaseTarget::from_arg(&single("lease ID or PORT")?)),
+            "renew" => Command::Renew {
+                id: single("lease ID")?,
+                ttl: lease.ttl,
+            },
+            "leases" => none().map(|()| Command::Leases)?,
+            "status" => none().map(|()| Command::Status)?,
+            "url" => none().map(|()| Command::Url)?,
+            "run" => Command::Run(self.run_options(lease)?),
+            other => return Err(format!("unknown command '{other}'")),
+        })
+    }
+
+    fn run_options(&mut self, lease: LeaseOptions) -> Result<RunOptions, String> {
+        let (program, args) = self
+            .program
+            .take()
+            .ok_or("missing the command to run (dynport run [OPTIONS] -- CMD [ARGS...])")?;
+        if self.bind.is_some() && !self.socket {
+            return Err("--bind: only makes sense with --socket".to_string());
+        }
+        Ok(RunOptions {
+            lease,
+            socket: self.socket,
+            bind: self.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            program,
+            args,
+        })
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn text(what: &str, value: OsString) -> Result<String, String> {
+    value
+        .into_string()
+        .map_err(|v| format!("{what}: not valid UTF-8: {}", v.to_string_lossy()))
+}
+
+fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: expected a whole number, got '{value}'"))
+}
+
+fn port(flag: &str, value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!(
+            "{flag}: expected a port number (1-65535), got '{value}'"
+        )),
+    }
+}
+
+/// Seconds, as a number (`600`) or a duration (`10m`, `1h 30m`).
+fn seconds(flag: &str, value: &str) -> Result<u64, String> {
+    let secs = match value.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => humantime::parse_duration(value)
+            .map(|d: Duration| d.as_secs())
+            .map_err(|_| {
+                format!("{flag}: expected seconds (600) or a duration (10m), got '{value}'")
+            })?,
+    };
+    if secs == 0 {
+        return Err(format!("{flag}: must be at least 1 second"));
+    }
+    Ok(secs)
+}
+
+fn address(flag: &str, value: &str) -> Result<IpAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: expected an IPv4 or IPv6 address, got '{value}'"))
+}
+
+/// A token goes into a header line, so it may not hold control characters.
+fn token(what: &str, value: String) -> Result<String, String> {
+    if value.is_empty() || value.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "{what}: a token must be non-empty, without spaces or control characters"
+        ));
+    }
+    Ok(value)
+}
+
+fn read_token(what: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
+    token(what, text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Parsing of every client command's options and of the environment.
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}
+
+fn parse_with(vars: &[(&str, &str)], command: &str, args: &[&str]) -> Result<Invocation, String> {
+    let lookup = env(vars);
+    match parse(command, args.iter().map(OsString::from), &lookup)? {
+        Parsed::Run(inv) => Ok(*inv),
+        Parsed::Help(_) => Err("help".to_string()),
+    }
+}
+
+fn ok(command: &str, args: &[&str]) -> Invocation {
+    parse_with(&[], command, args).unwrap()
+}
+
+fn usage(command: &str, args: &[&str]) -> String {
+    parse_with(&[], command, args).unwrap_err()
+}
+
+#[test]
+fn lease_takes_every_lease_option() {
+    let inv = ok(
+        "lease",
+        &[
+            "--count",
+            "3",
+            "--pool",
+            "web",
+            "--ttl",
+            "10m",
+            "--owner",
+            "ci job 17",
+            "--pid",
+            "31337",
+            "--json",
+        ],
+    );
+    let expected = LeaseOptions {
+        count: Some(3),
+        port: None,
+        pool: Some("web".into()),
+        ttl: Some(600),
+        owner: Some("ci job 17".into()),
+        pid: Some(31337),
+    };
+    assert_eq!(inv.command, Command::Lease(expected));
+    assert!(inv.json);
+    assert_eq!(inv.locate, Locate::StateDir(PathBuf::from("state")));
+    assert_eq!(inv.token, None);
+}
+
+#[test]
+fn lease_options_take_the_equals_form_too() {
+    let inv = ok("lease", &["--port=4100", "--ttl=90"]);
+    let Command::Lease(opts) = inv.command else {
+        panic!("not a lease")
+    };
+    assert_eq!((opts.port, opts.ttl), (Some(4100), Some(90)));
+}
+
+#[test]
+fn bad_numbers_are_usage_errors_naming_the_flag() {
+    assert_eq!(
+        usage("lease", &["--count", "two"]),
+        "--count: expected a whole number, got 'two'"
+    );
+    assert_eq!(
+        usage("lease", &["--port", "0"]),
+        "--port: expected a port number (1-65535), got '0'"
+    );
+    assert_eq!(
+        usage("lease", &["--port", "70000"]),
+        "--port: expected a port number (1-65535), got '70000'"
+    );
+    assert_eq!(
+        usage("renew", &["x", "--ttl", "0"]),
+        "--ttl: must be at least 1 second"
+    );
+    assert!(usage("lease", &["--ttl", "soon"]).starts_with("--ttl: expected seconds"));
+    assert_eq!(
+        usage("lease", &["--count"]),
+        "missing argument for option '--count'"
+    );
+}
+
+#[test]
+fn options_of_other_commands_are_refused() {
+    assert_eq!(
+        usage("leases", &["--count", "2"]),
+        "invalid option '--count'"
+    );
+    assert_eq!(usage("url", &["--json"]), "invalid option '--json'");
+    assert_eq!(
+        usage("run", &["--pid", "1", "--", "true"]),
+        "invalid option '--pid'"
+    );
+    assert_eq!(usage("status", &["-x"]), "invalid option '-x'");
+    assert_eq!(usage("lease", &["4100"]), "unexpected argument '4100'");
+}
+
+#[test]
+fn release_decides_between_port_and_id() {
+    assert_eq!(
+        ok("release", &["4100"]).command,
+        Command::Release(ReleaseTarget::Port(4100))
+    );
+    assert_eq!(
+        ok("release", &["0123456789abcdef"]).command,
+        Command::Release(ReleaseTarget::Id("0123456789abcdef".into()))
+    );
+    assert_eq!(ReleaseTarget::from_arg("65535"), ReleaseTarget::Port(65535));
+    for id in ["0", "65536", "-1", "4100x", ""] {
+        assert_eq!(
+            ReleaseTarget::from_arg(id),
+            ReleaseTarget::Id(id.into()),
+            "{id}"
+        );
+    }
+    assert_eq!(usage("release", &[]), "missing lease ID or PORT");
+    assert_eq!(usage("release", &["1", "2"]), "unexpected argument '2'");
+}
+
+#[test]
+fn renew_takes_an_id_and_a_ttl() {
+    assert_eq!(
+        ok("renew", &["abc", "--ttl", "60"]).command,
+        Command::Renew {
+            id: "abc".into(),
+            ttl: Some(60)
+        }
+    );
+    assert_eq!(usage("renew", &[]), "missing lease ID");
+}
+
+#[test]
+fn leases_status_and_url_take_no_arguments() {
+    assert_eq!(ok("leases", &["--json"]).command, Command::Leases);
+    assert_eq!(ok("status", &[]).command, Command::Status);
+    assert_eq!(ok("url", &[]).command, Command::Url);
+    assert_eq!(usage("status", &["now"]), "unexpected argument 'now'");
+}
+
+#[test]
+fn run_takes_the_command_after_its_options() {
+    let inv = ok(
+        "run",
+        &[
+            "--count", "2", "--socket", "--bind", "::1", "--", "srv", "--count", "9",
+        ],
+    );
+    let Command::Run(run) = inv.command else {
+        panic!("not run")
+    };
+    assert_eq!(run.lease.count, Some(2));
+    assert!(run.socket);
+    assert_eq!(run.bind, "::1".parse::<IpAddr>().unwrap());
+    assert_eq!(run.program, "srv");
+    assert_eq!(run.args, ["--count", "9"]);
+}
+
+#[test]
+fn run_needs_a_command_and_binds_loopback_by_default() {
+    let Command::Run(run) = ok("run", &["python3", "-m", "http.server"]).command else {
+        panic!("not run")
+    };
+    assert_eq!(
+        (run.socket, run.bind),
+        (false, IpAddr::from([127, 0, 0, 1]))
+    );
+    assert_eq!(run.args, ["-m", "http.server"]);
+    assert!(usage("run", &["--count", "1"]).starts_with("missing the command to run"));
+    assert!(usage("run", &["--"]).starts_with("missing the command to run"));
+    assert_eq!(
+        usage("run", &["--bind", "0.0.0.0", "--", "x"]),
+        "--bind: only makes sense with --socket"
+    );
+}
+
+#[test]
+fn help_is_asked_for_with_either_spelling() {
+    let lookup = env(&[]);
+    for flag in ["-h", "--help"] {
+        let parsed = parse("lease", [OsString::from(flag)], &lookup).unwrap();
+        let Parsed::Help(text) = parsed else {
+            panic!("no help")
+        };
+        assert!(text.starts_with("Usage: dynport lease [OPTIONS]"), "{text}");
+    }
+}
+
+#[test]
+fn flags_beat_variables_and_a_url_beats_a_state_dir() {
+    let vars = [
+        ("DYNPORT_URL", "http://10.0.0.1:4000"),
+        ("DYNPORT_STATE_DIR", "/var/lib/dynport"),
+        ("DYNPORT_TOKEN", "from-env"),
+    ];
+    let inv = parse_with(&vars, "leases", &[]).unwrap();
+    let url = BaseUrl::parse("http://10.0.0.1:4000").unwrap();
+    assert_eq!(inv.locate, Locate::Url(url, Source::Env));
+    assert_eq!(inv.token.as_deref(), Some("from-env"));
+    let inv = parse_with(&vars, "leases", &["--state-dir", "here", "--token", "t"]).unwrap();
+    assert_eq!(inv.locate, Locate::StateDir(PathBuf::from("here")));
+    assert_eq!(inv.token.as_deref(), Some("t"));
+    let inv = parse_with(&[("DYNPORT_STATE_DIR", "/srv")], "leases", &[]).unwrap();
+    assert_eq!(inv.locate, Locate::StateDir(PathBuf::from("/srv")));
+}
+
+#[test]
+fn bad_urls_and_tokens_name_their_source() {
+    assert!(usage("leases", &["--url", "https://h:1"]).starts_with("--url: 'https://h:1'"));
+    let err = parse_with(&[("DYNPORT_URL", "http://h:0")], "leases", &[]).unwrap_err();
+    assert!(err.starts_with("DYNPORT_URL: "), "{err}");
+    assert!(usage("lease", &["--token", "a\r\nX: y"]).starts_with("--token: "));
+    assert_eq!(
+        usage("lease", &["--token", "a", "--token-file", "f"]),
+        "--token and --token-file: give one of them, not both"
+    );
+}
+
+#[test]
+fn token_file_is_read_without_its_newline() {
+    let dir = std::env::temp_dir().join(format!("dynport-args-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+    std::fs::write(&path, "s3cret\n").unwrap();
+    let file = path.to_str().unwrap();
+    let inv = parse_with(&[("DYNPORT_TOKEN_FILE", file)], "lease", &[]).unwrap();
+    assert_eq!(inv.token.as_deref(), Some("s3cret"));
+    let missing = dir.join("nope");
+    let err = usage("lease", &["--token-file", missing.to_str().unwrap()]);
+    assert!(err.starts_with("--token-file: cannot read "), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,118 @@
+//! The `--help` text of each client command.
+#![forbid(unsafe_code)]
+
+const FINDING: &str = "\
+Finding the server:
+  --url URL          its base URL, e.g. http://127.0.0.1:3456 [DYNPORT_URL]
+  --state-dir DIR    read the server's address from DIR/dynamic_ports.json
+                     (default: state) [DYNPORT_STATE_DIR]
+  --token T          bearer token for changes [DYNPORT_TOKEN]
+  --token-file PATH  read the token from PATH [DYNPORT_TOKEN_FILE]
+  -h, --help         print this help
+
+A flag beats its variable; --url and DYNPORT_URL beat the state directory.
+Exit status: 0 done, 1 the server refused (its reason on stderr),
+2 usage error, 3 no server could be reached.
+";
+
+const LEASE_OPTIONS: &str = "\
+  --count N          how many ports (1-64; default 1)
+  --port P           ask for this exact port
+  --pool NAME        take the ports from this pool (default: default)
+  --ttl S            life of the lease, in seconds or like 10m
+                     (default: the server's --lease-ttl-secs)
+  --owner TEXT       who holds it, shown in `dynport leases`
+";
+
+const LEASE: &str = "\
+Usage: dynport lease [OPTIONS]
+
+Leases ports from the server and prints them, one per line, so that
+PORT=$(dynport lease) works.
+
+Options:
+";
+
+const LEASE_TAIL: &str = "\
+  --pid PID          end the lease when process PID exits
+  --json             print the server's whole answer as JSON
+";
+
+const RELEASE: &str = "\
+Usage: dynport release [OPTIONS] ID|PORT
+
+Ends a lease and prints the ports it held. A port number (1-65535) names
+the live lease that holds that port; anything else is a lease id.
+
+Options:
+  --json             print the server's whole answer as JSON
+";
+
+const RENEW: &str = "\
+Usage: dynport renew [OPTIONS] ID
+
+Extends the lease ID and prints its new expiry time.
+
+Options:
+  --ttl S            new life from now, in seconds or like 10m
+                     (default: the server's --lease-ttl-secs)
+  --json             print the server's whole answer as JSON
+";
+
+const LEASES: &str = "\
+Usage: dynport leases [OPTIONS]
+
+Lists the live leases as a table.
+
+Options:
+  --json             print the server's answer as JSON
+";
+
+const STATUS: &str = "\
+Usage: dynport status [OPTIONS]
+
+Shows the server's overview: version, port, range, port counts, last scan.
+
+Options:
+  --json             print the server's answer as JSON
+";
+
+const URL: &str = "\
+Usage: dynport url [OPTIONS]
+
+Prints the running server's base URL after checking that it answers
+/healthz (exit 3 when it does not).
+";
+
+const RUN: &str = "\
+Usage: dynport run [OPTIONS] [--] CMD [ARGS...]
+
+Leases a port, runs CMD with PORT set to it (and PORTS, comma-separated,
+when --count is above 1), forwards SIGINT, SIGTERM and SIGHUP to CMD,
+releases the lease when CMD exits and exits with CMD's status (128+N when
+signal N killed it). The lease belongs to this process: if it dies, the
+server ends the lease, and CMD gets SIGTERM. Keep CMD in the foreground:
+a CMD that daemonizes ends the lease.
+
+Options:
+";
+
+const RUN_TAIL: &str = "\
+  --socket           bind the ports here and pass the listening sockets to
+                     CMD the systemd way: fd 3 onwards, LISTEN_FDS, LISTEN_PID
+  --bind ADDR        address to bind with --socket (default: 127.0.0.1)
+";
+
+/// The help text of `command`.
+pub fn of(command: &str) -> String {
+    let (head, options) = match command {
+        "lease" => (LEASE, format!("{LEASE_OPTIONS}{LEASE_TAIL}")),
+        "release" => (RELEASE, String::new()),
+        "renew" => (RENEW, String::new()),
+        "leases" => (LEASES, String::new()),
+        "status" => (STATUS, String::new()),
+        "url" => (URL, String::new()),
+        _ => (RUN, format!("{LEASE_OPTIONS}{RUN_TAIL}")),
+    };
+    format!("{head}{options}\n{FINDING}")
+}

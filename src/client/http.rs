@@ -1,0 +1,336 @@
+//! A tiny blocking HTTP/1.1 client: one request per connection
+//! (`Connection: close`), bounded in time and size, plain `http` only.
+#![forbid(unsafe_code)]
+
+use super::target::BaseUrl;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds on an answer, far above anything dynport sends.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// One request to send.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path below the base URL, e.g. `/api/v1/ports/leases`.
+    pub path: &'a str,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub token: Option<&'a str>,
+    /// A JSON body.
+    pub body: Option<&'a [u8]>,
+}
+
+/// An answer: its status and body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum HttpError {
+    /// No connection could be opened: nothing listens there, or it is too
+    /// slow to accept.
+    Connect(io::Error),
+    /// Connected, but the exchange failed or the answer is not HTTP as
+    /// expected.
+    Exchange(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Connect(e) => write!(f, "{e}"),
+            HttpError::Exchange(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Sends `req` to the server at `url` and reads its whole answer.
+pub fn send(url: &BaseUrl, req: &Request) -> Result<Response, HttpError> {
+    let mut stream = connect(url).map_err(HttpError::Connect)?;
+    let exchange = |e: io::Error| HttpError::Exchange(e.to_string());
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(exchange)?;
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(exchange)?;
+    stream.write_all(&encode(url, req)).map_err(exchange)?;
+    read_response(&mut stream)
+}
+
+fn connect(url: &BaseUrl) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The request's bytes: head and body in one buffer, written at once.
+fn encode(url: &BaseUrl, req: &Request) -> Vec<u8> {
+    let mut head = format!(
+        "{} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dynport/{}\r\n\
+         Accept: application/json\r\nConnection: close\r\n",
+        req.method,
+        url.prefix,
+        req.path,
+        url.authority(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if let Some(token) = req.token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    match req.body {
+        Some(body) => head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )),
+        None if req.method != "GET" => head.push_str("Content-Length: 0\r\n"),
+        None => {}
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(req.body.unwrap_or_default());
+    bytes
+}
+
+/// Reads a status line, headers and a body framed by `Content-Length`, or
+/// by the end of the connection when there is none.
+fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HttpError::Exchange("response head too large".to_string()));
+        }
+        if read_some(stream, &mut buf)? == 0 {
+            return Err(HttpError::Exchange(
+                "the connection closed before a complete answer".to_string(),
+            ));
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let (status, length) = parse_head(&head)?;
+    if length.is_some_and(|n| n > MAX_BODY) {
+        return Err(HttpError::Exchange("response body too large".to_string()));
+    }
+    let mut body = buf.split_off(head_end);
+    loop {
+        match length {
+            Some(n) if body.len() >= n => {
+                body.truncate(n);
+                break;
+            }
+            _ if body.len() > MAX_BODY => {
+                return Err(HttpError::Exchange("response body too large".to_string()));
+            }
+            _ => {}
+        }
+        if read_some(stream, &mut body)? == 0 {
+            if length.is_some() {
+                return Err(HttpError::Exchange(
+                    "the connection closed in the middle of the answer".to_string(),
+                ));
+            }
+            break;
+        }
+    }
+    Ok(Response { status, body })
+}
+
+fn read_some(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<usize, HttpError> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HttpError::Exchange(format!(
+                    "no answer within {} s",
+                    IO_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(HttpError::Exchange(e.to_string())),
+        }
+    }
+}
+
+/// The status code and `Content-Length` of a response head.
+fn parse_head(head: &str) -> Result<(u16, Option<usize>), HttpError> {
+    let bad = |what: &str| HttpError::Exchange(format!("not an HTTP answer: {what}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
+    let status = match status {
+        Some(s) if version.starts_with("HTTP/1.") && (100..600).contains(&s) => s,
+        _ => return Err(bad(&format!("status line {status_line:?}"))),
+    };
+    let mut length = None;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("header line"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse().map_err(|_| bad("Content-Length"))?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(bad("chunked answers are not supported"));
+        }
+    }
+    Ok((status, length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn url(port: u16) -> BaseUrl {
+        BaseUrl::for_listener("127.0.0.1", port)
+    }
+
+    #[test]
+    fn encodes_a_post_with_token_and_body() {
+        let req = Request {
+            method: "POST",
+            path: "/api/v1/ports/lease",
+            token: Some("s3cret"),
+            body: Some(br#"{"count":2}"#),
+        };
+        let text = String::from_utf8(encode(&url(3456), &req)).unwrap();
+        let expected = format!(
+            "POST /api/v1/ports/lease HTTP/1.1\r\nHost: 127.0.0.1:3456\r\n\
+             User-Agent: dynport/{}\r\nAccept: application/json\r\nConnection: close\r\n\
+             Authorization: Bearer s3cret\r\nContent-Type: application/json\r\n\
+             Content-Length: 11\r\n\r\n{{\"count\":2}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_delete_without_body_says_content_length_zero_and_a_get_does_not() {
+        let mut req = Request {
+            method: "DELETE",
+            path: "/x",
+            token: None,
+            body: None,
+        };
+        let text = String::from_utf8(encode(&url(1), &req)).unwrap();
+        assert!(text.ends_with("Connection: close\r\nContent-Length: 0\r\n\r\n"));
+        req.method = "GET";
+        let text = String::from_utf8(encode(&url(1), &req)).unwrap();
+        assert!(text.ends_with("Connection: close\r\n\r\n"));
+    }
+
+    /// A reader that hands out its bytes a few at a time, as a socket may.
+    struct Trickle(Vec<u8>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn reads_a_body_framed_by_content_length_in_small_pieces() {
+        let bytes = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                      Content-Length: 5\r\n\r\nhelloEXTRA"
+            .to_vec();
+        let r = read_response(&mut Trickle(bytes, 3)).unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.body, b"hello");
+    }
+
+    #[test]
+    fn without_content_length_the_body_ends_with_the_connection() {
+        let bytes = b"HTTP/1.0 200 OK\r\n\r\n{\"a\":1}".to_vec();
+        let r = read_response(&mut Trickle(bytes, 100)).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_answer_is_an_exchange_error() {
+        for bytes in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ] {
+            let err = read_response(&mut Trickle(bytes.to_vec(), 4)).unwrap_err();
+            assert!(matches!(err, HttpError::Exchange(_)), "{bytes:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn talks_to_a_real_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            while !seen.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                conn.read_exact(&mut byte).unwrap();
+                seen.push(byte[0]);
+            }
+            conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}")
+                .unwrap();
+            String::from_utf8(seen).unwrap()
+        });
+        let req = Request {
+            method: "GET",
+            path: "/healthz",
+            token: None,
+            body: None,
+        };
+        let r = send(&url(port), &req).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (404, &b"{}"[..]));
+        assert!(
+            server
+                .join()
+                .unwrap()
+                .starts_with("GET /healthz HTTP/1.1\r\n")
+        );
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connect_error() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let req = Request {
+            method: "GET",
+            path: "/healthz",
+            token: None,
+            body: None,
+        };
+        let err = send(&url(port), &req).unwrap_err();
+        assert!(matches!(err, HttpError::Connect(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The command-line client: `dynport lease`, `release`, `renew`, `leases`,
+//! `status`, `url` and `run` talk to a running server over its HTTP API.
+//!
+//! Exit status: 0 done, 1 the server refused (or another failure), 2 usage,
+//! 3 no server could be reached.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::process::ExitCode;
+
+pub mod api;
+pub mod args;
+mod child;
+mod help;
+pub mod http;
+pub mod output;
+mod run;
+pub mod target;
+
+use api::Api;
+use args::{Command, Invocation, Parsed, ReleaseTarget};
+
+/// Why a client command failed; each variant is one exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// A bad or missing option or argument. Exit 2.
+    Usage(String),
+    /// The server answered with an error; its message. Exit 1.
+    Refused(String),
+    /// No server could be reached; the message says where the client looked. Exit 3.
+    Unreachable(String),
+    /// Anything else: a garbled answer, a command that cannot start. Exit 1.
+    Failed(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Refused(_) | ClientError::Failed(_) => 1,
+            ClientError::Usage(_) => 2,
+            ClientError::Unreachable(_) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Usage(m)
+            | ClientError::Refused(m)
+            | ClientError::Unreachable(m)
+            | ClientError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Whether `first`, the first argument of `dynport`, names a client command.
+pub fn is_command(first: &OsStr) -> bool {
+    args::COMMANDS.iter().any(|c| OsStr::new(c) == first)
+}
+
+/// Runs a client command. `args` starts with the command's name (`lease`, …);
+/// the environment is read through `lookup`.
+pub fn main<I>(args: I, lookup: impl Fn(&str) -> Option<String>) -> ExitCode
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut args = args.into_iter();
+    let name = args.next().unwrap_or_default();
+    let name = name.to_string_lossy();
+    let outcome = match args::parse(&name, args, &lookup) {
+        Ok(Parsed::Help(text)) => emit(&text).map(|()| ExitCode::SUCCESS),
+        Ok(Parsed::Run(invocation)) => execute(*invocation),
+        Err(message) => Err(ClientError::Usage(message)),
+    };
+    outcome.unwrap_or_else(|e| {
+        match &e {
+            ClientError::Usage(m) => {
+                eprintln!("dynport: {m}\nTry 'dynport {name} --help' for more information.")
+            }
+            other => eprintln!("dynport: {other}"),
+        }
+        ExitCode::from(e.exit_code())
+    })
+}
+
+fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
+    let api = Api::new(inv.locate.resolve()?, inv.token);
+    let json = inv.json;
+    match inv.command {
+        Command::Lease(opts) => {
+            let (answer, lease) = api.lease(&opts)?;
+            print_either(json, &answer, &lines(&lease.ports))
+        }
+        Command::Release(target) => {
+            let id = lease_id(&api, target)?;
+            let (answer, ports) = api.release(&id)?;
+            print_either(json, &answer, &lines(&ports))
+        }
+        Command::Renew { id, ttl } => {
+            let (answer, lease) = api.renew(&id, ttl)?;
+            print_either(json, &answer, &format!("{}\n", lease.expires_at))
+        }
+        Command::Leases => {
+            let (answer, leases) = api.leases()?;
+            let table = output::leases_table(&leases, std::time::SystemTime::now());
+            print_either(json, &answer, &table)
+        }
+        Command::Status => {
+            let answer = api.overview()?;
+            let table = output::status_table(&api.target.url.to_string(), &answer.json);
+            print_either(json, &answer, &table)
+        }
+        Command::Url => {
+            api.health()?;
+            emit(&format!("{}\n", api.target.url))
+        }
+        Command::Run(opts) => return run::run(&api, &opts),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// The id of the lease to release: the one given, or the live lease holding
+/// the port given.
+fn lease_id(api: &Api, target: ReleaseTarget) -> Result<String, ClientError> {
+    match target {
+        ReleaseTarget::Id(id) => Ok(id),
+        ReleaseTarget::Port(port) => {
+            let (_, leases) = api.leases()?;
+            leases
+                .into_iter()
+                .find(|l| l.ports.contains(&port))
+                .map(|l| l.id)
+                .ok_or_else(|| ClientError::Refused(format!("no live lease holds port {port}")))
+        }
+    }
+}
+
+/// One port per line.
+fn lines(ports: &[u16]) -> String {
+    ports.iter().map(|p| format!("{p}\n")).collect()
+}
+
+/// The server's answer as sent with `--json`, else `text`.
+fn print_either(json: bool, answer: &api::Answer, text: &str) -> Result<(), ClientError> {
+    if json {
+        let body = String::from_utf8_lossy(&answer.raw);
+        emit(&format!("{}\n", body.trim_end()))
+    } else {
+        emit(text)
+    }
+}
+
+/// Writes to stdout; a closed stdout is a failure, not a panic.
+fn emit(text: &str) -> Result<(), ClientError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| ClientError::Failed(format!("cannot write to stdout: {e}")))
+}

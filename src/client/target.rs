@@ -1,0 +1,345 @@
+//! Where the server is: a base URL given by the user, or the address the
+//! running server wrote into its state file.
+#![forbid(unsafe_code)]
+
+use super::ClientError;
+use crate::state::STATE_FILE;
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// A server's base URL. Plain `http` only: dynport serves nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// A name or an address; an IPv6 address without its brackets.
+    pub host: String,
+    pub port: u16,
+    /// A path prefix without the trailing `/`, usually empty.
+    pub prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `http://HOST[:PORT][/PREFIX]`; the scheme may be left out.
+    pub fn parse(text: &str) -> Result<BaseUrl, String> {
+        let rest = match text.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "'{text}': scheme {scheme} is not supported; dynport serves plain http://"
+                ));
+            }
+            None => text,
+        };
+        if rest.contains(['?', '#', '@']) {
+            return Err(format!(
+                "'{text}': expected http://HOST:PORT, without user, query or fragment"
+            ));
+        }
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = split_authority(authority).map_err(|e| format!("'{text}': {e}"))?;
+        Ok(BaseUrl {
+            host,
+            port,
+            prefix: prefix.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The URL to reach a server listening on `host:port`. A server on every
+    /// address (`0.0.0.0`, `::`) is reached through loopback.
+    pub fn for_listener(host: &str, port: u16) -> BaseUrl {
+        let host = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if a.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+            Ok(IpAddr::V6(a)) if a.is_unspecified() => Ipv6Addr::LOCALHOST.to_string(),
+            _ => host.to_string(),
+        };
+        BaseUrl {
+            host,
+            port,
+            prefix: String::new(),
+        }
+    }
+
+    /// `HOST:PORT` as the `Host` header wants it, IPv6 in brackets.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}{}", self.authority(), self.prefix)
+    }
+}
+
+fn split_authority(authority: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (host, after) = inner.split_once(']').ok_or("unclosed '[' in the host")?;
+        host.parse::<Ipv6Addr>()
+            .map_err(|_| format!("'{host}' is not an IPv6 address"))?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or("junk after ']'")?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((_, p)) if p.contains(':') => {
+                return Err("an IPv6 address needs brackets: http://[::1]:3456".to_string());
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host".to_string());
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("'{p}' is not a port number (1-65535)")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// How the user told the client to find the server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Locate {
+    Url(BaseUrl, Source),
+    /// Read the address from this directory's state file.
+    StateDir(PathBuf),
+}
+
+/// Where a base URL came from, so that errors can say where the client looked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Flag,
+    Env,
+    StateFile { path: PathBuf, pid: u32 },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => f.write_str("given by --url"),
+            Source::Env => f.write_str("given by DYNPORT_URL"),
+            Source::StateFile { path, pid } => {
+                write!(f, "read from {}, server pid {pid}", path.display())
+            }
+        }
+    }
+}
+
+/// A server to talk to, and where its address came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub url: BaseUrl,
+    pub source: Source,
+}
+
+impl Locate {
+    /// The server to talk to. Reading the state file can fail: that is
+    /// "no server could be reached" (exit 3), and the message says why.
+    pub fn resolve(&self) -> Result<Target, ClientError> {
+        match self {
+            Locate::Url(url, source) => Ok(Target {
+                url: url.clone(),
+                source: source.clone(),
+            }),
+            Locate::StateDir(dir) => from_state_dir(dir),
+        }
+    }
+}
+
+/// The two fields of the state file the client needs.
+#[derive(Deserialize)]
+struct Running {
+    server: Option<Server>,
+    server_port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct Server {
+    pid: u32,
+    host: String,
+}
+
+/// Finds the server through `DIR/dynamic_ports.json`.
+pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
+    let path = dir.join(STATE_FILE);
+    let unreachable = |why: String| ClientError::Unreachable(why);
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => unreachable(format!(
+            "no server found: {} does not exist; start one with \
+             `dynport --state-dir {}`, or pass --url or --state-dir",
+            path.display(),
+            dir.display()
+        )),
+        _ => unreachable(format!("cannot read {}: {e}", path.display())),
+    })?;
+    let running: Running = serde_json::from_slice(&bytes).map_err(|e| {
+        unreachable(format!(
+            "cannot find the server: {} is not a dynport state file ({e})",
+            path.display()
+        ))
+    })?;
+    match (running.server, running.server_port) {
+        (Some(server), Some(port)) => Ok(Target {
+            url: BaseUrl::for_listener(&server.host, port),
+            source: Source::StateFile {
+                path,
+                pid: server.pid,
+            },
+        }),
+        _ => Err(unreachable(format!(
+            "no server is running: {} says the server shut down; start one with \
+             `dynport --state-dir {}`, or pass --url",
+            path.display(),
+            dir.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(host: &str, port: u16, prefix: &str) -> BaseUrl {
+        BaseUrl {
+            host: host.to_string(),
+            port,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    #[test]
+    fn parses_base_urls() {
+        let cases = [
+            ("http://127.0.0.1:3456", url("127.0.0.1", 3456, "")),
+            ("HTTP://localhost:3456/", url("localhost", 3456, "")),
+            ("127.0.0.1:3456", url("127.0.0.1", 3456, "")),
+            ("http://[::1]:3456/dynport/", url("::1", 3456, "/dynport")),
+            ("http://example.org", url("example.org", 80, "")),
+            ("http://[::1]", url("::1", 80, "")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(BaseUrl::parse(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_speak_or_parse() {
+        for text in [
+            "https://127.0.0.1:3456",
+            "http://:3456",
+            "http://h:0",
+            "http://h:port",
+            "http://::1:3456",
+            "http://[::1",
+            "http://[nope]:1",
+            "http://user@h:1",
+            "http://h:1/?x",
+            "",
+        ] {
+            assert!(BaseUrl::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn displays_ipv6_in_brackets() {
+        assert_eq!(url("::1", 3456, "").to_string(), "http://[::1]:3456");
+        assert_eq!(url("h", 80, "/p").to_string(), "http://h:80/p");
+    }
+
+    #[test]
+    fn a_server_on_every_address_is_reached_through_loopback() {
+        assert_eq!(BaseUrl::for_listener("0.0.0.0", 1), url("127.0.0.1", 1, ""));
+        assert_eq!(BaseUrl::for_listener("::", 1), url("::1", 1, ""));
+        assert_eq!(BaseUrl::for_listener("fe80::1", 1), url("fe80::1", 1, ""));
+        assert_eq!(BaseUrl::for_listener("10.1.2.3", 1), url("10.1.2.3", 1, ""));
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("dynport-target-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn write_state(&self, server: &str, port: &str) -> PathBuf {
+            let path = self.0.join(STATE_FILE);
+            let text = format!(
+                r#"{{"version": 1, "port_range": {{"start": 3000, "end": 3009}},
+                    "server_port": {port}, "last_server_port": 3456,
+                    "server": {server}, "ports": {{}}, "last_scan": null}}"#
+            );
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn unreachable(dir: &Path) -> String {
+        match from_state_dir(dir) {
+            Err(ClientError::Unreachable(m)) => m,
+            other => panic!("expected unreachable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn finds_the_running_server_in_its_state_file() {
+        let dir = TempDir::new("running");
+        let server = r#"{"pid": 4242, "host": "::", "started_at": "2026-11-25T18:59:58Z"}"#;
+        let path = dir.write_state(server, "3456");
+        let target = from_state_dir(&dir.0).unwrap();
+        assert_eq!(target.url.to_string(), "http://[::1]:3456");
+        assert_eq!(target.source, Source::StateFile { path, pid: 4242 });
+    }
+
+    #[test]
+    fn a_clean_shutdown_means_no_server_and_names_the_file() {
+        let dir = TempDir::new("stopped");
+        let path = dir.write_state("null", "null");
+        let message = unreachable(&dir.0);
+        assert!(
+            message.starts_with(&format!(
+                "no server is running: {} says the server shut down",
+                path.display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_foreign_state_file_names_the_file() {
+        let dir = TempDir::new("missing");
+        let path = dir.0.join(STATE_FILE);
+        let message = unreachable(&dir.0);
+        assert!(
+            message.starts_with(&format!(
+                "no server found: {} does not exist",
+                path.display()
+            )),
+            "{message}"
+        );
+        std::fs::write(&path, "[1, 2]").unwrap();
+        let message = unreachable(&dir.0);
+        assert!(
+            message.contains(&format!("{} is not a dynport state file", path.display())),
+            "{message}"
+        );
+    }
+}
