@@ -289,30 +289,35 @@ impl App {
         ended.len()
     }
 
+    /// Ends due leases, so that none is counted against a pool nor renewed
+    /// or released, then makes one lease change in memory. When the change
+    /// is refused, the ends are still written.
+    fn lease_change<T>(
+        &self,
+        f: impl FnOnce(&mut PortTable) -> Result<T, LeaseError>,
+    ) -> Result<(T, u64), LeaseError> {
+        let ended = self.end_due_leases();
+        let (out, seq) = self.change(|held| f(&mut held.table));
+        if out.is_err() && ended > 0 {
+            let _ = self.save_through(&mut self.disk(), seq);
+        }
+        out.map(|t| (t, seq))
+    }
+
     /// Grants a lease; it is in the state file before this returns.
     pub fn grant(&self, req: &LeaseRequest) -> Result<Lease, ApiError> {
-        let ended = self.end_due_leases();
         let id = new_lease_id();
-        let (granted, seq) = self.change(|held| {
-            held.table
-                .grant(req, id.clone(), SystemTime::now(), &mut |p| {
-                    can_bind_everywhere(p)
-                })
+        let granted = self.lease_change(|table| {
+            table.grant(req, id, SystemTime::now(), &mut can_bind_everywhere)
         });
-        let lease = match granted {
-            Ok(lease) => lease,
-            Err(e) => {
-                if ended > 0 {
-                    let _ = self.save_through(&mut self.disk(), seq);
-                }
-                self.metrics.deny(match e {
-                    LeaseError::UnknownPool(_) => Denial::UnknownPool,
-                    LeaseError::Invalid(_) => Denial::BadRequest,
-                    _ => Denial::Unavailable,
-                });
-                return Err(lease_error(e));
-            }
-        };
+        let (lease, seq) = granted.map_err(|e| {
+            self.metrics.deny(match e {
+                LeaseError::UnknownPool(_) => Denial::UnknownPool,
+                LeaseError::Invalid(_) => Denial::BadRequest,
+                _ => Denial::Unavailable,
+            });
+            lease_error(e)
+        })?;
         let undo_id = lease.id.clone();
         self.flush(seq, Box::new(move |t| drop(t.release(&undo_id))))
             .inspect_err(|_| self.metrics.deny(Denial::Storage))?;
@@ -328,15 +333,14 @@ impl App {
 
     /// Ends a lease; its ports are free in the state file before this returns.
     pub fn release(&self, id: &str) -> Result<Lease, ApiError> {
-        let (released, seq) = self.change(|held| held.table.release(id));
-        let lease = released.map_err(lease_error)?;
+        let (lease, seq) = self
+            .lease_change(|table| table.release(id))
+            .map_err(lease_error)?;
         let back = lease.clone();
-        self.flush(
-            seq,
-            Box::new(move |t| {
-                t.insert_lease(back, &now_rfc3339());
-            }),
-        )?;
+        let undo: Undo = Box::new(move |t| {
+            t.insert_lease(back, &now_rfc3339());
+        });
+        self.flush(seq, undo)?;
         Metrics::add(&self.metrics.releases, 1);
         log::info!(
             "lease {} ended (released): ports {:?} freed",
@@ -346,21 +350,15 @@ impl App {
         Ok(lease)
     }
 
-    /// Gives a lease a new life of `ttl` (the default when `None`).
+    /// Gives a live lease a new life of `ttl`, or of the life it was last
+    /// given when `None`.
     pub fn renew(&self, id: &str, ttl: Option<Duration>) -> Result<Lease, ApiError> {
-        let ttl = ttl.unwrap_or(self.facts.lease_ttl);
-        let old_expiry = self.held().table.lease(id).map(|l| l.expires_at);
-        let (renewed, seq) = self.change(|held| held.table.renew(id, ttl, SystemTime::now()));
-        let lease = renewed.map_err(lease_error)?;
-        let undo_id = lease.id.clone();
-        self.flush(
-            seq,
-            Box::new(move |t| {
-                if let Some(then) = old_expiry {
-                    drop(t.renew(&undo_id, Duration::ZERO, then));
-                }
-            }),
-        )?;
+        let before = self.held().table.lease(id).cloned();
+        let (lease, seq) = self
+            .lease_change(|table| table.renew(id, ttl, SystemTime::now()))
+            .map_err(lease_error)?;
+        let undo: Undo = Box::new(move |t| before.into_iter().for_each(|l| t.restore(l)));
+        self.flush(seq, undo)?;
         log::debug!(
             "lease {} renewed until {}",
             lease.id,

@@ -27,6 +27,31 @@ pub struct Lease {
     pub created_at: SystemTime,
     #[serde(with = "crate::time::rfc3339_serde")]
     pub expires_at: SystemTime,
+    /// The life the lease was last given, reused by a renewal that names none.
+    #[serde(default)]
+    pub ttl_secs: u64,
+}
+
+impl Lease {
+    /// Whether the lease still holds at `now`: its TTL has not passed and its
+    /// process, when it has one, still runs.
+    pub fn is_live(&self, now: SystemTime, alive: &dyn Fn(u32, Option<u64>) -> bool) -> bool {
+        self.end_reason(now, alive).is_none()
+    }
+
+    fn end_reason(
+        &self,
+        now: SystemTime,
+        alive: &dyn Fn(u32, Option<u64>) -> bool,
+    ) -> Option<EndReason> {
+        if self.expires_at <= now {
+            Some(EndReason::Expired)
+        } else if self.pid.is_some_and(|pid| !alive(pid, self.pid_start)) {
+            Some(EndReason::OwnerExited)
+        } else {
+            None
+        }
+    }
 }
 
 /// What a client asks for; validated by the API before it gets here.
@@ -130,6 +155,7 @@ impl PortTable {
             pid_start: req.pid_start,
             created_at: now,
             expires_at: now + req.ttl,
+            ttl_secs: req.ttl.as_secs(),
         };
         if req.port.is_none() {
             let last = *lease.ports.last().unwrap_or(&pool.start);
@@ -234,14 +260,31 @@ impl PortTable {
         Ok(lease)
     }
 
-    /// Gives a lease a new life of `ttl` from `now`.
-    pub fn renew(&mut self, id: &str, ttl: Duration, now: SystemTime) -> Result<Lease, LeaseError> {
+    /// Gives a live lease a new life of `ttl` from `now`, or of the life it
+    /// was last given when `ttl` is `None`. A lease whose TTL has passed is
+    /// ended, not renewed.
+    pub fn renew(
+        &mut self,
+        id: &str,
+        ttl: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Lease, LeaseError> {
         let lease = self
             .leases
             .get_mut(id)
+            .filter(|l| l.expires_at > now)
             .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
+        let ttl = ttl.unwrap_or(Duration::from_secs(lease.ttl_secs));
         lease.expires_at = now + ttl;
+        lease.ttl_secs = ttl.as_secs();
         Ok(lease.clone())
+    }
+
+    /// Puts back a lease as it was before a renewal whose save failed.
+    pub fn restore(&mut self, lease: Lease) {
+        if let Some(slot) = self.leases.get_mut(&lease.id) {
+            *slot = lease;
+        }
     }
 
     /// Ends every lease whose time has passed or whose process has exited.
@@ -254,15 +297,7 @@ impl PortTable {
         let due: Vec<(String, EndReason)> = self
             .leases
             .values()
-            .filter_map(|lease| {
-                if lease.expires_at <= now {
-                    Some((lease.id.clone(), EndReason::Expired))
-                } else if lease.pid.is_some_and(|pid| !alive(pid, lease.pid_start)) {
-                    Some((lease.id.clone(), EndReason::OwnerExited))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|lease| Some((lease.id.clone(), lease.end_reason(now, alive)?)))
             .collect();
         due.into_iter()
             .filter_map(|(id, reason)| self.release(&id).ok().map(|l| (l, reason)))
@@ -440,12 +475,27 @@ mod tests {
     fn renew_moves_expiry_from_now() {
         let mut t = table();
         grant(&mut t, &ask(1), "a").unwrap();
-        let renewed = t.renew("a", Duration::from_secs(300), at(50)).unwrap();
-        assert_eq!(renewed.expires_at, at(350));
-        assert!(t.end_due(at(349), &|_, _| true).is_empty());
+        let renewed = t
+            .renew("a", Some(Duration::from_secs(300)), at(50))
+            .unwrap();
+        assert_eq!((renewed.expires_at, renewed.ttl_secs), (at(350), 300));
+        let renewed = t.renew("a", None, at(100)).unwrap();
+        assert_eq!(renewed.expires_at, at(400));
+        assert!(t.end_due(at(399), &|_, _| true).is_empty());
+        let unknown = LeaseError::UnknownLease("zz".into());
+        assert_eq!(t.renew("zz", None, at(0)), Err(unknown));
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_renewed_nor_live() {
+        let mut t = table();
+        let lease = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        assert!(lease.is_live(at(59), &|_, _| true));
+        assert!(!lease.is_live(at(60), &|_, _| true));
+        let gone = LeaseError::UnknownLease("a".into());
         assert_eq!(
-            t.renew("zz", Duration::from_secs(1), at(0)),
-            Err(LeaseError::UnknownLease("zz".into()))
+            t.renew("a", Some(Duration::from_secs(60)), at(60)),
+            Err(gone)
         );
     }
 

@@ -4,9 +4,10 @@ use super::{ApiError, App, body_object, int_field, json};
 use crate::http::Response;
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
 use crate::metrics::Denial;
+use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The longest life a lease may ask for: a week.
 const MAX_TTL_SECS: u64 = 604_800;
@@ -23,6 +24,7 @@ pub struct LeaseView<'a> {
     pid: Option<u32>,
     created_at: String,
     expires_at: String,
+    ttl_secs: u64,
 }
 
 impl<'a> From<&'a Lease> for LeaseView<'a> {
@@ -35,6 +37,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             pid: l.pid,
             created_at: rfc3339(l.created_at),
             expires_at: rfc3339(l.expires_at),
+            ttl_secs: l.ttl_secs,
         }
     }
 }
@@ -117,7 +120,14 @@ struct List<'a> {
 
 pub fn list(app: &App) -> Response {
     let view = app.view();
-    let leases = view.state.leases.values().map(LeaseView::from).collect();
+    let now = SystemTime::now();
+    let leases = view
+        .state
+        .leases
+        .values()
+        .filter(|l| l.is_live(now, &is_alive))
+        .map(LeaseView::from)
+        .collect();
     json(
         200,
         &List {
@@ -133,6 +143,7 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
         .state
         .leases
         .get(id)
+        .filter(|l| l.is_live(SystemTime::now(), &is_alive))
         .ok_or_else(|| ApiError::NotFound(format!("no live lease {id}")))?;
     Ok(json(200, &success(lease)))
 }

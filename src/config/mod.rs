@@ -91,6 +91,15 @@ Usage:
   dynport help | --help | -h  print this help
   dynport --version | -V      print the version
 
+Client commands (each takes --help; their options come after the command):
+  dynport lease               lease ports: PORT=$(dynport lease)
+  dynport release ID|PORT     end a lease
+  dynport renew ID            give a lease a new life
+  dynport leases              list the live leases
+  dynport status              the server's overview
+  dynport url                 the running server's base URL
+  dynport run -- CMD [ARGS]   run CMD with a leased port in $PORT
+
 Each flag has an environment variable. A flag beats its variable, a variable
 beats the default. A flag given twice counts once, the last time (but
 --pool adds up). Both --flag VALUE and --flag=VALUE work.
