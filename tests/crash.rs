@@ -1,0 +1,304 @@
+//! Crash test: concurrent leases, renewals, releases and port changes from
+//! several clients, SIGKILL at random moments, restart on the same state
+//! directory, and after each kill a check of every promise the state file
+//! makes. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
+//! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
+
+use dynport::state::StateFile;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 4;
+/// Ports in the range; two pools share it.
+const WINDOW: u16 = 48;
+
+/// What the clients were told: the outcome of every acknowledged request.
+#[derive(Default)]
+struct Acked {
+    /// Lease id -> its ports, for every 201.
+    granted: BTreeMap<String, Vec<u16>>,
+    /// Ids whose DELETE answered 200.
+    released: BTreeSet<String>,
+    /// Ids whose DELETE was sent but not answered: either outcome is right.
+    in_doubt: BTreeSet<String>,
+}
+
+/// A small deterministic generator (xorshift64*), so a seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// A dynport server process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server and returns it with the port it listens on.
+fn start(dir: &Path, range: (u16, u16)) -> (Server, u16) {
+    let mid = range.0 + WINDOW / 2;
+    let pools = format!("a={}-{},b={}-{}", range.0, mid - 1, mid, range.1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dynport"))
+        .args(["--range", &format!("{}-{}", range.0, range.1)])
+        .arg("--state-dir")
+        .arg(dir)
+        .args(["--exclude", "none", "--pool", &pools, "--log-level", "info"])
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dynport binary runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let server = Server(child);
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it listens")
+            .unwrap();
+        if let Some(addr) = line.split("listening on http://").nth(1) {
+            break addr.rsplit(':').next().unwrap().trim().parse().unwrap();
+        }
+    };
+    thread::spawn(move || lines.for_each(drop));
+    (server, port)
+}
+
+/// One request on a fresh connection: the status and body, or `None` when
+/// no whole answer came back (the server was killed, or refused to connect).
+fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8(answer).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })?
+        .parse()
+        .ok()?;
+    if body.len() != length {
+        return None;
+    }
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// One client's traffic until `stop`: leases, renewals, releases.
+fn client(port: &AtomicU16, stop: &AtomicBool, acked: &Mutex<Acked>, seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let mut mine: Vec<String> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let port = port.load(Ordering::Relaxed);
+        match rng.below(10) {
+            0..=4 => {
+                let pool = ["a", "b", "default"][rng.below(3) as usize];
+                let body = format!(
+                    r#"{{"count": {}, "pool": "{pool}", "ttl_secs": 3600}}"#,
+                    1 + rng.below(3)
+                );
+                if let Some((201, answer)) = request(port, "POST", "/api/v1/ports/lease", &body) {
+                    let lease = &answer["lease"];
+                    let id = lease["id"].as_str().unwrap().to_string();
+                    let ports = lease["ports"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p.as_u64().unwrap() as u16)
+                        .collect();
+                    acked.lock().unwrap().granted.insert(id.clone(), ports);
+                    mine.push(id);
+                }
+            }
+            5..=7 if !mine.is_empty() => {
+                let id = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                acked.lock().unwrap().in_doubt.insert(id.clone());
+                let answer = request(port, "DELETE", &format!("/api/v1/ports/leases/{id}"), "");
+                let mut acked = acked.lock().unwrap();
+                match answer {
+                    Some((200, _)) => {
+                        acked.in_doubt.remove(&id);
+                        acked.released.insert(id);
+                    }
+                    Some((status, answer)) => panic!("release of {id} answered {status}: {answer}"),
+                    None => {}
+                }
+            }
+            8 if !mine.is_empty() => {
+                let id = &mine[rng.below(mine.len() as u64) as usize];
+                let path = format!("/api/v1/ports/leases/{id}/renew");
+                if let Some((status, answer)) = request(port, "POST", &path, "") {
+                    assert_eq!(status, 200, "renewal of {id}: {answer}");
+                }
+            }
+            _ => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Every promise the state file makes, checked against what was acknowledged.
+fn check(state_file: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
+    let bytes =
+        std::fs::read(state_file).unwrap_or_else(|e| panic!("kill {kill}: no state file: {e}"));
+    let state = StateFile::parse(&bytes)
+        .unwrap_or_else(|e| panic!("kill {kill}: state file does not parse: {e}"));
+    for (id, ports) in &acked.granted {
+        if acked.released.contains(id) || acked.in_doubt.contains(id) {
+            continue;
+        }
+        let lease = state
+            .leases
+            .get(id)
+            .unwrap_or_else(|| panic!("kill {kill}: acknowledged lease {id} lost"));
+        assert_eq!(
+            &lease.ports, ports,
+            "kill {kill}: lease {id} changed its ports"
+        );
+    }
+    for id in &acked.released {
+        assert!(
+            !state.leases.contains_key(id),
+            "kill {kill}: released lease {id} is back"
+        );
+    }
+    let mid = range.0 + WINDOW / 2;
+    let mut held = BTreeSet::new();
+    for lease in state.leases.values() {
+        let (lo, hi) = match lease.pool.as_str() {
+            "a" => (range.0, mid - 1),
+            "b" => (mid, range.1),
+            _ => range,
+        };
+        for &port in &lease.ports {
+            assert!(
+                held.insert(port),
+                "kill {kill}: port {port} is in two leases"
+            );
+            assert!(
+                (lo..=hi).contains(&port),
+                "kill {kill}: port {port} outside pool {}",
+                lease.pool
+            );
+            assert_ne!(
+                state.server_port,
+                Some(port),
+                "kill {kill}: port {port} leased and the server's"
+            );
+        }
+    }
+}
+
+/// A window of ports that could all be bound just now.
+fn free_range(seed: u64) -> (u16, u16) {
+    (0..240u64)
+        .map(|i| 20000 + ((seed.wrapping_add(i * 97)) % 240) as u16 * WINDOW)
+        .find(|&start| (start..start + WINDOW).all(|p| TcpListener::bind(("0.0.0.0", p)).is_ok()))
+        .map(|start| (start, start + WINDOW - 1))
+        .expect("a free window of ports")
+}
+
+fn temp_dir(seed: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dynport-crash-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One life of the server: traffic for a random while, then SIGKILL.
+fn one_life(dir: &Path, range: (u16, u16), acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
+    let (mut server, port) = start(dir, range);
+    let port = Arc::new(AtomicU16::new(port));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS as u64)
+        .map(|i| {
+            let (port, stop, acked) = (Arc::clone(&port), Arc::clone(&stop), Arc::clone(acked));
+            let seed = rng.below(u64::MAX) ^ i;
+            thread::spawn(move || client(&port, &stop, &acked, seed))
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_millis(20 + rng.below(250));
+    while Instant::now() < until {
+        if rng.below(4) == 0 {
+            let now = port.load(Ordering::Relaxed);
+            if let Some((200, answer)) = request(now, "POST", "/api/v1/server/port/change", "") {
+                port.store(
+                    answer["new_port"].as_u64().unwrap() as u16,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        thread::sleep(Duration::from_millis(10 + rng.below(40)));
+    }
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("a client saw a wrong answer");
+    }
+}
+
+#[test]
+fn acknowledged_changes_survive_sigkill() {
+    let kills: usize =
+        std::env::var("DYNPORT_CRASH_KILLS").map_or(30, |n| n.parse().expect("a number"));
+    let seed = std::env::var("DYNPORT_CRASH_SEED")
+        .map_or_else(|_| RandomState::new().hash_one(0u8), |s| s.parse().unwrap());
+    println!("crash test: {kills} kills, seed {seed} (DYNPORT_CRASH_SEED replays the schedule)");
+    let dir = temp_dir(seed);
+    let range = free_range(seed);
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut rng = Rng(seed | 1);
+    let began = Instant::now();
+    for kill in 1..=kills {
+        one_life(&dir, range, &acked, &mut rng);
+        check(
+            &dir.join("dynamic_ports.json"),
+            &acked.lock().unwrap(),
+            range,
+            kill,
+        );
+    }
+    // One more start proves the last file is taken over, then a final check.
+    let (_server, port) = start(&dir, range);
+    let (status, _) =
+        request(port, "GET", "/healthz", "").expect("the server answers after the last kill");
+    assert_eq!(status, 200);
+    let acked = acked.lock().unwrap();
+    check(&dir.join("dynamic_ports.json"), &acked, range, kills + 1);
+    println!(
+        "crash test: {kills} kills survived in {:.1} s: {} leases acknowledged, {} releases acknowledged, {} releases in doubt",
+        began.elapsed().as_secs_f64(),
+        acked.granted.len(),
+        acked.released.len(),
+        acked.in_doubt.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
