@@ -4,13 +4,13 @@
 //! makes. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
 //! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
 
+mod common;
+
+use common::{Server, TempDir};
 use dynport::state::StateFile;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -43,73 +43,15 @@ impl Rng {
     }
 }
 
-/// A dynport server process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the server and returns it with the port it listens on.
-fn start(dir: &Path, range: (u16, u16)) -> (Server, u16) {
+/// Starts the server with two pools sharing the range.
+fn start(dir: &Path, range: (u16, u16)) -> Server {
     let mid = range.0 + WINDOW / 2;
     let pools = format!("a={}-{},b={}-{}", range.0, mid - 1, mid, range.1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dynport"))
-        .args(["--range", &format!("{}-{}", range.0, range.1)])
-        .arg("--state-dir")
-        .arg(dir)
-        .args(["--exclude", "none", "--pool", &pools, "--log-level", "info"])
-        .env_clear()
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the dynport binary runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let server = Server(child);
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server logs where it listens")
-            .unwrap();
-        if let Some(addr) = line.split("listening on http://").nth(1) {
-            break addr.rsplit(':').next().unwrap().trim().parse().unwrap();
-        }
-    };
-    thread::spawn(move || lines.for_each(drop));
-    (server, port)
+    Server::start(dir, range, &["--exclude", "none", "--pool", &pools])
 }
 
-/// One request on a fresh connection: the status and body, or `None` when
-/// no whole answer came back (the server was killed, or refused to connect).
 fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
-    let text = String::from_utf8(answer).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length: ")
-                .map(str::to_string)
-        })?
-        .parse()
-        .ok()?;
-    if body.len() != length {
-        return None;
-    }
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(body).ok()?))
+    common::request(port, method, path, body, &[])
 }
 
 /// One client's traffic until `stop`: leases, renewals, releases.
@@ -216,26 +158,10 @@ fn check(state_file: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
     }
 }
 
-/// A window of ports that could all be bound just now.
-fn free_range(seed: u64) -> (u16, u16) {
-    (0..240u64)
-        .map(|i| 20000 + ((seed.wrapping_add(i * 97)) % 240) as u16 * WINDOW)
-        .find(|&start| (start..start + WINDOW).all(|p| TcpListener::bind(("0.0.0.0", p)).is_ok()))
-        .map(|start| (start, start + WINDOW - 1))
-        .expect("a free window of ports")
-}
-
-fn temp_dir(seed: u64) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dynport-crash-{}-{seed}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// One life of the server: traffic for a random while, then SIGKILL.
 fn one_life(dir: &Path, range: (u16, u16), acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
-    let (mut server, port) = start(dir, range);
-    let port = Arc::new(AtomicU16::new(port));
+    let mut server = start(dir, range);
+    let port = Arc::new(AtomicU16::new(server.port));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS as u64)
         .map(|i| {
@@ -257,8 +183,8 @@ fn one_life(dir: &Path, range: (u16, u16), acked: &Arc<Mutex<Acked>>, rng: &mut 
         }
         thread::sleep(Duration::from_millis(10 + rng.below(40)));
     }
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("a client saw a wrong answer");
@@ -272,27 +198,28 @@ fn acknowledged_changes_survive_sigkill() {
     let seed = std::env::var("DYNPORT_CRASH_SEED")
         .map_or_else(|_| RandomState::new().hash_one(0u8), |s| s.parse().unwrap());
     println!("crash test: {kills} kills, seed {seed} (DYNPORT_CRASH_SEED replays the schedule)");
-    let dir = temp_dir(seed);
-    let range = free_range(seed);
+    let dir = TempDir::new("crash");
+    let range = common::free_range(WINDOW);
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = Rng(seed | 1);
     let began = Instant::now();
     for kill in 1..=kills {
-        one_life(&dir, range, &acked, &mut rng);
+        one_life(&dir.0, range, &acked, &mut rng);
         check(
-            &dir.join("dynamic_ports.json"),
+            &dir.0.join("dynamic_ports.json"),
             &acked.lock().unwrap(),
             range,
             kill,
         );
     }
     // One more start proves the last file is taken over, then a final check.
-    let (_server, port) = start(&dir, range);
-    let (status, _) =
-        request(port, "GET", "/healthz", "").expect("the server answers after the last kill");
+    let server = start(&dir.0, range);
+    let (status, _) = server
+        .request("GET", "/healthz", "")
+        .expect("the server answers after the last kill");
     assert_eq!(status, 200);
     let acked = acked.lock().unwrap();
-    check(&dir.join("dynamic_ports.json"), &acked, range, kills + 1);
+    check(&dir.0.join("dynamic_ports.json"), &acked, range, kills + 1);
     println!(
         "crash test: {kills} kills survived in {:.1} s: {} leases acknowledged, {} releases acknowledged, {} releases in doubt",
         began.elapsed().as_secs_f64(),
@@ -300,5 +227,4 @@ fn acknowledged_changes_survive_sigkill() {
         acked.released.len(),
         acked.in_doubt.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
