@@ -185,13 +185,16 @@ impl DirLock {
     /// lock file so a second server can say who holds it.
     pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
+        // Create it if need be, but hold it open read-only: a file open for
+        // writing would keep the directory's file system from being made
+        // read-only, and dynport must live through exactly that.
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(LockError::Io)?;
+        let mut file = File::open(&path).map_err(LockError::Io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -203,8 +206,7 @@ impl DirLock {
             }
             Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
-        file.set_len(0).map_err(LockError::Io)?;
-        writeln!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        fs::write(&path, format!("{}\n", std::process::id())).map_err(LockError::Io)?;
         Ok(DirLock { _file: file })
     }
 }

@@ -1,0 +1,149 @@
+//! Disk faults: the state directory fills up or turns read-only under a
+//! running server. Mutations get a 503 naming the reason, nothing is
+//! acknowledged that was not stored, reads keep working, and the server
+//! recovers by itself when the disk does. The state directory is a small
+//! tmpfs, so these tests need root (as CI has); elsewhere they say so and
+//! skip.
+
+mod common;
+
+use common::{Server, TempDir, free_range};
+use std::path::Path;
+use std::process::Command;
+
+/// A tmpfs of `size` mounted on `dir`, unmounted when dropped.
+struct Tmpfs<'a>(&'a Path);
+
+impl<'a> Tmpfs<'a> {
+    fn mount(dir: &'a Path, size: &str) -> Option<Tmpfs<'a>> {
+        let opts = format!("size={size}");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!(
+                "skipped: cannot mount a tmpfs on {} (needs root)",
+                dir.display()
+            );
+        }
+        mounted.then_some(Tmpfs(dir))
+    }
+
+    fn remount(&self, mode: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    }
+}
+
+impl Drop for Tmpfs<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+    }
+}
+
+fn lease(server: &Server) -> (u16, serde_json::Value) {
+    server
+        .request("POST", "/api/v1/ports/lease", "{}")
+        .expect("an answer")
+}
+
+/// Mutations fail with 503 and change nothing, reads go on.
+fn assert_refused(server: &Server, state_file: &Path, needle: &str) {
+    let before = std::fs::read(state_file).unwrap();
+    let (status, answer) = lease(server);
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("state file could not be written"),
+        "{message}"
+    );
+    assert!(message.contains(needle), "{message}");
+    let (status, _) = server
+        .request("POST", "/api/v1/server/port/change", "")
+        .unwrap();
+    assert_eq!(status, 503);
+    let (status, answer) = server.request("GET", "/api/v1/server/port", "").unwrap();
+    assert_eq!(
+        (status, answer["port_state"]["leased"].clone()),
+        (200, 1.into())
+    );
+    assert_eq!(
+        server.request("GET", "/api/v1/ports/leases", "").unwrap().1["leases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        std::fs::read(state_file).unwrap(),
+        before,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn full_disk_refuses_changes_and_recovers() {
+    let dir = TempDir::new("full");
+    let Some(_tmpfs) = Tmpfs::mount(&dir.0, "256k") else {
+        return;
+    };
+    let server = Server::start(&dir.0, free_range(8), &["--exclude", "none"]);
+    assert_eq!(lease(&server).0, 201);
+    let filler = dir.0.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .output();
+    assert_refused(
+        &server,
+        &dir.0.join("dynamic_ports.json"),
+        "No space left on device",
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let (status, answer) = lease(&server);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(dir.state()["leases"].as_object().unwrap().len(), 2);
+    let metrics = server_metrics(&server);
+    let failures = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dynport_state_write_failures_total "))
+        .expect("the write-failure counter");
+    assert_ne!(failures, "0", "{metrics}");
+}
+
+#[test]
+fn read_only_disk_refuses_changes_and_recovers() {
+    let dir = TempDir::new("readonly");
+    let Some(tmpfs) = Tmpfs::mount(&dir.0, "1m") else {
+        return;
+    };
+    let mut server = Server::start(&dir.0, free_range(8), &["--exclude", "none"]);
+    assert_eq!(lease(&server).0, 201);
+    tmpfs.remount("ro");
+    assert_refused(
+        &server,
+        &dir.0.join("dynamic_ports.json"),
+        "Read-only file system",
+    );
+    tmpfs.remount("rw");
+    assert_eq!(lease(&server).0, 201);
+    assert_eq!(dir.state()["leases"].as_object().unwrap().len(), 2);
+    assert!(server.terminate().success());
+}
+
+fn server_metrics(server: &Server) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
