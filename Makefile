@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test lint crash clean
+.PHONY: run build test lint crash soak clean
 
 run:
 	$(CARGO) build --release
@@ -19,6 +19,13 @@ test:
 # the state file against every acknowledged answer; 15 minutes at most.
 crash:
 	DYNPORT_CRASH_KILLS=1000 timeout 900 $(CARGO) test --release --test crash -- --nocapture
+
+# Mixed traffic at 256 connections for SOAK_SECS (600 by default), sampling
+# the server's memory, threads and descriptors every second.
+SOAK_SECS ?= 600
+soak:
+	$(CARGO) build --release
+	SOAK_SECS=$(SOAK_SECS) $(CARGO) run --release --example soak
 
 lint:
 	$(CARGO) fmt --all -- --check
