@@ -18,6 +18,11 @@ use super::write::{self, Framing};
 
 /// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;
+/// The poller key of a listener being replaced.
+const RETIRING: usize = usize::MAX - 2;
+/// How long a replaced listener goes on serving the handshakes that were
+/// under way when it stopped taking new ones: many round trips on any host.
+const RETIRE_AFTER: Duration = Duration::from_millis(100);
 /// Events taken per wake-up.
 const EVENTS_PER_WAIT: usize = 256;
 /// Connections accepted per wake-up before other events get their turn.
@@ -38,6 +43,8 @@ pub(crate) enum Command {
 pub(crate) struct PollLoop {
     shared: Arc<Shared>,
     listener: Option<TcpListener>,
+    /// A replaced listener that takes no new handshakes, until it closes.
+    retiring: Option<(TcpListener, Instant)>,
     work: Sender<Conn>,
     commands: Receiver<Command>,
     events: Events,
@@ -64,6 +71,7 @@ impl PollLoop {
         let mut poll_loop = PollLoop {
             shared,
             listener: None,
+            retiring: None,
             work,
             commands,
             events: Events::with_capacity(EVENTS_PER_WAIT),
@@ -124,11 +132,26 @@ impl PollLoop {
         if self.shutdown_deadline.is_some() {
             return Err(io::Error::other("the engine is shutting down"));
         }
-        // Clients already in the old listener's backlog connected while it
-        // was current; serve them rather than reset them.
-        self.accept_some();
-        self.drop_listener();
+        self.close_retiring();
+        if let Some(old) = self.listener.take() {
+            // Clients already connected to the old listener, or half-way
+            // through, are served; only new ones are turned away.
+            if let Err(e) = super::retire::refuse_new_handshakes(&old) {
+                log::warn!("cannot stop new handshakes on the old listener: {e}");
+            }
+            let _ = self.shared.poller.delete(&old);
+            self.shared.poller.add(&old, RETIRING, Interest::Read)?;
+            self.retiring = Some((old, Instant::now() + RETIRE_AFTER));
+        }
         self.set_listener(listener)
+    }
+
+    /// Serves what the replaced listener still holds, then closes it.
+    fn close_retiring(&mut self) {
+        while !self.accept_some(RETIRING) {}
+        if let Some((old, _)) = self.retiring.take() {
+            let _ = self.shared.poller.delete(&old);
+        }
     }
 
     fn set_listener(&mut self, listener: TcpListener) -> io::Result<()> {
@@ -149,6 +172,12 @@ impl PollLoop {
         }
     }
 
+    fn drop_retiring(&mut self) {
+        if let Some((old, _)) = self.retiring.take() {
+            let _ = self.shared.poller.delete(&old);
+        }
+    }
+
     fn start_shutdown(&mut self, grace: Duration) {
         if self.shutdown_deadline.is_some() {
             return;
@@ -157,31 +186,36 @@ impl PollLoop {
         self.shutdown_deadline = Some(Instant::now() + grace);
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.drop_listener();
+        self.drop_retiring();
         self.shared.registry().drain_idle(&mut self.batch);
         self.batch.clear();
     }
 
     fn close_everything(&mut self) {
         self.drop_listener();
+        self.drop_retiring();
         self.shared.registry().close(&mut self.batch);
         self.batch.clear();
     }
 
     fn handle_events(&mut self) {
-        let mut listener_ready = false;
+        let (mut listener_ready, mut retiring_ready) = (false, false);
         {
             let mut registry = self.shared.registry();
             for key in self.events.keys() {
-                if key == LISTENER {
-                    listener_ready = true;
-                } else {
-                    self.batch.extend(registry.take_ready(key));
+                match key {
+                    LISTENER => listener_ready = true,
+                    RETIRING => retiring_ready = true,
+                    _ => self.batch.extend(registry.take_ready(key)),
                 }
             }
         }
         self.dispatch_batch();
+        if retiring_ready {
+            self.accept_some(RETIRING);
+        }
         if listener_ready {
-            self.accept_some();
+            self.accept_some(LISTENER);
         }
     }
 
@@ -192,29 +226,49 @@ impl PollLoop {
         }
     }
 
-    fn accept_some(&mut self) {
+    /// Accepts up to a batch of connections on the listener with `key`
+    /// (the current or the retiring one), then waits on it again. Returns
+    /// whether it stopped for want of more (or for an error), not for the
+    /// batch limit.
+    fn accept_some(&mut self, key: usize) -> bool {
+        let mut drained = false;
         for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = &self.listener else {
-                return;
+            let accepted = match (key, &self.listener, &self.retiring) {
+                (LISTENER, Some(listener), _) | (RETIRING, _, Some((listener, _))) => {
+                    listener.accept()
+                }
+                _ => return true,
             };
-            match listener.accept() {
+            match accepted {
                 Ok((stream, _)) => self.admit(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     log::warn!("accepting a connection failed, pausing: {e}");
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
+                    return true;
                 }
             }
         }
-        self.rearm_listener();
+        self.rearm(key);
+        drained
     }
 
     fn rearm_listener(&mut self) {
-        if let Some(listener) = &self.listener
-            && let Err(e) = self.shared.poller.rearm(listener, LISTENER, Interest::Read)
+        self.rearm(LISTENER);
+    }
+
+    fn rearm(&mut self, key: usize) {
+        let listener = match key {
+            LISTENER => self.listener.as_ref(),
+            _ => self.retiring.as_ref().map(|(l, _)| l),
+        };
+        if let Some(listener) = listener
+            && let Err(e) = self.shared.poller.rearm(listener, key, Interest::Read)
         {
             log::error!("cannot wait on the listener: {e}");
         }
@@ -258,6 +312,9 @@ impl PollLoop {
             return;
         }
         self.next_sweep = now + self.tick;
+        if self.retiring.as_ref().is_some_and(|(_, until)| now >= *until) {
+            self.close_retiring();
+        }
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
             self.rearm_listener();

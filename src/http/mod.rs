@@ -13,6 +13,7 @@ mod engine;
 mod epoll;
 mod parse;
 mod registry;
+mod retire;
 mod shared;
 mod worker;
 mod write;
