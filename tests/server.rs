@@ -89,6 +89,9 @@ fn start_answers_spec_fields_and_writes_state_and_log() {
     assert_eq!(state["port_range"], json!({"start": start, "end": end}));
     assert_eq!(state["ports"][port.to_string()]["state"], "server");
     assert_eq!(state["server"]["pid"], server.pid());
+    assert_eq!(state["server"]["host"], "127.0.0.1");
+    assert_rfc3339_utc(&state["server"]["started_at"]);
+    assert_rfc3339_utc(&state["updated_at"]);
     assert_eq!(ports_in(&state, "server"), vec![port]);
 
     let log = server.log();
@@ -185,6 +188,19 @@ fn sigterm_releases_port_and_exits_0() {
 }
 
 #[test]
+fn sigint_shuts_down_cleanly_too() {
+    let mut server = Server::start(&[]);
+    let port = server.port;
+    let status = server.signal_and_wait(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(server.log().contains("Port released successfully"));
+    let state = server.state();
+    assert_eq!(state["server_port"], Value::Null, "{state}");
+    assert_eq!(state["server"], Value::Null, "{state}");
+    assert_eq!(state["last_server_port"], port, "{state}");
+}
+
+#[test]
 fn second_server_on_same_dir_exits_1_and_changes_nothing() {
     let first = Server::start(&[]);
     let before = first.state_bytes();
@@ -233,6 +249,11 @@ fn refresh_thread_sees_ports_come_and_go() {
     });
     assert!(gone, "port {end} not seen free again:\n{}", server.log());
     assert_eq!(in_file(&server), Value::Null, "{}", server.state());
+    let log = server.log();
+    let loud = log
+        .lines()
+        .find(|l| l.contains("[INFO]") && l.contains("scan"));
+    assert_eq!(loud, None, "the periodic scan logs above debug");
 }
 
 #[test]
@@ -333,10 +354,14 @@ fn nothing_bindable_exits_1() {
     );
 }
 
-/// Sends `raw` on a fresh connection and returns the answer's status.
+/// Sends `raw` on a fresh connection and returns the status of the answer,
+/// checking it is a JSON error after which the server closes.
 fn raw_status(server: &Server, raw: &[u8]) -> u16 {
     let stream = connect(server.port).unwrap();
     let reply = exchange(stream, raw).unwrap_or_else(|e| panic!("no answer: {e}"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("connection"), Some("close"), "{reply:?}");
+    reply.error();
     reply.status
 }
 
