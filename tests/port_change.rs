@@ -66,10 +66,14 @@ fn change_without_body_moves_to_next_free_then_to_asked_port() {
 
     let reply = server.post(CHANGE, &format!(r#"{{"port": {end}}}"#), &[]);
     assert_moved(&mut server, &reply, next, end);
-    assert_eq!(
-        server.state()["ports"][old.to_string()],
-        serde_json::Value::Null
-    );
+    let state = server.state();
+    assert_eq!(state["ports"][next.to_string()], serde_json::Value::Null);
+
+    // From the end of the range, the next free port wraps to its start.
+    let wrapped = next_free_after(&server, end);
+    assert!(wrapped < end, "{wrapped}");
+    let reply = server.post(CHANGE, "", &[]);
+    assert_moved(&mut server, &reply, end, wrapped);
 }
 
 /// Posts `body` to the change endpoint and returns the status and error text.
