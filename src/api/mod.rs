@@ -358,8 +358,9 @@ fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
     };
     let given = req
         .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
