@@ -324,4 +324,18 @@ mod tests {
             "GET /1: answered 200 with Content-Length 14, expected 200 and 13"
         );
     }
+
+    /// Found by `http_framing`: with a body limit of 0, an unfinished head of
+    /// exactly the head limit was kept waiting and filled the worker's buffer
+    /// (the worker then closed without an answer). It is refused with 431.
+    #[test]
+    fn fuzz_http_framing_unfinished_head_at_the_limit_fills_the_buffer() {
+        let mut input = vec![0x80, 0];
+        input.extend_from_slice(b"GET / HTTP/1.1\r\nX-Long: ");
+        input.resize(2 + 100, b'a');
+        http_framing(&input);
+        let out = output(&[&input[2..]], 0x80);
+        assert!(out.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(out.contains("\r\nConnection: close\r\n"));
+    }
 }
