@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test lint crash soak clean
+.PHONY: run build test lint crash soak fuzz clean
 
 run:
 	$(CARGO) build --release
@@ -26,6 +26,20 @@ SOAK_SECS ?= 600
 soak:
 	$(CARGO) build --release
 	SOAK_SECS=$(SOAK_SECS) $(CARGO) run --release --example soak
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of everything that reads
+# outside input: HTTP framing, the router, the state file, the configuration.
+# Each target runs $(FUZZ_SECS) seconds from its corpus in fuzz/corpus/;
+# a crash stops the run and is kept in fuzz/artifacts/<target>/. Stable Rust
+# works: no sanitizer, so no nightly flags.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS = http_framing router state_file config
+
+fuzz:
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+		$(CARGO) fuzz run --sanitizer none $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -297,6 +297,35 @@ mod tests {
         assert_eq!(err, "unknown version 2");
     }
 
+    /// The round-trip property of the `state_file` fuzz target broke on a
+    /// lease time with a fraction of a second: it was read with the fraction
+    /// and written without it. It is now dropped when read.
+    #[test]
+    fn fuzz_state_file_fractional_second_round_trips() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["leases"]["a"] = serde_json::json!({
+            "id": "a", "ports": [3002], "pool": "default", "owner": null,
+            "pid": null, "created_at": "2026-11-25T19:00:00.5Z",
+            "expires_at": "2026-11-25T19:05:00.999999999Z", "ttl_secs": 300
+        });
+        let state = StateFile::parse(value.to_string().as_bytes()).unwrap();
+        let written = serde_json::to_vec_pretty(&state).unwrap();
+        assert_eq!(StateFile::parse(&written).unwrap(), state);
+        let lease = &state.leases["a"];
+        assert_eq!(
+            crate::time::rfc3339(lease.created_at),
+            "2026-11-25T19:00:00Z"
+        );
+        assert_eq!(
+            crate::time::rfc3339(lease.expires_at),
+            "2026-11-25T19:05:00Z"
+        );
+        assert_eq!(
+            lease.expires_at.duration_since(lease.created_at).unwrap(),
+            std::time::Duration::from_secs(300)
+        );
+    }
+
     #[test]
     fn second_lock_names_holder_pid() {
         let dir = temp_dir("lock");

@@ -32,14 +32,19 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 /// Serde support for `SystemTime` fields written as RFC 3339 strings.
 pub mod rfc3339_serde {
     use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::rfc3339(*t))
     }
 
+    /// Drops a fraction of a second, which dynport never writes, so that a
+    /// time read from the state file is written back unchanged.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(d)?;
-        super::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+        let t = super::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))?;
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Ok(UNIX_EPOCH + Duration::from_secs(since.as_secs()))
     }
 }

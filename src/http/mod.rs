@@ -6,11 +6,14 @@
 //! being served; `workers` threads (`worker.rs`) take ready connections over a
 //! channel, answer what has arrived and park them again (`registry.rs`).
 //! Framing is in `parse.rs`, answer encoding in `write.rs`, per-connection
-//! state in `conn.rs`.
+//! state in `conn.rs`. `fuzzing.rs` drives a worker's framing without a
+//! socket for the fuzz targets in `fuzz/`; it is not part of the interface.
 
 mod conn;
 mod engine;
 mod epoll;
+#[doc(hidden)]
+pub mod fuzzing;
 mod parse;
 mod registry;
 mod retire;

@@ -74,8 +74,10 @@ pub(crate) fn parse(buf: &[u8], limits: Limits) -> Parsed {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_head => n,
         Ok(httparse::Status::Complete(_)) => return Parsed::Invalid(HEAD_TOO_LARGE),
         // Without the blank line yet, the head is already too long once the
-        // buffer holds more than the limit.
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+        // buffer holds the limit: the rest of it makes it longer still. (Waiting
+        // instead would leave an unfinished request that fills the worker's
+        // buffer when the body limit is 0.)
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
             return Parsed::Invalid(HEAD_TOO_LARGE);
         }
         Ok(httparse::Status::Partial) => {
@@ -330,9 +332,10 @@ mod tests {
         over.resize(LIMITS.max_head - 3, b'a');
         over.extend_from_slice(b"\r\n\r\n");
         assert_eq!(status(&over), 431);
-        // Unfinished but already past the limit: no need to wait for the rest.
+        // Unfinished and already at the limit: no need to wait for the rest.
         assert_eq!(status(&over[..LIMITS.max_head + 1]), 431);
-        assert!(!partial(&over[..LIMITS.max_head]));
+        assert_eq!(status(&over[..LIMITS.max_head]), 431);
+        assert!(!partial(&over[..LIMITS.max_head - 1]));
     }
 
     #[test]

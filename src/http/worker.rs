@@ -40,7 +40,8 @@ pub(crate) struct Worker {
     /// Room for one whole request (head and body at their limits), so a
     /// request that fits the limits always fits here.
     input: Vec<u8>,
-    out: Vec<u8>,
+    /// Encoded answers of the current turn; `fuzzing` reads them too.
+    pub(super) out: Vec<u8>,
 }
 
 impl Worker {
@@ -138,7 +139,8 @@ impl Worker {
     /// Answers the complete requests at the front of `input`, keeps the rest.
     fn answer(&mut self, conn: &mut Conn, input: &[u8], full: bool, now: Instant) -> Next {
         self.out.clear();
-        let (pos, mut after) = self.answer_each(conn, input);
+        let (pos, mut after) =
+            self.answer_each(&mut conn.request_started, &mut conn.continue_sent, input);
         let rest = &input[pos..];
         if after == After::KeepAlive && !rest.is_empty() {
             conn.pending_in.extend_from_slice(rest);
@@ -158,23 +160,30 @@ impl Worker {
 
     /// Encodes an answer for each complete request in `input`, in order.
     /// Returns how many bytes were used and how the connection goes on.
-    fn answer_each(&mut self, conn: &mut Conn, input: &[u8]) -> (usize, After) {
+    /// Takes the two fields of [`Conn`] it keeps up to date rather than the
+    /// connection, so that `fuzzing` can drive it without a socket.
+    pub(super) fn answer_each(
+        &mut self,
+        request_started: &mut Option<Instant>,
+        continue_sent: &mut bool,
+        input: &[u8],
+    ) -> (usize, After) {
         let mut pos = 0;
         while pos < input.len() {
             match parse::parse(&input[pos..], self.limits) {
                 Parsed::Complete(framed) => {
                     pos += framed.len;
-                    conn.request_started = None;
-                    conn.continue_sent = false;
+                    *request_started = None;
+                    *continue_sent = false;
                     if !self.respond(framed) {
                         return (pos, After::Close);
                     }
                 }
                 Parsed::Partial { send_continue } => {
-                    if send_continue && !conn.continue_sent {
+                    if send_continue && !*continue_sent {
                         self.out.extend_from_slice(CONTINUE);
                         self.shared.stats.count(100);
-                        conn.continue_sent = true;
+                        *continue_sent = true;
                     }
                     break;
                 }

@@ -1,0 +1,21 @@
+//! The state-file loader: any bytes give a clear error or a valid state,
+//! never a panic; and a state that parses is stored unchanged: written out
+//! and read back, it is equal to what was read.
+#![no_main]
+
+use dynport::state::StateFile;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(state) = StateFile::parse(data) else {
+        return;
+    };
+    let written = serde_json::to_vec_pretty(&state).expect("a parsed state serialises");
+    match StateFile::parse(&written) {
+        Ok(again) => assert_eq!(state, again, "changed by a round trip"),
+        Err(e) => panic!(
+            "a parsed state does not parse once written: {e}\n{}",
+            String::from_utf8_lossy(&written)
+        ),
+    }
+});
