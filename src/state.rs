@@ -72,6 +72,8 @@ impl StateFile {
         if state.version != VERSION {
             return Err(format!("unknown version {}", state.version));
         }
+        let range = state.port_range;
+        PortRange::new(range.start, range.end).map_err(|e| format!("port_range: {e}"))?;
         Ok(state)
     }
 }
@@ -287,6 +289,16 @@ mod tests {
         let name = kept_as.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("dynamic_ports.json.corrupt-"), "{name}");
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn impossible_range_is_corrupt() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["port_range"] = serde_json::json!({"start": 9000, "end": 3000});
+        let err = StateFile::parse(value.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err, "port_range: start 9000 is above end 3000");
+        value["port_range"] = serde_json::json!({"start": 0, "end": 3000});
+        assert!(StateFile::parse(value.to_string().as_bytes()).is_err());
     }
 
     #[test]
