@@ -242,7 +242,10 @@ fn token_guards_mutations_only() {
     let (status, _) = call(&f.app, "POST", "/api/v1/server/port/change", &wrong, "");
     assert_eq!(status, 401);
     let lower = [("Authorization", "bearer  s3cret")];
-    assert_eq!(call(&f.app, "POST", "/api/v1/ports/lease", &lower, "").0, 201);
+    assert_eq!(
+        call(&f.app, "POST", "/api/v1/ports/lease", &lower, "").0,
+        201
+    );
     let right = [("Authorization", "Bearer s3cret")];
     let (status, _) = call(&f.app, "POST", "/api/v1/server/port/change", &right, "");
     assert_eq!(status, 200);

@@ -312,7 +312,11 @@ impl PollLoop {
             return;
         }
         self.next_sweep = now + self.tick;
-        if self.retiring.as_ref().is_some_and(|(_, until)| now >= *until) {
+        if self
+            .retiring
+            .as_ref()
+            .is_some_and(|(_, until)| now >= *until)
+        {
             self.close_retiring();
         }
         if self.accept_paused_until.is_some_and(|until| now >= until) {
