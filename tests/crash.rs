@@ -4,10 +4,10 @@
 //! makes. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
 //! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
 
-mod common;
+mod fixture;
 
-use common::{Server, TempDir};
 use dynport::state::StateFile;
+use fixture::{Launch, free_range};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -43,15 +43,16 @@ impl Rng {
     }
 }
 
-/// Starts the server with two pools sharing the range.
-fn start(dir: &Path, range: (u16, u16)) -> Server {
+/// How to start the server: two pools sharing a fresh range.
+fn launch() -> Launch {
+    let range = free_range(WINDOW);
     let mid = range.0 + WINDOW / 2;
     let pools = format!("a={}-{},b={}-{}", range.0, mid - 1, mid, range.1);
-    Server::start(dir, range, &["--exclude", "none", "--pool", &pools])
+    Launch::with_range(range, &["--exclude", "none", "--pool", &pools])
 }
 
 fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-    common::request(port, method, path, body, &[])
+    fixture::json_request(port, method, path, &[], body)
 }
 
 /// One client's traffic until `stop`: leases, renewals, releases.
@@ -159,8 +160,8 @@ fn check(state_file: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
 }
 
 /// One life of the server: traffic for a random while, then SIGKILL.
-fn one_life(dir: &Path, range: (u16, u16), acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
-    let mut server = start(dir, range);
+fn one_life(launch: &Launch, acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
+    let mut server = launch.start();
     let port = Arc::new(AtomicU16::new(server.port));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS as u64)
@@ -183,8 +184,7 @@ fn one_life(dir: &Path, range: (u16, u16), acked: &Arc<Mutex<Acked>>, rng: &mut 
         }
         thread::sleep(Duration::from_millis(10 + rng.below(40)));
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill9();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("a client saw a wrong answer");
@@ -198,28 +198,23 @@ fn acknowledged_changes_survive_sigkill() {
     let seed = std::env::var("DYNPORT_CRASH_SEED")
         .map_or_else(|_| RandomState::new().hash_one(0u8), |s| s.parse().unwrap());
     println!("crash test: {kills} kills, seed {seed} (DYNPORT_CRASH_SEED replays the schedule)");
-    let dir = TempDir::new("crash");
-    let range = common::free_range(WINDOW);
+    let launch = launch();
+    let (range, state_file) = (launch.range, launch.dir.state_file());
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = Rng(seed | 1);
     let began = Instant::now();
     for kill in 1..=kills {
-        one_life(&dir.0, range, &acked, &mut rng);
-        check(
-            &dir.0.join("dynamic_ports.json"),
-            &acked.lock().unwrap(),
-            range,
-            kill,
-        );
+        one_life(&launch, &acked, &mut rng);
+        check(&state_file, &acked.lock().unwrap(), range, kill);
     }
     // One more start proves the last file is taken over, then a final check.
-    let server = start(&dir.0, range);
+    let server = launch.start();
     let (status, _) = server
-        .request("GET", "/healthz", "")
+        .json_request("GET", "/healthz", "")
         .expect("the server answers after the last kill");
     assert_eq!(status, 200);
     let acked = acked.lock().unwrap();
-    check(&dir.0.join("dynamic_ports.json"), &acked, range, kills + 1);
+    check(&state_file, &acked, range, kills + 1);
     println!(
         "crash test: {kills} kills survived in {:.1} s: {} leases acknowledged, {} releases acknowledged, {} releases in doubt",
         began.elapsed().as_secs_f64(),

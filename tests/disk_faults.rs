@@ -5,9 +5,9 @@
 //! tmpfs, so these tests need root (as CI has); elsewhere they say so and
 //! skip.
 
-mod common;
+mod fixture;
 
-use common::{Server, TempDir, free_range};
+use fixture::{Launch, Server};
 use std::path::Path;
 use std::process::Command;
 
@@ -49,7 +49,7 @@ impl Drop for Tmpfs<'_> {
 
 fn lease(server: &Server) -> (u16, serde_json::Value) {
     server
-        .request("POST", "/api/v1/ports/lease", "{}")
+        .json_request("POST", "/api/v1/ports/lease", "{}")
         .expect("an answer")
 }
 
@@ -65,16 +65,21 @@ fn assert_refused(server: &Server, state_file: &Path, needle: &str) {
     );
     assert!(message.contains(needle), "{message}");
     let (status, _) = server
-        .request("POST", "/api/v1/server/port/change", "")
+        .json_request("POST", "/api/v1/server/port/change", "")
         .unwrap();
     assert_eq!(status, 503);
-    let (status, answer) = server.request("GET", "/api/v1/server/port", "").unwrap();
+    let (status, answer) = server
+        .json_request("GET", "/api/v1/server/port", "")
+        .unwrap();
     assert_eq!(
         (status, answer["port_state"]["leased"].clone()),
         (200, 1.into())
     );
     assert_eq!(
-        server.request("GET", "/api/v1/ports/leases", "").unwrap().1["leases"]
+        server
+            .json_request("GET", "/api/v1/ports/leases", "")
+            .unwrap()
+            .1["leases"]
             .as_array()
             .unwrap()
             .len(),
@@ -89,27 +94,23 @@ fn assert_refused(server: &Server, state_file: &Path, needle: &str) {
 
 #[test]
 fn full_disk_refuses_changes_and_recovers() {
-    let dir = TempDir::new("full");
-    let Some(_tmpfs) = Tmpfs::mount(&dir.0, "256k") else {
+    let launch = Launch::new(&["--exclude", "none"]);
+    let Some(_tmpfs) = Tmpfs::mount(launch.dir.path(), "256k") else {
         return;
     };
-    let server = Server::start(&dir.0, free_range(8), &["--exclude", "none"]);
+    let server = launch.start();
     assert_eq!(lease(&server).0, 201);
-    let filler = dir.0.join("filler");
+    let filler = launch.dir.path().join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4k"])
         .arg(format!("of={}", filler.display()))
         .output();
-    assert_refused(
-        &server,
-        &dir.0.join("dynamic_ports.json"),
-        "No space left on device",
-    );
+    assert_refused(&server, &launch.dir.state_file(), "No space left on device");
     std::fs::remove_file(&filler).unwrap();
     let (status, answer) = lease(&server);
     assert_eq!(status, 201, "{answer}");
-    assert_eq!(dir.state()["leases"].as_object().unwrap().len(), 2);
-    let metrics = server_metrics(&server);
+    assert_eq!(server.state()["leases"].as_object().unwrap().len(), 2);
+    let metrics = String::from_utf8(server.get("/metrics").body).unwrap();
     let failures = metrics
         .lines()
         .find_map(|l| l.strip_prefix("dynport_state_write_failures_total "))
@@ -119,31 +120,16 @@ fn full_disk_refuses_changes_and_recovers() {
 
 #[test]
 fn read_only_disk_refuses_changes_and_recovers() {
-    let dir = TempDir::new("readonly");
-    let Some(tmpfs) = Tmpfs::mount(&dir.0, "1m") else {
+    let launch = Launch::new(&["--exclude", "none"]);
+    let Some(tmpfs) = Tmpfs::mount(launch.dir.path(), "1m") else {
         return;
     };
-    let mut server = Server::start(&dir.0, free_range(8), &["--exclude", "none"]);
+    let mut server = launch.start();
     assert_eq!(lease(&server).0, 201);
     tmpfs.remount("ro");
-    assert_refused(
-        &server,
-        &dir.0.join("dynamic_ports.json"),
-        "Read-only file system",
-    );
+    assert_refused(&server, &launch.dir.state_file(), "Read-only file system");
     tmpfs.remount("rw");
     assert_eq!(lease(&server).0, 201);
-    assert_eq!(dir.state()["leases"].as_object().unwrap().len(), 2);
-    assert!(server.terminate().success());
-}
-
-fn server_metrics(server: &Server) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
+    assert_eq!(server.state()["leases"].as_object().unwrap().len(), 2);
+    assert!(server.term().success());
 }

@@ -2,18 +2,21 @@
 //! binary, started on a port window found free at run time and a temporary
 //! state directory. Every process a test starts is killed when it ends.
 
+#[path = "../fixture/mod.rs"]
+mod fixture;
 mod support;
 
+use fixture::{BIN, eventually, free_range};
 use std::io::{BufRead, Read};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
-use support::*;
+use support::{ClientSide, PATIENCE, client, finish, gone, spawn_run, start, wait_for_http};
 
 #[test]
 fn lease_prints_one_port_in_range() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["lease"]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     assert_eq!(out.stdout.lines().count(), 1);
@@ -22,7 +25,7 @@ fn lease_prints_one_port_in_range() {
 
 #[test]
 fn lease_count_3_prints_three_distinct_ports() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["lease", "--count", "3"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut ports: Vec<u16> = out.stdout.lines().map(|l| server.in_range(l)).collect();
@@ -33,7 +36,7 @@ fn lease_count_3_prints_three_distinct_ports() {
 
 #[test]
 fn lease_json_prints_the_servers_answer() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["lease", "--json", "--owner", "ci job 17", "--ttl", "600"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let body: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -45,7 +48,7 @@ fn lease_json_prints_the_servers_answer() {
 
 #[test]
 fn leases_table_lists_each_lease() {
-    let server = Server::start();
+    let server = start(&[]);
     let port = server.client(&["lease", "--owner", "table test"]).stdout;
     let id = server.leases()[0]["id"].as_str().unwrap().to_string();
     let out = server.client(&["leases"]);
@@ -68,7 +71,7 @@ fn leases_table_lists_each_lease() {
 
 #[test]
 fn release_by_port_and_by_id() {
-    let server = Server::start();
+    let server = start(&[]);
     let first = server.client(&["lease"]).stdout;
     let second = server.client(&["lease", "--count", "2"]).stdout;
     let out = server.client(&["release", first.trim()]);
@@ -101,7 +104,7 @@ fn release_by_port_and_by_id() {
 
 #[test]
 fn renew_prints_the_new_expiry() {
-    let server = Server::start();
+    let server = start(&[]);
     server.client(&["lease", "--ttl", "60"]);
     let id = server.leases()[0]["id"].as_str().unwrap().to_string();
     let out = server.client(&["renew", &id, "--ttl", "3600"]);
@@ -116,18 +119,18 @@ fn renew_prints_the_new_expiry() {
 
 #[test]
 fn status_shows_the_range_and_counts() {
-    let server = Server::start();
+    let server = start(&[]);
     server.client(&["lease", "--count", "2"]);
     let out = server.client(&["status"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let (a, b) = server.range;
-    let url = format!("http://127.0.0.1:{}", server.port().unwrap());
+    let (a, b) = server.range();
+    let url = format!("http://127.0.0.1:{}", server.state_port());
     for line in [
         format!("url          {url}"),
         format!("range        {a}-{b}"),
         "leased       2".to_string(),
         "server       1".to_string(),
-        format!("state file   {}", server.state_file().display()),
+        format!("state file   {}", server.dir().state_file().display()),
     ] {
         assert!(
             out.stdout.lines().any(|l| l == line),
@@ -142,15 +145,15 @@ fn status_shows_the_range_and_counts() {
 
 #[test]
 fn url_prints_the_servers_base_url() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["url"]);
-    let expected = format!("http://127.0.0.1:{}\n", server.port().unwrap());
+    let expected = format!("http://127.0.0.1:{}\n", server.state_port());
     assert_eq!((out.code, out.stdout), (0, expected));
 }
 
 #[test]
 fn unknown_pool_is_refused_with_the_servers_message() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["lease", "--pool", "nope"]);
     assert_eq!((out.code, out.stdout.as_str()), (1, ""));
     assert_eq!(out.stderr, "dynport: pool: no pool named nope\n");
@@ -158,7 +161,7 @@ fn unknown_pool_is_refused_with_the_servers_message() {
 
 #[test]
 fn a_token_is_needed_when_the_server_has_one() {
-    let server = Server::with(&["--token", "s3cret"]);
+    let server = start(&["--token", "s3cret"]);
     let out = server.client(&["lease"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("--token"), "{}", out.stderr);
@@ -171,20 +174,21 @@ fn a_token_is_needed_when_the_server_has_one() {
 
 #[test]
 fn a_stopped_server_is_exit_3_naming_the_state_file() {
-    let mut server = Server::start();
-    server.stop();
+    let mut server = start(&[]);
+    let status = server.term();
+    assert!(status.success(), "{}", server.log());
     let out = server.client(&["leases"]);
     assert_eq!(out.code, 3);
     let expected = format!(
         "dynport: no server is running: {} says the server shut down",
-        server.state_file().display()
+        server.dir().state_file().display()
     );
     assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
 }
 
 #[test]
 fn nothing_at_the_url_is_exit_3_naming_the_url() {
-    let port = free_window().0;
+    let port = free_range(1).0;
     let url = format!("http://127.0.0.1:{port}");
     let out = client(&["status", "--url", &url], &[]);
     assert_eq!(out.code, 3);
@@ -211,7 +215,7 @@ fn a_bad_option_is_exit_2_with_a_hint() {
 
 #[test]
 fn port_from_command_substitution() {
-    let server = Server::start();
+    let server = start(&[]);
     let script = format!(
         r#"PORT=$("{BIN}" lease --state-dir "{}") && echo "port=$PORT""#,
         server.state_dir()
@@ -224,7 +228,7 @@ fn port_from_command_substitution() {
 
 #[test]
 fn run_gives_the_command_its_port_and_releases_it_after() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["run", "--", "sh", "-c", "echo $PORT; echo ${PORTS:-none}"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -235,7 +239,7 @@ fn run_gives_the_command_its_port_and_releases_it_after() {
 
 #[test]
 fn run_exits_with_the_commands_status() {
-    let server = Server::start();
+    let server = start(&[]);
     let out = server.client(&["run", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.code, 7, "{}", out.stderr);
     let out = server.client(&["run", "--", "sh", "-c", "kill -9 $$"]);
@@ -260,7 +264,7 @@ conn.close()
 
 #[test]
 fn run_socket_passes_the_listener_on_fd_3() {
-    let server = Server::start();
+    let server = start(&[]);
     let (mut run, mut stdout) =
         spawn_run(&server, &["--socket", "--", "python3", "-c", SOCKET_SCRIPT]);
     let mut line = String::new();
@@ -280,7 +284,7 @@ fn run_socket_passes_the_listener_on_fd_3() {
 
 #[test]
 fn run_http_server_serves_on_the_port_and_stops_on_sigterm() {
-    let server = Server::start();
+    let server = start(&[]);
     let script = r#"exec python3 -m http.server "$PORT" --bind 127.0.0.1"#;
     let (mut run, _stdout) = spawn_run(&server, &["--ttl", "2", "--", "sh", "-c", script]);
     let deadline = Instant::now() + PATIENCE;
@@ -303,23 +307,25 @@ fn run_http_server_serves_on_the_port_and_stops_on_sigterm() {
 
 #[test]
 fn killing_run_ends_the_command_and_the_lease() {
-    let server = Server::with(&["--refresh-secs", "1"]);
+    let server = start(&["--refresh-secs", "1"]);
     let (run, mut stdout) = spawn_run(&server, &["--", "sh", "-c", "echo $$; exec sleep 60"]);
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     let command_pid: u32 = line.trim().parse().unwrap();
     assert_eq!(server.leases().len(), 1);
     run.signal(9);
-    eventually("the command got SIGTERM", || gone(command_pid));
-    eventually("the server ended the lease", || server.leases().is_empty());
+    eventually(PATIENCE, "the command to get SIGTERM", || gone(command_pid));
+    eventually(PATIENCE, "the server to end the lease", || {
+        server.leases().is_empty()
+    });
     drop(run);
     assert!(gone(command_pid));
 }
 
 #[test]
 fn state_dir_and_url_from_the_environment() {
-    let server = Server::start();
-    let expected = format!("http://127.0.0.1:{}\n", server.port().unwrap());
+    let server = start(&[]);
+    let expected = format!("http://127.0.0.1:{}\n", server.state_port());
     let out = client(&["url"], &[("DYNPORT_STATE_DIR", server.state_dir())]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
