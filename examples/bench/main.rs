@@ -6,8 +6,9 @@
 //! from `wrk`, in rounds that alternate dynport, floor a, floor b. Then the
 //! figures no floor has: scan time, startup, binary size, lease grants.
 //!
-//! `bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]`
-//! (defaults 5, 4, 5, 20, `target/release/dynport`). Progress goes to
+//! `bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]
+//! [--only get|scan|startup|lease]` (defaults 7, 3, 5, 20,
+//! `target/release/dynport`, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
@@ -48,6 +49,8 @@ pub struct Options {
     pub secs: u64,
     pub lease_secs: u64,
     pub startup_runs: usize,
+    /// Only this part of the benchmark: `get`, `scan`, `startup` or `lease`.
+    only: Option<String>,
     dynport: PathBuf,
     examples: PathBuf,
 }
@@ -66,7 +69,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease]"
             );
             return ExitCode::from(2);
         }
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     procs::raise_file_limit();
+    procs::remove_stale_dirs();
     let began = Instant::now();
     let outcome = run(&options);
     procs::clean_up();
@@ -93,12 +97,36 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> io::Result<Results> {
-    if !procs::on_path("wrk") {
-        return Err(io::Error::other(
-            "wrk is not installed (apt-get install wrk)",
-        ));
+    let mut results = Results {
+        load_before: loadavg(),
+        ..Results::default()
+    };
+    if options.wants("get") {
+        if !procs::on_path("wrk") {
+            return Err(io::Error::other(
+                "wrk is not installed (apt-get install wrk)",
+            ));
+        }
+        serve_get(options, &mut results)?;
     }
-    let mut results = Results::default();
+    if options.wants("scan") {
+        results.scans = Some(scans()?);
+    }
+    if options.wants("startup") {
+        results.startups = startups(options)?;
+    }
+    if options.wants("lease") {
+        results.lease = Some(leases(options)?);
+    }
+    results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
+    results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
+    results.load_after = loadavg();
+    Ok(results)
+}
+
+/// dynport and the floors answering `GET /api/v1/server/port`: throughput,
+/// latency, threads and memory.
+fn serve_get(options: &Options, results: &mut Results) -> io::Result<()> {
     let dynport = start_dynport(&options.dynport, "GET", None)?;
     let (_, body) = Client::connect(dynport.port)?.request("GET", PATH, b"")?;
     results.body_bytes = body.len();
@@ -110,19 +138,22 @@ fn run(options: &Options) -> io::Result<Results> {
         thread::sleep(Duration::from_millis(200));
         results.idle[i] = procs::status(server.child.pid())?;
     }
-    throughput(options, &servers, &mut results)?;
+    throughput(options, &servers, results)?;
     for (i, server) in servers.iter().enumerate() {
         results.with_idle_conns[i] = hold_idle(server)?;
     }
     let [dynport, floor_a, floor_b] = servers;
     drop((floor_a, floor_b));
     results.clean_exit = dynport.child.terminate(Duration::from_secs(6));
-    results.scans = scans()?;
-    results.startups = startups(options)?;
-    results.lease = Some(leases(options)?);
-    results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
-    results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
-    Ok(results)
+    Ok(())
+}
+
+/// The 1-minute load average, to show how busy the machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 /// Rounds of `wrk`, each taking the servers in turn at every connection count.
@@ -333,15 +364,22 @@ fn file_contains(path: &Path, needle: &[u8]) -> io::Result<bool> {
     Ok(bytes.windows(needle.len()).any(|w| w == needle))
 }
 
+impl Options {
+    fn wants(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == part)
+    }
+}
+
 fn parse_args() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     let examples = exe.parent().ok_or("no directory")?.to_path_buf();
     let release = examples.parent().ok_or("no target directory")?;
     let mut options = Options {
-        rounds: 5,
-        secs: 4,
+        rounds: 7,
+        secs: 3,
         lease_secs: 5,
         startup_runs: 20,
+        only: None,
         dynport: release.join("dynport"),
         examples: examples.clone(),
     };
@@ -355,6 +393,12 @@ fn parse_args() -> Result<Options, String> {
             "--lease-secs" => options.lease_secs = number(value()?)?.max(1),
             "--startup-runs" => options.startup_runs = number(value()?)?.max(1) as usize,
             "--dynport" => options.dynport = PathBuf::from(value()?),
+            "--only" => match value()?.as_str() {
+                part @ ("get" | "scan" | "startup" | "lease") => {
+                    options.only = Some(part.to_string())
+                }
+                other => return Err(format!("--only {other:?}: get, scan, startup or lease")),
+            },
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }

@@ -142,6 +142,27 @@ fn forget_pid(pid: u32) {
     lock(&CHILDREN).retain(|&p| p != pid);
 }
 
+/// Removes the temporary directories of earlier runs that were killed
+/// before they could (SIGKILL): those whose process is gone.
+pub fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("dynport-bench-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A fresh directory under the system's temporary directory, removed on drop.
 pub struct TempDir {
     path: PathBuf,

@@ -24,14 +24,16 @@ pub struct Results {
     pub with_idle_conns: [Status; 3],
     /// Whether dynport exited by itself on SIGTERM after the load.
     pub clean_exit: bool,
-    pub scans: Scans,
+    pub scans: Option<Scans>,
     pub startups: Vec<Duration>,
     pub lease: Option<LeaseLoad>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
+    /// The 1-minute load average before and after the run.
+    pub load_before: String,
+    pub load_after: String,
 }
 
-#[derive(Default)]
 pub struct Scans {
     pub method: &'static str,
     pub range: String,
@@ -71,22 +73,25 @@ impl Load {
 /// The caption and the table, as printed.
 pub fn render(r: &Results, options: &Options) -> String {
     let at = [Load::of(&r.runs[0]), Load::of(&r.runs[1])];
+    let served = !r.runs[0][DYNPORT].is_empty();
     let mut rows = Vec::new();
-    throughput_rows(&mut rows, &at);
-    resource_rows(&mut rows, r, &at[1]);
+    if served {
+        throughput_rows(&mut rows, &at);
+        resource_rows(&mut rows, r, &at[1]);
+    }
     own_rows(&mut rows, r);
     let errors = at[0].errors + at[1].errors;
     let mut out = format!(
         "dynport benchmark: {} rounds of {} s per server and connection count, medians; \
-         body {} bytes; wrk -t2; 127.0.0.1 only\n",
-        options.rounds, options.secs, r.body_bytes
+         body {} bytes; wrk -t2; 127.0.0.1 only; load average {} before, {} after\n",
+        options.rounds, options.secs, r.body_bytes, r.load_before, r.load_after
     );
     if errors > 0 {
         out.push_str(&format!(
             "WARNING: {errors} wrk errors or non-2xx answers\n"
         ));
     }
-    if !r.clean_exit {
+    if served && !r.clean_exit {
         out.push_str("WARNING: dynport did not exit within 6 s of SIGTERM after the load\n");
     }
     out.push_str(&table::render(&rows));
@@ -169,29 +174,22 @@ fn resource_rows(rows: &mut Vec<Row>, r: &Results, busy: &Load) {
 }
 
 fn own_rows(rows: &mut Vec<Row>, r: &Results) {
-    let s = &r.scans;
-    rows.push(Row::check(
-        &format!("scan {} by {}, median (ms)", s.range, s.method),
-        format!("{:.3}", ms(s.idle)),
-        "<= 1 ms",
-        ms(s.idle) <= 1.0,
-    ));
-    rows.push(Row::check(
-        &format!("  same, {} listeners in the range", s.listeners),
-        format!("{:.3}", ms(s.busy)),
-        "<= 3 ms",
-        ms(s.busy) <= 3.0,
-    ));
-    let startup = ms(quantile(&r.startups, 0.5));
-    rows.push(Row::check(
-        &format!(
+    if let Some(scans) = &r.scans {
+        scan_rows(rows, scans);
+    }
+    if !r.startups.is_empty() {
+        let startup = ms(quantile(&r.startups, 0.5));
+        let figure = format!(
             "startup to first answer, median of {} (ms)",
             r.startups.len()
-        ),
-        format!("{startup:.2}"),
-        "<= 10 ms",
-        startup <= 10.0,
-    ));
+        );
+        rows.push(Row::check(
+            &figure,
+            format!("{startup:.2}"),
+            "<= 10 ms",
+            startup <= 10.0,
+        ));
+    }
     let size = r.binary_bytes as f64 / (1024.0 * 1024.0);
     let stripped = if r.binary_stripped {
         "stripped"
@@ -207,6 +205,21 @@ fn own_rows(rows: &mut Vec<Row>, r: &Results) {
     if let Some(lease) = &r.lease {
         lease_rows(rows, lease);
     }
+}
+
+fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {
+    rows.push(Row::check(
+        &format!("scan {} by {}, median (ms)", s.range, s.method),
+        format!("{:.3}", ms(s.idle)),
+        "<= 1 ms",
+        ms(s.idle) <= 1.0,
+    ));
+    rows.push(Row::check(
+        &format!("  same, {} listeners in the range", s.listeners),
+        format!("{:.3}", ms(s.busy)),
+        "<= 3 ms",
+        ms(s.busy) <= 3.0,
+    ));
 }
 
 fn lease_rows(rows: &mut Vec<Row>, lease: &LeaseLoad) {
