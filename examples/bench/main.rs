@@ -14,6 +14,7 @@
 mod client;
 mod procs;
 mod report;
+mod scan;
 mod table;
 mod wrk;
 
@@ -25,10 +26,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use client::Client;
-use dynport::ports::PortRange;
-use dynport::scan::Scanner;
 use procs::{Child, Status, TempDir};
-use report::{Results, Scans};
+use report::Results;
 
 /// The request every throughput run makes.
 const PATH: &str = "/api/v1/server/port";
@@ -36,9 +35,6 @@ const PATH: &str = "/api/v1/server/port";
 pub const CONNS: [usize; 2] = [50, 256];
 /// Idle connections held open to count threads and memory.
 pub const IDLE_CONNS: usize = 1000;
-/// The range dynport scans by default, and the scan figures' range.
-const SCAN_RANGE: (u16, u16) = (3000, 9000);
-const SCAN_RUNS: usize = 101;
 /// Lease clients, each on one kept-alive connection.
 pub const LEASE_CLIENTS: usize = 8;
 /// The range of the lease server: wide, so any free port in it will do.
@@ -110,7 +106,7 @@ fn run(options: &Options) -> io::Result<Results> {
         serve_get(options, &mut results)?;
     }
     if options.wants("scan") {
-        results.scans = Some(scans()?);
+        results.scans = Some(scan::scans()?);
     }
     if options.wants("startup") {
         results.startups = startups(options)?;
@@ -285,47 +281,6 @@ fn start_floor(
 /// A port of 127.0.0.1 free right now (the kernel's pick).
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// One full scan of the range, idle and with 1,000 listeners in it.
-fn scans() -> io::Result<Scans> {
-    let range = PortRange::new(SCAN_RANGE.0, SCAN_RANGE.1).map_err(io::Error::other)?;
-    let scanner = Scanner::detect();
-    let idle = scan_median(&scanner, range)?;
-    let listeners: Vec<TcpListener> = range
-        .iter()
-        .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
-        .take(IDLE_CONNS)
-        .collect();
-    let busy = scan_median(&scanner, range)?;
-    let scans = Scans {
-        method: scanner.method().as_str(),
-        range: range.to_string(),
-        idle,
-        busy,
-        listeners: listeners.len(),
-    };
-    eprintln!(
-        "bench: scan {} by {}: {:.3} ms idle, {:.3} ms with {} listeners",
-        scans.range,
-        scans.method,
-        table::ms(idle),
-        table::ms(busy),
-        scans.listeners
-    );
-    Ok(scans)
-}
-
-fn scan_median(scanner: &Scanner, range: PortRange) -> io::Result<Duration> {
-    scanner.scan(range)?; // warms the buffers
-    let mut times = Vec::with_capacity(SCAN_RUNS);
-    for _ in 0..SCAN_RUNS {
-        let began = Instant::now();
-        scanner.scan(range)?;
-        times.push(began.elapsed());
-    }
-    times.sort_unstable();
-    Ok(times[SCAN_RUNS / 2])
 }
 
 fn startups(options: &Options) -> io::Result<Vec<Duration>> {
