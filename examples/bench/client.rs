@@ -95,6 +95,8 @@ pub struct LeaseLoad {
     pub elapsed: Duration,
     /// Latency of every granted `POST /api/v1/ports/lease`, sorted.
     pub latencies: Vec<Duration>,
+    /// State-file writes the server made meanwhile (from its `/metrics`).
+    pub state_writes: u64,
 }
 
 /// `clients` threads, each on one kept-alive connection, lease a port and
@@ -110,6 +112,7 @@ pub fn lease_load(port: u16, clients: usize, duration: Duration) -> io::Result<L
         failures: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
+        state_writes: 0,
     };
     for thread in threads {
         let (latencies, failures) = thread

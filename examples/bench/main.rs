@@ -301,17 +301,33 @@ fn startups(options: &Options) -> io::Result<Vec<Duration>> {
 fn leases(options: &Options) -> io::Result<client::LeaseLoad> {
     let server = start_dynport(&options.dynport, "lease", Some(LEASE_RANGE))?;
     let duration = Duration::from_secs(options.lease_secs);
-    let load = client::lease_load(server.port, LEASE_CLIENTS, duration)?;
+    let writes_before = state_writes(server.port)?;
+    let mut load = client::lease_load(server.port, LEASE_CLIENTS, duration)?;
+    load.state_writes = state_writes(server.port)? - writes_before;
     eprintln!(
-        "bench: leases: {} grants in {:.2} s, {} refused, p50 {:.3} ms, p99 {:.3} ms",
+        "bench: leases: {} grants in {:.2} s, {} refused, p50 {:.3} ms, p99 {:.3} ms, {} state-file writes",
         load.grants,
         load.elapsed.as_secs_f64(),
         load.failures,
         table::ms(table::quantile(&load.latencies, 0.5)),
         table::ms(table::quantile(&load.latencies, 0.99)),
+        load.state_writes,
     );
     server.child.terminate(Duration::from_secs(6));
     Ok(load)
+}
+
+/// dynport's count of state-file writes, from `GET /metrics`.
+fn state_writes(port: u16) -> io::Result<u64> {
+    let (_, body) = Client::connect(port)?.request("GET", "/metrics", b"")?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("dynport_state_writes_total ")?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| io::Error::other("no dynport_state_writes_total in /metrics"))
 }
 
 fn file_contains(path: &Path, needle: &[u8]) -> io::Result<bool> {

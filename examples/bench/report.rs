@@ -245,6 +245,13 @@ fn lease_rows(rows: &mut Vec<Row>, lease: &LeaseLoad) {
             String::new(),
         ],
     ));
+    // Each grant and each release must be in the state file before its
+    // answer; group commit lets one write carry several of them.
+    let per_write = (2 * lease.grants) as f64 / lease.state_writes.max(1) as f64;
+    rows.push(Row::info(
+        "  grants+releases per state-file write",
+        [format!("{per_write:.2}"), String::new(), String::new()],
+    ));
     if lease.failures > 0 {
         rows.push(Row::info(
             "  grants refused",
