@@ -161,16 +161,20 @@ fn throughput(options: &Options, servers: &[Server; 3], results: &mut Results) -
         for (c, &conns) in CONNS.iter().enumerate() {
             for (s, server) in servers.iter().enumerate() {
                 let run = wrk::run(server.port, PATH, conns, options.secs, server.child.pid())?;
-                let errors = match run.errors {
+                let mut errors = match run.errors {
                     0 => String::new(),
                     n => format!(", {n} ERRORS"),
                 };
+                if report::starved(&run, conns) {
+                    errors.push_str(", STARVED: left out");
+                }
                 eprintln!(
-                    "bench: round {round}/{}, {conns:>3} conns, {:<8} {:>9.0} req/s, p99 {:>7.3} ms, {} threads, {} KiB{errors}",
+                    "bench: round {round}/{}, {conns:>3} conns, {:<8} {:>9.0} req/s, p99 {:>7.3} ms, {:>3.0} conns served, {} threads, {} KiB{errors}",
                     options.rounds,
                     server.name,
                     run.rps,
                     run.p99_ms,
+                    run.served_conns,
                     run.during.threads,
                     run.during.rss_kib,
                 );

@@ -50,12 +50,32 @@ struct Load {
     threads: [u64; 3],
     rss_kib: [u64; 3],
     errors: u64,
+    /// Runs left out of the medians, by server: see [`starved`].
+    starved: [usize; 3],
+}
+
+/// A run that kept most of its connections waiting unserved: fewer than a
+/// third of them had a request in flight on average. Its latency covers
+/// only the lucky connections and its rate is not the server's, so it is
+/// left out of the medians (tiny_http 0.12 does this now and then: a burst
+/// of new connections can wait until others close).
+pub fn starved(run: &Run, conns: usize) -> bool {
+    run.served_conns < conns as f64 / 3.0
 }
 
 impl Load {
-    fn of(runs: &[Vec<Run>; 3]) -> Load {
+    fn of(runs: &[Vec<Run>; 3], conns: usize) -> Load {
+        let kept: [Vec<&Run>; 3] = std::array::from_fn(|s| {
+            let fed: Vec<&Run> = runs[s].iter().filter(|r| !starved(r, conns)).collect();
+            // With every run starved, the figures are all there is.
+            if fed.is_empty() {
+                runs[s].iter().collect()
+            } else {
+                fed
+            }
+        });
         let each = |f: &dyn Fn(&Run) -> f64| {
-            std::array::from_fn(|s| median(&runs[s].iter().map(f).collect::<Vec<_>>()))
+            std::array::from_fn(|s| median(&kept[s].iter().map(|r| f(r)).collect::<Vec<_>>()))
         };
         let max = |f: &dyn Fn(&Run) -> u64| {
             std::array::from_fn(|s| runs[s].iter().map(f).max().unwrap_or(0))
@@ -66,13 +86,17 @@ impl Load {
             threads: max(&|r| r.during.threads),
             rss_kib: max(&|r| r.during.rss_kib),
             errors: runs.iter().flatten().map(|r| r.errors).sum(),
+            starved: std::array::from_fn(|s| runs[s].len() - kept[s].len()),
         }
     }
 }
 
 /// The caption and the table, as printed.
 pub fn render(r: &Results, options: &Options) -> String {
-    let at = [Load::of(&r.runs[0]), Load::of(&r.runs[1])];
+    let at = [
+        Load::of(&r.runs[0], CONNS[0]),
+        Load::of(&r.runs[1], CONNS[1]),
+    ];
     let served = !r.runs[0][DYNPORT].is_empty();
     let mut rows = Vec::new();
     if served {
@@ -90,6 +114,19 @@ pub fn render(r: &Results, options: &Options) -> String {
         out.push_str(&format!(
             "WARNING: {errors} wrk errors or non-2xx answers\n"
         ));
+    }
+    for (c, load) in at.iter().enumerate() {
+        for (s, name) in ["dynport", "floor a", "floor b"].iter().enumerate() {
+            if load.starved[s] > 0 {
+                out.push_str(&format!(
+                    "NOTE: {name} left most of its {} connections unserved in {} of {} runs; \
+                     those runs are not in its medians\n",
+                    CONNS[c],
+                    load.starved[s],
+                    r.runs[c][s].len()
+                ));
+            }
+        }
     }
     if served && !r.clean_exit {
         out.push_str("WARNING: dynport did not exit within 6 s of SIGTERM after the load\n");

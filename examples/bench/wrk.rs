@@ -17,6 +17,12 @@ const WRK_THREADS: usize = 2;
 pub struct Run {
     pub rps: f64,
     pub p99_ms: f64,
+    /// Connections that had a request in flight on average, by Little's
+    /// law (requests/s × mean latency). A closed loop on `conns`
+    /// connections all being served gives about `conns`; far fewer means
+    /// some connections waited unserved, and their requests are missing
+    /// from the latency figures.
+    pub served_conns: f64,
     /// Socket errors and non-2xx answers; any makes the run suspect.
     pub errors: u64,
     /// The server's `/proc` status half-way through the run.
@@ -43,10 +49,14 @@ pub fn run(port: u16, path: &str, conns: usize, secs: u64, server_pid: u32) -> i
 fn parse(out: &str, during: Status) -> Option<Run> {
     let mut rps = None;
     let mut p99_ms = None;
+    let mut mean_ms = None;
     let mut errors = 0;
     for line in out.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Requests/sec:") {
             rps = rest.trim().parse().ok();
+        } else if let Some(rest) = line.strip_prefix("Latency ") {
+            // "Latency   512.00us  300.00us  10.00ms   90.00%": mean first.
+            mean_ms = mean_ms.or(rest.split_whitespace().next().and_then(duration_ms));
         } else if let Some(rest) = line.strip_prefix("99%") {
             p99_ms = duration_ms(rest.trim());
         } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
@@ -58,9 +68,11 @@ fn parse(out: &str, during: Status) -> Option<Run> {
             }
         }
     }
+    let rps = rps?;
     Some(Run {
-        rps: rps?,
+        rps,
         p99_ms: p99_ms?,
+        served_conns: rps * mean_ms? / 1000.0,
         errors,
         during,
     })
@@ -88,11 +100,12 @@ mod tests {
 
     #[test]
     fn reads_rate_p99_and_errors() {
-        let out = "Running 4s test @ http://127.0.0.1:1/\n  Latency Distribution\n     50%  600.00us\n     99%    2.50ms\n  1000 requests in 4.00s, 1.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
+        let out = "Running 4s test @ http://127.0.0.1:1/\n    Latency   500.00us  1.00ms  9.00ms  90.00%\n  Latency Distribution\n     50%  600.00us\n     99%    2.50ms\n  1000 requests in 4.00s, 1.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
         let run = parse(out, Status::default()).unwrap();
         assert_eq!(run.rps, 12345.67);
         assert_eq!(run.p99_ms, 2.5);
         assert_eq!(run.errors, 7);
+        assert!((run.served_conns - 6.172835).abs() < 1e-6);
     }
 
     #[test]
