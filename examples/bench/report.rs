@@ -146,7 +146,7 @@ fn throughput_rows(rows: &mut Vec<Row>, at: &[Load; 2]) {
         let check = |floor: usize, name: &str, min: f64| {
             Row::check(
                 &format!("  dynport / {name}, {conns} conns"),
-                format!("{:.2}x", ratio(floor)),
+                format!("{:.3}x", ratio(floor)),
                 &format!(">= {min:.2}x"),
                 ratio(floor) >= min,
             )
