@@ -1,9 +1,10 @@
 # dynport: `make run` builds and runs the server with its defaults,
-# `make test` runs every test.
+# `make test` runs every test, `make bench` measures dynport against its
+# floors (see BENCHMARKS.md).
 
 CARGO ?= cargo
 
-.PHONY: run build test lint crash soak fuzz clean
+.PHONY: run build test lint bench crash soak fuzz clean
 
 run:
 	$(CARGO) build --release
@@ -44,6 +45,13 @@ fuzz:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Needs wrk (installed from Debian's packages when missing) and loopback only.
+bench:
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(CARGO) build --release --bin dynport \
+		--example bench --example floor_tiny_http --example floor_engine
+	./target/release/examples/bench
 
 clean:
 	$(CARGO) clean
