@@ -15,9 +15,10 @@ use crate::ports::{Counts, PortTable};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
 use crate::time::{now_rfc3339, rfc3339};
+use crossbeam_channel::Sender;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What the engine does for the app: swap its listener, count requests.
@@ -98,17 +99,30 @@ pub struct Start {
 }
 
 /// Puts a change back when its save failed.
-type Undo = Box<dyn FnOnce(&mut PortTable)>;
+type Undo = Box<dyn FnOnce(&mut PortTable) + Send>;
+
+/// Hears how a change ended: durable, or refused or undone with the reason.
+pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
+
+/// A change waiting for the commit thread to make it durable.
+struct Waiter {
+    seq: u64,
+    undo: Undo,
+    done: Done<()>,
+}
 
 /// dynport's shared state.
 pub struct App {
     pub facts: Facts,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
     held: Mutex<Held>,
     disk: Mutex<u64>,
+    /// The commit thread's queue, once it runs; without it changes are
+    /// saved by the thread that made them.
+    commits: OnceLock<Sender<Waiter>>,
     view: RwLock<Arc<View>>,
 }
 
@@ -134,12 +148,13 @@ impl App {
         let view = Arc::new(held.view());
         App {
             facts,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             store,
             scanner,
             serving,
             held: Mutex::new(held),
             disk: Mutex::new(0),
+            commits: OnceLock::new(),
             view: RwLock::new(view),
         }
     }
@@ -304,67 +319,154 @@ impl App {
         out.map(|t| (t, seq))
     }
 
-    /// Grants a lease; it is in the state file before this returns.
-    pub fn grant(&self, req: &LeaseRequest) -> Result<Lease, ApiError> {
+    /// Starts the commit thread: from now on a lease change does not hold
+    /// its worker while it is saved. Changes that queue up while one save
+    /// runs all go into the next, so the more clients change at once, the
+    /// more changes each write carries.
+    pub fn start_committer(app: &Arc<App>) -> io::Result<()> {
+        let (queue, waiting) = crossbeam_channel::unbounded();
+        if app.commits.set(queue).is_err() {
+            return Ok(());
+        }
+        let app = Arc::clone(app);
+        std::thread::Builder::new()
+            .name("dynport-commit".to_string())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(waiting.try_iter());
+                    app.commit_batch(batch);
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Saves once for every change in `batch`; when the save fails, every
+    /// change in it that no earlier save carried is undone.
+    fn commit_batch(&self, batch: Vec<Waiter>) {
+        let mut durable = self.disk();
+        let newest = batch.iter().map(|w| w.seq).max().unwrap_or(0);
+        let outcome = self.save_through(&mut durable, newest);
+        let mut done = Vec::with_capacity(batch.len());
+        match outcome {
+            Ok(()) => done.extend(batch.into_iter().map(|w| (w.done, Ok(())))),
+            Err(e) => {
+                let mut held = self.held();
+                for waiter in batch.into_iter().rev() {
+                    if waiter.seq <= *durable {
+                        done.push((waiter.done, Ok(())));
+                    } else {
+                        (waiter.undo)(&mut held.table);
+                        done.push((waiter.done, Err(storage_error(&e))));
+                    }
+                }
+                held.seq += 1;
+            }
+        }
+        drop(durable);
+        for (tell, result) in done {
+            tell(result);
+        }
+    }
+
+    /// Makes change `seq` durable: through the commit thread when it runs,
+    /// else right here. `done` hears the outcome either way.
+    fn commit(&self, seq: u64, undo: Undo, done: Done<()>) {
+        let waiter = Waiter { seq, undo, done };
+        let waiter = match self.commits.get() {
+            Some(queue) => match queue.send(waiter) {
+                Ok(()) => return,
+                Err(unsent) => unsent.0,
+            },
+            None => waiter,
+        };
+        (waiter.done)(self.flush(waiter.seq, waiter.undo));
+    }
+
+    /// Grants a lease; `done` hears of it once it is in the state file.
+    pub fn grant(&self, req: &LeaseRequest, done: Done<Lease>) {
         let id = new_lease_id();
         let granted = self.lease_change(|table| {
             table.grant(req, id, SystemTime::now(), &mut can_bind_everywhere)
         });
-        let (lease, seq) = granted.map_err(|e| {
-            self.metrics.deny(match e {
-                LeaseError::UnknownPool(_) => Denial::UnknownPool,
-                LeaseError::Invalid(_) => Denial::BadRequest,
-                _ => Denial::Unavailable,
-            });
-            lease_error(e)
-        })?;
+        let (lease, seq) = match granted {
+            Ok(granted) => granted,
+            Err(e) => {
+                self.metrics.deny(match e {
+                    LeaseError::UnknownPool(_) => Denial::UnknownPool,
+                    LeaseError::Invalid(_) => Denial::BadRequest,
+                    _ => Denial::Unavailable,
+                });
+                return done(Err(lease_error(e)));
+            }
+        };
         let undo_id = lease.id.clone();
-        self.flush(seq, Box::new(move |t| drop(t.release(&undo_id))))
-            .inspect_err(|_| self.metrics.deny(Denial::Storage))?;
-        Metrics::add(&self.metrics.grants, 1);
-        log::info!(
-            "lease {} granted: ports {:?} in pool {}",
-            lease.id,
-            lease.ports,
-            lease.pool
-        );
-        Ok(lease)
+        let metrics = Arc::clone(&self.metrics);
+        let granted: Done<()> = Box::new(move |outcome| {
+            match &outcome {
+                Ok(()) => {
+                    Metrics::add(&metrics.grants, 1);
+                    log::info!(
+                        "lease {} granted: ports {:?} in pool {}",
+                        lease.id,
+                        lease.ports,
+                        lease.pool
+                    );
+                }
+                Err(_) => metrics.deny(Denial::Storage),
+            }
+            done(outcome.map(|()| lease));
+        });
+        self.commit(seq, Box::new(move |t| drop(t.release(&undo_id))), granted);
     }
 
-    /// Ends a lease; its ports are free in the state file before this returns.
-    pub fn release(&self, id: &str) -> Result<Lease, ApiError> {
-        let (lease, seq) = self
-            .lease_change(|table| table.release(id))
-            .map_err(lease_error)?;
+    /// Ends a lease; `done` hears of it once its ports are free in the
+    /// state file.
+    pub fn release(&self, id: &str, done: Done<Lease>) {
+        let (lease, seq) = match self.lease_change(|table| table.release(id)) {
+            Ok(released) => released,
+            Err(e) => return done(Err(lease_error(e))),
+        };
         let back = lease.clone();
         let undo: Undo = Box::new(move |t| {
             t.insert_lease(back, &now_rfc3339());
         });
-        self.flush(seq, undo)?;
-        Metrics::add(&self.metrics.releases, 1);
-        log::info!(
-            "lease {} ended (released): ports {:?} freed",
-            lease.id,
-            lease.ports
-        );
-        Ok(lease)
+        let metrics = Arc::clone(&self.metrics);
+        let released: Done<()> = Box::new(move |outcome| {
+            if outcome.is_ok() {
+                Metrics::add(&metrics.releases, 1);
+                log::info!(
+                    "lease {} ended (released): ports {:?} freed",
+                    lease.id,
+                    lease.ports
+                );
+            }
+            done(outcome.map(|()| lease));
+        });
+        self.commit(seq, undo, released);
     }
 
     /// Gives a live lease a new life of `ttl`, or of the life it was last
-    /// given when `None`.
-    pub fn renew(&self, id: &str, ttl: Option<Duration>) -> Result<Lease, ApiError> {
+    /// given when `None`; `done` hears of it once it is stored.
+    pub fn renew(&self, id: &str, ttl: Option<Duration>, done: Done<Lease>) {
         let before = self.held().table.lease(id).cloned();
-        let (lease, seq) = self
-            .lease_change(|table| table.renew(id, ttl, SystemTime::now()))
-            .map_err(lease_error)?;
+        let renewed = self.lease_change(|table| table.renew(id, ttl, SystemTime::now()));
+        let (lease, seq) = match renewed {
+            Ok(renewed) => renewed,
+            Err(e) => return done(Err(lease_error(e))),
+        };
         let undo: Undo = Box::new(move |t| before.into_iter().for_each(|l| t.restore(l)));
-        self.flush(seq, undo)?;
-        log::debug!(
-            "lease {} renewed until {}",
-            lease.id,
-            rfc3339(lease.expires_at)
-        );
-        Ok(lease)
+        let renewed: Done<()> = Box::new(move |outcome| {
+            if outcome.is_ok() {
+                log::debug!(
+                    "lease {} renewed until {}",
+                    lease.id,
+                    rfc3339(lease.expires_at)
+                );
+            }
+            done(outcome.map(|()| lease));
+        });
+        self.commit(seq, undo, renewed);
     }
 
     /// Moves the server to `requested`, or to the next free port after the

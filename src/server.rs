@@ -79,6 +79,8 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         Box::new(control.clone()),
         start,
     ));
+    App::start_committer(&app)
+        .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
     app.save_now().map_err(|e| {
         Fatal(format!(
             "cannot write {}: {e}",

@@ -163,7 +163,7 @@ fn request(data: &[u8]) -> Request {
 fuzz_target!(|data: &[u8]| {
     let world = world();
     let req = request(data);
-    let resp = dynport::api::handle(&app(world), &req);
+    let resp = dynport::api::handle(&app(world), &req).resolve();
     assert!(
         (200..=599).contains(&resp.status),
         "status {} for {req:?}",

@@ -1,6 +1,7 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
 use super::{ApiError, App, body_object, int_field, json};
+use crate::app::Done;
 use crate::http::Response;
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
 use crate::metrics::Denial;
@@ -51,8 +52,26 @@ struct Granted<'a> {
 
 pub fn grant(app: &App, body: &[u8]) -> Result<Response, ApiError> {
     let req = parse_request(app, body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
-    let lease = app.grant(&req)?;
-    Ok(json(201, &success(&lease)))
+    Ok(answer_later(
+        |done| app.grant(&req, done),
+        |lease| json(201, &success(lease)),
+    ))
+}
+
+/// Starts a change whose answer comes once it is durable: the worker is
+/// free meanwhile, and `ok` makes the answer from the lease.
+fn answer_later(
+    start: impl FnOnce(Done<Lease>),
+    ok: impl FnOnce(&Lease) -> Response + Send + 'static,
+) -> Response {
+    let (later, completion) = crate::http::later();
+    start(Box::new(move |outcome| {
+        completion.complete(match outcome {
+            Ok(lease) => ok(&lease),
+            Err(e) => e.into_response(),
+        });
+    }));
+    Response::later(later)
 }
 
 fn success(lease: &Lease) -> Granted<'_> {
@@ -151,8 +170,10 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
 pub fn renew(app: &App, id: &str, body: &[u8]) -> Result<Response, ApiError> {
     let fields = body_object(body, &["ttl_secs"])?;
     let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?.map(Duration::from_secs);
-    let lease = app.renew(id, ttl)?;
-    Ok(json(200, &success(&lease)))
+    Ok(answer_later(
+        |done| app.renew(id, ttl, done),
+        |lease| json(200, &success(lease)),
+    ))
 }
 
 #[derive(Serialize)]
@@ -164,14 +185,16 @@ struct Released<'a> {
 }
 
 pub fn release(app: &App, id: &str) -> Result<Response, ApiError> {
-    let lease = app.release(id)?;
-    Ok(json(
-        200,
-        &Released {
-            status: "success",
-            released: &lease.ports,
-            lease: (&lease).into(),
-            timestamp: now_rfc3339(),
+    Ok(answer_later(
+        |done| app.release(id, done),
+        |lease| {
+            let released = Released {
+                status: "success",
+                released: &lease.ports,
+                lease: lease.into(),
+                timestamp: now_rfc3339(),
+            };
+            json(200, &released)
         },
     ))
 }

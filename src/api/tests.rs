@@ -103,6 +103,11 @@ fn free_window(n: u16) -> (PortRange, Vec<TcpListener>) {
     panic!("no free window of {n} ports");
 }
 
+/// The router's answer, waiting for one that comes later.
+fn answer(app: &App, req: &Request) -> Response {
+    handle(app, req).resolve()
+}
+
 fn call(
     app: &App,
     method: &str,
@@ -110,7 +115,7 @@ fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
-    let res = handle(
+    let res = answer(
         app,
         &Request::fake(method, target, headers, body.as_bytes()),
     );
@@ -229,7 +234,7 @@ fn change_errors_leave_everything_as_it_was() {
 #[test]
 fn token_guards_mutations_only() {
     let f = fixture("token", Some("s3cret"));
-    let res = handle(
+    let res = answer(
         &f.app,
         &Request::fake("POST", "/api/v1/server/port/change", &[], b""),
     );
@@ -260,13 +265,13 @@ fn unknown_paths_and_wrong_methods() {
         (status, body["error"].clone()),
         (404, json!("no such endpoint: /nope"))
     );
-    let res = handle(
+    let res = answer(
         &f.app,
         &Request::fake("GET", "/api/v1/server/port/change", &[], b""),
     );
     assert_eq!(res.status, 405);
     assert!(res.headers.contains(&("Allow", "POST".to_string())));
-    let res = handle(&f.app, &Request::fake("DELETE", "/healthz", &[], b""));
+    let res = answer(&f.app, &Request::fake("DELETE", "/healthz", &[], b""));
     assert_eq!(res.status, 405);
     assert!(res.headers.contains(&("Allow", "GET, HEAD".to_string())));
     assert_eq!(call(&f.app, "HEAD", "/healthz", &[], "").0, 200);
@@ -445,7 +450,7 @@ fn metrics_use_the_prometheus_text_format() {
     let f = fixture("metrics", None);
     lease_body(&f, "{}");
     lease_body(&f, r#"{"pool": "nope"}"#);
-    let res = handle(&f.app, &Request::fake("GET", "/metrics", &[], b""));
+    let res = answer(&f.app, &Request::fake("GET", "/metrics", &[], b""));
     assert_eq!(res.status, 200);
     assert_eq!(res.content_type, "text/plain; version=0.0.4");
     let text = String::from_utf8(res.body).unwrap();
@@ -480,7 +485,7 @@ fn lease_paths_resolve_exactly() {
         call(&f.app, "GET", "/api/v1/ports/leases/a/renew", &[], "").0,
         405
     );
-    let res = handle(
+    let res = answer(
         &f.app,
         &Request::fake("PUT", "/api/v1/ports/leases/a", &[], b""),
     );

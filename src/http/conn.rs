@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::later::Later;
 use super::shared::Shared;
+use super::write::Framing;
 
 /// How long a connection that was answered early may keep sending before it
 /// is closed, and how much of that input is read and thrown away.
@@ -15,7 +17,7 @@ pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
 pub(crate) const LINGER_BYTES: usize = 64 * 1024;
 
 /// What a connection waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Waiting for (the rest of) a request.
     Reading,
@@ -24,6 +26,9 @@ pub(crate) enum Phase {
     /// Answered early and shut for writing: discarding input until the client
     /// closes, so that closing does not reset the answer away.
     Lingering { discarded: usize },
+    /// Its handler answers later; `framing` is for that answer, and
+    /// `pending_out` holds earlier answers not yet written.
+    Awaiting { later: Later, framing: Framing },
 }
 
 /// What happens once an answer is fully written.

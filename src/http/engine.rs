@@ -90,6 +90,7 @@ impl PollLoop {
         while !self.finished() {
             self.wait();
             self.run_commands();
+            self.shared.take_resumed(&mut self.batch);
             self.handle_events();
             self.sweep_if_due();
         }

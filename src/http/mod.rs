@@ -14,6 +14,7 @@ mod engine;
 mod epoll;
 #[doc(hidden)]
 pub mod fuzzing;
+mod later;
 mod parse;
 mod registry;
 mod retire;
@@ -29,6 +30,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+
+pub use later::{Completion, Later, later};
 
 use engine::{Command, PollLoop};
 use shared::Shared;
@@ -89,6 +92,8 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Set when the answer comes later: the other fields are then unused.
+    pub later: Option<Later>,
 }
 
 impl Response {
@@ -99,6 +104,25 @@ impl Response {
             headers: Vec::new(),
             content_type: "application/json",
             body,
+            later: None,
+        }
+    }
+
+    /// An answer that comes later, through the [`Completion`] paired with
+    /// `later`; the worker is free meanwhile.
+    pub fn later(later: Later) -> Response {
+        Response {
+            later: Some(later),
+            ..Response::json(202, Vec::new())
+        }
+    }
+
+    /// The answer itself: waits for one that comes later. For callers
+    /// outside the engine, such as tests of the router.
+    pub fn resolve(self) -> Response {
+        match self.later {
+            Some(later) => later.wait(),
+            None => self,
         }
     }
 

@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     /// The poller thread runs, so commands get answered.
     pub started: AtomicBool,
     listener_addr: Mutex<Option<SocketAddr>>,
+    /// Connections whose later answer has come, for the poller to hand to
+    /// a worker.
+    resumed: Mutex<Vec<Conn>>,
 }
 
 /// Live counters behind [`Stats`].
@@ -63,6 +66,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             started: AtomicBool::new(false),
             listener_addr: Mutex::new(None),
+            resumed: Mutex::new(Vec::new()),
         })
     }
 
@@ -102,6 +106,21 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Hands a connection whose later answer has come back to the poller,
+    /// which gives it to a worker.
+    pub fn resume(&self, conn: Conn) {
+        self.resumed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        let _ = self.poller.notify();
+    }
+
+    /// Takes the connections to serve again.
+    pub fn take_resumed(&self, out: &mut Vec<Conn>) {
+        out.append(&mut self.resumed.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Parks a connection just added to the poller. Only the poller thread

@@ -13,6 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 
 use super::conn::{After, Conn, LINGER_BYTES, LINGER_TIME, Phase};
+use super::later::Later;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
 use super::shared::Shared;
 use super::write::{self, CONTINUE, Framing};
@@ -30,6 +31,8 @@ enum Next {
     Again,
     /// Wait in the poller until its socket is ready.
     Wait,
+    /// Wait, holding no thread, for the answer its handler gives later.
+    Later(Later),
     Close,
 }
 
@@ -42,6 +45,8 @@ pub(crate) struct Worker {
     input: Vec<u8>,
     /// Encoded answers of the current turn; `fuzzing` reads them too.
     pub(super) out: Vec<u8>,
+    /// An answer the handler gives later, and how to frame it.
+    deferred: Option<(Later, Framing)>,
 }
 
 impl Worker {
@@ -53,6 +58,7 @@ impl Worker {
         let mut worker = Worker {
             input: Vec::new(),
             out: Vec::new(),
+            deferred: None,
             shared,
             handler,
             limits,
@@ -78,6 +84,7 @@ impl Worker {
     fn reset_buffers(&mut self) {
         self.input = vec![0; self.limits.max_head + self.limits.max_body];
         self.out = Vec::with_capacity(4096);
+        self.deferred = None;
     }
 
     fn serve(&mut self, mut conn: Conn) {
@@ -88,9 +95,14 @@ impl Worker {
                 Phase::Reading => self.read_turn(&mut conn),
                 Phase::Writing { then } => self.write_turn(&mut conn, then),
                 Phase::Lingering { discarded } => linger_turn(&mut conn, discarded),
+                Phase::Awaiting { .. } => self.resume_turn(&mut conn),
             };
             match next {
                 Next::Again if turns < MAX_TURNS => continue,
+                Next::Later(later) => match later.park(conn) {
+                    Some(answered) => conn = answered,
+                    None => return,
+                },
                 Next::Again | Next::Wait => {
                     let writable = matches!(conn.phase, Phase::Writing { .. });
                     match self.shared.park(conn, writable) {
@@ -139,6 +151,18 @@ impl Worker {
     /// Answers the complete requests at the front of `input`, keeps the rest.
     fn answer(&mut self, conn: &mut Conn, input: &[u8], full: bool, now: Instant) -> Next {
         self.out.clear();
+        let after = self.answer_input(conn, input, now);
+        match self.send_or_defer(conn, after, now) {
+            // The read filled the buffer, so more is likely waiting.
+            Next::Wait if full => Next::Again,
+            other => other,
+        }
+    }
+
+    /// Encodes answers to the complete requests at the front of `input`
+    /// after what `self.out` holds, keeps the rest, and says how the
+    /// connection goes on.
+    fn answer_input(&mut self, conn: &mut Conn, input: &[u8], now: Instant) -> After {
         let (pos, mut after) =
             self.answer_each(&mut conn.request_started, &mut conn.continue_sent, input);
         let rest = &input[pos..];
@@ -146,14 +170,56 @@ impl Worker {
             conn.pending_in.extend_from_slice(rest);
             conn.request_started.get_or_insert(now);
         }
-        if after == After::Close && !rest.is_empty() {
+        if after == After::Close && !rest.is_empty() && self.deferred.is_none() {
             // Input beyond the last answer: close gently, as after an error.
             after = After::Linger;
         }
         conn.set_read_deadline(now);
-        match self.send(conn, after, now) {
-            // The read filled the buffer, so more is likely waiting.
-            Next::Wait if full => Next::Again,
+        after
+    }
+
+    /// Writes `self.out`, unless a handler answers later: then what is
+    /// ready is written and the connection waits for the rest.
+    fn send_or_defer(&mut self, conn: &mut Conn, after: After, now: Instant) -> Next {
+        let Some((later, framing)) = self.deferred.take() else {
+            return self.send(conn, after, now);
+        };
+        let written = match write_some(&mut conn.stream, &self.out) {
+            Ok(n) => n,
+            Err(_) => return Next::Close,
+        };
+        conn.pending_out.extend_from_slice(&self.out[written..]);
+        conn.phase = Phase::Awaiting {
+            later: later.clone(),
+            framing,
+        };
+        Next::Later(later)
+    }
+
+    /// Writes an answer that came later, after any earlier answers still
+    /// unwritten, then answers the requests that arrived behind it.
+    fn resume_turn(&mut self, conn: &mut Conn) -> Next {
+        let Phase::Awaiting { later, framing } = std::mem::replace(&mut conn.phase, Phase::Reading)
+        else {
+            return Next::Close;
+        };
+        let resp = later
+            .take()
+            .unwrap_or_else(|| Response::error(500, "the answer to this request was lost"));
+        self.out.clear();
+        self.out.append(&mut conn.pending_out);
+        write::encode(&mut self.out, &resp, framing);
+        self.shared.stats.count(resp.status);
+        let now = Instant::now();
+        if framing.close {
+            conn.pending_in.clear();
+            return self.send(conn, After::Linger, now);
+        }
+        let behind = std::mem::take(&mut conn.pending_in);
+        let after = self.answer_input(conn, &behind, now);
+        match self.send_or_defer(conn, after, now) {
+            // Requests may have arrived while the answer was awaited.
+            Next::Wait if after == After::KeepAlive => Next::Again,
             other => other,
         }
     }
@@ -177,6 +243,10 @@ impl Worker {
                     *continue_sent = false;
                     if !self.respond(framed) {
                         return (pos, After::Close);
+                    }
+                    if self.deferred.is_some() {
+                        // Later requests are answered after it, in order.
+                        return (pos, After::KeepAlive);
                     }
                 }
                 Parsed::Partial { send_continue } => {
@@ -215,6 +285,10 @@ impl Worker {
             keep_alive_10: keep_alive && framed.http10,
             head_only: framed.head_only,
         };
+        if let Some(later) = resp.later {
+            self.deferred = Some((later, framing));
+            return keep_alive;
+        }
         write::encode(&mut self.out, &resp, framing);
         self.shared.stats.count(resp.status);
         keep_alive
