@@ -594,3 +594,82 @@ fn control_is_a_cheap_shareable_handle() {
     let from_thread = thread::spawn(move || control.listener_addr());
     assert_eq!(from_thread.join().unwrap(), Some(server.addr));
 }
+
+/// Answers `/later/N` N milliseconds later from another thread, and every
+/// other path at once, so answers given later can be checked for order.
+fn later_handler() -> Handler {
+    Arc::new(|req: &Request| match req.path.strip_prefix("/later/") {
+        Some(ms) => {
+            let ms: u64 = ms.parse().unwrap();
+            let (later, completion) = later();
+            let path = req.path.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(ms));
+                completion.complete(Response::json(201, path.into_bytes()));
+            });
+            Response::later(later)
+        }
+        _ if req.path == "/dropped" => {
+            let (later, completion) = later();
+            drop(completion);
+            Response::later(later)
+        }
+        None => Response::json(200, req.path.clone().into_bytes()),
+    })
+}
+
+#[test]
+fn answers_given_later_keep_pipelined_order() {
+    let server = Server::start(EngineConfig::default(), later_handler());
+    let mut c = server.client();
+    c.send(b"GET /later/80 HTTP/1.1\r\n\r\nGET /now HTTP/1.1\r\n\r\nGET /later/1 HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\n\r\n");
+    let got: Vec<(u16, String)> = (0..4)
+        .map(|_| c.answer())
+        .map(|a| (a.status, a.text()))
+        .collect();
+    let want = [
+        (201, "/later/80"),
+        (200, "/now"),
+        (201, "/later/1"),
+        (200, "/last"),
+    ];
+    assert_eq!(got, want.map(|(s, t)| (s, t.to_string())));
+    let again = c.get("/later/5");
+    assert_eq!((again.status, again.text()), (201, "/later/5".to_string()));
+}
+
+#[test]
+fn a_worker_is_free_while_an_answer_comes_later() {
+    let config = EngineConfig {
+        workers: 1,
+        ..EngineConfig::default()
+    };
+    let server = Server::start(config, later_handler());
+    let mut waiting = server.client();
+    waiting.send(b"GET /later/400 HTTP/1.1\r\n\r\n");
+    thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let mut other = server.client();
+    assert_eq!(other.get("/now").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "the only worker was held"
+    );
+    assert_eq!(waiting.answer().status, 201);
+}
+
+#[test]
+fn a_lost_later_answer_is_500_and_http10_closes_after_one() {
+    let server = Server::start(EngineConfig::default(), later_handler());
+    let mut c = server.client();
+    c.send(b"GET /dropped HTTP/1.1\r\n\r\n");
+    assert_eq!(c.answer().status, 500);
+    let mut old = server.client();
+    old.send(b"GET /later/10 HTTP/1.0\r\n\r\n");
+    let a = old.answer();
+    assert_eq!(
+        (a.status, a.header("connection").as_deref()),
+        (201, Some("close"))
+    );
+    assert!(old.closed());
+}
