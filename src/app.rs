@@ -42,6 +42,8 @@ impl Serving for crate::http::Control {
 pub struct View {
     pub state: StateFile,
     pub counts: Counts,
+    /// `GET /api/v1/server/port` up to its timestamp, made once per view.
+    pub server_port_json: OnceLock<Vec<u8>>,
 }
 
 /// What the writers hold.
@@ -75,6 +77,7 @@ impl Held {
         View {
             counts: self.table.counts(),
             state: self.to_state(),
+            server_port_json: OnceLock::new(),
         }
     }
 }

@@ -7,9 +7,25 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The current time as RFC 3339.
+/// The current time as RFC 3339. Every answer carries one, so each thread
+/// formats it once a second and copies it otherwise.
 pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = rfc3339(now);
+        }
+        text.clone()
+    })
 }
 
 #[cfg(test)]

@@ -128,33 +128,47 @@ struct ServerPort<'a> {
     excluded_ports: usize,
     port_state: PortStateSummary<'a>,
     server_port: Option<u16>,
-    timestamp: String,
 }
 
+/// The most asked-for answer: everything but its timestamp is serialised
+/// once per published view, not once per request.
 fn server_port(app: &App) -> Response {
     let view = app.view();
+    let head = view
+        .server_port_json
+        .get_or_init(|| server_port_head(&view));
+    let mut body = Vec::with_capacity(head.len() + 40);
+    body.extend_from_slice(head);
+    body.extend_from_slice(b",\"timestamp\":\"");
+    body.extend_from_slice(now_rfc3339().as_bytes());
+    body.extend_from_slice(b"\"}");
+    Response::json(200, body)
+}
+
+/// `GET /api/v1/server/port` for `view` without its closing brace, ready
+/// for the timestamp.
+fn server_port_head(view: &crate::app::View) -> Vec<u8> {
     let c = view.counts;
-    json(
-        200,
-        &ServerPort {
-            current_port: view.state.server_port,
-            port_manager_status: "active",
-            port_range: view.state.port_range,
-            available_ports: c.free,
-            used_ports: c.in_use + c.server + c.leased,
-            excluded_ports: c.excluded,
-            port_state: PortStateSummary {
-                free: c.free,
-                in_use: c.in_use,
-                server: c.server,
-                leased: c.leased,
-                excluded: c.excluded,
-                last_scan: &view.state.last_scan,
-            },
-            server_port: view.state.server_port,
-            timestamp: now_rfc3339(),
+    let mut head = serde_json::to_vec(&ServerPort {
+        current_port: view.state.server_port,
+        port_manager_status: "active",
+        port_range: view.state.port_range,
+        available_ports: c.free,
+        used_ports: c.in_use + c.server + c.leased,
+        excluded_ports: c.excluded,
+        port_state: PortStateSummary {
+            free: c.free,
+            in_use: c.in_use,
+            server: c.server,
+            leased: c.leased,
+            excluded: c.excluded,
+            last_scan: &view.state.last_scan,
         },
-    )
+        server_port: view.state.server_port,
+    })
+    .unwrap_or_default();
+    head.pop();
+    head
 }
 
 #[derive(Serialize)]

@@ -140,6 +140,9 @@ fn server_port_reports_counts_that_add_up() {
     assert_eq!(body["port_state"]["in_use"], 1);
     assert_eq!(body["port_state"]["server"], 1);
     assert_eq!(body["port_state"]["leased"], 0);
+    let stamp = body["timestamp"].as_str().unwrap();
+    assert!(crate::time::parse_rfc3339(stamp).is_some(), "{stamp}");
+    assert_eq!(body.as_object().unwrap().len(), 9, "{body}");
 }
 
 #[test]
