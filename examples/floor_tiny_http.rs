@@ -6,6 +6,11 @@
 //! The body is `{"pad":"aaa…"}`, padded to exactly BODY_BYTES bytes so the
 //! answer is as large as dynport's `GET /api/v1/server/port`.
 
+#[path = "floor/args.rs"]
+mod args;
+
+use args::{padded_body, parse_args};
+
 use std::io::Write;
 use std::process::exit;
 use std::sync::Arc;
@@ -46,24 +51,4 @@ fn main() {
     for thread in threads {
         let _ = thread.join();
     }
-}
-
-/// `{"pad":"aaa…"}`, exactly `bytes` long (at least the 10 bytes of the frame).
-fn padded_body(bytes: usize) -> Vec<u8> {
-    let pad = bytes.saturating_sub(r#"{"pad":""}"#.len());
-    format!(r#"{{"pad":"{}"}}"#, "a".repeat(pad)).into_bytes()
-}
-
-fn parse_args() -> Result<(usize, usize), String> {
-    let mut args = std::env::args().skip(1);
-    let number = |arg: Option<String>, name: &str, default: Option<usize>| match (arg, default) {
-        (Some(text), _) => text
-            .parse::<usize>()
-            .map_err(|e| format!("{name} {text:?}: {e}")),
-        (None, Some(value)) => Ok(value),
-        (None, None) => Err(format!("{name} is missing")),
-    };
-    let bytes = number(args.next(), "BODY_BYTES", None)?;
-    let workers = number(args.next(), "WORKERS", Some(4))?.max(1);
-    Ok((bytes, workers))
 }
