@@ -15,7 +15,7 @@ use crate::ports::{Counts, PortTable};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
 use crate::time::{now_rfc3339, rfc3339};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -107,8 +107,8 @@ type Undo = Box<dyn FnOnce(&mut PortTable) + Send>;
 /// Hears how a change ended: durable, or refused or undone with the reason.
 pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
 
-/// A change waiting for the commit thread to make it durable.
-struct Waiter {
+/// A change waiting in the commit queue to be made durable.
+pub struct Waiter {
     seq: u64,
     undo: Undo,
     done: Done<()>,
@@ -123,8 +123,8 @@ pub struct App {
     serving: Box<dyn Serving>,
     held: Mutex<Held>,
     disk: Mutex<u64>,
-    /// The commit thread's queue, once it runs; without it changes are
-    /// saved by the thread that made them.
+    /// The commit queue, once open; without it changes are saved by the
+    /// thread that made them.
     commits: OnceLock<Sender<Waiter>>,
     view: RwLock<Arc<View>>,
 }
@@ -322,26 +322,23 @@ impl App {
         out.map(|t| (t, seq))
     }
 
-    /// Starts the commit thread: from now on a lease change does not hold
-    /// its worker while it is saved. Changes that queue up while one save
-    /// runs all go into the next, so the more clients change at once, the
-    /// more changes each write carries.
-    pub fn start_committer(app: &Arc<App>) -> io::Result<()> {
+    /// Opens the commit queue: from now on a lease change does not hold its
+    /// worker while it is saved, and whoever reads the queue (the refresh
+    /// thread) saves it with [`App::commit_queued`]. Changes that queue up
+    /// while one save runs all go into the next, so the more clients change
+    /// at once, the more changes each write carries.
+    pub fn open_commit_queue(&self) -> Receiver<Waiter> {
         let (queue, waiting) = crossbeam_channel::unbounded();
-        if app.commits.set(queue).is_err() {
-            return Ok(());
-        }
-        let app = Arc::clone(app);
-        std::thread::Builder::new()
-            .name("dynport-commit".to_string())
-            .spawn(move || {
-                while let Ok(first) = waiting.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(waiting.try_iter());
-                    app.commit_batch(batch);
-                }
-            })?;
-        Ok(())
+        // Set once; a second call gets a queue nobody writes to.
+        let _ = self.commits.set(queue);
+        waiting
+    }
+
+    /// Saves `first` and every change queued behind it in one write.
+    pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>) {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter());
+        self.commit_batch(batch);
     }
 
     /// Saves once for every change in `batch`; when the save fails, every
@@ -372,8 +369,8 @@ impl App {
         }
     }
 
-    /// Makes change `seq` durable: through the commit thread when it runs,
-    /// else right here. `done` hears the outcome either way.
+    /// Makes change `seq` durable: through the commit queue when it is
+    /// open, else right here. `done` hears the outcome either way.
     fn commit(&self, seq: u64, undo: Undo, done: Done<()>) {
         let waiter = Waiter { seq, undo, done };
         let waiter = match self.commits.get() {

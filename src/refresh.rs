@@ -1,8 +1,9 @@
-//! The refresh thread: rescans the range every `--refresh-secs`, and stops
-//! at once when asked, not after its sleep.
+//! The refresh thread: rescans the range every `--refresh-secs`, writes the
+//! lease changes queued for the state file as they come, and stops at once
+//! when asked, not after its sleep.
 
-use crate::app::App;
-use crossbeam_channel::{Sender, bounded, select, tick};
+use crate::app::{App, Waiter};
+use crossbeam_channel::{Receiver, Sender, bounded, select, tick};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -14,8 +15,14 @@ pub struct Refresh {
 }
 
 impl Refresh {
-    /// Starts a thread that calls [`App::refresh`] every `every`.
-    pub fn spawn(app: Arc<App>, every: Duration) -> std::io::Result<Refresh> {
+    /// Starts a thread that calls [`App::refresh`] every `every` and saves
+    /// what arrives on `commits` (see [`App::open_commit_queue`]). It shares
+    /// the scan's thread because both are short and rare next to waiting.
+    pub fn spawn(
+        app: Arc<App>,
+        every: Duration,
+        commits: Receiver<Waiter>,
+    ) -> std::io::Result<Refresh> {
         let (stop, stopped) = bounded::<()>(1);
         let ticks = tick(every);
         let thread = thread::Builder::new()
@@ -23,7 +30,16 @@ impl Refresh {
             .spawn(move || {
                 loop {
                     select! {
-                        recv(stopped) -> _ => return,
+                        recv(stopped) -> _ => {
+                            if let Ok(first) = commits.try_recv() {
+                                app.commit_queued(first, &commits);
+                            }
+                            return;
+                        }
+                        recv(commits) -> waiter => match waiter {
+                            Ok(first) => app.commit_queued(first, &commits),
+                            Err(_) => return,
+                        },
                         recv(ticks) -> _ => {
                             if let Err(e) = app.refresh() {
                                 log::warn!("port scan failed: {e}");

@@ -79,8 +79,7 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         Box::new(control.clone()),
         start,
     ));
-    App::start_committer(&app)
-        .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
+    let commits = app.open_commit_queue();
     app.save_now().map_err(|e| {
         Fatal(format!(
             "cannot write {}: {e}",
@@ -97,14 +96,16 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         "listening on http://{}",
         SocketAddr::new(settings.host, port)
     );
-    let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh)
+    let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh, commits)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
 
     let _ = signals.recv();
     log::info!("shutting down: finishing requests in flight");
-    refresh.stop();
+    // Requests in flight may wait for the refresh thread to store their
+    // change, so it stops after them.
     control.shutdown(SHUTDOWN_GRACE);
     running.join();
+    refresh.stop();
     app.release_server_port().map_err(|e| {
         Fatal(format!(
             "cannot write {}: {e}",
