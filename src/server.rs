@@ -45,47 +45,29 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let last_port = saved.and_then(|s| s.last_server_port);
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
-
-    let (signals_tx, signals) = crossbeam_channel::bounded::<()>(1);
-    ctrlc::set_handler(move || {
-        let _ = signals_tx.try_send(());
-    })
-    .map_err(|e| Fatal(format!("cannot install the signal handler: {e}")))?;
+    let signals = on_signal()?;
 
     let engine = Engine::new(EngineConfig {
         workers: settings.workers,
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
-    let facts = Facts {
-        host: settings.host,
-        workers: settings.workers,
-        refresh_secs: settings.refresh.as_secs(),
-        lease_ttl: settings.lease_ttl,
-        token: settings.token.clone(),
-        pid: std::process::id(),
-        started,
-    };
+    let control = engine.control();
     let start = Start {
         table,
         last_scan: Some(last_scan),
         started_at: now_rfc3339(),
     };
-    let control = engine.control();
+    let serving = Box::new(control.clone());
     let app = Arc::new(App::new(
-        facts,
+        facts(settings, started),
         store,
         scanner,
-        Box::new(control.clone()),
+        serving,
         start,
     ));
     let commits = app.open_commit_queue();
-    app.save_now().map_err(|e| {
-        Fatal(format!(
-            "cannot write {}: {e}",
-            app.store().path().display()
-        ))
-    })?;
+    app.save_now().map_err(|e| write_failure(&app, &e))?;
 
     let handler_app = Arc::clone(&app);
     let handler: Handler = Arc::new(move |req| crate::api::handle(&handler_app, req));
@@ -106,14 +88,39 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     control.shutdown(SHUTDOWN_GRACE);
     running.join();
     refresh.stop();
-    app.release_server_port().map_err(|e| {
-        Fatal(format!(
-            "cannot write {}: {e}",
-            app.store().path().display()
-        ))
-    })?;
+    app.release_server_port()
+        .map_err(|e| write_failure(&app, &e))?;
     log::info!("Port released successfully");
     Ok(())
+}
+
+/// A channel that receives once SIGINT or SIGTERM arrives.
+fn on_signal() -> Result<crossbeam_channel::Receiver<()>, Fatal> {
+    let (tx, signals) = crossbeam_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| Fatal(format!("cannot install the signal handler: {e}")))?;
+    Ok(signals)
+}
+
+fn facts(settings: &Settings, started: Instant) -> Facts {
+    Facts {
+        host: settings.host,
+        workers: settings.workers,
+        refresh_secs: settings.refresh.as_secs(),
+        lease_ttl: settings.lease_ttl,
+        token: settings.token.clone(),
+        pid: std::process::id(),
+        started,
+    }
+}
+
+fn write_failure(app: &App, e: &std::io::Error) -> Fatal {
+    Fatal(format!(
+        "cannot write {}: {e}",
+        app.store().path().display()
+    ))
 }
 
 fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
