@@ -312,6 +312,21 @@ mod tests {
     /// The round-trip property of the `state_file` fuzz target broke on a
     /// lease time with a fraction of a second: it was read with the fraction
     /// and written without it. It is now dropped when read.
+    /// Found by the `state_file` fuzz target: a tiny scan duration read back
+    /// as another float, so a state written and read again had changed.
+    #[test]
+    fn fuzz_state_file_tiny_float_round_trips() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        let text = value
+            .to_string()
+            .replace("\"duration_ms\":0.8", "\"duration_ms\":5e-58");
+        value = serde_json::from_str(&text).unwrap();
+        let state = StateFile::parse(value.to_string().as_bytes()).unwrap();
+        assert_eq!(state.last_scan.as_ref().unwrap().duration_ms, 5e-58);
+        let written = serde_json::to_vec_pretty(&state).unwrap();
+        assert_eq!(StateFile::parse(&written).unwrap(), state);
+    }
+
     #[test]
     fn fuzz_state_file_fractional_second_round_trips() {
         let mut value = serde_json::to_value(sample()).unwrap();
