@@ -16,4 +16,5 @@ pub mod refresh;
 pub mod scan;
 pub mod server;
 pub mod state;
+mod sys;
 pub mod time;

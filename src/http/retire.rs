@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 
 /// Drops every TCP segment that opens a connection (SYN without ACK) sent
 /// to `listener`, so no new handshake starts on it, while the final ACKs of
@@ -26,23 +25,9 @@ pub fn refuse_new_handshakes(listener: &TcpListener) -> io::Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: the descriptor is the listener's, open for the whole call;
-    // `filter` points at `program`, which outlives the call, and its length
-    // is the program's; the kernel copies the program before returning.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&raw const filter).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // `filter` points at `program`, which lives to the end of this function;
+    // the kernel copies the program during the call.
+    crate::sys::set_option(listener, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &filter)
 }
 
 fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {

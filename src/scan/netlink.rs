@@ -5,7 +5,7 @@
 use crate::ports::PortRange;
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `SOCK_DIAG_BY_FAMILY` from `<linux/sock_diag.h>`.
@@ -113,37 +113,12 @@ fn dump(
 }
 
 fn open() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with constant arguments; no pointers.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::sys::socket(libc::AF_NETLINK, libc::SOCK_DGRAM, libc::NETLINK_SOCK_DIAG)?;
     let timeout = libc::timeval {
         tv_sec: RECV_TIMEOUT_SECS,
         tv_usec: 0,
     };
-    // SAFETY: `timeout` is a valid timeval that outlives the call, and the
-    // length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::sys::set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)?;
     Ok(fd)
 }
 

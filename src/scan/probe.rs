@@ -14,7 +14,7 @@
 use crate::ports::PortRange;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Clone, Copy)]
 enum Family {
@@ -61,27 +61,9 @@ fn tcp_socket(family: Family) -> io::Result<OwnedFd> {
         Family::V4 => libc::AF_INET,
         Family::V6 => libc::AF_INET6,
     };
-    // SAFETY: plain system call with integer arguments; no pointers.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::sys::socket(domain, libc::SOCK_STREAM, 0)?;
     let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and the length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::sys::set_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &on)?;
     Ok(fd)
 }
 
