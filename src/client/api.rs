@@ -6,21 +6,11 @@ use super::ClientError;
 use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// A lease as the server shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Lease {
-    pub id: String,
-    pub ports: Vec<u16>,
-    pub pool: String,
-    pub owner: Option<String>,
-    pub pid: Option<u32>,
-    pub created_at: String,
-    pub expires_at: String,
-}
+/// A lease as the server shows it: the server's own type reads it.
+pub use crate::lease::Lease;
 
 /// A successful answer: its body as sent (what `--json` prints) and parsed.
 #[derive(Debug)]

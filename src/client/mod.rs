@@ -99,7 +99,11 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
         }
         Command::Renew { id, ttl } => {
             let (answer, lease) = api.renew(&id, ttl)?;
-            print_either(json, &answer, &format!("{}\n", lease.expires_at))
+            print_either(
+                json,
+                &answer,
+                &format!("{}\n", crate::time::rfc3339(lease.expires_at)),
+            )
         }
         Command::Leases => {
             let (answer, leases) = api.leases()?;

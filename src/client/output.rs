@@ -47,7 +47,7 @@ pub fn leases_table(leases: &[Lease], now: SystemTime) -> String {
             clean(&l.pool),
             l.owner.as_deref().map_or_else(|| "-".to_string(), clean),
             l.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
-            expiry(&l.expires_at, now),
+            expiry(&crate::time::rfc3339(l.expires_at), now),
         ]
     }));
     table(&rows)
@@ -189,8 +189,10 @@ mod tests {
             pool: "default".to_string(),
             owner: owner.map(str::to_string),
             pid,
-            created_at: "2026-11-25T19:00:00Z".to_string(),
-            expires_at: "2026-11-25T19:05:00Z".to_string(),
+            pid_start: None,
+            created_at: at("2026-11-25T19:00:00Z"),
+            expires_at: at("2026-11-25T19:05:00Z"),
+            ttl_secs: 300,
         }
     }
 

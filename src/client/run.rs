@@ -131,11 +131,7 @@ fn exit_code(status: ExitStatus) -> u8 {
 
 /// The life of the lease, to renew it by: `--ttl`, else what the server gave.
 fn lease_ttl(lease: &Lease, opts: &RunOptions) -> Duration {
-    let granted = || {
-        let created = humantime::parse_rfc3339(&lease.created_at).ok()?;
-        let expires = humantime::parse_rfc3339(&lease.expires_at).ok()?;
-        expires.duration_since(created).ok()
-    };
+    let granted = || lease.expires_at.duration_since(lease.created_at).ok();
     opts.lease
         .ttl
         .map(Duration::from_secs)
@@ -267,8 +263,10 @@ mod tests {
             pool: "default".into(),
             owner: None,
             pid: None,
-            created_at: "2026-11-25T19:00:00Z".into(),
-            expires_at: "2026-11-25T19:10:00Z".into(),
+            pid_start: None,
+            created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),
+            expires_at: humantime::parse_rfc3339("2026-11-25T19:10:00Z").unwrap(),
+            ttl_secs: 600,
         };
         let mut o = opts("x", &[]);
         assert_eq!(lease_ttl(&lease, &o), Duration::from_secs(600));
