@@ -9,6 +9,7 @@
 //! was not stored. A change whose save fails is undone and answered 503.
 
 use crate::error::ApiError;
+use crate::gather::Gather;
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::metrics::{Denial, Metrics};
 use crate::ports::{Counts, PortTable};
@@ -334,16 +335,36 @@ impl App {
         waiting
     }
 
-    /// Saves `first` and every change queued behind it in one write.
-    pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>) {
+    /// Saves `first` and every change queued behind it in one write, after
+    /// waiting briefly for the changes `gather` expects (see
+    /// [`crate::gather`]), then tells `gather` how the write went.
+    pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>, gather: &mut Gather) {
         let mut batch = vec![first];
-        batch.extend(queue.try_iter());
-        self.commit_batch(batch);
+        loop {
+            batch.extend(queue.try_iter());
+            if gather.ready(batch.len(), Instant::now()) {
+                break;
+            }
+            match queue.recv_deadline(gather.until()) {
+                Ok(waiter) => batch.push(waiter),
+                Err(_) => break,
+            }
+        }
+        let answered = batch.len();
+        let started = Instant::now();
+        let outcomes = self.save_batch(batch);
+        // Measured before the answers go out: a client answered below may
+        // be back in the queue before this thread looks again.
+        *gather = Gather::wrote(answered, queue.len(), started, Instant::now());
+        for (tell, result) in outcomes {
+            tell(result);
+        }
     }
 
     /// Saves once for every change in `batch`; when the save fails, every
-    /// change in it that no earlier save carried is undone.
-    fn commit_batch(&self, batch: Vec<Waiter>) {
+    /// change in it that no earlier save carried is undone. Returns whom to
+    /// tell what.
+    fn save_batch(&self, batch: Vec<Waiter>) -> Vec<(Done<()>, Result<(), ApiError>)> {
         let mut durable = self.disk();
         let newest = batch.iter().map(|w| w.seq).max().unwrap_or(0);
         let outcome = self.save_through(&mut durable, newest);
@@ -364,9 +385,7 @@ impl App {
             }
         }
         drop(durable);
-        for (tell, result) in done {
-            tell(result);
-        }
+        done
     }
 
     /// Makes change `seq` durable: through the commit queue when it is

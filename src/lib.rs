@@ -7,6 +7,7 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod gather;
 pub mod http;
 pub mod lease;
 pub mod metrics;

@@ -3,10 +3,11 @@
 //! when asked, not after its sleep.
 
 use crate::app::{App, Waiter};
+use crate::gather::Gather;
 use crossbeam_channel::{Receiver, Sender, bounded, select, tick};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The running refresh thread.
 pub struct Refresh {
@@ -28,16 +29,18 @@ impl Refresh {
         let thread = thread::Builder::new()
             .name("refresh".to_string())
             .spawn(move || {
+                let mut gather = Gather::new(Instant::now());
                 loop {
                     select! {
                         recv(stopped) -> _ => {
                             if let Ok(first) = commits.try_recv() {
-                                app.commit_queued(first, &commits);
+                                let mut at_once = Gather::new(Instant::now());
+                                app.commit_queued(first, &commits, &mut at_once);
                             }
                             return;
                         }
                         recv(commits) -> waiter => match waiter {
-                            Ok(first) => app.commit_queued(first, &commits),
+                            Ok(first) => app.commit_queued(first, &commits, &mut gather),
                             Err(_) => return,
                         },
                         recv(ticks) -> _ => {
