@@ -1,5 +1,6 @@
-//! The two socket system calls std does not offer, wrapped once for the
-//! scanner and the HTTP engine: opening a raw socket and setting an option.
+//! The system calls std does not offer, wrapped once for the scanner and
+//! the HTTP engine: opening a raw socket, setting an option, and reading into
+//! memory that was never zeroed.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -43,5 +44,65 @@ pub fn set_option<T>(
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Reads from `fd` into the spare capacity of `buf`, at most until its
+/// length reaches `limit`, and extends its length by what was read. The
+/// buffer's spare room is never zeroed first, so pages no read reached are
+/// never touched: an idle worker's buffer costs no memory.
+pub fn read_into_spare(fd: &impl AsFd, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let room = limit.saturating_sub(buf.len());
+    buf.reserve(room);
+    let spare = &mut buf.spare_capacity_mut()[..room];
+    // SAFETY: the descriptor is borrowed open for the whole call, and
+    // `spare` is writable memory of `room` bytes owned by `buf`, which the
+    // kernel writes at most `room` bytes into.
+    let rc = unsafe { libc::read(fd.as_fd().as_raw_fd(), spare.as_mut_ptr().cast(), room) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let read = rc as usize;
+    // SAFETY: read(2) initialised the first `read` bytes of the spare room,
+    // and `read <= room`.
+    unsafe { buf.set_len(buf.len() + read) };
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn read_into_spare_appends_what_arrived() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"hello").unwrap();
+        let mut buf = b"ab".to_vec();
+        assert_eq!(read_into_spare(&b, &mut buf, 100).unwrap(), 5);
+        assert_eq!(buf, b"abhello");
+    }
+
+    #[test]
+    fn read_into_spare_stops_at_the_limit() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"0123456789").unwrap();
+        let mut buf = Vec::with_capacity(64);
+        assert_eq!(read_into_spare(&b, &mut buf, 4).unwrap(), 4);
+        assert_eq!(buf, b"0123");
+        assert_eq!(read_into_spare(&b, &mut buf, 4).unwrap(), 0);
+        assert_eq!(read_into_spare(&b, &mut buf, 10).unwrap(), 6);
+        assert_eq!(buf, b"0123456789");
+    }
+
+    #[test]
+    fn read_into_spare_reports_would_block() {
+        let (_a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut buf = Vec::new();
+        let e = read_into_spare(&b, &mut buf, 8).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(buf.is_empty());
     }
 }

@@ -60,7 +60,8 @@ impl Drop for Server {
 }
 
 /// Answers `METHOD path?query body-length`, panics on `/panic`, sleeps on
-/// `/slow`, and sends 4 MiB on `/big`.
+/// `/slow`, sends 4 MiB on `/big`, and on `/sum` the body's length and a
+/// checksum that changes when any byte moves.
 fn echo_handler() -> Handler {
     Arc::new(|req: &Request| match req.path.as_str() {
         "/panic" => panic!("handler panic requested by the test"),
@@ -70,6 +71,15 @@ fn echo_handler() -> Handler {
         }
         "/big" => Response::json(200, vec![b'x'; 4 << 20]),
         "/missing" => Response::error(404, "no such thing"),
+        "/sum" => {
+            let sum: u64 = req
+                .body
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| (i as u64 + 1) * b as u64)
+                .sum();
+            Response::json(200, format!("{} {sum}", req.body.len()).into_bytes())
+        }
         _ => {
             let q = req
                 .query
@@ -289,6 +299,36 @@ fn expect_continue_over_the_limit_gets_413_without_100() {
     let a = c.answer();
     assert_eq!(a.status, 413);
     assert!(c.closed());
+}
+
+#[test]
+fn a_request_at_both_limits_arrives_whole_across_many_reads() {
+    let server = Server::echo();
+    let mut c = server.client();
+    let body: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let start = format!(
+        "POST /sum HTTP/1.1\r\nContent-Length: {}\r\nX-Pad: ",
+        body.len()
+    );
+    // The head is exactly 16 KiB, the most the engine takes.
+    let pad = "p".repeat(16 * 1024 - start.len() - 4);
+    let mut request = format!("{start}{pad}\r\n\r\n").into_bytes();
+    assert_eq!(request.len(), 16 * 1024);
+    request.extend_from_slice(&body);
+    request.extend_from_slice(b"GET /after HTTP/1.1\r\n\r\n");
+    for piece in request.chunks(7_000) {
+        c.send(piece);
+        thread::sleep(Duration::from_millis(5));
+    }
+    let sum: u64 = body
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| (i as u64 + 1) * b as u64)
+        .sum();
+    let a = c.answer();
+    assert_eq!((a.status, a.text()), (200, format!("65536 {sum}")));
+    let b = c.answer();
+    assert_eq!((b.status, b.text()), (200, "GET /after 0".to_string()));
 }
 
 #[test]

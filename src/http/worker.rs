@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
+use crate::sys;
+
 use super::conn::{After, Conn, LINGER_BYTES, LINGER_TIME, Phase};
 use super::later::Later;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
@@ -41,7 +43,7 @@ pub(crate) struct Worker {
     handler: Handler,
     limits: Limits,
     /// Room for one whole request (head and body at their limits), so a
-    /// request that fits the limits always fits here.
+    /// request that fits the limits always fits here; reserved, not zeroed.
     input: Vec<u8>,
     /// Encoded answers of the current turn; `fuzzing` reads them too.
     pub(super) out: Vec<u8>,
@@ -82,9 +84,16 @@ impl Worker {
     /// (Re)allocates the buffers: a read turn lends the input buffer out, so
     /// a panic there would leave the worker without one.
     fn reset_buffers(&mut self) {
-        self.input = vec![0; self.limits.max_head + self.limits.max_body];
+        // Capacity only: reads go into the spare room, so the pages no
+        // request reached stay untouched.
+        self.input = Vec::with_capacity(self.input_limit());
         self.out = Vec::with_capacity(4096);
         self.deferred = None;
+    }
+
+    /// The most one read turn holds: one whole request at the limits.
+    fn input_limit(&self) -> usize {
+        self.limits.max_head + self.limits.max_body
     }
 
     fn serve(&mut self, mut conn: Conn) {
@@ -122,18 +131,20 @@ impl Worker {
             return self.expire(conn);
         }
         let have = conn.pending_in.len();
-        if have >= self.input.len() {
+        let limit = self.input_limit();
+        if have >= limit {
             // Framing keeps an unfinished request smaller than the buffer;
             // should that ever fail, close rather than panic.
             log::error!("unfinished request fills the input buffer; closing");
             return Next::Close;
         }
         let mut input = std::mem::take(&mut self.input);
-        input[..have].copy_from_slice(&conn.pending_in);
+        input.clear();
+        input.extend_from_slice(&conn.pending_in);
         conn.pending_in.clear();
-        let next = match conn.stream.read(&mut input[have..]) {
+        let next = match sys::read_into_spare(&conn.stream, &mut input, limit) {
             Ok(0) => Next::Close,
-            Ok(n) => self.answer(conn, &input[..have + n], have + n == input.len(), now),
+            Ok(_) => self.answer(conn, &input, input.len() == limit, now),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.pending_in.extend_from_slice(&input[..have]);
                 Next::Wait
