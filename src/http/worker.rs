@@ -220,7 +220,7 @@ impl Worker {
         self.out.clear();
         self.out.append(&mut conn.pending_out);
         write::encode(&mut self.out, &resp, framing);
-        self.shared.stats.count(resp.status);
+        self.shared.stats.count(write::sent_status(resp.status));
         let now = Instant::now();
         if framing.close {
             conn.pending_in.clear();
@@ -301,7 +301,7 @@ impl Worker {
             return keep_alive;
         }
         write::encode(&mut self.out, &resp, framing);
-        self.shared.stats.count(resp.status);
+        self.shared.stats.count(write::sent_status(resp.status));
         keep_alive
     }
 
@@ -318,7 +318,7 @@ impl Worker {
             head_only: false,
         };
         write::encode(&mut self.out, resp, framing);
-        self.shared.stats.count(resp.status);
+        self.shared.stats.count(write::sent_status(resp.status));
     }
 
     /// A deadline passed while waiting for input: 408 when a request had

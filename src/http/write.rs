@@ -17,13 +17,22 @@ pub(crate) struct Framing {
     pub head_only: bool,
 }
 
-/// Appends the encoded `resp` to `out`.
-pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
-    let status = if (100..=999).contains(&resp.status) {
-        resp.status
+/// The status a handler's answer goes out with: a final status as it is;
+/// anything else, including a 1xx (which is no answer), as 500.
+pub(crate) fn sent_status(status: u16) -> u16 {
+    if (200..=999).contains(&status) {
+        status
     } else {
         500
-    };
+    }
+}
+
+/// Appends the encoded `resp` to `out`. A 204 or 304 goes out without a body
+/// or `Content-Length`, whatever the handler put in it, since the client
+/// reads no body after them.
+pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
+    let status = sent_status(resp.status);
+    let bodiless = matches!(status, 204 | 304);
     out.extend_from_slice(b"HTTP/1.1 ");
     push_number(out, u64::from(status));
     out.push(b' ');
@@ -31,8 +40,10 @@ pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
     if !resp.content_type.is_empty() {
         push_header(out, "Content-Type", resp.content_type);
     }
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    push_number(out, resp.body.len() as u64);
+    if !bodiless {
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        push_number(out, resp.body.len() as u64);
+    }
     if framing.close {
         out.extend_from_slice(b"\r\nConnection: close");
     } else if framing.keep_alive_10 {
@@ -42,7 +53,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
         push_extra_header(out, name, value);
     }
     out.extend_from_slice(b"\r\n\r\n");
-    if !framing.head_only {
+    if !framing.head_only && !bodiless {
         out.extend_from_slice(&resp.body);
     }
 }
@@ -178,6 +189,29 @@ mod tests {
         assert!(t.contains("\r\nAllow: GET\r\n"));
         assert!(!t.contains("X-Bad"));
         assert!(t.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    }
+
+    #[test]
+    fn no_content_and_not_modified_carry_no_body_nor_length() {
+        for (status, line) in [(204, "204 No Content"), (304, "304 Not Modified")] {
+            let resp = Response::json(status, b"stray".to_vec());
+            assert_eq!(
+                text(&resp, KEEP),
+                format!("HTTP/1.1 {line}\r\nContent-Type: application/json\r\n\r\n")
+            );
+        }
+    }
+
+    #[test]
+    fn a_handler_status_that_is_no_final_answer_goes_out_as_500() {
+        for status in [0, 100, 101, 199, 1000] {
+            assert_eq!(sent_status(status), 500, "{status}");
+            let resp = Response::json(status, b"{}".to_vec());
+            assert!(text(&resp, KEEP).starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
+        }
+        for status in [200, 204, 404, 599, 999] {
+            assert_eq!(sent_status(status), status);
+        }
     }
 
     #[test]
