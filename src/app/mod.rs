@@ -7,20 +7,24 @@
 //! write (group commit). Readers only see a snapshot published after a
 //! successful save, so a read never waits for the disk and never shows what
 //! was not stored. A change whose save fails is undone and answered 503.
+//! Lease changes (`leases.rs`) go through the commit queue instead, so that
+//! no worker waits for the disk while they are written.
 
 use crate::error::ApiError;
-use crate::gather::Gather;
-use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
-use crate::metrics::{Denial, Metrics};
+use crate::metrics::Metrics;
 use crate::ports::{Counts, PortTable};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
-use crate::time::{now_rfc3339, rfc3339};
-use crossbeam_channel::{Receiver, Sender};
+use crate::time::now_rfc3339;
+use crossbeam_channel::Sender;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+mod leases;
+
+pub use leases::Waiter;
 
 /// What the engine does for the app: swap its listener, count requests.
 pub trait Serving: Send + Sync {
@@ -107,13 +111,6 @@ type Undo = Box<dyn FnOnce(&mut PortTable) + Send>;
 
 /// Hears how a change ended: durable, or refused or undone with the reason.
 pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
-
-/// A change waiting in the commit queue to be made durable.
-pub struct Waiter {
-    seq: u64,
-    undo: Undo,
-    done: Done<()>,
-}
 
 /// dynport's shared state.
 pub struct App {
@@ -285,209 +282,6 @@ impl App {
         }
     }
 
-    /// Ends leases whose TTL passed or whose process exited, logging each.
-    /// Returns how many ended; the caller makes that durable.
-    fn end_due_leases(&self) -> usize {
-        let (ended, _) = self.change(|held| {
-            held.table
-                .end_due(SystemTime::now(), &crate::process::is_alive)
-        });
-        for (lease, reason) in &ended {
-            let counter = match reason {
-                EndReason::OwnerExited => &self.metrics.owner_exits,
-                _ => &self.metrics.expiries,
-            };
-            Metrics::add(counter, 1);
-            log::info!(
-                "lease {} ended ({}): ports {:?} freed",
-                lease.id,
-                reason.as_str(),
-                lease.ports
-            );
-        }
-        ended.len()
-    }
-
-    /// Ends due leases, so that none is counted against a pool nor renewed
-    /// or released, then makes one lease change in memory. When the change
-    /// is refused, the ends are still written.
-    fn lease_change<T>(
-        &self,
-        f: impl FnOnce(&mut PortTable) -> Result<T, LeaseError>,
-    ) -> Result<(T, u64), LeaseError> {
-        let ended = self.end_due_leases();
-        let (out, seq) = self.change(|held| f(&mut held.table));
-        if out.is_err() && ended > 0 {
-            let _ = self.save_through(&mut self.disk(), seq);
-        }
-        out.map(|t| (t, seq))
-    }
-
-    /// Opens the commit queue: from now on a lease change does not hold its
-    /// worker while it is saved, and whoever reads the queue (the refresh
-    /// thread) saves it with [`App::commit_queued`]. Changes that queue up
-    /// while one save runs all go into the next, so the more clients change
-    /// at once, the more changes each write carries.
-    pub fn open_commit_queue(&self) -> Receiver<Waiter> {
-        let (queue, waiting) = crossbeam_channel::unbounded();
-        // Set once; a second call gets a queue nobody writes to.
-        let _ = self.commits.set(queue);
-        waiting
-    }
-
-    /// Saves `first` and every change queued behind it in one write, after
-    /// waiting briefly for the changes `gather` expects (see
-    /// [`crate::gather`]), then tells `gather` how the write went.
-    pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>, gather: &mut Gather) {
-        let mut batch = vec![first];
-        loop {
-            batch.extend(queue.try_iter());
-            if gather.ready(batch.len(), Instant::now()) {
-                break;
-            }
-            match queue.recv_deadline(gather.until()) {
-                Ok(waiter) => batch.push(waiter),
-                Err(_) => break,
-            }
-        }
-        let answered = batch.len();
-        let started = Instant::now();
-        let outcomes = self.save_batch(batch);
-        // Measured before the answers go out: a client answered below may
-        // be back in the queue before this thread looks again.
-        *gather = Gather::wrote(answered, queue.len(), started, Instant::now());
-        for (tell, result) in outcomes {
-            tell(result);
-        }
-    }
-
-    /// Saves once for every change in `batch`; when the save fails, every
-    /// change in it that no earlier save carried is undone. Returns whom to
-    /// tell what.
-    fn save_batch(&self, batch: Vec<Waiter>) -> Vec<(Done<()>, Result<(), ApiError>)> {
-        let mut durable = self.disk();
-        let newest = batch.iter().map(|w| w.seq).max().unwrap_or(0);
-        let outcome = self.save_through(&mut durable, newest);
-        let mut done = Vec::with_capacity(batch.len());
-        match outcome {
-            Ok(()) => done.extend(batch.into_iter().map(|w| (w.done, Ok(())))),
-            Err(e) => {
-                let mut held = self.held();
-                for waiter in batch.into_iter().rev() {
-                    if waiter.seq <= *durable {
-                        done.push((waiter.done, Ok(())));
-                    } else {
-                        (waiter.undo)(&mut held.table);
-                        done.push((waiter.done, Err(storage_error(&e))));
-                    }
-                }
-                held.seq += 1;
-            }
-        }
-        drop(durable);
-        done
-    }
-
-    /// Makes change `seq` durable: through the commit queue when it is
-    /// open, else right here. `done` hears the outcome either way.
-    fn commit(&self, seq: u64, undo: Undo, done: Done<()>) {
-        let waiter = Waiter { seq, undo, done };
-        let waiter = match self.commits.get() {
-            Some(queue) => match queue.send(waiter) {
-                Ok(()) => return,
-                Err(unsent) => unsent.0,
-            },
-            None => waiter,
-        };
-        (waiter.done)(self.flush(waiter.seq, waiter.undo));
-    }
-
-    /// Grants a lease; `done` hears of it once it is in the state file.
-    pub fn grant(&self, req: &LeaseRequest, done: Done<Lease>) {
-        let id = new_lease_id();
-        let granted = self.lease_change(|table| {
-            table.grant(req, id, SystemTime::now(), &mut can_bind_everywhere)
-        });
-        let (lease, seq) = match granted {
-            Ok(granted) => granted,
-            Err(e) => {
-                self.metrics.deny(match e {
-                    LeaseError::UnknownPool(_) => Denial::UnknownPool,
-                    LeaseError::Invalid(_) => Denial::BadRequest,
-                    _ => Denial::Unavailable,
-                });
-                return done(Err(lease_error(e)));
-            }
-        };
-        let undo_id = lease.id.clone();
-        let metrics = Arc::clone(&self.metrics);
-        let granted: Done<()> = Box::new(move |outcome| {
-            match &outcome {
-                Ok(()) => {
-                    Metrics::add(&metrics.grants, 1);
-                    log::info!(
-                        "lease {} granted: ports {:?} in pool {}",
-                        lease.id,
-                        lease.ports,
-                        lease.pool
-                    );
-                }
-                Err(_) => metrics.deny(Denial::Storage),
-            }
-            done(outcome.map(|()| lease));
-        });
-        self.commit(seq, Box::new(move |t| drop(t.release(&undo_id))), granted);
-    }
-
-    /// Ends a lease; `done` hears of it once its ports are free in the
-    /// state file.
-    pub fn release(&self, id: &str, done: Done<Lease>) {
-        let (lease, seq) = match self.lease_change(|table| table.release(id)) {
-            Ok(released) => released,
-            Err(e) => return done(Err(lease_error(e))),
-        };
-        let back = lease.clone();
-        let undo: Undo = Box::new(move |t| {
-            t.insert_lease(back, &now_rfc3339());
-        });
-        let metrics = Arc::clone(&self.metrics);
-        let released: Done<()> = Box::new(move |outcome| {
-            if outcome.is_ok() {
-                Metrics::add(&metrics.releases, 1);
-                log::info!(
-                    "lease {} ended (released): ports {:?} freed",
-                    lease.id,
-                    lease.ports
-                );
-            }
-            done(outcome.map(|()| lease));
-        });
-        self.commit(seq, undo, released);
-    }
-
-    /// Gives a live lease a new life of `ttl`, or of the life it was last
-    /// given when `None`; `done` hears of it once it is stored.
-    pub fn renew(&self, id: &str, ttl: Option<Duration>, done: Done<Lease>) {
-        let before = self.held().table.lease(id).cloned();
-        let renewed = self.lease_change(|table| table.renew(id, ttl, SystemTime::now()));
-        let (lease, seq) = match renewed {
-            Ok(renewed) => renewed,
-            Err(e) => return done(Err(lease_error(e))),
-        };
-        let undo: Undo = Box::new(move |t| before.into_iter().for_each(|l| t.restore(l)));
-        let renewed: Done<()> = Box::new(move |outcome| {
-            if outcome.is_ok() {
-                log::debug!(
-                    "lease {} renewed until {}",
-                    lease.id,
-                    rfc3339(lease.expires_at)
-                );
-            }
-            done(outcome.map(|()| lease));
-        });
-        self.commit(seq, undo, renewed);
-    }
-
     /// Moves the server to `requested`, or to the next free port after the
     /// current one. The new listener is bound and the state file written
     /// before this returns; nothing changes on an error. Port changes are
@@ -567,30 +361,6 @@ fn storage_error(e: &io::Error) -> ApiError {
     ApiError::Unavailable(format!(
         "the state file could not be written, nothing was changed: {e}"
     ))
-}
-
-fn lease_error(e: LeaseError) -> ApiError {
-    match e {
-        LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool: no pool named {name}")),
-        LeaseError::UnknownLease(id) => ApiError::NotFound(format!("no live lease {id}")),
-        LeaseError::Invalid(m) => ApiError::BadRequest(m),
-        LeaseError::Unavailable(m) => ApiError::Conflict(m),
-    }
-}
-
-/// A lease id: 16 hex digits, unique within this host's history in practice.
-fn new_lease_id() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:016x}",
-        RandomState::new().hash_one((n, nanos, std::process::id()))
-    )
 }
 
 /// Binds a listener on `host:port`; the bind itself is the test of a port.
