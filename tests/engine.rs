@@ -72,12 +72,7 @@ fn echo_handler() -> Handler {
         "/big" => Response::json(200, vec![b'x'; 4 << 20]),
         "/missing" => Response::error(404, "no such thing"),
         "/sum" => {
-            let sum: u64 = req
-                .body
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| (i as u64 + 1) * b as u64)
-                .sum();
+            let sum = checksum(&req.body);
             Response::json(200, format!("{} {sum}", req.body.len()).into_bytes())
         }
         _ => {
@@ -90,6 +85,13 @@ fn echo_handler() -> Handler {
             Response::json(200, text.into_bytes())
         }
     })
+}
+
+/// A sum of the bytes weighted by their position, so that a byte lost,
+/// added or moved changes it.
+fn checksum(bytes: &[u8]) -> u64 {
+    let weighted = bytes.iter().enumerate();
+    weighted.map(|(i, &b)| (i as u64 + 1) * u64::from(b)).sum()
 }
 
 /// One parsed answer.
@@ -320,11 +322,7 @@ fn a_request_at_both_limits_arrives_whole_across_many_reads() {
         c.send(piece);
         thread::sleep(Duration::from_millis(5));
     }
-    let sum: u64 = body
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| (i as u64 + 1) * b as u64)
-        .sum();
+    let sum = checksum(&body);
     let a = c.answer();
     assert_eq!((a.status, a.text()), (200, format!("65536 {sum}")));
     let b = c.answer();
