@@ -344,8 +344,8 @@ fn refuse(mut stream: TcpStream, shared: &Shared) {
         keep_alive_10: false,
         head_only: false,
     };
-    write::encode(&mut out, &resp, framing);
-    shared.stats.count(503);
+    let sent = write::encode(&mut out, &resp, framing);
+    shared.stats.count(sent);
     let _ = stream.set_nonblocking(true);
     let _ = stream.write(&out);
     let _ = stream.shutdown(Shutdown::Write);

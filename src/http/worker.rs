@@ -219,8 +219,8 @@ impl Worker {
             .unwrap_or_else(|| Response::error(500, "the answer to this request was lost"));
         self.out.clear();
         self.out.append(&mut conn.pending_out);
-        write::encode(&mut self.out, &resp, framing);
-        self.shared.stats.count(write::sent_status(resp.status));
+        let sent = write::encode(&mut self.out, &resp, framing);
+        self.shared.stats.count(sent);
         let now = Instant::now();
         if framing.close {
             conn.pending_in.clear();
@@ -300,8 +300,8 @@ impl Worker {
             self.deferred = Some((later, framing));
             return keep_alive;
         }
-        write::encode(&mut self.out, &resp, framing);
-        self.shared.stats.count(write::sent_status(resp.status));
+        let sent = write::encode(&mut self.out, &resp, framing);
+        self.shared.stats.count(sent);
         keep_alive
     }
 
@@ -317,8 +317,8 @@ impl Worker {
             keep_alive_10: false,
             head_only: false,
         };
-        write::encode(&mut self.out, resp, framing);
-        self.shared.stats.count(write::sent_status(resp.status));
+        let sent = write::encode(&mut self.out, resp, framing);
+        self.shared.stats.count(sent);
     }
 
     /// A deadline passed while waiting for input: 408 when a request had

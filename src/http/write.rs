@@ -19,7 +19,7 @@ pub(crate) struct Framing {
 
 /// The status a handler's answer goes out with: a final status as it is;
 /// anything else, including a 1xx (which is no answer), as 500.
-pub(crate) fn sent_status(status: u16) -> u16 {
+fn sent_status(status: u16) -> u16 {
     if (200..=999).contains(&status) {
         status
     } else {
@@ -27,10 +27,10 @@ pub(crate) fn sent_status(status: u16) -> u16 {
     }
 }
 
-/// Appends the encoded `resp` to `out`. A 204 or 304 goes out without a body
-/// or `Content-Length`, whatever the handler put in it, since the client
-/// reads no body after them.
-pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
+/// Appends the encoded `resp` to `out` and returns the status it went out
+/// with. A 204 or 304 goes out without a body or `Content-Length`, whatever
+/// the handler put in it, since the client reads no body after them.
+pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) -> u16 {
     let status = sent_status(resp.status);
     let bodiless = matches!(status, 204 | 304);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -56,6 +56,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
     if !framing.head_only && !bodiless {
         out.extend_from_slice(&resp.body);
     }
+    status
 }
 
 /// The index into `Stats::by_class` for a status: 0 for 1xx … 4 for 5xx.
@@ -204,13 +205,16 @@ mod tests {
 
     #[test]
     fn a_handler_status_that_is_no_final_answer_goes_out_as_500() {
+        let mut out = Vec::new();
         for status in [0, 100, 101, 199, 1000] {
-            assert_eq!(sent_status(status), 500, "{status}");
-            let resp = Response::json(status, b"{}".to_vec());
-            assert!(text(&resp, KEEP).starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
+            out.clear();
+            let sent = encode(&mut out, &Response::json(status, b"{}".to_vec()), KEEP);
+            assert_eq!(sent, 500, "{status}");
+            assert!(out.starts_with(b"HTTP/1.1 500 Internal Server Error\r\n"));
         }
         for status in [200, 204, 404, 599, 999] {
-            assert_eq!(sent_status(status), status);
+            let sent = encode(&mut out, &Response::json(status, Vec::new()), KEEP);
+            assert_eq!(sent, status);
         }
     }
 
