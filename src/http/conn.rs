@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::Peer;
 use super::later::Later;
 use super::shared::Shared;
 use super::write::Framing;
@@ -56,12 +57,20 @@ pub(crate) struct Conn {
     pub continue_sent: bool,
     /// When the engine stops waiting for whatever `phase` waits for.
     pub deadline: Instant,
+    /// Who is at the other end, as found when the connection opened.
+    pub peer: Peer,
     pub shared: Arc<Shared>,
 }
 
 impl Conn {
     /// A freshly accepted connection, idle until its first byte.
-    pub fn new(stream: TcpStream, key: usize, shared: Arc<Shared>, now: Instant) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: Peer,
+        key: usize,
+        shared: Arc<Shared>,
+        now: Instant,
+    ) -> Conn {
         let deadline = now + shared.config.idle_timeout;
         Conn {
             stream,
@@ -72,6 +81,7 @@ impl Conn {
             request_started: None,
             continue_sent: false,
             deadline,
+            peer,
             shared,
         }
     }

@@ -3,18 +3,18 @@
 //! the connection cap, and carries out listener swaps and shutdown.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::Response;
 use super::conn::Conn;
 use super::epoll::{Events, Interest};
 use super::shared::Shared;
 use super::write::{self, Framing};
+use super::{Peer, PeerAddr, Response};
 
 /// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;
@@ -241,7 +241,7 @@ impl PollLoop {
                 _ => return true,
             };
             match accepted {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
@@ -277,7 +277,7 @@ impl PollLoop {
 
     /// Takes a new connection in, making room by closing the oldest idle one
     /// when the cap is reached, or refusing it when none is idle.
-    fn admit(&mut self, stream: TcpStream) {
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
         let shared = &self.shared;
         if shared.stats.open_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
             let oldest = shared.registry().take_oldest_idle();
@@ -298,7 +298,11 @@ impl PollLoop {
             .stats
             .open_connections
             .fetch_add(1, Ordering::Relaxed);
-        let conn = Conn::new(stream, key, Arc::clone(shared), Instant::now());
+        let peer = Peer {
+            addr: PeerAddr::Ip(addr.ip().to_canonical()),
+            ..Peer::default()
+        };
+        let conn = Conn::new(stream, peer, key, Arc::clone(shared), Instant::now());
         if let Err(e) = shared.poller.add(&conn.stream, key, Interest::Read) {
             log::warn!("cannot wait on an accepted connection: {e}");
             return;

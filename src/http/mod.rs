@@ -23,7 +23,7 @@ mod worker;
 mod write;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -53,6 +53,31 @@ pub struct Request {
     /// Header names lower-cased, values as sent (valid UTF-8 only).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Who sent it, as far as the kernel tells.
+    pub peer: Peer,
+}
+
+/// The other end of a connection, found once when the connection opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: PeerAddr,
+    /// The local user owning the client's socket: from `SO_PEERCRED` on the
+    /// Unix socket, from the kernel's socket table for TCP from loopback.
+    /// `None` for a peer on another host, or when the kernel would not say.
+    pub uid: Option<u32>,
+    /// The client's process, known on the Unix socket only.
+    pub pid: Option<u32>,
+}
+
+/// Where a connection comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PeerAddr {
+    /// Not known: a request built in memory.
+    #[default]
+    Unknown,
+    Ip(IpAddr),
+    /// The server's Unix socket.
+    Unix,
 }
 
 impl Request {
@@ -71,7 +96,14 @@ impl Request {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
                 .collect(),
             body: body.to_vec(),
+            peer: Peer::default(),
         }
+    }
+
+    /// The same request, as sent by `peer`.
+    pub fn from_peer(mut self, peer: Peer) -> Request {
+        self.peer = peer;
+        self
     }
 
     /// The first header named `name` (case-insensitive).

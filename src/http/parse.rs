@@ -215,6 +215,7 @@ fn build_request(
         query,
         headers,
         body: body.to_vec(),
+        peer: super::Peer::default(),
     }
 }
 

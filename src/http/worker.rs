@@ -19,7 +19,7 @@ use super::later::Later;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
 use super::shared::Shared;
 use super::write::{self, CONTINUE, Framing};
-use super::{Handler, Response};
+use super::{Handler, Peer, Response};
 
 /// Turns a worker gives one connection before parking it again, so a client
 /// that keeps the socket full cannot keep a worker to itself.
@@ -49,6 +49,8 @@ pub(crate) struct Worker {
     pub(super) out: Vec<u8>,
     /// An answer the handler gives later, and how to frame it.
     deferred: Option<(Later, Framing)>,
+    /// The peer of the connection being served, given to its requests.
+    peer: Peer,
 }
 
 impl Worker {
@@ -61,6 +63,7 @@ impl Worker {
             input: Vec::new(),
             out: Vec::new(),
             deferred: None,
+            peer: Peer::default(),
             shared,
             handler,
             limits,
@@ -100,6 +103,7 @@ impl Worker {
         let mut turns = 0;
         loop {
             turns += 1;
+            self.peer = conn.peer;
             let next = match conn.phase {
                 Phase::Reading => self.read_turn(&mut conn),
                 Phase::Writing { then } => self.write_turn(&mut conn, then),
@@ -279,7 +283,8 @@ impl Worker {
 
     /// Calls the handler and encodes its answer; false when the connection
     /// closes after it.
-    fn respond(&mut self, framed: Framed) -> bool {
+    fn respond(&mut self, mut framed: Framed) -> bool {
+        framed.request.peer = self.peer;
         let handler = &self.handler;
         let resp =
             catch_unwind(AssertUnwindSafe(|| handler(&framed.request))).unwrap_or_else(|_| {
