@@ -6,11 +6,14 @@
 //! in other network namespaces are invisible to all three.
 
 mod netlink;
+mod owner;
 mod probe;
 mod procnet;
 
 #[cfg(test)]
 mod tests;
+
+pub use owner::tcp_socket_uid;
 
 use crate::ports::PortRange;
 use std::io;

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `SOCK_DIAG_BY_FAMILY` from `<linux/sock_diag.h>`.
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub(super) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `TCP_LISTEN` from `<netinet/tcp.h>`.
 const TCP_LISTEN: u8 = 10;
 /// `INET_DIAG_REQ_BYTECODE` from `<linux/inet_diag.h>`: a filter attribute.
@@ -25,24 +25,24 @@ const RECV_TIMEOUT_SECS: libc::time_t = 2;
 /// `struct inet_diag_sockid`. Ports and addresses are big-endian.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct InetDiagSockId {
-    sport: [u8; 2],
-    dport: [u8; 2],
-    src: [u32; 4],
-    dst: [u32; 4],
-    interface: u32,
-    cookie: [u32; 2],
+pub(super) struct InetDiagSockId {
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub interface: u32,
+    pub cookie: [u32; 2],
 }
 
 /// `struct inet_diag_req_v2`: which sockets a dump should list.
 #[repr(C)]
-struct InetDiagReqV2 {
-    family: u8,
-    protocol: u8,
-    ext: u8,
-    pad: u8,
-    states: u32,
-    id: InetDiagSockId,
+pub(super) struct InetDiagReqV2 {
+    pub family: u8,
+    pub protocol: u8,
+    pub ext: u8,
+    pub pad: u8,
+    pub states: u32,
+    pub id: InetDiagSockId,
 }
 
 /// `struct inet_diag_msg`, the fixed part of each socket in a reply. Never
@@ -80,13 +80,13 @@ struct DumpRequest {
     filter: [BcOp; 4],
 }
 
-const HEADER_LEN: usize = size_of::<libc::nlmsghdr>();
+pub(super) const HEADER_LEN: usize = size_of::<libc::nlmsghdr>();
 const MSG_LEN: usize = size_of::<InetDiagMsg>();
 // The request is sent as raw bytes, so it must have no padding.
 const _: () = assert!(size_of::<DumpRequest>() == 16 + 56 + 4 + 16);
 const _: () = assert!(MSG_LEN == 72);
 
-static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
+pub(super) static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
 
 /// Appends to `out` the ports of `range` that a TCP socket listens on, IPv4
 /// or IPv6, receiving the kernel's replies into `buf`.
@@ -112,7 +112,7 @@ fn dump(
     Ok(())
 }
 
-fn open() -> io::Result<OwnedFd> {
+pub(super) fn open() -> io::Result<OwnedFd> {
     let fd = crate::sys::socket(libc::AF_NETLINK, libc::SOCK_DGRAM, libc::NETLINK_SOCK_DIAG)?;
     let timeout = libc::timeval {
         tv_sec: RECV_TIMEOUT_SECS,
@@ -172,8 +172,10 @@ fn dump_request(family: libc::c_int, range: PortRange, seq: u32) -> DumpRequest 
     }
 }
 
-fn send_request(fd: &OwnedFd, request: &DumpRequest) -> io::Result<()> {
-    let len = size_of::<DumpRequest>();
+/// Sends `request` to the kernel. Only for the padding-free `#[repr(C)]`
+/// requests of this module and `owner.rs`, whose layouts are asserted.
+pub(super) fn send_request<T>(fd: &OwnedFd, request: &T) -> io::Result<()> {
+    let len = size_of::<T>();
     // SAFETY: `request` is a live, padding-free #[repr(C)] value of `len`
     // bytes; the kernel only reads it. An unconnected netlink socket sends
     // to the kernel.
@@ -195,14 +197,31 @@ fn receive_dump(
 ) -> io::Result<()> {
     loop {
         let len = receive(fd, buf)?;
-        if parse_replies(&buf[..len], seq, range, out)? {
+        if parse_replies(&buf[..len], seq, &mut |s| listening_in(s, range, out))? {
             return Ok(());
         }
     }
 }
 
+/// Keeps the port of a socket listening on a port of `range`.
+fn listening_in(socket: DiagSocket, range: PortRange, out: &mut Vec<u16>) {
+    if socket.state == TCP_LISTEN && range.contains(socket.port) {
+        out.push(socket.port);
+    }
+}
+
+/// What a reply says of one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct DiagSocket {
+    pub state: u8,
+    /// Its local port.
+    pub port: u16,
+    /// The user that owns it, as `ss -e` shows.
+    pub uid: u32,
+}
+
 /// One datagram into `buf`; its length, which is an error when it did not fit.
-fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes. With
         // MSG_TRUNC the kernel still writes at most that many and returns
@@ -231,14 +250,13 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Reads one datagram of netlink messages, appending the listening ports of
-/// `range` to `out`. True once the dump `seq` is done. Messages of other
-/// sequence numbers are skipped.
+/// Reads one datagram of netlink messages, handing each socket in it to
+/// `on_socket`. True once the dump `seq` is done. Messages of other sequence
+/// numbers are skipped.
 pub(super) fn parse_replies(
     mut data: &[u8],
     seq: u32,
-    range: PortRange,
-    out: &mut Vec<u16>,
+    on_socket: &mut dyn FnMut(DiagSocket),
 ) -> io::Result<bool> {
     while data.len() >= HEADER_LEN {
         let len = read_u32(data, 0) as usize;
@@ -251,7 +269,7 @@ pub(super) fn parse_replies(
             match i32::from(kind) {
                 libc::NLMSG_DONE => return done(payload).map(|()| true),
                 libc::NLMSG_ERROR => return Err(error(payload)),
-                _ if kind == SOCK_DIAG_BY_FAMILY => read_socket(payload, range, out)?,
+                _ if kind == SOCK_DIAG_BY_FAMILY => on_socket(read_socket(payload)?),
                 _ => {}
             }
         }
@@ -260,18 +278,17 @@ pub(super) fn parse_replies(
     Ok(false)
 }
 
-/// The socket in one `inet_diag_msg`, when it listens on a port of `range`.
-fn read_socket(payload: &[u8], range: PortRange, out: &mut Vec<u16>) -> io::Result<()> {
+/// The socket in one `inet_diag_msg`.
+pub(super) fn read_socket(payload: &[u8]) -> io::Result<DiagSocket> {
     if payload.len() < MSG_LEN {
         return Err(invalid(format!("inet_diag_msg of {} bytes", payload.len())));
     }
-    let state = payload[offset_of!(InetDiagMsg, state)];
     let at = offset_of!(InetDiagMsg, id) + offset_of!(InetDiagSockId, sport);
-    let port = u16::from_be_bytes([payload[at], payload[at + 1]]);
-    if state == TCP_LISTEN && range.contains(port) {
-        out.push(port);
-    }
-    Ok(())
+    Ok(DiagSocket {
+        state: payload[offset_of!(InetDiagMsg, state)],
+        port: u16::from_be_bytes([payload[at], payload[at + 1]]),
+        uid: read_u32(payload, offset_of!(InetDiagMsg, uid)),
+    })
 }
 
 /// `NLMSG_DONE` carries the dump's outcome: 0 or a negative errno.
@@ -284,7 +301,7 @@ fn done(payload: &[u8]) -> io::Result<()> {
 
 /// `NLMSG_ERROR` carries a negative errno (0 would be an acknowledgement,
 /// which a dump never asks for).
-fn error(payload: &[u8]) -> io::Error {
+pub(super) fn error(payload: &[u8]) -> io::Error {
     match payload.get(..4).map(read_i32) {
         Some(code) if code < 0 => io::Error::from_raw_os_error(-code),
         Some(code) => invalid(format!("unexpected netlink acknowledgement {code}")),
@@ -292,7 +309,7 @@ fn error(payload: &[u8]) -> io::Error {
     }
 }
 
-fn read_u32(data: &[u8], at: usize) -> u32 {
+pub(super) fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
@@ -301,11 +318,11 @@ fn read_i32(data: &[u8]) -> i32 {
 }
 
 /// `NLMSG_ALIGN`: messages start on 4-byte boundaries.
-fn align(len: usize) -> usize {
+pub(super) fn align(len: usize) -> usize {
     (len + 3) & !3
 }
 
-fn invalid(msg: String) -> io::Error {
+pub(super) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
@@ -346,7 +363,8 @@ mod tests {
 
     fn parse(data: &[u8], seq: u32, range: PortRange) -> (io::Result<bool>, Vec<u16>) {
         let mut out = Vec::new();
-        (parse_replies(data, seq, range, &mut out), out)
+        let done = parse_replies(data, seq, &mut |s| listening_in(s, range, &mut out));
+        (done, out)
     }
 
     #[test]

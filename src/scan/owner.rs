@@ -1,0 +1,168 @@
+//! Who owns a socket of this host: an exact `NETLINK_SOCK_DIAG` lookup of
+//! one TCP connection by its four addresses and ports, and the owners of the
+//! sockets listening on a port. The kernel's answer is what `ss -e` shows.
+
+use super::netlink::{self, DiagSocket, InetDiagReqV2, InetDiagSockId, SOCK_DIAG_BY_FAMILY};
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+
+/// Every TCP state: the lookup names one socket, whatever its state.
+const ALL_STATES: u32 = !0;
+/// `INET_DIAG_NOCOOKIE`: look the socket up by its addresses alone.
+const NO_COOKIE: [u32; 2] = [!0, !0];
+/// A reply to one lookup: one socket, or an error, well under this.
+const REPLY_BUF_LEN: usize = 1024;
+
+/// One lookup request: header and request, no filter.
+#[repr(C)]
+struct LookupRequest {
+    header: libc::nlmsghdr,
+    request: InetDiagReqV2,
+}
+
+// Sent as raw bytes, so it must have no padding.
+const _: () = assert!(size_of::<LookupRequest>() == 16 + 56);
+
+/// The uid owning the TCP socket whose local end is `local` and remote end
+/// `remote`, both on this host; `None` when the kernel knows no such socket.
+///
+/// For a connection accepted by dynport, `local` is the peer's address (the
+/// client's own end) and `remote` dynport's. IPv4 clients of an IPv6
+/// listener show as mapped addresses; their socket is an IPv4 one.
+pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+    let (l, r) = (local.ip().to_canonical(), remote.ip().to_canonical());
+    let found = match (l, r) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => lookup(libc::AF_INET, local, remote)?,
+        _ => None,
+    };
+    match found {
+        Some(uid) => Ok(Some(uid)),
+        None if l.is_ipv6() || local.is_ipv6() => lookup(libc::AF_INET6, local, remote),
+        None => Ok(None),
+    }
+}
+
+fn lookup(family: libc::c_int, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+    let fd = netlink::open()?;
+    let seq = netlink::NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+    netlink::send_request(&fd, &lookup_request(family, local, remote, seq))?;
+    let mut buf = [0u8; REPLY_BUF_LEN];
+    let len = netlink::receive(&fd, &mut buf)?;
+    let mut uid = None;
+    match netlink::parse_replies(&buf[..len], seq, &mut |s: DiagSocket| uid = Some(s.uid)) {
+        Ok(_) => Ok(uid),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn lookup_request(
+    family: libc::c_int,
+    local: SocketAddr,
+    remote: SocketAddr,
+    seq: u32,
+) -> LookupRequest {
+    LookupRequest {
+        header: libc::nlmsghdr {
+            nlmsg_len: size_of::<LookupRequest>() as u32,
+            nlmsg_type: SOCK_DIAG_BY_FAMILY,
+            nlmsg_flags: libc::NLM_F_REQUEST as u16,
+            nlmsg_seq: seq,
+            nlmsg_pid: 0,
+        },
+        request: InetDiagReqV2 {
+            family: family as u8,
+            protocol: libc::IPPROTO_TCP as u8,
+            ext: 0,
+            pad: 0,
+            states: ALL_STATES,
+            id: InetDiagSockId {
+                sport: local.port().to_be_bytes(),
+                dport: remote.port().to_be_bytes(),
+                src: address(family, local.ip()),
+                dst: address(family, remote.ip()),
+                interface: 0,
+                cookie: NO_COOKIE,
+            },
+        },
+    }
+}
+
+/// An address as `inet_diag_sockid` holds it: network byte order, IPv4 in
+/// the first word, IPv4 as a mapped address for an IPv6 socket.
+fn address(family: libc::c_int, ip: IpAddr) -> [u32; 4] {
+    let octets = match (family, ip.to_canonical()) {
+        (libc::AF_INET, IpAddr::V4(v4)) => {
+            let mut o = [0u8; 16];
+            o[..4].copy_from_slice(&v4.octets());
+            o
+        }
+        (_, IpAddr::V4(v4)) => v4.to_ipv6_mapped().octets(),
+        (_, IpAddr::V6(v6)) => v6.octets(),
+    };
+    let mut words = [0u32; 4];
+    for (word, chunk) in words.iter_mut().zip(octets.chunks_exact(4)) {
+        *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+
+    fn own_uid() -> u32 {
+        // SAFETY: getuid(2) cannot fail and takes no arguments.
+        unsafe { libc::getuid() }
+    }
+
+    /// The client's end of a connection is found, with this process's uid,
+    /// looked up as the server sees it.
+    fn finds_connection(listen: IpAddr) {
+        let listener = TcpListener::bind((listen, 0)).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let local = accepted.local_addr().unwrap();
+        assert_eq!(tcp_socket_uid(peer, local).unwrap(), Some(own_uid()));
+        drop(client);
+    }
+
+    #[test]
+    fn owner_of_an_ipv4_connection() {
+        finds_connection(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn owner_of_an_ipv6_connection() {
+        if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+            println!("skipped: this host has no IPv6 loopback");
+            return;
+        }
+        finds_connection(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn owner_of_an_ipv4_client_of_an_ipv6_listener() {
+        let Ok(listener) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)) else {
+            println!("skipped: this host has no IPv6");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        assert!(peer.is_ipv6(), "{peer} should be a mapped address");
+        let local = accepted.local_addr().unwrap();
+        assert_eq!(tcp_socket_uid(peer, local).unwrap(), Some(own_uid()));
+    }
+
+    #[test]
+    fn no_such_connection_is_none() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(tcp_socket_uid(nobody, addr).unwrap(), None);
+    }
+}
