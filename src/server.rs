@@ -9,8 +9,10 @@ use crate::refresh::Refresh;
 use crate::scan::Scanner;
 use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
 use crate::time::now_rfc3339;
+use crate::unix_socket::SocketFile;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,12 +48,17 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
     let signals = on_signal()?;
+    let unix = bind_unix(settings)?;
 
-    let engine = Engine::new(EngineConfig {
+    let mut engine = Engine::new(EngineConfig {
         workers: settings.workers,
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
+    let socket_file = unix.map(|(listener, file)| {
+        engine.serve_unix(listener);
+        file
+    });
     let control = engine.control();
     let start = Start {
         table,
@@ -78,6 +85,9 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         "listening on http://{}",
         SocketAddr::new(settings.host, port)
     );
+    if let Some(file) = &socket_file {
+        log::info!("listening on unix:{}", file.path().display());
+    }
     let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh, commits)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
 
@@ -87,11 +97,22 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     // change, so it stops after them.
     control.shutdown(SHUTDOWN_GRACE);
     running.join();
+    drop(socket_file);
     refresh.stop();
     app.release_server_port()
         .map_err(|e| write_failure(&app, &e))?;
     log::info!("Port released successfully");
     Ok(())
+}
+
+/// The Unix socket of `--unix-socket`, unless it is `none`.
+fn bind_unix(settings: &Settings) -> Result<Option<(UnixListener, SocketFile)>, Fatal> {
+    let Some(path) = &settings.unix_socket else {
+        return Ok(None);
+    };
+    let bound = crate::unix_socket::bind(path)
+        .map_err(|e| Fatal(format!("cannot listen on unix:{}: {e}", path.display())))?;
+    Ok(Some(bound))
 }
 
 /// A channel that receives once SIGINT or SIGTERM arrives.

@@ -69,6 +69,32 @@ pub fn read_into_spare(fd: &impl AsFd, buf: &mut Vec<u8>, limit: usize) -> io::R
     Ok(read)
 }
 
+/// The pid and uid of the process at the other end of a Unix socket, as
+/// the kernel recorded them when it connected (`SO_PEERCRED`).
+pub fn peer_cred(fd: &impl AsFd) -> io::Result<(u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the descriptor is borrowed open for the whole call; `cred` is
+    // a live `ucred` and `len` its size, which the kernel writes at most.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cred.pid as u32, cred.uid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

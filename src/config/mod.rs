@@ -10,6 +10,7 @@ mod leases;
 mod raw;
 mod serve;
 mod token;
+pub mod trust;
 
 pub use leases::{BROWSER_REFUSED, DEFAULT_POOL};
 
@@ -25,6 +26,10 @@ pub struct Settings {
     pub host: IpAddr,
     pub range: PortRange,
     pub state_dir: PathBuf,
+    /// Where the API is served to local users too; `None` for `none`.
+    pub unix_socket: Option<PathBuf>,
+    /// The live leased ports one principal may hold; `None` for no limit.
+    pub max_ports_per_uid: Option<usize>,
     pub refresh: Duration,
     pub workers: usize,
     pub fallback_port: u16,
@@ -60,7 +65,7 @@ pub struct Pool {
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    Serve(Settings),
+    Serve(Box<Settings>),
     Help,
     Version,
 }
@@ -128,6 +133,13 @@ Flags:                        Variable                Default
       line overrides both variables.
   --log-level L               DYNPORT_LOG             info
       error, warn, info, debug or trace.
+  --unix-socket PATH          DYNPORT_UNIX_SOCKET     STATE_DIR/dynport.sock
+      The API on a Unix socket too (mode 0666), where the kernel tells
+      who connects; none to serve TCP only.
+  --max-ports-per-uid N       DYNPORT_MAX_PORTS_PER_UID  1024
+      Live leased ports one user (or all remote callers together) may
+      hold, 1 to 65535, or none. Root and dynport's own user are not
+      counted.
 
 Lease flags:                  Variable                Default
   --pool NAME=A-B             DYNPORT_POOLS           none
@@ -172,7 +184,7 @@ where
         raw::Parsed::Help => Ok(Command::Help),
         raw::Parsed::Version => Ok(Command::Version),
         raw::Parsed::Flags(flags) => {
-            serve::settings(&raw::Raw::new(flags, lookup)).map(Command::Serve)
+            serve::settings(&raw::Raw::new(flags, lookup)).map(|s| Command::Serve(Box::new(s)))
         }
     }
 }

@@ -26,6 +26,8 @@ pub const POOL: Key = key("pool", "DYNPORT_POOLS", "NAME=A-B");
 pub const EXCLUDE: Key = key("exclude", "DYNPORT_EXCLUDE", "LIST");
 pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", "N");
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
+pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
+pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -41,6 +43,8 @@ pub const SERVE_KEYS: &[Key] = &[
     EXCLUDE,
     LEASE_TTL_SECS,
     TOKEN_FILE,
+    UNIX_SOCKET,
+    MAX_PORTS_PER_UID,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {

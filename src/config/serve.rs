@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Key, Raw, Value};
-use super::{ConfigError, Settings, leases, token};
+use super::{ConfigError, Settings, leases, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -38,10 +38,13 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
     if !host.is_loopback() && token.is_none() {
         return Err(exposed(raw));
     }
+    let state_dir = state_dir(raw)?;
     Ok(Settings {
         host,
         range,
-        state_dir: state_dir(raw)?,
+        unix_socket: trust::unix_socket(raw, &state_dir)?,
+        max_ports_per_uid: trust::max_ports_per_uid(raw)?,
+        state_dir,
         refresh: secs(raw, raw::REFRESH_SECS, REFRESH_SECS, DEFAULT_REFRESH_SECS)?,
         workers: number(raw, raw::WORKERS, WORKERS, DEFAULT_WORKERS)? as usize,
         fallback_port: setting(raw, raw::FALLBACK_PORT, port)?.unwrap_or(DEFAULT_FALLBACK_PORT),

@@ -13,7 +13,7 @@ pub(super) fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, Confi
 
 pub(super) fn serve(args: &[&str], vars: &[(&str, &str)]) -> Settings {
     match run(args, vars) {
-        Ok(Command::Serve(settings)) => settings,
+        Ok(Command::Serve(settings)) => *settings,
         other => panic!("expected settings from {args:?} {vars:?}, got {other:?}"),
     }
 }
@@ -36,6 +36,8 @@ fn defaults_apply_when_nothing_is_given() {
             end: 9000,
         },
         state_dir: PathBuf::from("state"),
+        unix_socket: Some(PathBuf::from("state/dynport.sock")),
+        max_ports_per_uid: Some(1024),
         refresh: Duration::from_secs(60),
         workers: 4,
         fallback_port: 3000,
@@ -451,4 +453,40 @@ fn help_names_every_flag_variable_and_exit_status() {
 fn help_fits_in_80_columns() {
     let widest = HELP.lines().map(|l| l.chars().count()).max();
     assert!(widest <= Some(80), "{widest:?}");
+}
+
+#[test]
+fn unix_socket_follows_the_state_dir_and_none_turns_it_off() {
+    let settings = serve(&["--state-dir", "/srv/dp"], &[]);
+    assert_eq!(
+        settings.unix_socket,
+        Some(PathBuf::from("/srv/dp/dynport.sock"))
+    );
+    let settings = serve(&["--unix-socket", "none"], &[]);
+    assert_eq!(settings.unix_socket, None);
+    let settings = serve(&[], &[("DYNPORT_UNIX_SOCKET", "/run/dp.sock")]);
+    assert_eq!(settings.unix_socket, Some(PathBuf::from("/run/dp.sock")));
+}
+
+#[test]
+fn unix_socket_path_longer_than_the_kernel_takes_is_refused() {
+    let long = format!("/{}", "d".repeat(120));
+    let e = error(&["--unix-socket", &long], &[]);
+    assert!(e.starts_with("--unix-socket: the socket path"), "{}", e);
+    let e = error(&["--state-dir", &long], &[]);
+    assert!(e.contains("(from --state-dir)"), "{}", e);
+}
+
+#[test]
+fn max_ports_per_uid_takes_a_number_or_none() {
+    let settings = serve(&["--max-ports-per-uid", "5"], &[]);
+    assert_eq!(settings.max_ports_per_uid, Some(5));
+    let settings = serve(&[], &[("DYNPORT_MAX_PORTS_PER_UID", "none")]);
+    assert_eq!(settings.max_ports_per_uid, None);
+    let e = error(&["--max-ports-per-uid", "0"], &[]);
+    assert!(
+        e.starts_with("--max-ports-per-uid: 0 is out of bounds"),
+        "{}",
+        e
+    );
 }

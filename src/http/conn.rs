@@ -2,7 +2,6 @@
 //! of a request has arrived, what part of an answer is still unsent, and when
 //! the engine gives up waiting for it.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::Peer;
 use super::later::Later;
 use super::shared::Shared;
+use super::stream::Stream;
 use super::write::Framing;
 
 /// How long a connection that was answered early may keep sending before it
@@ -43,7 +43,7 @@ pub(crate) enum After {
 /// A connection. Exactly one place holds it at a time: the poller's registry
 /// while it waits, a worker while it is served.
 pub(crate) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// Its slot in the registry and its key in the poller.
     pub key: usize,
     pub phase: Phase,
@@ -57,20 +57,16 @@ pub(crate) struct Conn {
     pub continue_sent: bool,
     /// When the engine stops waiting for whatever `phase` waits for.
     pub deadline: Instant,
-    /// Who is at the other end, as found when the connection opened.
+    /// Who is at the other end; see [`Conn::identify`].
     pub peer: Peer,
+    /// Whether `peer` has been looked up.
+    identified: bool,
     pub shared: Arc<Shared>,
 }
 
 impl Conn {
     /// A freshly accepted connection, idle until its first byte.
-    pub fn new(
-        stream: TcpStream,
-        peer: Peer,
-        key: usize,
-        shared: Arc<Shared>,
-        now: Instant,
-    ) -> Conn {
+    pub fn new(stream: Stream, peer: Peer, key: usize, shared: Arc<Shared>, now: Instant) -> Conn {
         let deadline = now + shared.config.idle_timeout;
         Conn {
             stream,
@@ -82,7 +78,28 @@ impl Conn {
             continue_sent: false,
             deadline,
             peer,
+            identified: false,
             shared,
+        }
+    }
+
+    /// Finds who is at the other end, once per connection, by a worker
+    /// (so the poller never waits on the kernel's socket table): the
+    /// `SO_PEERCRED` of the Unix socket, or the owner of the client's
+    /// socket for TCP from this host.
+    pub fn identify(&mut self) {
+        if std::mem::replace(&mut self.identified, true) {
+            return;
+        }
+        match &self.stream {
+            Stream::Unix(s) => match crate::sys::peer_cred(s) {
+                Ok((pid, uid)) => (self.peer.pid, self.peer.uid) = (Some(pid), Some(uid)),
+                Err(e) => log::debug!("no credentials for a Unix socket peer: {e}"),
+            },
+            Stream::Tcp(s) if self.shared.config.identify_peers => {
+                self.peer.uid = super::stream::tcp_owner(s);
+            }
+            Stream::Tcp(_) => {}
         }
     }
 

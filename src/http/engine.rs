@@ -3,7 +3,9 @@
 //! the connection cap, and carries out listener swaps and shutdown.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::conn::Conn;
 use super::epoll::{Events, Interest};
 use super::shared::Shared;
+use super::stream::Stream;
 use super::write::{self, Framing};
 use super::{Peer, PeerAddr, Response};
 
@@ -20,6 +23,8 @@ use super::{Peer, PeerAddr, Response};
 const LISTENER: usize = usize::MAX - 1;
 /// The poller key of a listener being replaced.
 const RETIRING: usize = usize::MAX - 2;
+/// The poller key of the Unix socket listener.
+const UNIX: usize = usize::MAX - 3;
 /// How long a replaced listener goes on serving the handshakes that were
 /// under way when it stopped taking new ones: many round trips on any host.
 const RETIRE_AFTER: Duration = Duration::from_millis(100);
@@ -43,6 +48,8 @@ pub(crate) enum Command {
 pub(crate) struct PollLoop {
     shared: Arc<Shared>,
     listener: Option<TcpListener>,
+    /// The Unix socket, served beside the TCP listener.
+    unix: Option<UnixListener>,
     /// A replaced listener that takes no new handshakes, until it closes.
     retiring: Option<(TcpListener, Instant)>,
     work: Sender<Conn>,
@@ -60,6 +67,7 @@ impl PollLoop {
     pub fn new(
         shared: Arc<Shared>,
         listener: TcpListener,
+        unix: Option<UnixListener>,
         work: Sender<Conn>,
         commands: Receiver<Command>,
     ) -> io::Result<PollLoop> {
@@ -71,6 +79,7 @@ impl PollLoop {
         let mut poll_loop = PollLoop {
             shared,
             listener: None,
+            unix: None,
             retiring: None,
             work,
             commands,
@@ -82,6 +91,11 @@ impl PollLoop {
             shutdown_deadline: None,
         };
         poll_loop.set_listener(listener)?;
+        if let Some(unix) = unix {
+            unix.set_nonblocking(true)?;
+            poll_loop.shared.poller.add(&unix, UNIX, Interest::Read)?;
+            poll_loop.unix = Some(unix);
+        }
         Ok(poll_loop)
     }
 
@@ -171,6 +185,9 @@ impl PollLoop {
             // closing only removes it from epoll once every copy is closed.
             let _ = self.shared.poller.delete(&old);
         }
+        if let Some(unix) = self.unix.take() {
+            let _ = self.shared.poller.delete(&unix);
+        }
     }
 
     fn drop_retiring(&mut self) {
@@ -200,23 +217,23 @@ impl PollLoop {
     }
 
     fn handle_events(&mut self) {
-        let (mut listener_ready, mut retiring_ready) = (false, false);
+        let mut ready = [false; 3];
         {
             let mut registry = self.shared.registry();
             for key in self.events.keys() {
                 match key {
-                    LISTENER => listener_ready = true,
-                    RETIRING => retiring_ready = true,
+                    RETIRING => ready[0] = true,
+                    LISTENER => ready[1] = true,
+                    UNIX => ready[2] = true,
                     _ => self.batch.extend(registry.take_ready(key)),
                 }
             }
         }
         self.dispatch_batch();
-        if retiring_ready {
-            self.accept_some(RETIRING);
-        }
-        if listener_ready {
-            self.accept_some(LISTENER);
+        for (key, ready) in [RETIRING, LISTENER, UNIX].into_iter().zip(ready) {
+            if ready {
+                self.accept_some(key);
+            }
         }
     }
 
@@ -228,20 +245,17 @@ impl PollLoop {
     }
 
     /// Accepts up to a batch of connections on the listener with `key`
-    /// (the current or the retiring one), then waits on it again. Returns
-    /// whether it stopped for want of more (or for an error), not for the
-    /// batch limit.
+    /// (the current, the retiring or the Unix one), then waits on it again.
+    /// Returns whether it stopped for want of more (or for an error), not
+    /// for the batch limit.
     fn accept_some(&mut self, key: usize) -> bool {
         let mut drained = false;
         for _ in 0..ACCEPT_BATCH {
-            let accepted = match (key, &self.listener, &self.retiring) {
-                (LISTENER, Some(listener), _) | (RETIRING, _, Some((listener, _))) => {
-                    listener.accept()
-                }
-                _ => return true,
+            let Some(accepted) = self.accept_one(key) else {
+                return true;
             };
             match accepted {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
@@ -259,25 +273,52 @@ impl PollLoop {
         drained
     }
 
-    fn rearm_listener(&mut self) {
+    /// One connection from the listener with `key`, with what the accept
+    /// tells of its peer; `None` when there is no such listener.
+    fn accept_one(&self, key: usize) -> Option<io::Result<(Stream, Peer)>> {
+        let tcp = match (key, &self.listener, &self.retiring) {
+            (LISTENER, Some(listener), _) | (RETIRING, _, Some((listener, _))) => listener,
+            (UNIX, ..) => {
+                let accepted = self.unix.as_ref()?.accept();
+                return Some(accepted.map(|(stream, _)| (Stream::Unix(stream), Peer::unix())));
+            }
+            _ => return None,
+        };
+        Some(tcp.accept().map(|(stream, addr)| {
+            let peer = Peer {
+                addr: PeerAddr::Ip(addr.ip().to_canonical()),
+                ..Peer::default()
+            };
+            (Stream::Tcp(stream), peer)
+        }))
+    }
+
+    fn rearm_listeners(&mut self) {
         self.rearm(LISTENER);
+        self.rearm(UNIX);
     }
 
     fn rearm(&mut self, key: usize) {
-        let listener = match key {
-            LISTENER => self.listener.as_ref(),
-            _ => self.retiring.as_ref().map(|(l, _)| l),
+        let rearmed = match key {
+            LISTENER => self.listener.as_ref().map(|l| self.poller_rearm(l, key)),
+            UNIX => self.unix.as_ref().map(|l| self.poller_rearm(l, key)),
+            _ => self
+                .retiring
+                .as_ref()
+                .map(|(l, _)| self.poller_rearm(l, key)),
         };
-        if let Some(listener) = listener
-            && let Err(e) = self.shared.poller.rearm(listener, key, Interest::Read)
-        {
+        if let Some(Err(e)) = rearmed {
             log::error!("cannot wait on the listener: {e}");
         }
     }
 
+    fn poller_rearm(&self, listener: &impl AsFd, key: usize) -> io::Result<()> {
+        self.shared.poller.rearm(listener, key, Interest::Read)
+    }
+
     /// Takes a new connection in, making room by closing the oldest idle one
     /// when the cap is reached, or refusing it when none is idle.
-    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, stream: Stream, peer: Peer) {
         let shared = &self.shared;
         if shared.stats.open_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
             let oldest = shared.registry().take_oldest_idle();
@@ -289,7 +330,7 @@ impl PollLoop {
                 None => return refuse(stream, shared),
             }
         }
-        if let Err(e) = stream.set_nonblocking(true).and(stream.set_nodelay(true)) {
+        if let Err(e) = stream.set_up() {
             log::debug!("cannot set up an accepted connection: {e}");
             return;
         }
@@ -298,10 +339,6 @@ impl PollLoop {
             .stats
             .open_connections
             .fetch_add(1, Ordering::Relaxed);
-        let peer = Peer {
-            addr: PeerAddr::Ip(addr.ip().to_canonical()),
-            ..Peer::default()
-        };
         let conn = Conn::new(stream, peer, key, Arc::clone(shared), Instant::now());
         if let Err(e) = shared.poller.add(&conn.stream, key, Interest::Read) {
             log::warn!("cannot wait on an accepted connection: {e}");
@@ -326,7 +363,7 @@ impl PollLoop {
         }
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
-            self.rearm_listener();
+            self.rearm_listeners();
         }
         self.shared.registry().take_expired(now, &mut self.batch);
         // Idle ones just close; the rest may owe an answer (408), which a
@@ -339,7 +376,7 @@ impl PollLoop {
 /// Answers 503 on a connection over the cap and closes it at once. The
 /// answer is written without waiting; input already there is read first so
 /// that closing does not turn into a reset that destroys the answer.
-fn refuse(mut stream: TcpStream, shared: &Shared) {
+fn refuse(mut stream: Stream, shared: &Shared) {
     log::debug!("connection cap reached and no idle connection: refusing with 503");
     let mut out = Vec::with_capacity(256);
     let resp = Response::error(503, "too many open connections; try again later");
@@ -350,7 +387,7 @@ fn refuse(mut stream: TcpStream, shared: &Shared) {
     };
     let sent = write::encode(&mut out, &resp, framing);
     shared.stats.count(sent);
-    let _ = stream.set_nonblocking(true);
+    let _ = stream.set_up();
     let _ = stream.write(&out);
     let _ = stream.shutdown(Shutdown::Write);
     let mut sink = [0u8; 4096];

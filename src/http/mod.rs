@@ -19,11 +19,13 @@ mod parse;
 mod registry;
 mod retire;
 mod shared;
+mod stream;
 mod worker;
 mod write;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -78,6 +80,16 @@ pub enum PeerAddr {
     Ip(IpAddr),
     /// The server's Unix socket.
     Unix,
+}
+
+impl Peer {
+    /// A peer on the Unix socket, before its credentials are read.
+    pub fn unix() -> Peer {
+        Peer {
+            addr: PeerAddr::Unix,
+            ..Peer::default()
+        }
+    }
 }
 
 impl Request {
@@ -192,6 +204,9 @@ pub struct EngineConfig {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Whether TCP peers on this host are identified through the kernel's
+    /// socket table (one lookup per connection).
+    pub identify_peers: bool,
 }
 
 impl Default for EngineConfig {
@@ -203,6 +218,7 @@ impl Default for EngineConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
+            identify_peers: true,
         }
     }
 }
@@ -221,6 +237,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     commands: Sender<Command>,
     inbox: Receiver<Command>,
+    unix: Option<UnixListener>,
 }
 
 /// A cheap, cloneable handle to a running engine.
@@ -245,7 +262,14 @@ impl Engine {
             shared: Arc::new(Shared::new(config)?),
             commands,
             inbox,
+            unix: None,
         })
+    }
+
+    /// Serves the same handler on a Unix socket too, with the same limits
+    /// and threads; each peer is identified by `SO_PEERCRED`.
+    pub fn serve_unix(&mut self, listener: UnixListener) {
+        self.unix = Some(listener);
     }
 
     pub fn control(&self) -> Control {
@@ -262,7 +286,13 @@ impl Engine {
         let (work, ready) = crossbeam_channel::unbounded();
         // Set up before any thread starts, so a listener epoll refuses fails
         // the call rather than a thread.
-        let poll_loop = PollLoop::new(Arc::clone(&self.shared), listener, work, self.inbox)?;
+        let poll_loop = PollLoop::new(
+            Arc::clone(&self.shared),
+            listener,
+            self.unix,
+            work,
+            self.inbox,
+        )?;
         let mut threads = Vec::with_capacity(self.shared.config.workers + 1);
         for i in 0..self.shared.config.workers {
             let worker = Worker::new(Arc::clone(&self.shared), Arc::clone(&handler));

@@ -103,6 +103,7 @@ impl Worker {
         let mut turns = 0;
         loop {
             turns += 1;
+            conn.identify();
             self.peer = conn.peer;
             let next = match conn.phase {
                 Phase::Reading => self.read_turn(&mut conn),

@@ -1,0 +1,119 @@
+//! The Unix socket the API is also served on: bound at a path any local
+//! user may connect to (mode 0666), where the kernel tells dynport who
+//! connected, and removed at shutdown.
+
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+/// A socket file dynport bound; removed when dropped.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+}
+
+/// Binds `path`, first removing a socket left there by a server that died
+/// (the caller holds the state directory's lock, so no live server owns
+/// it). Anything but a socket at `path` is left alone and refused.
+pub fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(meta) => {
+            let what = if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a socket"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is {what}; remove it or give --unix-socket another path",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = bind_open_to_all(path)?;
+    Ok((
+        listener,
+        SocketFile {
+            path: path.to_path_buf(),
+        },
+    ))
+}
+
+/// Binds with mode 0666 from the start: a chmod after the bind would
+/// follow whatever link might be put at the path meanwhile. The umask is
+/// process-wide, so this runs at start, before dynport creates other files.
+fn bind_open_to_all(path: &Path) -> io::Result<UnixListener> {
+    // SAFETY: umask(2) only swaps the process's file mode mask.
+    let old = unsafe { libc::umask(0o111) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, putting the mask back.
+    unsafe { libc::umask(old) };
+    bound
+}
+
+impl SocketFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log::debug!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dynport-sock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn socket_is_open_to_every_local_user_and_removed_on_drop() {
+        let dir = temp_dir("mode");
+        let path = dir.join("dynport.sock");
+        let (_listener, file) = bind(&path).unwrap();
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o666);
+        drop(file);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_but_a_link_or_file_is_refused() {
+        let dir = temp_dir("stale");
+        let path = dir.join("dynport.sock");
+        let stale = UnixListener::bind(&path).unwrap();
+        drop(stale);
+        let (_listener, _file) = bind(&path).unwrap();
+        let link = dir.join("link.sock");
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
+        let e = bind(&link).unwrap_err();
+        assert!(e.to_string().contains("a symbolic link"), "{e}");
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"keep").unwrap();
+        let e = bind(&plain).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read(&plain).unwrap(), b"keep");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
