@@ -12,6 +12,9 @@ pub enum ApiError {
     Unauthorized,
     /// No such endpoint, lease or pool; the message says which. 404.
     NotFound(String),
+    /// Not the caller's to do: another principal's lease, another user's
+    /// process, a port change by a user who is not an operator. 403.
+    Forbidden(String),
     /// The path exists but not for this method; `allow` lists the methods. 405.
     MethodNotAllowed { allow: &'static str },
     /// The port asked for cannot be had. 409.
@@ -25,6 +28,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,
@@ -35,6 +39,7 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m)
+            | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::Unavailable(m) => m.clone(),
@@ -54,6 +59,17 @@ impl ApiError {
             ApiError::Unauthorized => response.with_header("WWW-Authenticate", "Bearer"),
             ApiError::MethodNotAllowed { allow } => response.with_header("Allow", allow),
             _ => response,
+        }
+    }
+}
+
+impl From<crate::principal::Refusal> for ApiError {
+    fn from(refusal: crate::principal::Refusal) -> ApiError {
+        use crate::principal::Refusal;
+        match refusal {
+            Refusal::Forbidden(m) => ApiError::Forbidden(m),
+            Refusal::Invalid(m) => ApiError::BadRequest(m),
+            Refusal::Quota(m) => ApiError::Conflict(m),
         }
     }
 }

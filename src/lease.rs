@@ -18,6 +18,10 @@ pub struct Lease {
     pub ports: Vec<u16>,
     pub pool: String,
     pub owner: Option<String>,
+    /// The principal that holds it: a local uid, `None` for `remote`
+    /// (and for leases granted before principals existed).
+    #[serde(default)]
+    pub uid: Option<u32>,
     pub pid: Option<u32>,
     /// The start time of `pid` (clock ticks since boot), so that a reused
     /// pid does not keep a dead lease alive.
@@ -62,6 +66,8 @@ pub struct LeaseRequest {
     pub pool: String,
     pub ttl: Duration,
     pub owner: Option<String>,
+    /// The principal asking; see [`Lease::uid`].
+    pub uid: Option<u32>,
     pub pid: Option<u32>,
     pub pid_start: Option<u64>,
 }
@@ -77,6 +83,8 @@ pub enum LeaseError {
     Invalid(String),
     /// The ports asked for cannot be had. 409.
     Unavailable(String),
+    /// Not the caller's to do, or over its quota.
+    Refused(crate::principal::Refusal),
 }
 
 /// Why a lease ended.
@@ -110,6 +118,15 @@ impl PortTable {
 
     pub fn lease(&self, id: &str) -> Option<&Lease> {
         self.leases.get(id)
+    }
+
+    /// The live leased ports of the principal with `uid` (`None`: remote).
+    pub fn ports_held_by(&self, uid: Option<u32>) -> usize {
+        self.leases
+            .values()
+            .filter(|l| l.uid == uid)
+            .map(|l| l.ports.len())
+            .sum()
     }
 
     /// The lease holding `port`, if any.
@@ -151,6 +168,7 @@ impl PortTable {
             ports,
             pool: req.pool.clone(),
             owner: req.owner.clone(),
+            uid: req.uid,
             pid: req.pid,
             pid_start: req.pid_start,
             created_at: now,
@@ -327,6 +345,7 @@ mod tests {
             pool: DEFAULT_POOL.to_string(),
             ttl: Duration::from_secs(60),
             owner: None,
+            uid: None,
             pid: None,
             pid_start: None,
         }

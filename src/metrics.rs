@@ -11,15 +11,21 @@ pub enum Denial {
     Unavailable,
     Unauthorized,
     Storage,
+    /// The caller may not do it (another user's pid).
+    Forbidden,
+    /// Over `--max-ports-per-uid`.
+    Quota,
 }
 
 impl Denial {
-    pub const ALL: [Denial; 5] = [
+    pub const ALL: [Denial; 7] = [
         Denial::BadRequest,
         Denial::UnknownPool,
         Denial::Unavailable,
         Denial::Unauthorized,
         Denial::Storage,
+        Denial::Forbidden,
+        Denial::Quota,
     ];
 
     pub fn label(self) -> &'static str {
@@ -29,6 +35,8 @@ impl Denial {
             Denial::Unavailable => "unavailable",
             Denial::Unauthorized => "unauthorized",
             Denial::Storage => "storage",
+            Denial::Forbidden => "forbidden",
+            Denial::Quota => "quota",
         }
     }
 }
@@ -37,7 +45,7 @@ impl Denial {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub grants: AtomicU64,
-    denials: [AtomicU64; 5],
+    denials: [AtomicU64; 7],
     pub expiries: AtomicU64,
     pub owner_exits: AtomicU64,
     pub releases: AtomicU64,

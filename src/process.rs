@@ -30,6 +30,25 @@ pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// The real uid of `pid`, `None` when no such process runs (or `/proc`
+/// hides it from dynport).
+pub fn real_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_real_uid(&status)
+}
+
+/// The first of the four ids on the `Uid:` line of `/proc/PID/status`.
+fn parse_real_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The effective uid dynport runs as.
+pub fn own_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Resident memory of this process, from `/proc/self/status`.
 pub fn memory_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -59,5 +78,13 @@ mod tests {
         assert!(is_alive(me, None));
         assert!(!is_alive(me, Some(start + 1)));
         assert!(!is_alive(u32::MAX, None));
+    }
+
+    #[test]
+    fn real_uid_is_the_first_id_of_the_uid_line() {
+        let status = "Name:\tsleep\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(parse_real_uid(status), Some(1000));
+        assert_eq!(parse_real_uid("Name:\tx\n"), None);
+        assert_eq!(real_uid(std::process::id()), Some(own_uid()));
     }
 }

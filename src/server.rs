@@ -5,6 +5,7 @@ use crate::app::{self, App, Facts, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::ports::PortTable;
+use crate::principal::Rules;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
 use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
@@ -132,6 +133,11 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
         refresh_secs: settings.refresh.as_secs(),
         lease_ttl: settings.lease_ttl,
         token: settings.token.clone(),
+        rules: Rules {
+            server_uid: crate::process::own_uid(),
+            max_ports_per_uid: settings.max_ports_per_uid,
+            token_set: settings.token.is_some(),
+        },
         pid: std::process::id(),
         started,
     }

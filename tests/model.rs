@@ -186,6 +186,7 @@ fn run(seed: u64) {
                     pool: pool.to_string(),
                     ttl: Duration::from_secs(ttl),
                     owner: None,
+                    uid: None,
                     pid,
                     pid_start: pid.map(u64::from),
                 };

@@ -111,6 +111,7 @@ fn app(world: &World) -> App {
             ports: vec![range.end],
             pool: "web".to_string(),
             owner: Some("fuzz".to_string()),
+            uid: None,
             pid: None,
             pid_start: None,
             created_at: now,
@@ -125,6 +126,11 @@ fn app(world: &World) -> App {
         refresh_secs: 60,
         lease_ttl: Duration::from_secs(300),
         token: Some("fuzz-token".to_string()),
+        rules: dynport::principal::Rules {
+            server_uid: dynport::process::own_uid(),
+            max_ports_per_uid: Some(1024),
+            token_set: true,
+        },
         pid: std::process::id(),
         started: Instant::now(),
     };

@@ -2,9 +2,10 @@
 
 use super::{ApiError, App, body_object, int_field, json};
 use crate::app::Done;
-use crate::http::Response;
+use crate::http::{Request, Response};
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
 use crate::metrics::Denial;
+use crate::principal::{Principal, Refusal};
 use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
 use serde::Serialize;
@@ -22,6 +23,7 @@ pub struct LeaseView<'a> {
     ports: &'a [u16],
     pool: &'a str,
     owner: Option<&'a str>,
+    uid: Option<u32>,
     pid: Option<u32>,
     created_at: String,
     expires_at: String,
@@ -35,6 +37,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             ports: &l.ports,
             pool: &l.pool,
             owner: l.owner.as_deref(),
+            uid: l.uid,
             pid: l.pid,
             created_at: rfc3339(l.created_at),
             expires_at: rfc3339(l.expires_at),
@@ -50,8 +53,22 @@ struct Granted<'a> {
     timestamp: String,
 }
 
-pub fn grant(app: &App, body: &[u8]) -> Result<Response, ApiError> {
-    let req = parse_request(app, body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
+pub fn grant(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let who = Principal::of(&request.peer);
+    let mut req =
+        parse_request(app, &request.body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
+    req.uid = who.uid();
+    if let Some(pid) = req.pid {
+        let rules = &app.facts.rules;
+        rules
+            .may_name_pid(who, pid, crate::process::real_uid(pid))
+            .inspect_err(|refusal| {
+                app.metrics.deny(match refusal {
+                    Refusal::Forbidden(_) => Denial::Forbidden,
+                    _ => Denial::BadRequest,
+                })
+            })?;
+    }
     Ok(answer_later(
         |done| app.grant(&req, done),
         |lease| json(201, &success(lease)),
@@ -109,6 +126,7 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
         pool: text_field(&fields, "pool", 64)?.unwrap_or_else(|| DEFAULT_POOL.to_string()),
         ttl,
         owner: text_field(&fields, "owner", MAX_OWNER_CHARS)?,
+        uid: None,
         pid,
         pid_start,
     })
@@ -167,11 +185,12 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
     Ok(json(200, &success(lease)))
 }
 
-pub fn renew(app: &App, id: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let fields = body_object(body, &["ttl_secs"])?;
+pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
+    let fields = body_object(&request.body, &["ttl_secs"])?;
     let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?.map(Duration::from_secs);
+    let who = Principal::of(&request.peer);
     Ok(answer_later(
-        |done| app.renew(id, ttl, done),
+        |done| app.renew(id, ttl, who, done),
         |lease| json(200, &success(lease)),
     ))
 }
@@ -184,9 +203,10 @@ struct Released<'a> {
     timestamp: String,
 }
 
-pub fn release(app: &App, id: &str) -> Result<Response, ApiError> {
+pub fn release(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
+    let who = Principal::of(&request.peer);
     Ok(answer_later(
-        |done| app.release(id, done),
+        |done| app.release(id, who, done),
         |lease| {
             let released = Released {
                 status: "success",

@@ -13,6 +13,11 @@ use std::collections::BTreeMap;
 mod leases;
 mod metrics;
 
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod trust_tests;
+
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 const GET_DELETE: &str = "GET, HEAD, DELETE";
@@ -95,11 +100,11 @@ fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Route::PortState => port_state(app, req.query.as_deref()),
         Route::Overview => Ok(overview(app)),
         Route::Metrics => Ok(metrics::render(app)),
-        Route::Lease => leases::grant(app, &req.body),
+        Route::Lease => leases::grant(app, req),
         Route::Leases => Ok(leases::list(app)),
         Route::OneLease(id) if method == "GET" => leases::one(app, id),
-        Route::OneLease(id) => leases::release(app, id),
-        Route::Renew(id) => leases::renew(app, id, &req.body),
+        Route::OneLease(id) => leases::release(app, id, req),
+        Route::Renew(id) => leases::renew(app, id, req),
     }
 }
 
@@ -304,6 +309,8 @@ struct Changed {
 
 fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
     let requested = change_body(&req.body)?;
+    let who = crate::principal::Principal::of(&req.peer);
+    app.facts.rules.may_change_port(who)?;
     let (old, new) = app.change_port(requested)?;
     Ok(json(
         200,
@@ -390,6 +397,3 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     diff == 0
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,7 +1,9 @@
 //! The router, exercised without sockets.
 use super::*;
 use crate::app::{Facts, Serving, Start};
+use crate::http::{Peer, PeerAddr};
 use crate::ports::{PortRange, PortTable};
+use crate::principal::Rules;
 use crate::scan::{Method, Scanner};
 use crate::state::Store;
 use serde_json::{Value, json};
@@ -12,8 +14,8 @@ use std::time::Instant;
 
 /// Records the listeners the router hands over instead of serving them.
 #[derive(Default)]
-struct FakeServing {
-    listeners: Mutex<Vec<u16>>,
+pub(super) struct FakeServing {
+    pub listeners: Mutex<Vec<u16>>,
 }
 
 impl Serving for std::sync::Arc<FakeServing> {
@@ -30,11 +32,14 @@ impl Serving for std::sync::Arc<FakeServing> {
     }
 }
 
-struct Fixture {
-    app: App,
-    serving: std::sync::Arc<FakeServing>,
+/// The uid the app under test runs as: an operator of its host.
+pub(super) const OPERATOR: u32 = 990;
+
+pub(super) struct Fixture {
+    pub app: App,
+    pub serving: std::sync::Arc<FakeServing>,
     dir: PathBuf,
-    range: PortRange,
+    pub range: PortRange,
     _held: Vec<TcpListener>,
 }
 
@@ -46,7 +51,7 @@ impl Drop for Fixture {
 
 /// An app over a window of free loopback ports: the first is the
 /// server's, the second is held by another listener, the rest are free.
-fn fixture(name: &str, token: Option<&str>) -> Fixture {
+pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     let dir = std::env::temp_dir().join(format!("dynport-api-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -61,6 +66,11 @@ fn fixture(name: &str, token: Option<&str>) -> Fixture {
         refresh_secs: 60,
         lease_ttl: std::time::Duration::from_secs(300),
         token: token.map(str::to_string),
+        rules: Rules {
+            server_uid: OPERATOR,
+            max_ports_per_uid: Some(3),
+            token_set: token.is_some(),
+        },
         pid: 42,
         started: Instant::now(),
     };
@@ -104,10 +114,20 @@ fn free_window(n: u16) -> (PortRange, Vec<TcpListener>) {
 }
 
 /// The router's answer, waiting for one that comes later.
-fn answer(app: &App, req: &Request) -> Response {
+pub(super) fn answer(app: &App, req: &Request) -> Response {
     handle(app, req).resolve()
 }
 
+/// A request from this host's uid `uid`, over TCP from loopback.
+pub(super) fn from_uid(uid: Option<u32>) -> Peer {
+    Peer {
+        addr: PeerAddr::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        uid,
+        pid: None,
+    }
+}
+
+/// Calls as the server's own uid, an operator.
 fn call(
     app: &App,
     method: &str,
@@ -115,10 +135,19 @@ fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
-    let res = answer(
-        app,
-        &Request::fake(method, target, headers, body.as_bytes()),
-    );
+    call_as(app, from_uid(Some(OPERATOR)), method, target, headers, body)
+}
+
+pub(super) fn call_as(
+    app: &App,
+    peer: Peer,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let req = Request::fake(method, target, headers, body.as_bytes()).from_peer(peer);
+    let res = answer(app, &req);
     let value = serde_json::from_slice(&res.body).unwrap();
     (res.status, value)
 }

@@ -8,6 +8,7 @@ use crate::gather::Gather;
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::metrics::{Denial, Metrics};
 use crate::ports::PortTable;
+use crate::principal::{Principal, Refusal};
 use crate::time::{now_rfc3339, rfc3339};
 use crossbeam_channel::Receiver;
 use std::sync::Arc;
@@ -138,10 +139,18 @@ impl App {
         (waiter.done)(self.flush(waiter.seq, waiter.undo));
     }
 
-    /// Grants a lease; `done` hears of it once it is in the state file.
+    /// Grants a lease to the principal `req.uid` names, within its quota;
+    /// `done` hears of it once it is in the state file.
     pub fn grant(&self, req: &LeaseRequest, done: Done<Lease>) {
         let id = new_lease_id();
+        let who = Principal::from_uid(req.uid);
         let granted = self.lease_change(|table| {
+            let held = table.ports_held_by(req.uid);
+            let asking = if req.port.is_some() { 1 } else { req.count };
+            self.facts
+                .rules
+                .within_quota(who, held, asking)
+                .map_err(LeaseError::Refused)?;
             table.grant(req, id, SystemTime::now(), &mut can_bind_everywhere)
         });
         let (lease, seq) = match granted {
@@ -150,6 +159,9 @@ impl App {
                 self.metrics.deny(match e {
                     LeaseError::UnknownPool(_) => Denial::UnknownPool,
                     LeaseError::Invalid(_) => Denial::BadRequest,
+                    LeaseError::Refused(Refusal::Quota(_)) => Denial::Quota,
+                    LeaseError::Refused(Refusal::Forbidden(_)) => Denial::Forbidden,
+                    LeaseError::Refused(Refusal::Invalid(_)) => Denial::BadRequest,
                     _ => Denial::Unavailable,
                 });
                 return done(Err(lease_error(e)));
@@ -175,10 +187,14 @@ impl App {
         self.commit(seq, Box::new(move |t| drop(t.release(&undo_id))), granted);
     }
 
-    /// Ends a lease; `done` hears of it once its ports are free in the
-    /// state file.
-    pub fn release(&self, id: &str, done: Done<Lease>) {
-        let (lease, seq) = match self.lease_change(|table| table.release(id)) {
+    /// Ends a lease, when `who` may; `done` hears of it once its ports are
+    /// free in the state file.
+    pub fn release(&self, id: &str, who: Principal, done: Done<Lease>) {
+        let released = self.lease_change(|table| {
+            self.may_manage(table, id, who)?;
+            table.release(id)
+        });
+        let (lease, seq) = match released {
             Ok(released) => released,
             Err(e) => return done(Err(lease_error(e))),
         };
@@ -203,9 +219,12 @@ impl App {
 
     /// Gives a live lease a new life of `ttl`, or of the life it was last
     /// given when `None`; `done` hears of it once it is stored.
-    pub fn renew(&self, id: &str, ttl: Option<Duration>, done: Done<Lease>) {
+    pub fn renew(&self, id: &str, ttl: Option<Duration>, who: Principal, done: Done<Lease>) {
         let before = self.held().table.lease(id).cloned();
-        let renewed = self.lease_change(|table| table.renew(id, ttl, SystemTime::now()));
+        let renewed = self.lease_change(|table| {
+            self.may_manage(table, id, who)?;
+            table.renew(id, ttl, SystemTime::now())
+        });
         let (lease, seq) = match renewed {
             Ok(renewed) => renewed,
             Err(e) => return done(Err(lease_error(e))),
@@ -225,12 +244,26 @@ impl App {
     }
 }
 
+impl App {
+    /// Whether `who` may renew or release lease `id`; an unknown id is
+    /// left for the table to refuse.
+    fn may_manage(&self, table: &PortTable, id: &str, who: Principal) -> Result<(), LeaseError> {
+        match table.lease(id) {
+            Some(lease) => (self.facts.rules)
+                .may_manage(who, id, lease.uid)
+                .map_err(LeaseError::Refused),
+            None => Ok(()),
+        }
+    }
+}
+
 fn lease_error(e: LeaseError) -> ApiError {
     match e {
         LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool: no pool named {name}")),
         LeaseError::UnknownLease(id) => ApiError::NotFound(format!("no live lease {id}")),
         LeaseError::Invalid(m) => ApiError::BadRequest(m),
         LeaseError::Unavailable(m) => ApiError::Conflict(m),
+        LeaseError::Refused(refusal) => refusal.into(),
     }
 }
 

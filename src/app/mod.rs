@@ -95,6 +95,8 @@ pub struct Facts {
     pub refresh_secs: u64,
     pub lease_ttl: Duration,
     pub token: Option<String>,
+    /// Who may do what.
+    pub rules: crate::principal::Rules,
     pub pid: u32,
     pub started: Instant,
 }

@@ -188,6 +188,7 @@ mod tests {
             ports: ports.to_vec(),
             pool: "default".to_string(),
             owner: owner.map(str::to_string),
+            uid: None,
             pid,
             pid_start: None,
             created_at: at("2026-11-25T19:00:00Z"),

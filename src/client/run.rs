@@ -262,6 +262,7 @@ mod tests {
             ports: vec![1],
             pool: "default".into(),
             owner: None,
+            uid: None,
             pid: None,
             pid_start: None,
             created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),
