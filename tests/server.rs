@@ -285,7 +285,7 @@ fn corrupt_state_file_is_kept_aside() {
     assert_eq!(state["version"], 1);
     assert_eq!(state["server_port"], server.port);
     let names = dir.names();
-    let expected = ["dynamic_ports.json", "dynamic_ports.lock"];
+    let expected = ["dynamic_ports.json", "dynamic_ports.lock", "dynport.sock"];
     let mut expected: Vec<String> = expected.iter().map(|n| n.to_string()).collect();
     expected.push(format!("dynamic_ports.json.corrupt-{digits}"));
     expected.sort();

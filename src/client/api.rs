@@ -82,12 +82,13 @@ impl Api {
             body: body.as_deref(),
         };
         let url = &self.target.url;
-        let response = http::send(url, &req).map_err(|e| match e {
+        let response = http::send(&self.target, &req).map_err(|e| match e {
             HttpError::Connect(e) => ClientError::Unreachable(format!(
                 "cannot reach the dynport server at {url} ({}): {e}",
                 self.target.source
             )),
             HttpError::Exchange(m) => ClientError::Failed(format!("bad answer from {url}: {m}")),
+            HttpError::Impostor(m) => ClientError::Unreachable(m),
         })?;
         let json: Option<Value> = serde_json::from_slice(&response.body).ok();
         if response.status >= 400 {

@@ -1,10 +1,13 @@
 //! A tiny blocking HTTP/1.1 client: one request per connection
-//! (`Connection: close`), bounded in time and size, plain `http` only.
+//! (`Connection: close`), bounded in time and size, plain `http` only, over
+//! TCP or the server's Unix socket. A server found through its state file
+//! is checked to be the state file's owner before anything is sent.
 #![forbid(unsafe_code)]
 
-use super::target::BaseUrl;
+use super::target::{BaseUrl, Target};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,29 +43,87 @@ pub enum HttpError {
     /// Connected, but the exchange failed or the answer is not HTTP as
     /// expected.
     Exchange(String),
+    /// Something that is not the server listens where the state file says
+    /// the server is; nothing was sent to it.
+    Impostor(String),
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::Connect(e) => write!(f, "{e}"),
-            HttpError::Exchange(m) => f.write_str(m),
+            HttpError::Exchange(m) | HttpError::Impostor(m) => f.write_str(m),
         }
     }
 }
 
-/// Sends `req` to the server at `url` and reads its whole answer.
-pub fn send(url: &BaseUrl, req: &Request) -> Result<Response, HttpError> {
-    let mut stream = connect(url).map_err(HttpError::Connect)?;
-    let exchange = |e: io::Error| HttpError::Exchange(e.to_string());
+/// Sends `req` to `target` and reads its whole answer: over the Unix
+/// socket when the target has one that accepts, else over TCP.
+pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
+    let bytes = encode(&target.url, req);
+    if let Some(path) = &target.unix {
+        match UnixStream::connect(path) {
+            Ok(stream) => {
+                check_owner(target, || {
+                    crate::sys::peer_cred(&stream).map(|(_, uid)| Some(uid))
+                })?;
+                stream
+                    .set_read_timeout(Some(IO_TIMEOUT))
+                    .map_err(exchange)?;
+                stream
+                    .set_write_timeout(Some(IO_TIMEOUT))
+                    .map_err(exchange)?;
+                return send_bytes(stream, &bytes);
+            }
+            // A socket left by a server that died: TCP says more.
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused) => {}
+            Err(e) => return Err(HttpError::Connect(e)),
+        }
+    }
+    let stream = connect(&target.url).map_err(HttpError::Connect)?;
+    check_owner(target, || {
+        // The server's end of this very connection, as the kernel knows it.
+        crate::scan::tcp_socket_uid(stream.peer_addr()?, stream.local_addr()?)
+    })?;
     stream
         .set_read_timeout(Some(IO_TIMEOUT))
         .map_err(exchange)?;
     stream
         .set_write_timeout(Some(IO_TIMEOUT))
         .map_err(exchange)?;
-    stream.write_all(&encode(url, req)).map_err(exchange)?;
+    send_bytes(stream, &bytes)
+}
+
+fn exchange(e: io::Error) -> HttpError {
+    HttpError::Exchange(e.to_string())
+}
+
+fn send_bytes(mut stream: impl Read + Write, bytes: &[u8]) -> Result<Response, HttpError> {
+    stream.write_all(bytes).map_err(exchange)?;
     read_response(&mut stream)
+}
+
+/// When the target must be owned by a uid (found through a state file),
+/// checks that `peer_uid` tells that uid, before a byte is sent.
+fn check_owner(
+    target: &Target,
+    peer_uid: impl FnOnce() -> io::Result<Option<u32>>,
+) -> Result<(), HttpError> {
+    let Some(owner) = target.owner else {
+        return Ok(());
+    };
+    let found = match peer_uid() {
+        Ok(Some(uid)) if uid == owner => return Ok(()),
+        Ok(Some(uid)) => format!("its socket belongs to uid {uid}"),
+        Ok(None) => "the kernel knows no owner for it".to_string(),
+        Err(e) => format!("its owner cannot be checked ({e})"),
+    };
+    Err(HttpError::Impostor(format!(
+        "something else listens at {}: {found}, while the server's state file belongs \
+         to uid {owner}; the server is not running there, so nothing was sent \
+         (pass --url to trust an address as given)",
+        target.endpoint()
+    )))
 }
 
 fn connect(url: &BaseUrl) -> io::Result<TcpStream> {
@@ -210,6 +271,16 @@ mod tests {
         BaseUrl::for_listener("127.0.0.1", port)
     }
 
+    /// The server on `port`, which must run as `owner` when given.
+    fn target(port: u16, owner: Option<u32>) -> Target {
+        Target {
+            url: url(port),
+            source: super::super::target::Source::Flag,
+            unix: None,
+            owner,
+        }
+    }
+
     #[test]
     fn encodes_a_post_with_token_and_body() {
         let req = Request {
@@ -308,7 +379,7 @@ mod tests {
             token: None,
             body: None,
         };
-        let r = send(&url(port), &req).unwrap();
+        let r = send(&target(port, Some(crate::process::own_uid())), &req).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"{}"[..]));
         assert!(
             server
@@ -330,7 +401,67 @@ mod tests {
             token: None,
             body: None,
         };
-        let err = send(&url(port), &req).unwrap_err();
+        let err = send(&target(port, None), &req).unwrap_err();
         assert!(matches!(err, HttpError::Connect(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_listener_of_another_uid_gets_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let other = crate::process::own_uid() + 1;
+        let req = Request {
+            method: "POST",
+            path: "/api/v1/ports/lease",
+            token: Some("secret-token-of-the-user"),
+            body: None,
+        };
+        let err = send(&target(port, Some(other)), &req).unwrap_err();
+        let HttpError::Impostor(message) = err else {
+            panic!("expected an impostor, got {err:?}");
+        };
+        let expected = format!(
+            "something else listens at http://127.0.0.1:{port}: its socket belongs to uid {}, \
+             while the server's state file belongs to uid {other}",
+            crate::process::own_uid()
+        );
+        assert!(message.starts_with(&expected), "{message}");
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_nonblocking(true).unwrap();
+        let mut sent = Vec::new();
+        let _ = conn.read_to_end(&mut sent);
+        assert!(sent.is_empty(), "nothing may reach it: {sent:?}");
+    }
+
+    #[test]
+    fn unix_socket_is_preferred_and_checked_for_its_owner() {
+        let dir = std::env::temp_dir().join(format!("dynport-http-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dynport.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let kept = listener.try_clone().unwrap();
+        let server = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut byte = [0u8; 1];
+            conn.read_exact(&mut byte).unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                .unwrap();
+        });
+        let req = Request {
+            method: "GET",
+            path: "/healthz",
+            token: None,
+            body: None,
+        };
+        let mut t = target(1, Some(crate::process::own_uid()));
+        t.unix = Some(path.clone());
+        assert_eq!(send(&t, &req).unwrap().status, 200);
+        server.join().unwrap();
+        t.owner = Some(crate::process::own_uid() + 1);
+        let err = send(&t, &req).unwrap_err();
+        assert!(matches!(err, HttpError::Impostor(_)), "{err:?}");
+        drop(kept);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -59,14 +59,15 @@ pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
     Ok(ExitCode::from(exit_code(status)))
 }
 
-/// Who holds the lease, for `dynport leases`: the command line, shortened.
+/// Who holds the lease, for `dynport leases`: CMD's program name, never
+/// its arguments, which can carry secrets that every reader of the lease
+/// list would see. Characters an owner may not hold become `?`.
 fn default_owner(opts: &RunOptions) -> String {
-    let words: Vec<String> = std::iter::once(&opts.program)
-        .chain(&opts.args)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    format!("dynport run {}", words.join(" "))
+    let program = std::path::Path::new(&opts.program);
+    let name = program.file_name().unwrap_or(program.as_os_str());
+    format!("dynport run {}", name.to_string_lossy())
         .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
         .take(MAX_OWNER_CHARS)
         .collect()
 }
@@ -98,6 +99,11 @@ fn command(opts: &RunOptions, ports: &[u16], sockets: usize) -> Command {
         c
     };
     command.args(&opts.args).env_remove("LISTEN_FDNAMES");
+    // The token is dynport's, not CMD's: a child that needs one is given
+    // its own.
+    command
+        .env_remove("DYNPORT_TOKEN")
+        .env_remove("DYNPORT_TOKEN_FILE");
     command.env("PORT", ports[0].to_string());
     if ports.len() > 1 {
         let all: Vec<String> = ports.iter().map(u16::to_string).collect();
@@ -246,11 +252,23 @@ mod tests {
     }
 
     #[test]
-    fn default_owner_is_the_command_line_within_128_characters() {
+    fn run_never_hands_the_token_to_cmd() {
+        for socket in [false, true] {
+            let mut o = opts("server", &[]);
+            o.socket = socket;
+            let c = command(&o, &[4100], 1);
+            assert_eq!(env_of(&c, "DYNPORT_TOKEN"), Some(None));
+            assert_eq!(env_of(&c, "DYNPORT_TOKEN_FILE"), Some(None));
+        }
+    }
+
+    #[test]
+    fn default_owner_is_the_program_name_without_arguments() {
         assert_eq!(
-            default_owner(&opts("sh", &["-c", "echo $PORT"])),
-            "dynport run sh -c echo $PORT"
+            default_owner(&opts("/usr/bin/psql", &["postgres://u:hunter2@db"])),
+            "dynport run psql"
         );
+        assert_eq!(default_owner(&opts("a\nb", &[])), "dynport run a?b");
         let long = "x".repeat(300);
         assert_eq!(default_owner(&opts(&long, &[])).chars().count(), 128);
     }

@@ -3,10 +3,13 @@
 #![forbid(unsafe_code)]
 
 use super::ClientError;
+use crate::config::trust::SOCKET_FILE;
 use crate::state::STATE_FILE;
 use serde::Deserialize;
 use std::fmt;
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// A server's base URL. Plain `http` only: dynport serves nothing else.
@@ -140,6 +143,21 @@ impl fmt::Display for Source {
 pub struct Target {
     pub url: BaseUrl,
     pub source: Source,
+    /// The server's Unix socket, tried first when there is one.
+    pub unix: Option<PathBuf>,
+    /// The uid the server must run as: the owner of the state file it was
+    /// found through. `None` for an address the user gave, trusted as given.
+    pub owner: Option<u32>,
+}
+
+impl Target {
+    /// Where requests go, for messages: the socket or the URL.
+    pub fn endpoint(&self) -> String {
+        match &self.unix {
+            Some(path) if path.exists() => format!("unix:{}", path.display()),
+            _ => self.url.to_string(),
+        }
+    }
 }
 
 impl Locate {
@@ -150,6 +168,8 @@ impl Locate {
             Locate::Url(url, source) => Ok(Target {
                 url: url.clone(),
                 source: source.clone(),
+                unix: None,
+                owner: None,
             }),
             Locate::StateDir(dir) => from_state_dir(dir),
         }
@@ -169,11 +189,19 @@ struct Server {
     host: String,
 }
 
-/// Finds the server through `DIR/dynamic_ports.json`.
+/// Finds the server through `DIR/dynamic_ports.json`, and its Unix socket
+/// `DIR/dynport.sock` when there is one; the server must be the state
+/// file's owner.
 pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
     let path = dir.join(STATE_FILE);
     let unreachable = |why: String| ClientError::Unreachable(why);
-    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+    let read = std::fs::File::open(&path).and_then(|mut file| {
+        let owner = file.metadata()?.uid();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok((owner, bytes))
+    });
+    let (owner, bytes) = read.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => unreachable(format!(
             "no server found: {} does not exist; start one with \
              `dynport --state-dir {}`, or pass --url or --state-dir",
@@ -195,6 +223,8 @@ pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
                 path,
                 pid: server.pid,
             },
+            unix: unix_socket(dir),
+            owner: Some(owner),
         }),
         _ => Err(unreachable(format!(
             "no server is running: {} says the server shut down; start one with \
@@ -203,6 +233,13 @@ pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
             dir.display()
         ))),
     }
+}
+
+/// The server's socket in `dir`, when a socket is there.
+fn unix_socket(dir: &Path) -> Option<PathBuf> {
+    let path = dir.join(SOCKET_FILE);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    meta.file_type().is_socket().then_some(path)
 }
 
 #[cfg(test)]
@@ -307,6 +344,11 @@ mod tests {
         let target = from_state_dir(&dir.0).unwrap();
         assert_eq!(target.url.to_string(), "http://[::1]:3456");
         assert_eq!(target.source, Source::StateFile { path, pid: 4242 });
+        assert_eq!(target.unix, None);
+        assert_eq!(target.owner, Some(crate::process::own_uid()));
+        let socket = dir.0.join(SOCKET_FILE);
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(from_state_dir(&dir.0).unwrap().unix, Some(socket));
     }
 
     #[test]
