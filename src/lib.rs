@@ -18,4 +18,6 @@ pub mod scan;
 pub mod server;
 pub mod state;
 mod sys;
+pub mod text;
 pub mod time;
+pub mod wire;
