@@ -1,19 +1,15 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
-use super::{ApiError, App, body_object, int_field, json};
+use super::{ApiError, App, json};
 use crate::app::Done;
 use crate::http::Response;
-use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
+use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest};
 use crate::metrics::Denial;
 use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
+use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
-
-/// The longest life a lease may ask for: a week.
-const MAX_TTL_SECS: u64 = 604_800;
-/// The longest `owner` text.
-const MAX_OWNER_CHARS: usize = 128;
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
@@ -43,13 +39,6 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct Granted<'a> {
-    status: &'static str,
-    lease: LeaseView<'a>,
-    timestamp: String,
-}
-
 pub fn grant(app: &App, body: &[u8]) -> Result<Response, ApiError> {
     let req = parse_request(app, body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
     Ok(answer_later(
@@ -74,29 +63,19 @@ fn answer_later(
     Response::later(later)
 }
 
-fn success(lease: &Lease) -> Granted<'_> {
-    Granted {
-        status: "success",
+fn success(lease: &Lease) -> LeaseAnswer<LeaseView<'_>> {
+    LeaseAnswer {
+        status: Status::Success,
         lease: lease.into(),
         timestamp: now_rfc3339(),
     }
 }
 
-/// Reads and checks a lease request body; every field is optional.
+/// Reads and checks a lease request body into what the lease table is
+/// asked for; every field is optional.
 fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
-    let allowed = ["count", "port", "pool", "ttl_secs", "owner", "pid"];
-    let fields = body_object(body, &allowed)?;
-    let port = int_field(&fields, "port", 1, 65535)?.map(|p| p as u16);
-    let count = int_field(&fields, "count", 1, MAX_COUNT as u64)?;
-    if port.is_some() && count.is_some_and(|c| c != 1) {
-        return Err(ApiError::BadRequest(
-            "count: must be 1 when port asks for one exact port".to_string(),
-        ));
-    }
-    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?
-        .map_or(app.facts.lease_ttl, Duration::from_secs);
-    let pid = int_field(&fields, "pid", 1, u64::from(u32::MAX))?.map(|p| p as u32);
-    let pid_start = match pid {
+    let body: LeaseBody = wire::parse(body).map_err(ApiError::BadRequest)?;
+    let pid_start = match body.pid {
         Some(pid) => Some(
             crate::process::start_time(pid)
                 .ok_or_else(|| ApiError::BadRequest(format!("pid: no process {pid} is running")))?,
@@ -104,37 +83,16 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
         None => None,
     };
     Ok(LeaseRequest {
-        count: count.map_or(1, |c| c as usize),
-        port,
-        pool: text_field(&fields, "pool", 64)?.unwrap_or_else(|| DEFAULT_POOL.to_string()),
-        ttl,
-        owner: text_field(&fields, "owner", MAX_OWNER_CHARS)?,
-        pid,
+        count: body.count.map_or(1, |c| c as usize),
+        port: body.port,
+        pool: body.pool.unwrap_or_else(|| DEFAULT_POOL.to_string()),
+        ttl: body
+            .ttl_secs
+            .map_or(app.facts.lease_ttl, Duration::from_secs),
+        owner: body.owner,
+        pid: body.pid,
         pid_start,
     })
-}
-
-/// An optional string field of at most `max` characters.
-fn text_field(
-    fields: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    match fields.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if !s.is_empty() && s.chars().count() <= max => {
-            Ok(Some(s.clone()))
-        }
-        Some(v) => Err(ApiError::BadRequest(format!(
-            "{name}: must be a string of 1 to {max} characters, got {v}"
-        ))),
-    }
-}
-
-#[derive(Serialize)]
-struct List<'a> {
-    leases: Vec<LeaseView<'a>>,
-    timestamp: String,
 }
 
 pub fn list(app: &App) -> Response {
@@ -149,7 +107,7 @@ pub fn list(app: &App) -> Response {
         .collect();
     json(
         200,
-        &List {
+        &LeasesAnswer {
             leases,
             timestamp: now_rfc3339(),
         },
@@ -168,30 +126,22 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
 }
 
 pub fn renew(app: &App, id: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let fields = body_object(body, &["ttl_secs"])?;
-    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?.map(Duration::from_secs);
+    let body: RenewBody = wire::parse(body).map_err(ApiError::BadRequest)?;
+    let ttl = body.ttl_secs.map(Duration::from_secs);
     Ok(answer_later(
         |done| app.renew(id, ttl, done),
         |lease| json(200, &success(lease)),
     ))
 }
 
-#[derive(Serialize)]
-struct Released<'a> {
-    status: &'static str,
-    released: &'a [u16],
-    lease: LeaseView<'a>,
-    timestamp: String,
-}
-
 pub fn release(app: &App, id: &str) -> Result<Response, ApiError> {
     Ok(answer_later(
         |done| app.release(id, done),
         |lease| {
-            let released = Released {
-                status: "success",
-                released: &lease.ports,
-                lease: lease.into(),
+            let released = ReleasedAnswer {
+                status: Status::Success,
+                released: lease.ports.clone(),
+                lease: LeaseView::from(lease),
                 timestamp: now_rfc3339(),
             };
             json(200, &released)
