@@ -3,6 +3,10 @@
 //! agreeing with the server's.
 
 use super::*;
+use crate::client::api::lease_body as client_body;
+use crate::client::args::LeaseOptions;
+use crate::lease::Lease;
+use crate::wire::{LeaseAnswer, ReleasedAnswer};
 
 fn owner_body(owner: &str) -> String {
     json!({ "owner": owner }).to_string()
@@ -100,4 +104,50 @@ fn unknown_fields_and_repeated_keys_are_400_naming_them_in_every_body() {
     assert_eq!(f.app.view().counts.leased, 1);
     assert!(f.serving.listeners.lock().unwrap().is_empty());
     assert_eq!(std::fs::read(f.app.store().path()).unwrap(), before);
+}
+
+#[test]
+fn the_server_grants_what_the_clients_body_asks_for() {
+    let f = fixture("clientbody", None);
+    let opts = LeaseOptions {
+        count: Some(1),
+        port: Some(f.range.start + 3),
+        pool: Some("default".to_string()),
+        ttl: Some(700),
+        owner: Some("ci job 17".to_string()),
+        pid: Some(std::process::id()),
+    };
+    let sent = serde_json::to_string(&client_body(&opts)).unwrap();
+    let res = answer(
+        &f.app,
+        &Request::fake("POST", "/api/v1/ports/lease", &[], sent.as_bytes()),
+    );
+    assert_eq!(res.status, 201);
+    let read: LeaseAnswer<Lease> = serde_json::from_slice(&res.body).unwrap();
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(f.app.store().path()).unwrap()).unwrap();
+    let saved: Lease = serde_json::from_value(file["leases"][&read.lease.id].clone()).unwrap();
+    assert!(saved.pid_start.is_some(), "{saved:?}");
+    // The API does not show when the process started; all else is the same.
+    assert_eq!(
+        read.lease,
+        Lease {
+            pid_start: None,
+            ..saved.clone()
+        }
+    );
+    assert_eq!(
+        (
+            read.lease.ports,
+            read.lease.owner,
+            read.lease.pid,
+            read.lease.ttl_secs
+        ),
+        (vec![f.range.start + 3], opts.owner, opts.pid, 700)
+    );
+    let one = format!("/api/v1/ports/leases/{}", saved.id);
+    let res = answer(&f.app, &Request::fake("DELETE", &one, &[], b""));
+    let released: ReleasedAnswer<Lease> = serde_json::from_slice(&res.body).unwrap();
+    assert_eq!(released.released, vec![f.range.start + 3]);
+    assert_eq!(released.lease.id, saved.id);
 }
