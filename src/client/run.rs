@@ -22,8 +22,6 @@ use std::time::Duration;
 /// Makes `LISTEN_PID` the pid of CMD itself: `sh` learns its pid (`$$`)
 /// after the fork, then execs CMD in its own place, keeping that pid.
 const LISTEN_PID_SCRIPT: &str = r#"LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@""#;
-/// The longest `owner` the server takes.
-const MAX_OWNER_CHARS: usize = 128;
 
 pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
     let mut ask = opts.lease.clone();
@@ -59,7 +57,8 @@ pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
     Ok(ExitCode::from(exit_code(status)))
 }
 
-/// Who holds the lease, for `dynport leases`: the command line, shortened.
+/// Who holds the lease, for `dynport leases`: the command line, shortened,
+/// each character the server would refuse in an owner made a space.
 fn default_owner(opts: &RunOptions) -> String {
     let words: Vec<String> = std::iter::once(&opts.program)
         .chain(&opts.args)
@@ -67,7 +66,8 @@ fn default_owner(opts: &RunOptions) -> String {
         .collect();
     format!("dynport run {}", words.join(" "))
         .chars()
-        .take(MAX_OWNER_CHARS)
+        .map(|c| if crate::text::printable(c) { c } else { ' ' })
+        .take(crate::wire::MAX_OWNER_CHARS)
         .collect()
 }
 
@@ -253,6 +253,13 @@ mod tests {
         );
         let long = "x".repeat(300);
         assert_eq!(default_owner(&opts(&long, &[])).chars().count(), 128);
+    }
+
+    #[test]
+    fn default_owner_is_printable_whatever_the_arguments() {
+        let owner = default_owner(&opts("sh", &["-c", "echo a\necho\u{202E}b\u{FEFF}"]));
+        assert_eq!(owner, "dynport run sh -c echo a echo b ");
+        assert_eq!(crate::wire::owner("owner", &owner), Ok(()));
     }
 
     #[test]
