@@ -8,8 +8,6 @@ use std::time::{Duration, SystemTime};
 
 /// The pool that always exists and spans the whole range.
 pub const DEFAULT_POOL: &str = "default";
-/// The most ports one lease may hold.
-pub const MAX_COUNT: usize = 64;
 
 /// Ports handed to a client until released, expired, or its process exits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +56,8 @@ impl Lease {
     }
 }
 
-/// What a client asks for; validated by the API before it gets here.
+/// What a client asks for; validated by the API (against the limits in
+/// `crate::wire`) before it gets here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRequest {
     pub count: usize,

@@ -19,5 +19,7 @@ pub mod scan;
 pub mod server;
 pub mod state;
 mod sys;
+pub mod text;
 pub mod time;
 pub mod unix_socket;
+pub mod wire;

@@ -306,3 +306,45 @@ fn leases_survive_a_clean_restart_and_the_server_keeps_off_them() {
         .unwrap();
     assert_eq!(status, 409, "every port is leased or the server's");
 }
+
+#[test]
+fn bad_owners_and_unknown_fields_are_refused_and_nothing_is_leased() {
+    let server = Server::start(&[]);
+    let refused = [
+        (
+            json!({"owner": "build\u{202E}txt"}).to_string(),
+            "owner: contains a bidirectional control (U+202E)",
+        ),
+        (
+            json!({"owner": "two\nlines"}).to_string(),
+            "owner: contains a control character (U+000A)",
+        ),
+        (
+            r#"{"ttl_sec": 600}"#.to_string(),
+            "ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`",
+        ),
+        (
+            r#"{"count": 1, "count": 2}"#.to_string(),
+            "count: given more than once; give each field once",
+        ),
+    ];
+    for (body, message) in refused {
+        let (status, answer) = server
+            .json_request("POST", "/api/v1/ports/lease", &body)
+            .unwrap();
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(message)),
+            "{body}"
+        );
+    }
+    assert_eq!(server.state()["leases"], json!({}));
+    let body = json!({"owner": "Zoë's 构建 🚀"}).to_string();
+    let (status, answer) = server
+        .json_request("POST", "/api/v1/ports/lease", &body)
+        .unwrap();
+    assert_eq!(
+        (status, answer["lease"]["owner"].as_str()),
+        (201, Some("Zoë's 构建 🚀"))
+    );
+}

@@ -1,20 +1,16 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
-use super::{ApiError, App, body_object, int_field, json};
+use super::{ApiError, App, json};
 use crate::app::Done;
 use crate::http::{Request, Response};
-use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
+use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest};
 use crate::metrics::Denial;
 use crate::principal::{Principal, Refusal};
 use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
+use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
-
-/// The longest life a lease may ask for: a week.
-const MAX_TTL_SECS: u64 = 604_800;
-/// The longest `owner` text.
-const MAX_OWNER_CHARS: usize = 128;
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
@@ -44,13 +40,6 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             ttl_secs: l.ttl_secs,
         }
     }
-}
-
-#[derive(Serialize)]
-struct Granted<'a> {
-    status: &'static str,
-    lease: LeaseView<'a>,
-    timestamp: String,
 }
 
 pub fn grant(app: &App, request: &Request) -> Result<Response, ApiError> {
@@ -91,29 +80,19 @@ fn answer_later(
     Response::later(later)
 }
 
-fn success(lease: &Lease) -> Granted<'_> {
-    Granted {
-        status: "success",
+fn success(lease: &Lease) -> LeaseAnswer<LeaseView<'_>> {
+    LeaseAnswer {
+        status: Status::Success,
         lease: lease.into(),
         timestamp: now_rfc3339(),
     }
 }
 
-/// Reads and checks a lease request body; every field is optional.
+/// Reads and checks a lease request body into what the lease table is
+/// asked for; every field is optional.
 fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
-    let allowed = ["count", "port", "pool", "ttl_secs", "owner", "pid"];
-    let fields = body_object(body, &allowed)?;
-    let port = int_field(&fields, "port", 1, 65535)?.map(|p| p as u16);
-    let count = int_field(&fields, "count", 1, MAX_COUNT as u64)?;
-    if port.is_some() && count.is_some_and(|c| c != 1) {
-        return Err(ApiError::BadRequest(
-            "count: must be 1 when port asks for one exact port".to_string(),
-        ));
-    }
-    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?
-        .map_or(app.facts.lease_ttl, Duration::from_secs);
-    let pid = int_field(&fields, "pid", 1, u64::from(u32::MAX))?.map(|p| p as u32);
-    let pid_start = match pid {
+    let body: LeaseBody = wire::parse(body).map_err(ApiError::BadRequest)?;
+    let pid_start = match body.pid {
         Some(pid) => Some(
             crate::process::start_time(pid)
                 .ok_or_else(|| ApiError::BadRequest(format!("pid: no process {pid} is running")))?,
@@ -121,38 +100,17 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
         None => None,
     };
     Ok(LeaseRequest {
-        count: count.map_or(1, |c| c as usize),
-        port,
-        pool: text_field(&fields, "pool", 64)?.unwrap_or_else(|| DEFAULT_POOL.to_string()),
-        ttl,
-        owner: text_field(&fields, "owner", MAX_OWNER_CHARS)?,
+        count: body.count.map_or(1, |c| c as usize),
+        port: body.port,
+        pool: body.pool.unwrap_or_else(|| DEFAULT_POOL.to_string()),
+        ttl: body
+            .ttl_secs
+            .map_or(app.facts.lease_ttl, Duration::from_secs),
+        owner: body.owner,
         uid: None,
-        pid,
+        pid: body.pid,
         pid_start,
     })
-}
-
-/// An optional string field of at most `max` characters.
-fn text_field(
-    fields: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    match fields.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if !s.is_empty() && s.chars().count() <= max => {
-            Ok(Some(s.clone()))
-        }
-        Some(v) => Err(ApiError::BadRequest(format!(
-            "{name}: must be a string of 1 to {max} characters, got {v}"
-        ))),
-    }
-}
-
-#[derive(Serialize)]
-struct List<'a> {
-    leases: Vec<LeaseView<'a>>,
-    timestamp: String,
 }
 
 pub fn list(app: &App) -> Response {
@@ -167,7 +125,7 @@ pub fn list(app: &App) -> Response {
         .collect();
     json(
         200,
-        &List {
+        &LeasesAnswer {
             leases,
             timestamp: now_rfc3339(),
         },
@@ -186,8 +144,8 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
 }
 
 pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
-    let fields = body_object(&request.body, &["ttl_secs"])?;
-    let ttl = int_field(&fields, "ttl_secs", 1, MAX_TTL_SECS)?.map(Duration::from_secs);
+    let body: RenewBody = wire::parse(&request.body).map_err(ApiError::BadRequest)?;
+    let ttl = body.ttl_secs.map(Duration::from_secs);
     let who = Principal::of(&request.peer);
     Ok(answer_later(
         |done| app.renew(id, ttl, who, done),
@@ -195,23 +153,15 @@ pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiErro
     ))
 }
 
-#[derive(Serialize)]
-struct Released<'a> {
-    status: &'static str,
-    released: &'a [u16],
-    lease: LeaseView<'a>,
-    timestamp: String,
-}
-
 pub fn release(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
     let who = Principal::of(&request.peer);
     Ok(answer_later(
         |done| app.release(id, who, done),
         |lease| {
-            let released = Released {
-                status: "success",
-                released: &lease.ports,
-                lease: lease.into(),
+            let released = ReleasedAnswer {
+                status: Status::Success,
+                released: lease.ports.clone(),
+                lease: LeaseView::from(lease),
                 timestamp: now_rfc3339(),
             };
             json(200, &released)

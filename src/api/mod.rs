@@ -7,6 +7,7 @@ use crate::http::{Request, Response};
 use crate::ports::{Counts, PortEntry, PortRange};
 use crate::state::ScanInfo;
 use crate::time::now_rfc3339;
+use crate::wire::ChangePortBody;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -326,50 +327,8 @@ fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 /// The optional body of a port change: nothing, or `{"port": N}`.
 fn change_body(body: &[u8]) -> Result<Option<u16>, ApiError> {
-    let fields = body_object(body, &["port"])?;
-    Ok(int_field(&fields, "port", 1, 65535)?.map(|p| p as u16))
-}
-
-/// A request body that must be empty or a JSON object of `allowed` fields.
-fn body_object(
-    body: &[u8],
-    allowed: &[&str],
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
-    }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
-    let serde_json::Value::Object(fields) = value else {
-        return Err(ApiError::BadRequest(
-            "body: must be a JSON object".to_string(),
-        ));
-    };
-    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "{unknown}: unknown field (allowed: {})",
-            allowed.join(", ")
-        )));
-    }
-    Ok(fields)
-}
-
-/// An optional integer field within `min..=max`; `null` counts as absent.
-fn int_field(
-    fields: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, ApiError> {
-    match fields.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(ApiError::BadRequest(format!(
-                "{name}: must be an integer from {min} to {max}, got {v}"
-            ))),
-        },
-    }
+    let body: ChangePortBody = crate::wire::parse(body).map_err(ApiError::BadRequest)?;
+    Ok(body.port)
 }
 
 /// Checks the bearer token, when one is configured, in constant time.

@@ -241,12 +241,12 @@ fn change_errors_leave_everything_as_it_was() {
         (
             "{\"port\": \"x\"}".to_string(),
             400,
-            "port: must be an integer",
+            "port: invalid type: string \"x\", expected u16",
         ),
         (
             "{\"port\": 70000}".to_string(),
             400,
-            "port: must be an integer",
+            "port: invalid value: integer `70000`, expected u16",
         ),
         ("{\"prot\": 1}".to_string(), 400, "prot: unknown field"),
         ("not json".to_string(), 400, "body: not valid JSON"),
@@ -390,7 +390,7 @@ fn lease_request_errors_name_the_field() {
         (
             r#"{"owner": 5}"#,
             400,
-            "owner: must be a string of 1 to 128",
+            "owner: invalid type: integer `5`, expected a string",
         ),
         (
             r#"{"pid": 4294967295}"#,
@@ -528,3 +528,5 @@ fn lease_paths_resolve_exactly() {
     );
     assert_eq!(call(&f.app, "GET", "/api/v1/ports/lease", &[], "").0, 405);
 }
+
+mod bodies;

@@ -6,8 +6,10 @@ use super::ClientError;
 use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
+use crate::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A lease as the server shows it: the server's own type reads it.
 pub use crate::lease::Lease;
@@ -33,33 +35,33 @@ impl Api {
 
     /// `POST /api/v1/ports/lease` with the options given, `pid` included.
     pub fn lease(&self, opts: &LeaseOptions) -> Result<(Answer, Lease), ClientError> {
-        let answer = self.call("POST", "/api/v1/ports/lease", Some(lease_body(opts)))?;
-        let lease = self.field(&answer, "lease")?;
-        Ok((answer, lease))
+        let answer = self.post("/api/v1/ports/lease", &lease_body(opts))?;
+        let read: LeaseAnswer<Lease> = self.read(&answer)?;
+        Ok((answer, read.lease))
     }
 
     /// `GET /api/v1/ports/leases`.
     pub fn leases(&self) -> Result<(Answer, Vec<Lease>), ClientError> {
         let answer = self.call("GET", "/api/v1/ports/leases", None)?;
-        let leases = self.field(&answer, "leases")?;
-        Ok((answer, leases))
+        let read: LeasesAnswer<Lease> = self.read(&answer)?;
+        Ok((answer, read.leases))
     }
 
     /// `DELETE /api/v1/ports/leases/ID`; the ports it held.
     pub fn release(&self, id: &str) -> Result<(Answer, Vec<u16>), ClientError> {
         let path = format!("/api/v1/ports/leases/{}", escape(id));
         let answer = self.call("DELETE", &path, None)?;
-        let ports = self.field(&answer, "released")?;
-        Ok((answer, ports))
+        let read: ReleasedAnswer<Lease> = self.read(&answer)?;
+        Ok((answer, read.released))
     }
 
     /// `POST /api/v1/ports/leases/ID/renew`.
     pub fn renew(&self, id: &str, ttl: Option<u64>) -> Result<(Answer, Lease), ClientError> {
         let path = format!("/api/v1/ports/leases/{}/renew", escape(id));
-        let body = ttl.map(|t| json!({ "ttl_secs": t }));
-        let answer = self.call("POST", &path, body)?;
-        let lease = self.field(&answer, "lease")?;
-        Ok((answer, lease))
+        let body = RenewBody { ttl_secs: ttl };
+        let answer = self.post(&path, &body)?;
+        let read: LeaseAnswer<Lease> = self.read(&answer)?;
+        Ok((answer, read.lease))
     }
 
     /// `GET /api/v1/system/overview`.
@@ -72,9 +74,15 @@ impl Api {
         self.call("GET", "/healthz", None).map(drop)
     }
 
+    /// Sends a POST with `body` as its JSON.
+    fn post(&self, path: &str, body: &impl Serialize) -> Result<Answer, ClientError> {
+        // The request bodies are plain structs: serialising them cannot fail.
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        self.call("POST", path, Some(body))
+    }
+
     /// Sends one request; the token goes with every request that changes something.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Answer, ClientError> {
-        let body = body.map(|b| b.to_string().into_bytes());
+    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
         let req = Request {
             method,
             path,
@@ -109,32 +117,23 @@ impl Api {
         }
     }
 
-    fn field<T: DeserializeOwned>(&self, answer: &Answer, name: &str) -> Result<T, ClientError> {
-        let value = answer.json.get(name).cloned().unwrap_or(Value::Null);
-        serde_json::from_value(value).map_err(|e| {
-            ClientError::Failed(format!(
-                "bad answer from {}: field {name}: {e}",
-                self.target.url
-            ))
-        })
+    /// Reads an answer into the type the server wrote it from.
+    fn read<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, ClientError> {
+        serde_json::from_slice(&answer.raw)
+            .map_err(|e| ClientError::Failed(format!("bad answer from {}: {e}", self.target.url)))
     }
 }
 
-/// The body of a lease request: only the fields given.
-fn lease_body(opts: &LeaseOptions) -> Value {
-    let mut body = serde_json::Map::new();
-    let mut put = |name: &str, value: Value| {
-        if !value.is_null() {
-            body.insert(name.to_string(), value);
-        }
-    };
-    put("count", json!(opts.count));
-    put("port", json!(opts.port));
-    put("pool", json!(opts.pool));
-    put("ttl_secs", json!(opts.ttl));
-    put("owner", json!(opts.owner));
-    put("pid", json!(opts.pid));
-    Value::Object(body)
+/// The body of a lease request, the type the server parses it into.
+pub fn lease_body(opts: &LeaseOptions) -> LeaseBody {
+    LeaseBody {
+        count: opts.count,
+        port: opts.port,
+        pool: opts.pool.clone(),
+        ttl_secs: opts.ttl,
+        owner: opts.owner.clone(),
+        pid: opts.pid,
+    }
 }
 
 /// The server's own words for a refusal, with a hint where one helps.
@@ -168,6 +167,8 @@ fn escape(id: &str) -> String {
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
     #[test]
     fn lease_body_holds_only_the_fields_given() {
         let opts = LeaseOptions {
@@ -176,11 +177,28 @@ mod tests {
             pid: Some(42),
             ..LeaseOptions::default()
         };
+        let text = |o| serde_json::to_string(&lease_body(o)).unwrap();
+        assert_eq!(text(&opts), r#"{"count":3,"pool":"web","pid":42}"#);
+        assert_eq!(text(&LeaseOptions::default()), "{}");
+    }
+
+    #[test]
+    fn the_server_parses_the_lease_body_the_client_sends() {
+        let opts = LeaseOptions {
+            count: Some(1),
+            port: Some(4100),
+            pool: Some("web".to_string()),
+            ttl: Some(600),
+            owner: Some("ci job 17".to_string()),
+            pid: Some(31337),
+        };
+        let sent = serde_json::to_vec(&lease_body(&opts)).unwrap();
+        assert_eq!(crate::wire::parse(&sent), Ok(lease_body(&opts)));
+        let renew = serde_json::to_vec(&RenewBody { ttl_secs: Some(60) }).unwrap();
         assert_eq!(
-            lease_body(&opts).to_string(),
-            r#"{"count":3,"pid":42,"pool":"web"}"#
+            crate::wire::parse(&renew),
+            Ok(RenewBody { ttl_secs: Some(60) })
         );
-        assert_eq!(lease_body(&LeaseOptions::default()).to_string(), "{}");
     }
 
     #[test]

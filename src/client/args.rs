@@ -4,6 +4,7 @@
 
 use super::help;
 use super::target::{BaseUrl, Locate, Source};
+use crate::wire;
 use lexopt::Arg::{Long, Short, Value};
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -162,11 +163,11 @@ impl Raw {
             "state-dir" => self.state_dir = Some(PathBuf::from(value()?)),
             "token" => self.token = Some(token(&flag, value()?)?),
             "token-file" => self.token_file = Some(PathBuf::from(value()?)),
-            "count" => l.count = Some(number(&flag, &value()?)?),
+            "count" => l.count = Some(count(&flag, &value()?)?),
             "port" => l.port = Some(port(&flag, &value()?)?),
             "pool" => l.pool = Some(value()?),
             "ttl" => l.ttl = Some(seconds(&flag, &value()?)?),
-            "owner" => l.owner = Some(value()?),
+            "owner" => l.owner = Some(owner(&flag, value()?)?),
             "pid" => l.pid = Some(number(&flag, &value()?)?),
             "bind" => self.bind = Some(address(&flag, &value()?)?),
             _ => unreachable!("option --{name} is accepted but not handled"),
@@ -291,6 +292,19 @@ fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: expected a whole number, got '{value}'"))
 }
 
+/// As many ports as one lease may hold.
+fn count(flag: &str, value: &str) -> Result<u32, String> {
+    let n = number(flag, value)?;
+    wire::within(flag, n, wire::COUNT)?;
+    Ok(n)
+}
+
+/// Printable text, as the server takes for an owner.
+fn owner(flag: &str, value: String) -> Result<String, String> {
+    wire::owner(flag, &value)?;
+    Ok(value)
+}
+
 fn port(flag: &str, value: &str) -> Result<u16, String> {
     match value.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
@@ -300,7 +314,8 @@ fn port(flag: &str, value: &str) -> Result<u16, String> {
     }
 }
 
-/// Seconds, as a number (`600`) or a duration (`10m`, `1h 30m`).
+/// Seconds, as a number (`600`) or a duration (`10m`, `1h 30m`), at most
+/// the longest life a lease may have.
 fn seconds(flag: &str, value: &str) -> Result<u64, String> {
     let secs = match value.parse::<u64>() {
         Ok(n) => n,
@@ -312,6 +327,12 @@ fn seconds(flag: &str, value: &str) -> Result<u64, String> {
     };
     if secs == 0 {
         return Err(format!("{flag}: must be at least 1 second"));
+    }
+    if secs > wire::MAX_TTL_SECS {
+        return Err(format!(
+            "{flag}: must be at most {} seconds (a week), got {secs}",
+            wire::MAX_TTL_SECS
+        ));
     }
     Ok(secs)
 }

@@ -22,8 +22,6 @@ use std::time::Duration;
 /// Makes `LISTEN_PID` the pid of CMD itself: `sh` learns its pid (`$$`)
 /// after the fork, then execs CMD in its own place, keeping that pid.
 const LISTEN_PID_SCRIPT: &str = r#"LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@""#;
-/// The longest `owner` the server takes.
-const MAX_OWNER_CHARS: usize = 128;
 
 pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
     let mut ask = opts.lease.clone();
@@ -61,14 +59,14 @@ pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
 
 /// Who holds the lease, for `dynport leases`: CMD's program name, never
 /// its arguments, which can carry secrets that every reader of the lease
-/// list would see. Characters an owner may not hold become `?`.
+/// list would see. Characters an owner may not hold become spaces.
 fn default_owner(opts: &RunOptions) -> String {
     let program = std::path::Path::new(&opts.program);
     let name = program.file_name().unwrap_or(program.as_os_str());
     format!("dynport run {}", name.to_string_lossy())
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(MAX_OWNER_CHARS)
+        .map(|c| if crate::text::printable(c) { c } else { ' ' })
+        .take(crate::wire::MAX_OWNER_CHARS)
         .collect()
 }
 
@@ -268,9 +266,16 @@ mod tests {
             default_owner(&opts("/usr/bin/psql", &["postgres://u:hunter2@db"])),
             "dynport run psql"
         );
-        assert_eq!(default_owner(&opts("a\nb", &[])), "dynport run a?b");
+        assert_eq!(default_owner(&opts("/opt/a\nb", &[])), "dynport run a b");
         let long = "x".repeat(300);
         assert_eq!(default_owner(&opts(&long, &[])).chars().count(), 128);
+    }
+
+    #[test]
+    fn default_owner_is_printable_whatever_the_arguments() {
+        let owner = default_owner(&opts("./a\necho\u{202E}b\u{FEFF}", &["-c", "x"]));
+        assert_eq!(owner, "dynport run a echo b ");
+        assert_eq!(crate::wire::owner("owner", &owner), Ok(()));
     }
 
     #[test]

@@ -214,6 +214,26 @@ fn a_bad_option_is_exit_2_with_a_hint() {
 }
 
 #[test]
+fn an_owner_with_a_control_character_is_refused_before_asking_the_server() {
+    let out = client(
+        &[
+            "lease",
+            "--owner",
+            "two\nlines",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "dynport: --owner: contains a control character (U+000A)\n\
+         Try 'dynport lease --help' for more information.\n"
+    );
+}
+
+#[test]
 fn port_from_command_substitution() {
     let server = start(&[]);
     let script = format!(

@@ -93,6 +93,59 @@ fn bad_numbers_are_usage_errors_naming_the_flag() {
 }
 
 #[test]
+fn lease_limits_are_the_servers() {
+    assert_eq!(
+        usage("lease", &["--count", "0"]),
+        "--count: must be an integer from 1 to 64, got 0"
+    );
+    assert_eq!(
+        usage("run", &["--count", "65", "--", "true"]),
+        "--count: must be an integer from 1 to 64, got 65"
+    );
+    assert_eq!(ok("lease", &["--count", "64"]).command, {
+        Command::Lease(LeaseOptions {
+            count: Some(64),
+            ..LeaseOptions::default()
+        })
+    });
+    assert_eq!(
+        usage("renew", &["x", "--ttl", "604801"]),
+        "--ttl: must be at most 604800 seconds (a week), got 604801"
+    );
+    assert_eq!(
+        usage("lease", &["--ttl", "8d"]),
+        "--ttl: must be at most 604800 seconds (a week), got 691200"
+    );
+    assert_eq!(ok("renew", &["x", "--ttl", "7d"]).command, {
+        Command::Renew {
+            id: "x".to_string(),
+            ttl: Some(604_800),
+        }
+    });
+}
+
+#[test]
+fn an_owner_must_be_printable_text() {
+    assert_eq!(
+        usage("lease", &["--owner", "two\nlines"]),
+        "--owner: contains a control character (U+000A)"
+    );
+    assert_eq!(
+        usage("run", &["--owner", "a\u{2066}b", "--", "true"]),
+        "--owner: contains a bidirectional control (U+2066)"
+    );
+    assert_eq!(
+        usage("lease", &["--owner", ""]),
+        "--owner: must be 1 to 128 characters long, got 0"
+    );
+    let owner = "Zoë 构建 🚀";
+    let Command::Lease(opts) = ok("lease", &["--owner", owner]).command else {
+        panic!("not a lease")
+    };
+    assert_eq!(opts.owner.as_deref(), Some(owner));
+}
+
+#[test]
 fn options_of_other_commands_are_refused() {
     assert_eq!(
         usage("leases", &["--count", "2"]),
