@@ -711,3 +711,68 @@ fn a_lost_later_answer_is_500_and_http10_closes_after_one() {
     );
     assert!(old.closed());
 }
+
+/// Answers with what the engine told of the peer: `uid pid addr`.
+fn peer_handler() -> Handler {
+    Arc::new(|req: &Request| {
+        let p = req.peer;
+        let text = format!("{:?} {:?} {:?}", p.uid, p.pid, p.addr);
+        Response::json(200, text.into_bytes())
+    })
+}
+
+fn own_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A raw request over a stream and its whole answer (the engine closes).
+fn exchange(mut stream: impl Read + Write, request: &[u8]) -> String {
+    stream.write_all(request).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn unix_socket_is_served_alike_and_names_its_peer() {
+    let dir = std::env::temp_dir().join(format!("dynport-engine-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("engine.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut engine = Engine::new(EngineConfig::default()).unwrap();
+    engine.serve_unix(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let control = engine.control();
+    let running = engine.run(listener, peer_handler()).unwrap();
+
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let unix = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let answer = exchange(unix, get);
+    let me = format!("Some({}) Some({}) Unix", own_uid(), std::process::id());
+    assert!(answer.ends_with(&me), "{answer}");
+    let answer = exchange(TcpStream::connect(addr).unwrap(), get);
+    let me = format!("Some({}) None Ip(127.0.0.1)", own_uid());
+    assert!(answer.ends_with(&me), "{answer}");
+    // The same limits on either transport.
+    let huge = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n";
+    let unix = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    assert!(exchange(unix, huge).starts_with("HTTP/1.1 413 "));
+
+    control.shutdown(Duration::ZERO);
+    running.join();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn peers_are_not_looked_up_when_identification_is_off() {
+    let config = EngineConfig {
+        identify_peers: false,
+        ..EngineConfig::default()
+    };
+    let server = Server::start(config, peer_handler());
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let answer = exchange(TcpStream::connect(server.addr).unwrap(), get);
+    assert!(answer.ends_with("None None Ip(127.0.0.1)"), "{answer}");
+}
