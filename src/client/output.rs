@@ -38,7 +38,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
 
 /// The live leases: a header and one row per lease.
 pub fn leases_table(leases: &[Lease], now: SystemTime) -> String {
-    let header = ["ID", "PORTS", "POOL", "OWNER", "PID", "EXPIRES"];
+    let header = ["ID", "PORTS", "POOL", "OWNER", "UID", "PID", "EXPIRES"];
     let mut rows = vec![header.map(str::to_string).to_vec()];
     rows.extend(leases.iter().map(|l| {
         vec![
@@ -46,6 +46,8 @@ pub fn leases_table(leases: &[Lease], now: SystemTime) -> String {
             port_list(&l.ports),
             clean(&l.pool),
             l.owner.as_deref().map_or_else(|| "-".to_string(), clean),
+            l.uid
+                .map_or_else(|| "remote".to_string(), |u| u.to_string()),
             l.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
             expiry(&crate::time::rfc3339(l.expires_at), now),
         ]
@@ -212,20 +214,21 @@ mod tests {
 
     #[test]
     fn leases_table_has_a_header_and_one_row_per_lease() {
-        let leases = [
+        let mut leases = [
             lease("0123456789abcdef", &[4100], Some("ci job 17"), Some(31337)),
             lease("fedcba9876543210", &[4102, 4101, 4103, 5000], None, None),
         ];
+        leases[0].uid = Some(1000);
         let out = leases_table(&leases, at("2026-11-25T19:00:01Z"));
         assert_eq!(
             out,
-            "ID                PORTS           POOL     OWNER      PID    EXPIRES\n\
-             0123456789abcdef  4100            default  ci job 17  31337  2026-11-25T19:05:00Z (in 4m 59s)\n\
-             fedcba9876543210  4101-4103,5000  default  -          -      2026-11-25T19:05:00Z (in 4m 59s)\n"
+            "ID                PORTS           POOL     OWNER      UID     PID    EXPIRES\n\
+             0123456789abcdef  4100            default  ci job 17  1000    31337  2026-11-25T19:05:00Z (in 4m 59s)\n\
+             fedcba9876543210  4101-4103,5000  default  -          remote  -      2026-11-25T19:05:00Z (in 4m 59s)\n"
         );
         assert_eq!(
             leases_table(&[], SystemTime::now()),
-            "ID  PORTS  POOL  OWNER  PID  EXPIRES\n"
+            "ID  PORTS  POOL  OWNER  UID  PID  EXPIRES\n"
         );
     }
 

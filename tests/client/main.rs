@@ -46,6 +46,13 @@ fn lease_json_prints_the_servers_answer() {
     assert_eq!(body["lease"]["ports"].as_array().unwrap().len(), 1);
 }
 
+/// This process's uid, as `/proc` tells it.
+fn own_uid() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().to_string()
+}
+
 #[test]
 fn leases_table_lists_each_lease() {
     let server = start(&[]);
@@ -56,13 +63,18 @@ fn leases_table_lists_each_lease() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "PORTS", "POOL", "OWNER", "PID", "EXPIRES"]);
-    let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
-        row[..6],
-        [&id, port.trim(), "default", "table", "test", "-"]
+        header,
+        ["ID", "PORTS", "POOL", "OWNER", "UID", "PID", "EXPIRES"]
     );
-    let expiry = row[6..].join(" ");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    // The client reached the server over its Unix socket, as this uid.
+    let uid = own_uid();
+    assert_eq!(
+        row[..7],
+        [&id, port.trim(), "default", "table", "test", &uid, "-"]
+    );
+    let expiry = row[7..].join(" ");
     assert!(
         expiry.ends_with("Z (in 5m)") || expiry.contains("Z (in 4m 5"),
         "{expiry}"
