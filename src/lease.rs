@@ -545,4 +545,15 @@ mod tests {
         assert!(!t.insert_lease(empty, "t"));
         assert!(t.lease("c").is_none());
     }
+
+    #[test]
+    fn a_lease_saved_before_principals_loads_as_a_remote_lease() {
+        let saved = r#"{"id":"00000000000000aa","ports":[4100],"pool":"default",
+            "owner":"old","pid":null,"created_at":"2026-11-25T19:00:00Z",
+            "expires_at":"2026-11-25T19:05:00Z","ttl_secs":300}"#;
+        let lease: Lease = serde_json::from_str(saved).unwrap();
+        assert_eq!(lease.uid, None);
+        let written = serde_json::to_value(&lease).unwrap();
+        assert_eq!(written["uid"], serde_json::Value::Null);
+    }
 }
