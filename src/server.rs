@@ -149,9 +149,11 @@ fn load_saved(store: &Store) -> Result<Option<StateFile>, Fatal> {
     match loaded {
         Loaded::Missing => Ok(None),
         Loaded::Corrupt { kept_as, reason } => {
+            // The reason may quote the file, which anyone may have written.
             log::warn!(
-                "state file {} did not parse ({reason}); kept it as {} and starting from a fresh scan",
+                "state file {} did not parse ({}); kept it as {} and starting from a fresh scan",
                 store.path().display(),
+                reason.escape_debug(),
                 kept_as.display()
             );
             Ok(None)

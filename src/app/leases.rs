@@ -36,7 +36,7 @@ impl App {
             Metrics::add(counter, 1);
             log::info!(
                 "lease {} ended ({}): ports {:?} freed",
-                lease.id,
+                lease.id.escape_debug(),
                 reason.as_str(),
                 lease.ports
             );
@@ -163,9 +163,9 @@ impl App {
                     Metrics::add(&metrics.grants, 1);
                     log::info!(
                         "lease {} granted: ports {:?} in pool {}",
-                        lease.id,
+                        lease.id.escape_debug(),
                         lease.ports,
-                        lease.pool
+                        lease.pool.escape_debug()
                     );
                 }
                 Err(_) => metrics.deny(Denial::Storage),
@@ -192,7 +192,7 @@ impl App {
                 Metrics::add(&metrics.releases, 1);
                 log::info!(
                     "lease {} ended (released): ports {:?} freed",
-                    lease.id,
+                    lease.id.escape_debug(),
                     lease.ports
                 );
             }
@@ -215,7 +215,7 @@ impl App {
             if outcome.is_ok() {
                 log::debug!(
                     "lease {} renewed until {}",
-                    lease.id,
+                    lease.id.escape_debug(),
                     rfc3339(lease.expires_at)
                 );
             }
