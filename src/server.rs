@@ -27,16 +27,11 @@ impl fmt::Display for Fatal {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM, in a state directory that
+/// [`crate::state::dir::prepare`] has checked.
 pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let started = Instant::now();
     let dir = &settings.state_dir;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Fatal(format!(
-            "cannot create state directory {}: {e}",
-            dir.display()
-        ))
-    })?;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
     let saved = load_saved(&store)?;
