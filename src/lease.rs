@@ -10,6 +10,10 @@ use std::time::{Duration, SystemTime};
 pub const DEFAULT_POOL: &str = "default";
 /// The most ports one lease may hold.
 pub const MAX_COUNT: usize = 64;
+/// The longest life a lease may have: a week.
+pub const MAX_TTL_SECS: u64 = 604_800;
+/// The longest `owner` text, in characters.
+pub const MAX_OWNER_CHARS: usize = 128;
 
 /// Ports handed to a client until released, expired, or its process exits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

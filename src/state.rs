@@ -1,10 +1,11 @@
 //! The state file `dynamic_ports.json` and the lock on its directory: loaded
 //! once at start, replaced atomically after every change, never half-written.
 //! Nothing in the directory is trusted: see [`dir`] for the directory,
-//! [`files`] for how its files are opened.
+//! [`files`] for how its files are opened, [`leases`] for the leases loaded.
 
 pub mod dir;
 pub mod files;
+pub mod leases;
 
 use crate::lease::Lease;
 use crate::ports::{PortEntry, PortRange};

@@ -3,17 +3,12 @@
 use super::{ApiError, App, body_object, int_field, json};
 use crate::app::Done;
 use crate::http::Response;
-use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT};
+use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
 use crate::metrics::Denial;
 use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
-
-/// The longest life a lease may ask for: a week.
-const MAX_TTL_SECS: u64 = 604_800;
-/// The longest `owner` text.
-const MAX_OWNER_CHARS: usize = 128;
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
