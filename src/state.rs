@@ -22,8 +22,9 @@ pub const LOCK_FILE: &str = "dynamic_ports.lock";
 /// dynport's own files in the state directory: each must be a regular file
 /// when it is there at all.
 pub const OWN_FILES: &[&str] = &[STATE_FILE, LOCK_FILE];
-/// The largest state file read. A full range of 64-port leases takes about
-/// 10 MiB; a bigger file was not written by dynport and is kept aside.
+/// The largest state file read. The largest dynport could write, every port
+/// of 1-65535 in a lease of its own with a 128-character owner of 4-byte
+/// characters, is about 61 MiB; a bigger file is kept aside as corrupt.
 pub const MAX_STATE_BYTES: u64 = 64 << 20;
 const VERSION: u32 = 1;
 
