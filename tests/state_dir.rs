@@ -7,7 +7,7 @@
 mod fixture;
 
 use fixture::{Launch, Server, TempDir, free_range, poll_until};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -228,42 +228,7 @@ fn leases_that_break_the_rules_are_dropped_with_one_warning() {
     let (start, end) = launch.range;
     launch.args.push("--pool".to_string());
     launch.args.push(format!("web={start}-{}", start + 2));
-    let soon = fixture_time(3600);
-    let lease = |id: &str, ports: Vec<u16>| {
-        json!({"id": id, "ports": ports, "pool": "default", "owner": "ci job 17",
-               "pid": null, "created_at": fixture_time(0), "expires_at": soon, "ttl_secs": 3600})
-    };
-    let mut leases = serde_json::Map::new();
-    let mut add = |id: &str, value: serde_json::Value| {
-        leases.insert(id.to_string(), value);
-    };
-    add(
-        "aaaaaaaaaaaaaaa1",
-        lease("aaaaaaaaaaaaaaa1", vec![start + 1]),
-    );
-    let mut pooled = lease("aaaaaaaaaaaaaaa2", vec![start + 2]);
-    pooled["pool"] = json!("web");
-    add("aaaaaaaaaaaaaaa2", pooled);
-    let mut greedy = lease("b1", (start + 1..start + 99).collect());
-    greedy["expires_at"] = json!("2099-01-01T00:00:00Z");
-    add("b1", greedy);
-    let mut far = lease("b2", vec![start + 3]);
-    far["expires_at"] = json!("2099-01-01T00:00:00Z");
-    add("b2", far);
-    add("b3", lease("b3", vec![start + 4]));
-    add("b4", lease("b4", vec![start + 4, start + 5]));
-    add("b5", lease("b5", vec![end + 1]));
-    let mut owner = lease("b6", vec![start + 6]);
-    owner["owner"] = json!(format!("job\n{FORGED} by owner"));
-    add("b6", owner);
-    let id = format!("b7\n{FORGED} by id");
-    add(&id, lease(&id, vec![start + 7]));
-    let mut outside = lease("b8", vec![start + 7]);
-    outside["pool"] = json!("web");
-    add("b8", outside);
-    let mut unknown = lease("b9", vec![start + 7]);
-    unknown["pool"] = json!("db");
-    add("b9", unknown);
+    let leases = planted_leases(start, end);
     std::fs::write(launch.dir.state_file(), state_with(&launch, leases)).unwrap();
 
     let mut server = started(&launch);
@@ -286,6 +251,49 @@ fn leases_that_break_the_rules_are_dropped_with_one_warning() {
     assert!(server.term().success());
 }
 
+/// Two sound leases (the first two) and nine that break one rule each, in
+/// a range `start..=end` whose pool `web` is its first three ports.
+fn planted_leases(start: u16, end: u16) -> serde_json::Map<String, Value> {
+    let lease = |id: &str, ports: Vec<u16>| {
+        json!({"id": id, "ports": ports, "pool": "default", "owner": "ci job 17",
+               "pid": null, "created_at": fixture_time(0), "expires_at": fixture_time(3600),
+               "ttl_secs": 3600})
+    };
+    let with = |mut lease: Value, field: &str, value: Value| {
+        lease[field] = value;
+        lease
+    };
+    let in_2099 = || json!("2099-01-01T00:00:00Z");
+    let forged_id = format!("b7\n{FORGED} by id");
+    let all = [
+        lease("aaaaaaaaaaaaaaa1", vec![start + 1]),
+        with(
+            lease("aaaaaaaaaaaaaaa2", vec![start + 2]),
+            "pool",
+            json!("web"),
+        ),
+        with(
+            lease("b1", (start + 1..start + 99).collect()),
+            "expires_at",
+            in_2099(),
+        ),
+        with(lease("b2", vec![start + 3]), "expires_at", in_2099()),
+        lease("b3", vec![start + 4]),
+        lease("b4", vec![start + 4, start + 5]),
+        lease("b5", vec![end + 1]),
+        with(
+            lease("b6", vec![start + 6]),
+            "owner",
+            json!(format!("job\n{FORGED} by owner")),
+        ),
+        lease(&forged_id, vec![start + 7]),
+        with(lease("b8", vec![start + 7]), "pool", json!("web")),
+        with(lease("b9", vec![start + 7]), "pool", json!("db")),
+    ];
+    let id = |lease: &Value| lease["id"].as_str().unwrap().to_string();
+    all.into_iter().map(|l| (id(&l), l)).collect()
+}
+
 /// The RFC 3339 time `secs` from now.
 fn fixture_time(secs: u64) -> String {
     let at = std::time::SystemTime::now() + Duration::from_secs(secs);
@@ -293,7 +301,7 @@ fn fixture_time(secs: u64) -> String {
 }
 
 /// A state file of `launch`'s range holding `leases`.
-fn state_with(launch: &Launch, leases: serde_json::Map<String, serde_json::Value>) -> String {
+fn state_with(launch: &Launch, leases: serde_json::Map<String, Value>) -> String {
     let (start, end) = launch.range;
     json!({
         "version": 1, "updated_at": fixture_time(0),
