@@ -6,8 +6,11 @@ CARGO ?= cargo
 
 .PHONY: run build test lint bench crash soak fuzz clean
 
+# dynport refuses a state directory that group or others may write to, and
+# git creates state/ group-writable in a clone made under umask 002.
 run:
 	$(CARGO) build --release
+	if [ -d state ]; then chmod go-w state; fi
 	./target/release/dynport
 
 build:

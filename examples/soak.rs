@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +40,12 @@ fn main() -> ExitCode {
         std::env::var("SOAK_SECS").map_or(600, |s| s.parse().expect("SOAK_SECS is seconds"));
     let bin = std::env::var("DYNPORT_BIN").unwrap_or_else(|_| "target/release/dynport".to_string());
     let dir = std::env::temp_dir().join(format!("dynport-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary state directory");
+    // Mode 0755 whatever the umask: dynport refuses a directory others may write to.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+        .expect("a temporary state directory");
     let (server, port) = start(&bin, &dir);
     let pid = server.0.id();
     println!("soak: {CONNECTIONS} connections for {secs} s against pid {pid} on 127.0.0.1:{port}");

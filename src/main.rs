@@ -26,6 +26,12 @@ fn main() -> ExitCode {
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
+            // A state directory others could write to is a configuration
+            // error: refused before anything is written there.
+            if let Err(e) = dynport::state::dir::prepare(&settings.state_dir) {
+                log::error!("{e}");
+                return ExitCode::from(2);
+            }
             if let Err(e) = dynport::server::run(&settings) {
                 log::error!("{e}");
                 return ExitCode::from(1);

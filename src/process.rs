@@ -45,8 +45,7 @@ fn parse_real_uid(status: &str) -> Option<u32> {
 
 /// The effective uid dynport runs as.
 pub fn own_uid() -> u32 {
-    // SAFETY: geteuid(2) takes no arguments and cannot fail.
-    unsafe { libc::geteuid() }
+    crate::sys::euid()
 }
 
 /// Resident memory of this process, from `/proc/self/status`.

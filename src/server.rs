@@ -8,6 +8,7 @@ use crate::ports::PortTable;
 use crate::principal::Rules;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
+use crate::state::leases::{self, check_leases};
 use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use crate::unix_socket::SocketFile;
@@ -30,16 +31,11 @@ impl fmt::Display for Fatal {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM, in a state directory that
+/// [`crate::state::dir::prepare`] has checked.
 pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let started = Instant::now();
     let dir = &settings.state_dir;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Fatal(format!(
-            "cannot create state directory {}: {e}",
-            dir.display()
-        ))
-    })?;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
     let saved = load_saved(&store)?;
@@ -176,9 +172,11 @@ fn load_saved(store: &Store) -> Result<Option<StateFile>, Fatal> {
     match loaded {
         Loaded::Missing => Ok(None),
         Loaded::Corrupt { kept_as, reason } => {
+            // The reason may quote the file, which anyone may have written.
             log::warn!(
-                "state file {} did not parse ({reason}); kept it as {} and starting from a fresh scan",
+                "state file {} did not parse ({}); kept it as {} and starting from a fresh scan",
                 store.path().display(),
+                reason.escape_debug(),
                 kept_as.display()
             );
             Ok(None)
@@ -225,18 +223,30 @@ fn first_table(
         in_use.len()
     );
     if let Some(saved) = saved {
-        restore_leases(&mut table, saved, &now);
+        let pools = settings.pools.iter().map(|p| (p.name.as_str(), p.range));
+        let rules = leases::LoadRules::new(settings.range, pools);
+        restore_leases(&mut table, saved, &rules, &now);
     }
     Ok((table, info))
 }
 
-fn restore_leases(table: &mut PortTable, saved: &StateFile, now: &str) {
-    for lease in saved.leases.values() {
+/// Puts back the leases of the state file that obey the rules of new
+/// leases; one warning counts the others, which are dropped unseen.
+fn restore_leases(table: &mut PortTable, saved: &StateFile, rules: &leases::LoadRules, now: &str) {
+    let checked = check_leases(&saved.leases, rules, SystemTime::now());
+    if checked.dropped_count() > 0 {
+        log::warn!(
+            "of the {} leases in the state file, {checked}: only leases that obey the rules of new leases are kept",
+            saved.leases.len()
+        );
+    }
+    for lease in checked.kept {
         let (id, had) = (lease.id.clone(), lease.ports.clone());
-        if !table.insert_lease(lease.clone(), now) {
-            log::warn!("lease {id} dropped: none of its ports {had:?} can be held now");
+        let shown = id.escape_debug();
+        if !table.insert_lease(lease, now) {
+            log::warn!("lease {shown} dropped: none of its ports {had:?} can be held now");
         } else if table.lease(&id).is_some_and(|l| l.ports != had) {
-            log::warn!("lease {id} keeps only the ports it can still hold");
+            log::warn!("lease {shown} keeps only the ports it can still hold");
         }
     }
     for (pool, port) in &saved.cursors {
@@ -245,7 +255,7 @@ fn restore_leases(table: &mut PortTable, saved: &StateFile, now: &str) {
     for (lease, reason) in table.end_due(SystemTime::now(), &crate::process::is_alive) {
         log::info!(
             "lease {} ended ({}): ports {:?} freed",
-            lease.id,
+            lease.id.escape_debug(),
             reason.as_str(),
             lease.ports
         );

@@ -1,5 +1,11 @@
 //! The state file `dynamic_ports.json` and the lock on its directory: loaded
 //! once at start, replaced atomically after every change, never half-written.
+//! Nothing in the directory is trusted: see [`dir`] for the directory,
+//! [`files`] for how its files are opened, [`leases`] for the leases loaded.
+
+pub mod dir;
+pub mod files;
+pub mod leases;
 
 use crate::lease::Lease;
 use crate::ports::{PortEntry, PortRange};
@@ -7,11 +13,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const STATE_FILE: &str = "dynamic_ports.json";
 pub const LOCK_FILE: &str = "dynamic_ports.lock";
+/// dynport's own files in the state directory: each must be a regular file
+/// when it is there at all.
+pub const OWN_FILES: &[&str] = &[STATE_FILE, LOCK_FILE];
+/// The largest state file read. The largest dynport could write, every port
+/// of 1-65535 in a lease of its own with a 128-character owner of 4-byte
+/// characters, is about 61 MiB; a bigger file is kept aside as corrupt.
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
 const VERSION: u32 = 1;
 
 /// The running server, as the state file records it.
@@ -110,15 +124,19 @@ impl Store {
         &self.path
     }
 
-    /// Loads the state file. One that does not parse is renamed to
+    /// Loads the state file. One that does not parse, or is over
+    /// [`MAX_STATE_BYTES`], is renamed to
     /// `dynamic_ports.json.corrupt-<unix seconds>` and never overwritten.
+    /// Anything but a regular file there is an error: never followed, read
+    /// nor waited on.
     pub fn load(&self) -> io::Result<Loaded> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        let parsed = match files::read_capped(&self.path, MAX_STATE_BYTES) {
+            Ok(Some(bytes)) => StateFile::parse(&bytes),
+            Ok(None) => Err(format!("it is over {} MiB", MAX_STATE_BYTES >> 20)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
             Err(e) => return Err(e),
         };
-        match StateFile::parse(&bytes) {
+        match parsed {
             Ok(state) => Ok(Loaded::Found(state)),
             Err(reason) => {
                 let kept_as = self.corrupt_path();
@@ -135,32 +153,31 @@ impl Store {
         let base = format!("{STATE_FILE}.corrupt-{secs}");
         let mut path = self.dir.join(&base);
         let mut n = 1;
-        while path.exists() {
+        // A dangling link counts as taken too: rename would replace it.
+        while fs::symlink_metadata(&path).is_ok() {
             path = self.dir.join(format!("{base}.{n}"));
             n += 1;
         }
         path
     }
 
-    /// Replaces the state file atomically: a temporary file in the same
-    /// directory, fsync, rename over the old one, fsync of the directory.
+    /// Replaces the state file atomically: a new temporary file of a name
+    /// no one can guess in the same directory, fsync, rename over the old
+    /// one, fsync of the directory.
     pub fn save(&self, state: &StateFile) -> io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        let tmp = self
-            .dir
-            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
-        let written = write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &self.path));
+        let (tmp, file) = files::create_temp(&self.dir, STATE_FILE)?;
+        let written = write_synced(file, &bytes).and_then(|()| fs::rename(&tmp, &self.path));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        File::open(&self.dir)?.sync_all()
+        files::open_dir(&self.dir)?.sync_all()
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
+fn write_synced(mut file: File, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -189,27 +206,41 @@ impl DirLock {
         let path = dir.join(LOCK_FILE);
         // Create it if need be, but hold it open read-only: a file open for
         // writing would keep the directory's file system from being made
-        // read-only, and dynport must live through exactly that.
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(LockError::Io)?;
-        let mut file = File::open(&path).map_err(LockError::Io)?;
+        // read-only, and dynport must live through exactly that. The
+        // writable handle only writes the pid, through the same file.
+        let mut create = OpenOptions::new();
+        create.write(true).create(true).mode(files::FILE_MODE);
+        let mut writer = files::open_regular(&path, &mut create).map_err(LockError::Io)?;
+        let mut file =
+            files::open_regular(&path, OpenOptions::new().read(true)).map_err(LockError::Io)?;
+        same_file(&writer, &file).map_err(LockError::Io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = (&mut file).take(64).read_to_string(&mut text);
                 return Err(LockError::Held {
                     pid: text.trim().parse().ok(),
                 });
             }
             Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
-        fs::write(&path, format!("{}\n", std::process::id())).map_err(LockError::Io)?;
+        writer.set_len(0).map_err(LockError::Io)?;
+        writeln!(writer, "{}", std::process::id()).map_err(LockError::Io)?;
         Ok(DirLock { _file: file })
+    }
+}
+
+/// Refuses two handles of one path that are not one file: the name was
+/// replaced between the two opens.
+fn same_file(a: &File, b: &File) -> io::Result<()> {
+    let (a, b) = (a.metadata()?, b.metadata()?);
+    if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "the lock file was replaced while it was opened",
+        ))
     }
 }
 

@@ -1,6 +1,7 @@
-//! The system calls std does not offer, wrapped once for the scanner and
-//! the HTTP engine: opening a raw socket, setting an option, and reading into
-//! memory that was never zeroed.
+//! The system calls std does not offer, wrapped once for the scanner, the
+//! HTTP engine and the state directory: opening a raw socket, setting an
+//! option, reading into memory that was never zeroed, random bytes, and the
+//! effective uid.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -95,6 +96,34 @@ pub fn peer_cred(fd: &impl AsFd) -> io::Result<(u32, u32)> {
     Ok((cred.pid as u32, cred.uid))
 }
 
+/// 64 random bits from the kernel (getrandom(2)), for names no one can
+/// guess in advance.
+pub fn random_u64() -> io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = &mut bytes[filled..];
+        // SAFETY: `rest` is writable memory of `rest.len()` bytes that we
+        // own for the whole call; getrandom(2) writes at most that many.
+        let rc = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            continue;
+        }
+        filled += rc as usize;
+    }
+    Ok(u64::from_ne_bytes(bytes))
+}
+
+/// The effective uid of this process: whose files it may trust.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +149,13 @@ mod tests {
         assert_eq!(read_into_spare(&b, &mut buf, 4).unwrap(), 0);
         assert_eq!(read_into_spare(&b, &mut buf, 10).unwrap(), 6);
         assert_eq!(buf, b"0123456789");
+    }
+
+    #[test]
+    fn random_u64_differs_between_calls() {
+        let a = random_u64().unwrap();
+        let b = random_u64().unwrap();
+        assert_ne!(a, b, "two draws of 64 random bits were equal");
     }
 
     #[test]

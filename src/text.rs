@@ -13,6 +13,11 @@ pub fn printable_problem(s: &str) -> Option<String> {
 }
 
 /// Whether `c` may appear in printable text.
+pub fn is_printable(s: &str) -> bool {
+    s.chars().all(printable)
+}
+
+/// Whether `c` may appear in text people read later.
 pub fn printable(c: char) -> bool {
     kind_of(c).is_none()
 }

@@ -16,7 +16,8 @@ struct Tmpfs<'a>(&'a Path);
 
 impl<'a> Tmpfs<'a> {
     fn mount(dir: &'a Path, size: &str) -> Option<Tmpfs<'a>> {
-        let opts = format!("size={size}");
+        // A tmpfs is mode 1777 unless told: dynport refuses that.
+        let opts = format!("size={size},mode=0755");
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
             .arg(dir)

@@ -3,6 +3,7 @@
 //! no `wrk` and no directory behind.
 
 use std::io::{self, BufRead, BufReader};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -176,7 +177,8 @@ impl TempDir {
         let path = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&path);
         lock(&TEMP_DIRS).push(path.clone());
-        std::fs::create_dir(&path)?;
+        // Mode 0755 whatever the umask: dynport refuses a directory others may write to.
+        std::fs::DirBuilder::new().mode(0o755).create(&path)?;
         Ok(TempDir { path })
     }
 

@@ -37,7 +37,7 @@ impl App {
             Metrics::add(counter, 1);
             log::info!(
                 "lease {} ended ({}): ports {:?} freed",
-                lease.id,
+                lease.id.escape_debug(),
                 reason.as_str(),
                 lease.ports
             );
@@ -175,9 +175,9 @@ impl App {
                     Metrics::add(&metrics.grants, 1);
                     log::info!(
                         "lease {} granted: ports {:?} in pool {}",
-                        lease.id,
+                        lease.id.escape_debug(),
                         lease.ports,
-                        lease.pool
+                        lease.pool.escape_debug()
                     );
                 }
                 Err(_) => metrics.deny(Denial::Storage),
@@ -208,7 +208,7 @@ impl App {
                 Metrics::add(&metrics.releases, 1);
                 log::info!(
                     "lease {} ended (released): ports {:?} freed",
-                    lease.id,
+                    lease.id.escape_debug(),
                     lease.ports
                 );
             }
@@ -234,7 +234,7 @@ impl App {
             if outcome.is_ok() {
                 log::debug!(
                     "lease {} renewed until {}",
-                    lease.id,
+                    lease.id.escape_debug(),
                     rfc3339(lease.expires_at)
                 );
             }

@@ -291,8 +291,8 @@ impl Worker {
             catch_unwind(AssertUnwindSafe(|| handler(&framed.request))).unwrap_or_else(|_| {
                 log::error!(
                     "request handler panicked on {} {}",
-                    framed.request.method,
-                    framed.request.path
+                    framed.request.method.escape_debug(),
+                    framed.request.path.escape_debug()
                 );
                 Response::error(500, "internal error while handling the request")
             });
