@@ -64,7 +64,7 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
     if let Some(path) = &target.unix {
         match UnixStream::connect(path) {
             Ok(stream) => {
-                check_owner(target, || {
+                check_owner(target, &format!("unix:{}", path.display()), || {
                     crate::sys::peer_cred(&stream).map(|(_, uid)| Some(uid))
                 })?;
                 stream
@@ -81,7 +81,7 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
         }
     }
     let stream = connect(&target.url).map_err(HttpError::Connect)?;
-    check_owner(target, || {
+    check_owner(target, &target.url.to_string(), || {
         // The server's end of this very connection, as the kernel knows it.
         crate::scan::tcp_socket_uid(stream.peer_addr()?, stream.local_addr()?)
     })?;
@@ -104,9 +104,12 @@ fn send_bytes(mut stream: impl Read + Write, bytes: &[u8]) -> Result<Response, H
 }
 
 /// When the target must be owned by a uid (found through a state file),
-/// checks that `peer_uid` tells that uid, before a byte is sent.
+/// checks that `peer_uid` tells that uid, before a byte is sent. `at` is
+/// where the connection went: the socket, or the URL when a dead server's
+/// socket file refused and TCP was tried.
 fn check_owner(
     target: &Target,
+    at: &str,
     peer_uid: impl FnOnce() -> io::Result<Option<u32>>,
 ) -> Result<(), HttpError> {
     let Some(owner) = target.owner else {
@@ -119,10 +122,9 @@ fn check_owner(
         Err(e) => format!("its owner cannot be checked ({e})"),
     };
     Err(HttpError::Impostor(format!(
-        "something else listens at {}: {found}, while the server's state file belongs \
+        "something else listens at {at}: {found}, while the server's state file belongs \
          to uid {owner}; the server is not running there, so nothing was sent \
-         (pass --url to trust an address as given)",
-        target.endpoint()
+         (pass --url to trust an address as given)"
     )))
 }
 
@@ -462,6 +464,33 @@ mod tests {
         let err = send(&t, &req).unwrap_err();
         assert!(matches!(err, HttpError::Impostor(_)), "{err:?}");
         drop(kept);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_impostor_behind_a_dead_servers_socket_file_is_named_by_its_url() {
+        let dir = std::env::temp_dir().join(format!("dynport-http-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dynport.sock");
+        let _ = std::fs::remove_file(&path);
+        // Bound, then closed: the file stays and refuses, as after a crash.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut t = target(port, Some(crate::process::own_uid() + 1));
+        t.unix = Some(path);
+        let req = Request {
+            method: "GET",
+            path: "/healthz",
+            token: None,
+            body: None,
+        };
+        let err = send(&t, &req).unwrap_err();
+        let HttpError::Impostor(message) = err else {
+            panic!("expected an impostor, got {err:?}");
+        };
+        let expected = format!("something else listens at http://127.0.0.1:{port}: ");
+        assert!(message.starts_with(&expected), "{message}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

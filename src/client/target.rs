@@ -150,16 +150,6 @@ pub struct Target {
     pub owner: Option<u32>,
 }
 
-impl Target {
-    /// Where requests go, for messages: the socket or the URL.
-    pub fn endpoint(&self) -> String {
-        match &self.unix {
-            Some(path) if path.exists() => format!("unix:{}", path.display()),
-            _ => self.url.to_string(),
-        }
-    }
-}
-
 impl Locate {
     /// The server to talk to. Reading the state file can fail: that is
     /// "no server could be reached" (exit 3), and the message says why.
