@@ -4,9 +4,10 @@
 
 use super::ClientError;
 use crate::config::trust::SOCKET_FILE;
-use crate::state::STATE_FILE;
+use crate::state::{MAX_STATE_BYTES, STATE_FILE, files};
 use serde::Deserialize;
 use std::fmt;
+use std::fs::OpenOptions;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -185,10 +186,11 @@ struct Server {
 pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
     let path = dir.join(STATE_FILE);
     let unreachable = |why: String| ClientError::Unreachable(why);
-    let read = std::fs::File::open(&path).and_then(|mut file| {
+    // As the server reads it: no link followed, no FIFO waited on, capped.
+    let read = files::open_regular(&path, OpenOptions::new().read(true)).and_then(|file| {
         let owner = file.metadata()?.uid();
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        file.take(MAX_STATE_BYTES).read_to_end(&mut bytes)?;
         Ok((owner, bytes))
     });
     let (owner, bytes) = read.map_err(|e| match e.kind() {
@@ -373,5 +375,25 @@ mod tests {
             message.contains(&format!("{} is not a dynport state file", path.display())),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_fifo_or_link_as_state_file_is_refused_at_once() {
+        let dir = TempDir::new("fifo");
+        let path = dir.0.join(STATE_FILE);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let message = unreachable(&dir.0);
+        assert!(message.contains("a FIFO"), "{message}");
+        std::fs::remove_file(&path).unwrap();
+        let real = dir.0.join("elsewhere.json");
+        dir.write_state("null", "null");
+        std::fs::rename(&path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let message = unreachable(&dir.0);
+        assert!(message.contains("symbolic link"), "{message}");
     }
 }
