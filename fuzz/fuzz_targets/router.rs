@@ -112,6 +112,7 @@ fn app(world: &World) -> App {
             pool: "web".to_string(),
             owner: Some("fuzz".to_string()),
             uid: None,
+            protocol: Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now,

@@ -57,7 +57,10 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     std::fs::create_dir_all(&dir).unwrap();
     let (range, held) = free_window(6);
     let mut table = PortTable::new(range);
-    table.apply_scan(&[range.start + 1], "2026-11-25T19:00:00Z");
+    table.apply_scan(
+        &crate::ports::tcp_only(&[range.start + 1]),
+        "2026-11-25T19:00:00Z",
+    );
     table.set_server_port(Some(range.start), "2026-11-25T19:00:00Z");
     let serving = std::sync::Arc::new(FakeServing::default());
     let facts = Facts {

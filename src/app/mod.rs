@@ -12,13 +12,13 @@
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::ports::{Counts, PortTable};
+use crate::ports::{Counts, PortTable, Protocols};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use crossbeam_channel::Sender;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -370,12 +370,21 @@ pub fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
 }
 
-/// Whether `port` can be bound on every IPv4 address and, where the host
-/// has IPv6, on every IPv6 address: the grant-time check of a lease.
-pub fn can_bind_everywhere(port: u16) -> bool {
-    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).is_ok();
-    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port) {
-        Ok(_) => true,
+/// Whether `port` can be bound in each of `protocols`, on every IPv4
+/// address and, where the host has IPv6, on every IPv6 address: the
+/// grant-time check of a lease.
+pub fn can_bind_everywhere(port: u16, protocols: Protocols) -> bool {
+    let tcp = |ip| bind(ip, port).map(drop);
+    let udp = |ip| UdpSocket::bind(SocketAddr::new(ip, port)).map(drop);
+    (!protocols.tcp || bindable_everywhere(tcp)) && (!protocols.udp || bindable_everywhere(udp))
+}
+
+/// Whether `bind` succeeds on the IPv4 wildcard and on the IPv6 one, a host
+/// without IPv6 passing the second.
+fn bindable_everywhere(bind: impl Fn(IpAddr) -> io::Result<()>) -> bool {
+    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).is_ok();
+    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
+        Ok(()) => true,
         Err(e) => matches!(
             e.raw_os_error(),
             Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)

@@ -22,6 +22,8 @@ const LEASE_OPTIONS: &str = "\
   --ttl S            life of the lease, in seconds or like 10m
                      (default: the server's --lease-ttl-secs)
   --owner TEXT       who holds it, shown in `dynport leases`
+  --protocol P       both (default), tcp or udp: the ports are free and
+                     bindable in each protocol asked for
 ";
 
 const LEASE: &str = "\

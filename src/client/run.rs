@@ -286,6 +286,7 @@ mod tests {
             pool: "default".into(),
             owner: None,
             uid: None,
+            protocol: crate::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),

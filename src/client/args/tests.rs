@@ -51,6 +51,7 @@ fn lease_takes_every_lease_option() {
         ttl: Some(600),
         owner: Some("ci job 17".into()),
         pid: Some(31337),
+        protocol: None,
     };
     assert_eq!(inv.command, Command::Lease(expected));
     assert!(inv.json);
