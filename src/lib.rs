@@ -18,4 +18,5 @@ pub mod scan;
 pub mod server;
 pub mod state;
 mod sys;
+pub mod throttle;
 pub mod time;
