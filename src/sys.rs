@@ -1,6 +1,6 @@
-//! The system calls std does not offer, wrapped once for the scanner and
-//! the HTTP engine: opening a raw socket, setting an option, and reading into
-//! memory that was never zeroed.
+//! The system calls std does not offer, wrapped once for the scanner, the
+//! HTTP engine and the configuration: opening a raw socket, setting an
+//! option, reading into memory that was never zeroed, and the process's uid.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -45,6 +45,12 @@ pub fn set_option<T>(
     } else {
         Ok(())
     }
+}
+
+/// The effective uid of this process: whom the files it trusts must belong to.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Reads from `fd` into the spare capacity of `buf`, at most until its

@@ -26,6 +26,7 @@ pub const POOL: Key = key("pool", "DYNPORT_POOLS", "NAME=A-B");
 pub const EXCLUDE: Key = key("exclude", "DYNPORT_EXCLUDE", "LIST");
 pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", "N");
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
+pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -41,6 +42,7 @@ pub const SERVE_KEYS: &[Key] = &[
     EXCLUDE,
     LEASE_TTL_SECS,
     TOKEN_FILE,
+    ALLOW_HOST,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {
