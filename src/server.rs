@@ -111,6 +111,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
         refresh_secs: settings.refresh.as_secs(),
         lease_ttl: settings.lease_ttl,
         token: settings.token.clone(),
+        allow_hosts: settings.allow_hosts.clone(),
         pid: std::process::id(),
         started,
     }

@@ -275,7 +275,10 @@ mod tests {
         for s in 1..10 {
             assert_eq!(t.fail(ip(1), secs(t0, s)), None, "second {s}");
         }
-        assert!(t.fail(ip(2), secs(t0, 5)).is_some(), "each peer has its own");
+        assert!(
+            t.fail(ip(2), secs(t0, 5)).is_some(),
+            "each peer has its own"
+        );
         let next = t.fail(ip(1), secs(t0, 10)).unwrap();
         assert_eq!((next.failures, next.suppressed), (11, 9));
     }

@@ -125,6 +125,7 @@ fn app(world: &World) -> App {
         refresh_secs: 60,
         lease_ttl: Duration::from_secs(300),
         token: Some("fuzz-token".to_string()),
+        allow_hosts: Vec::new(),
         pid: std::process::id(),
         started: Instant::now(),
     };

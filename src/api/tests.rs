@@ -61,6 +61,7 @@ fn fixture(name: &str, token: Option<&str>) -> Fixture {
         refresh_secs: 60,
         lease_ttl: std::time::Duration::from_secs(300),
         token: token.map(str::to_string),
+        allow_hosts: Vec::new(),
         pid: 42,
         started: Instant::now(),
     };
@@ -499,3 +500,5 @@ fn lease_paths_resolve_exactly() {
     );
     assert_eq!(call(&f.app, "GET", "/api/v1/ports/lease", &[], "").0, 405);
 }
+
+mod browsers;
