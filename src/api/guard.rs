@@ -83,10 +83,19 @@ pub fn browser(req: &Request) -> Result<(), ApiError> {
         k.eq_ignore_ascii_case("origin")
             || (k.eq_ignore_ascii_case("sec-fetch-site") && !v.trim().eq_ignore_ascii_case("none"))
     });
-    if from_page {
-        return Err(ApiError::Forbidden(FROM_WEB_PAGE.to_string()));
+    if !from_page {
+        return Ok(());
     }
-    Ok(())
+    // Any page can make a browser send these: debug, not warn, so that a
+    // page cannot flood the log.
+    log::debug!(
+        "refused {} {} from a web page (Origin: {}, Sec-Fetch-Site: {})",
+        req.method,
+        req.path,
+        req.header("origin").unwrap_or("-"),
+        req.header("sec-fetch-site").unwrap_or("-")
+    );
+    Err(ApiError::Forbidden(FROM_WEB_PAGE.to_string()))
 }
 
 /// Checks the bearer token, when one is configured, through the throttle:
