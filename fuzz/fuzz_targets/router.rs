@@ -125,7 +125,7 @@ fn app(world: &World) -> App {
         refresh_secs: 60,
         lease_ttl: Duration::from_secs(300),
         token: Some("fuzz-token".to_string()),
-        allow_hosts: Vec::new(),
+        allow_hosts: vec!["dynport.fuzz".to_string()],
         pid: std::process::id(),
         started: Instant::now(),
     };
