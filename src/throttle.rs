@@ -15,9 +15,12 @@ pub const MAX_FAILURES: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// At most one log line per peer within this time.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
-/// Peers tracked at once: enough for any honest crowd, small enough that an
-/// attacker with a whole IPv6 prefix cannot grow the table (about 200 KiB).
-pub const MAX_PEERS: usize = 4096;
+/// Peers tracked at once (only those with a failure in the last minute):
+/// bounded so that an attacker with a whole IPv6 prefix cannot grow the
+/// table. Evictions leave tombstones that std's table cleans in place only
+/// while it is at most half full, so it settles at 4096 slots for 1792
+/// peers: 64 bytes a slot, about 260 KiB at most.
+pub const MAX_PEERS: usize = 1792;
 
 /// Whom failures are counted against. TCP peers by address, as the
 /// contract says. Every Unix socket peer has the same address, so there the
@@ -309,6 +312,18 @@ mod tests {
             assert!(t.tracked() <= 8);
         }
         assert_eq!(t.tracked(), 8);
+    }
+
+    #[test]
+    fn a_crowd_of_addresses_never_grows_the_table_past_its_bound() {
+        let (mut t, t0) = (AuthThrottle::default(), Instant::now());
+        for n in 0..4 * MAX_PEERS as u128 {
+            let addr = std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | n);
+            t.fail(PeerKey::Ip(IpAddr::V6(addr)), t0);
+        }
+        assert_eq!(t.tracked(), MAX_PEERS);
+        // 3584 is what 4096 slots hold.
+        assert!(t.peers.capacity() <= 3584, "{}", t.peers.capacity());
     }
 
     #[test]
