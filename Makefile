@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test lint bench crash soak fuzz clean
+.PHONY: run build test test-deps lint bench crash soak fuzz clean
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -16,8 +16,15 @@ run:
 build:
 	$(CARGO) build --release
 
-test:
+test: test-deps
 	$(CARGO) test --all-targets
+
+# The browser test (tests/guards/chromium.rs) drives Debian's chromium. As
+# root it is installed when missing, so a fresh machine runs it; otherwise
+# the test says "skipped: chromium not installed".
+test-deps:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
 # the state file against every acknowledged answer; 15 minutes at most.

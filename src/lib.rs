@@ -20,6 +20,7 @@ pub mod server;
 pub mod state;
 mod sys;
 pub mod text;
+pub mod throttle;
 pub mod time;
 pub mod unix_socket;
 pub mod wire;

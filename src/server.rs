@@ -134,6 +134,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
             max_ports_per_uid: settings.max_ports_per_uid,
             token_set: settings.token.is_some(),
         },
+        allow_hosts: settings.allow_hosts.clone(),
         pid: std::process::id(),
         started,
     }

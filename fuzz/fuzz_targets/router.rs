@@ -132,6 +132,7 @@ fn app(world: &World) -> App {
             max_ports_per_uid: Some(1024),
             token_set: true,
         },
+        allow_hosts: vec!["dynport.fuzz".to_string()],
         pid: std::process::id(),
         started: Instant::now(),
     };

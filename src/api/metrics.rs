@@ -113,6 +113,12 @@ pub fn render(app: &App) -> Response {
         "State file writes that failed.",
         Metrics::get(&m.state_write_failures),
     );
+    counter(
+        &mut out,
+        "dynport_auth_failures_total",
+        "Mutating requests refused for a missing or wrong token.",
+        Metrics::get(&m.auth_failures),
+    );
     let port = view.state.server_port.map_or(0, u64::from);
     gauge(
         &mut out,

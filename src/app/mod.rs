@@ -97,6 +97,9 @@ pub struct Facts {
     pub token: Option<String>,
     /// Who may do what.
     pub rules: crate::principal::Rules,
+    /// Names besides IP addresses and `localhost` that `Host` may give
+    /// (`--allow-host`), lower-case.
+    pub allow_hosts: Vec<String>,
     pub pid: u32,
     pub started: Instant,
 }
@@ -118,6 +121,8 @@ pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
 pub struct App {
     pub facts: Facts,
     pub metrics: Arc<Metrics>,
+    /// Failed token checks by peer, for the 429 and the log's rate limit.
+    pub auth_throttle: Mutex<crate::throttle::AuthThrottle>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
@@ -152,6 +157,7 @@ impl App {
         App {
             facts,
             metrics: Arc::default(),
+            auth_throttle: Mutex::default(),
             store,
             scanner,
             serving,

@@ -372,9 +372,10 @@ fn token(what: &str, value: String) -> Result<String, String> {
     Ok(value)
 }
 
+/// The token in a file, which must pass the server's rules for its own
+/// token file: regular, not a link, its owner's (or root's) alone.
 fn read_token(what: &str, path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
+    let text = crate::config::read_token_file(path).map_err(|p| format!("{what}: {p}"))?;
     token(what, text.trim_end_matches(['\n', '\r']).to_string())
 }
 

@@ -7,7 +7,8 @@ Finding the server:
   --state-dir DIR    read the server's address from DIR/dynamic_ports.json
                      (default: state) [DYNPORT_STATE_DIR]
   --token T          bearer token for changes [DYNPORT_TOKEN]
-  --token-file PATH  read the token from PATH [DYNPORT_TOKEN_FILE]
+  --token-file PATH  read the token from PATH, a regular file of yours (or
+                     root's) that no one else may read [DYNPORT_TOKEN_FILE]
   -h, --help         print this help
 
 A flag beats its variable; --url and DYNPORT_URL beat the state directory.

@@ -28,6 +28,7 @@ pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", 
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
 pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
 pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
+pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -45,6 +46,7 @@ pub const SERVE_KEYS: &[Key] = &[
     TOKEN_FILE,
     UNIX_SOCKET,
     MAX_PORTS_PER_UID,
+    ALLOW_HOST,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {
