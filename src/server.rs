@@ -45,6 +45,13 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
     let signals = on_signal()?;
+    if !crate::http::gentle_retire_supported() {
+        log::warn!(
+            "this process may not filter handshakes on a listener (it needs root or \
+             CAP_NET_ADMIN): during a port change the old port accepts for 100 ms more, \
+             and a client connecting then may be reset"
+        );
+    }
     let unix = bind_unix(settings)?;
 
     let mut engine = Engine::new(EngineConfig {
