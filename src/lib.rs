@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod gather;
 pub mod http;
+pub mod kernel_ports;
 pub mod lease;
 pub mod metrics;
 pub mod ports;

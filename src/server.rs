@@ -4,6 +4,7 @@
 use crate::app::{self, App, Facts, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
+use crate::kernel_ports::{Kernel, KernelPorts};
 use crate::ports::PortTable;
 use crate::principal::Rules;
 use crate::refresh::Refresh;
@@ -77,6 +78,9 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         serving,
         start,
     ));
+    let kernel = KernelPorts::open(Kernel::host(), dir, settings.reserve_kernel)
+        .map_err(|e| Fatal(format!("cannot use the kernel's port lists: {e}")))?;
+    app.set_kernel_ports(kernel);
     let commits = app.open_commit_queue();
     app.save_now().map_err(|e| write_failure(&app, &e))?;
 
@@ -106,6 +110,7 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     app.release_server_port()
         .map_err(|e| write_failure(&app, &e))?;
     log::info!("Port released successfully");
+    app.release_kernel_ports();
     Ok(())
 }
 

@@ -126,6 +126,12 @@ pub fn render(app: &App) -> Response {
         "The port this server listens on.",
         port,
     );
+    gauge(
+        &mut out,
+        "dynport_kernel_reserved_ports",
+        "Entries dynport holds in the kernel's ip_local_reserved_ports (--reserve-kernel).",
+        app.kernel_reserved_count().unwrap_or(0) as u64,
+    );
     let rss = crate::process::memory_rss_bytes().unwrap_or(0);
     gauge(
         &mut out,

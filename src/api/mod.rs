@@ -16,6 +16,8 @@ mod leases;
 mod metrics;
 
 #[cfg(test)]
+mod kernel_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trust_tests;
@@ -257,6 +259,11 @@ struct PortManager<'a> {
     refresh_secs: u64,
     scan_method: &'static str,
     last_scan: &'a Option<ScanInfo>,
+    /// `ip_local_port_range` as read at start; `null` when it could not be.
+    kernel_ephemeral_range: Option<PortRange>,
+    /// Entries dynport holds in `ip_local_reserved_ports`; `null` without
+    /// `--reserve-kernel`.
+    kernel_reserved_ports: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -296,6 +303,8 @@ fn overview(app: &App) -> Response {
                 refresh_secs: facts.refresh_secs,
                 scan_method: app.scan_method(),
                 last_scan: &view.state.last_scan,
+                kernel_ephemeral_range: app.kernel_ports().and_then(|k| k.ephemeral),
+                kernel_reserved_ports: app.kernel_reserved_count(),
             },
             state_file: app.store().path().display().to_string(),
             memory_rss_bytes: crate::process::memory_rss_bytes(),

@@ -11,6 +11,7 @@
 //! no worker waits for the disk while they are written.
 
 use crate::error::ApiError;
+use crate::kernel_ports::KernelPorts;
 use crate::metrics::Metrics;
 use crate::ports::{Counts, PortTable, Protocols};
 use crate::scan::Scanner;
@@ -22,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+mod kernel;
 mod leases;
 
 pub use leases::Waiter;
@@ -131,6 +133,8 @@ pub struct App {
     /// The commit queue, once open; without it changes are saved by the
     /// thread that made them.
     commits: OnceLock<Sender<Waiter>>,
+    /// The kernel's range and, with `--reserve-kernel`, its reserved list.
+    kernel: OnceLock<KernelPorts>,
     view: RwLock<Arc<View>>,
 }
 
@@ -164,6 +168,7 @@ impl App {
             held: Mutex::new(held),
             disk: Mutex::new(0),
             commits: OnceLock::new(),
+            kernel: OnceLock::new(),
             view: RwLock::new(view),
         }
     }
@@ -198,7 +203,11 @@ impl App {
         self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes `view` the one reads answer from. Every change a client hears
+    /// of is published first, so a leased port is in the kernel's reserved
+    /// list before its 201 goes out, and out of it before the release's 200.
     fn publish(&self, view: View) {
+        self.reserve_kernel_ports(&view.state, false);
         let view = Arc::new(view);
         match self.view.write() {
             Ok(mut slot) => *slot = view,
@@ -282,12 +291,14 @@ impl App {
         );
         let ended = self.end_due_leases();
         let mut durable = self.disk();
-        if changed || ended > 0 {
+        let saved = if changed || ended > 0 {
             self.save_through(&mut durable, seq)
         } else {
             self.publish(self.held().view());
             Ok(())
-        }
+        };
+        self.reserve_kernel_ports(&self.view().state, true);
+        saved
     }
 
     /// Moves the server to `requested`, or to the next free port after the

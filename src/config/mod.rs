@@ -47,6 +47,8 @@ pub struct Settings {
     pub exclude: Vec<u16>,
     /// A lease's life when the request names none.
     pub lease_ttl: Duration,
+    /// Keep leased ports and the server's own in the kernel's reserved list.
+    pub reserve_kernel: bool,
     /// Warnings to log once logging is up (`PORT` ignored, `RELOAD` has no effect).
     pub warnings: Vec<String>,
 }
@@ -155,6 +157,12 @@ Flags:                        Variable                Default
       Live leased ports one user (or all remote callers together) may
       hold, 1 to 65535, or none. Root and dynport's own user are not
       counted.
+  --reserve-kernel            DYNPORT_RESERVE_KERNEL  off
+      Keep every leased port, and the server's own, that lies in the
+      kernel's ephemeral range (ip_local_port_range) in
+      /proc/sys/net/ipv4/ip_local_reserved_ports, so no outgoing
+      connection takes it. Needs root. The variable takes 1, 0, true or
+      false; --reserve-kernel=0 turns it off.
 
 Lease flags:                  Variable                Default
   --pool NAME=A-B             DYNPORT_POOLS           none

@@ -59,6 +59,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
             LEASE_TTL_SECS,
             DEFAULT_LEASE_TTL_SECS,
         )?,
+        reserve_kernel: setting(raw, raw::RESERVE_KERNEL, switch)?.unwrap_or(false),
         warnings: warnings(raw, range),
     })
 }
@@ -147,6 +148,17 @@ fn host(text: &str) -> Result<IpAddr, String> {
              like 127.0.0.1 or ::1 (names such as localhost are not looked up)"
         )
     })
+}
+
+/// A switch's value: `1` or `true` for on, `0` or `false` for off.
+fn switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a switch value; give 1, 0, true or false"
+        )),
+    }
 }
 
 fn log_level(text: &str) -> Result<LevelFilter, String> {

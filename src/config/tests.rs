@@ -49,6 +49,7 @@ fn defaults_apply_when_nothing_is_given() {
             3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697,
         ],
         lease_ttl: Duration::from_secs(300),
+        reserve_kernel: false,
         warnings: vec![],
     };
     assert_eq!(serve(&[], &[]), expected);
@@ -520,4 +521,33 @@ fn max_ports_per_uid_takes_a_number_or_none() {
         "{}",
         e
     );
+}
+
+#[test]
+fn reserve_kernel_is_a_switch_its_variable_takes_1_0_true_false() {
+    assert!(serve(&["--reserve-kernel"], &[]).reserve_kernel);
+    assert!(!serve(&["--reserve-kernel=0"], &[]).reserve_kernel);
+    assert!(serve(&["--reserve-kernel=true"], &[]).reserve_kernel);
+    let var = "DYNPORT_RESERVE_KERNEL";
+    for (text, on) in [("1", true), ("0", false), ("true", true), ("FALSE", false)] {
+        assert_eq!(serve(&[], &[(var, text)]).reserve_kernel, on, "{text}");
+    }
+    assert!(!serve(&["--reserve-kernel=false"], &[(var, "1")]).reserve_kernel);
+    assert!(serve(&["--reserve-kernel"], &[(var, "0")]).reserve_kernel);
+    assert_eq!(
+        error(&[], &[(var, "yes")]),
+        "DYNPORT_RESERVE_KERNEL: \"yes\" is not a switch value; give 1, 0, true or false"
+    );
+    assert_eq!(
+        error(&["--reserve-kernel=2"], &[]),
+        "--reserve-kernel: \"2\" is not a switch value; give 1, 0, true or false"
+    );
+    assert_eq!(
+        error(&[], &[(var, "")]),
+        "DYNPORT_RESERVE_KERNEL: set but empty; unset it or give a value"
+    );
+    // A switch takes no separate value: the next word is a flag of its own.
+    let s = serve(&["--reserve-kernel", "--workers", "2"], &[]);
+    assert!(s.reserve_kernel);
+    assert_eq!(s.workers, 2);
 }
