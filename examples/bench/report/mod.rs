@@ -54,6 +54,7 @@ pub struct Scans {
     pub idle: Duration,
     pub busy: Duration,
     pub listeners: usize,
+    pub udp_sockets: usize,
 }
 
 /// The caption and the table, as printed.

@@ -49,7 +49,10 @@ fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {
         ms(s.idle) <= 1.0,
     ));
     rows.push(Row::check(
-        &format!("  same, {} listeners in the range", s.listeners),
+        &format!(
+            "  same, {} TCP listeners and {} UDP sockets in the range",
+            s.listeners, s.udp_sockets
+        ),
         format!("{:.3}", ms(s.busy)),
         "<= 3 ms",
         ms(s.busy) <= 3.0,
