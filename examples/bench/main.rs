@@ -19,6 +19,7 @@
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
+mod idle;
 mod leases;
 mod procs;
 mod report;
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle]"
             );
             return ExitCode::from(2);
         }
@@ -123,6 +124,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("lease") {
         results.leases = Some(leases::leases(options)?);
+    }
+    if options.wants("idle") {
+        results.idle_switches = Some(idle::idle(&options.dynport)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -308,10 +312,14 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease") => {
+                part @ ("get" | "scan" | "startup" | "lease" | "idle") => {
                     options.only = Some(part.to_string())
                 }
-                other => return Err(format!("--only {other:?}: get, scan, startup or lease")),
+                other => {
+                    return Err(format!(
+                        "--only {other:?}: get, scan, startup, lease or idle"
+                    ));
+                }
             },
             _ => return Err(format!("unexpected argument {arg:?}")),
         }

@@ -41,6 +41,7 @@ pub struct Results {
     pub scans: Option<Scans>,
     pub startups: Vec<Duration>,
     pub leases: Option<Leases>,
+    pub idle_switches: Option<crate::idle::Idle>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.

@@ -39,6 +39,20 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
     if let Some(leases) = &r.leases {
         lease_rows(rows, leases);
     }
+    if let Some(idle) = &r.idle_switches {
+        rows.push(Row::check(
+            "voluntary context switches, 10 s idle (all threads)",
+            idle.alone.to_string(),
+            "0",
+            idle.alone == 0,
+        ));
+        rows.push(Row::check(
+            "  same, 100 idle kept-alive connections open",
+            idle.kept_alive.to_string(),
+            "0",
+            idle.kept_alive == 0,
+        ));
+    }
 }
 
 fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {
