@@ -32,7 +32,7 @@ fn main() {
     })
     .unwrap_or_else(|e| fail("cannot build the engine", e));
     let body = padded_body(bytes);
-    let handler: Handler = Arc::new(move |_request| Response::json(200, body.clone()));
+    let handler: Handler = Arc::new(move |_request| Response::json(200, body.clone()).into());
     let running = engine
         .run(listener, handler)
         .unwrap_or_else(|e| fail("cannot start the engine", e));

@@ -59,11 +59,16 @@ impl Drop for Server {
     }
 }
 
+/// A handler that always answers at once.
+fn now(f: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Handler {
+    Arc::new(move |req: &Request| Reply::Now(f(req)))
+}
+
 /// Answers `METHOD path?query body-length`, panics on `/panic`, sleeps on
 /// `/slow`, sends 4 MiB on `/big`, and on `/sum` the body's length and a
 /// checksum that changes when any byte moves.
 fn echo_handler() -> Handler {
-    Arc::new(|req: &Request| match req.path.as_str() {
+    now(|req: &Request| match req.path.as_str() {
         "/panic" => panic!("handler panic requested by the test"),
         "/slow" => {
             thread::sleep(Duration::from_millis(500));
@@ -538,7 +543,7 @@ fn replace_listener_moves_new_connections_to_the_new_port() {
 fn shutdown_lets_the_request_in_flight_finish() {
     let started = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&started);
-    let handler: Handler = Arc::new(move |req: &Request| {
+    let handler = now(move |req: &Request| {
         seen.fetch_add(1, Ordering::SeqCst);
         thread::sleep(Duration::from_millis(400));
         Response::json(200, req.path.clone().into_bytes())
@@ -652,14 +657,14 @@ fn later_handler() -> Handler {
                 thread::sleep(Duration::from_millis(ms));
                 completion.complete(Response::json(201, path.into_bytes()));
             });
-            Response::later(later)
+            Reply::Later(later)
         }
         _ if req.path == "/dropped" => {
             let (later, completion) = later();
             drop(completion);
-            Response::later(later)
+            Reply::Later(later)
         }
-        None => Response::json(200, req.path.clone().into_bytes()),
+        None => Response::json(200, req.path.clone().into_bytes()).into(),
     })
 }
 
@@ -721,7 +726,7 @@ fn a_lost_later_answer_is_500_and_http10_closes_after_one() {
 
 /// Answers with what the engine told of the peer: `uid pid addr`.
 fn peer_handler() -> Handler {
-    Arc::new(|req: &Request| {
+    now(|req: &Request| {
         let p = req.peer;
         let text = format!("{:?} {:?} {:?}", p.uid, p.pid, p.addr);
         Response::json(200, text.into_bytes())

@@ -32,7 +32,7 @@ fn five_hundred_connections_add_no_thread() {
     let engine = Engine::new(config).unwrap();
     let without_engine = threads_of_this_process();
     let control = engine.control();
-    let handler: Handler = Arc::new(|_: &Request| Response::json(200, b"{}".to_vec()));
+    let handler: Handler = Arc::new(|_: &Request| Response::json(200, b"{}".to_vec()).into());
     let running = engine.run(listener, handler).unwrap();
     let before = threads_of_this_process();
     // The workers and one poller thread.

@@ -2,7 +2,7 @@
 
 use super::{ApiError, App, json};
 use crate::app::Done;
-use crate::http::{Request, Response};
+use crate::http::{Reply, Request, Response};
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
 use crate::metrics::Denial;
 use crate::principal::{Principal, Refusal};
@@ -44,7 +44,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
     }
 }
 
-pub fn grant(app: &App, request: &Request) -> Result<Response, ApiError> {
+pub fn grant(app: &App, request: &Request) -> Result<Reply, ApiError> {
     let who = Principal::of(&request.peer);
     let mut req =
         parse_request(app, &request.body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
@@ -71,7 +71,7 @@ pub fn grant(app: &App, request: &Request) -> Result<Response, ApiError> {
 fn answer_later(
     start: impl FnOnce(Done<Lease>),
     ok: impl FnOnce(&Lease) -> Response + Send + 'static,
-) -> Response {
+) -> Reply {
     let (later, completion) = crate::http::later();
     start(Box::new(move |outcome| {
         completion.complete(match outcome {
@@ -79,7 +79,7 @@ fn answer_later(
             Err(e) => e.into_response(),
         });
     }));
-    Response::later(later)
+    Reply::Later(later)
 }
 
 fn success(lease: &Lease) -> LeaseAnswer<LeaseView<'_>> {
@@ -146,7 +146,7 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
     Ok(json(200, &success(lease)))
 }
 
-pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
+pub fn renew(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> {
     let body: RenewBody = wire::parse(&request.body).map_err(ApiError::BadRequest)?;
     let ttl = body.ttl_secs.map(Duration::from_secs);
     let who = Principal::of(&request.peer);
@@ -156,7 +156,7 @@ pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiErro
     ))
 }
 
-pub fn release(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
+pub fn release(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> {
     let who = Principal::of(&request.peer);
     Ok(answer_later(
         |done| app.release(id, who, done),

@@ -144,7 +144,6 @@ pub fn render(app: &App) -> Response {
         headers: Vec::new(),
         content_type: "text/plain; version=0.0.4",
         body: out.into_bytes(),
-        later: None,
     }
 }
 

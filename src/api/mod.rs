@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
+use crate::http::{Reply, Request, Response};
 use crate::ports::{Counts, PortEntry, PortRange};
 use crate::state::ScanInfo;
 use crate::time::now_rfc3339;
@@ -74,13 +74,13 @@ impl Route<'_> {
 }
 
 /// Answers one request.
-pub fn handle(app: &App, req: &Request) -> Response {
-    route(app, req).unwrap_or_else(ApiError::into_response)
+pub fn handle(app: &App, req: &Request) -> Reply {
+    route(app, req).unwrap_or_else(|e| e.into_response().into())
 }
 
 /// The checks run in the order `guard` documents: Host, route, method,
 /// then for a change: web page, throttle, token.
-fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
     guard::host(req, &app.facts.allow_hosts)?;
     let route = Route::resolve(&req.path)
         .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {}", req.path)))?;
@@ -101,19 +101,21 @@ fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             }
         })?;
     }
-    match route {
-        Route::Health => Ok(json(200, &serde_json::json!({"status": "ok"}))),
-        Route::ServerPort => Ok(server_port(app)),
-        Route::ChangePort => change_port(app, req),
-        Route::PortState => port_state(app, req.query.as_deref()),
-        Route::Overview => Ok(overview(app)),
-        Route::Metrics => Ok(metrics::render(app)),
-        Route::Lease => leases::grant(app, req),
-        Route::Leases => Ok(leases::list(app)),
-        Route::OneLease(id) if method == "GET" => leases::one(app, id),
-        Route::OneLease(id) => leases::release(app, id, req),
-        Route::Renew(id) => leases::renew(app, id, req),
-    }
+    let now = match route {
+        Route::Health => json(200, &serde_json::json!({"status": "ok"})),
+        Route::ServerPort => server_port(app),
+        Route::ChangePort => change_port(app, req)?,
+        Route::PortState => port_state(app, req.query.as_deref())?,
+        Route::Overview => overview(app),
+        Route::Metrics => metrics::render(app),
+        Route::Leases => leases::list(app),
+        Route::OneLease(id) if method == "GET" => leases::one(app, id)?,
+        // Changes of leases answer once they are durable.
+        Route::Lease => return leases::grant(app, req),
+        Route::OneLease(id) => return leases::release(app, id, req),
+        Route::Renew(id) => return leases::renew(app, id, req),
+    };
+    Ok(Reply::Now(now))
 }
 
 fn json<T: Serialize>(status: u16, body: &T) -> Response {

@@ -118,7 +118,7 @@ fn recording_handler(seen: Arc<Mutex<Vec<Request>>>) -> Handler {
             resp = resp.with_header("X-Echo", echo);
         }
         seen.push(req.clone());
-        resp
+        resp.into()
     })
 }
 

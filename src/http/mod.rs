@@ -137,8 +137,31 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     pub content_type: &'static str,
     pub body: Vec<u8>,
-    /// Set when the answer comes later: the other fields are then unused.
-    pub later: Option<Later>,
+}
+
+/// What a handler gives: an answer now, or one that comes later through
+/// the [`Completion`] paired with the [`Later`], the worker free meanwhile.
+#[derive(Debug)]
+pub enum Reply {
+    Now(Response),
+    Later(Later),
+}
+
+impl Reply {
+    /// The answer itself: waits for one that comes later. For callers
+    /// outside the engine, such as tests of the router.
+    pub fn resolve(self) -> Response {
+        match self {
+            Reply::Now(response) => response,
+            Reply::Later(later) => later.wait(),
+        }
+    }
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Reply {
+        Reply::Now(response)
+    }
 }
 
 impl Response {
@@ -149,25 +172,6 @@ impl Response {
             headers: Vec::new(),
             content_type: "application/json",
             body,
-            later: None,
-        }
-    }
-
-    /// An answer that comes later, through the [`Completion`] paired with
-    /// `later`; the worker is free meanwhile.
-    pub fn later(later: Later) -> Response {
-        Response {
-            later: Some(later),
-            ..Response::json(202, Vec::new())
-        }
-    }
-
-    /// The answer itself: waits for one that comes later. For callers
-    /// outside the engine, such as tests of the router.
-    pub fn resolve(self) -> Response {
-        match self.later {
-            Some(later) => later.wait(),
-            None => self,
         }
     }
 
@@ -194,7 +198,7 @@ impl Response {
 }
 
 /// What the engine calls for every complete request. A panic inside becomes a 500.
-pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 /// The engine's limits and sizes.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use super::later::Later;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
 use super::shared::Shared;
 use super::write::{self, CONTINUE, Framing};
-use super::{Handler, Peer, Response};
+use super::{Handler, Peer, Reply, Response};
 
 /// Turns a worker gives one connection before parking it again, so a client
 /// that keeps the socket full cannot keep a worker to itself.
@@ -287,14 +287,14 @@ impl Worker {
     fn respond(&mut self, mut framed: Framed) -> bool {
         framed.request.peer = self.peer;
         let handler = &self.handler;
-        let resp =
+        let reply =
             catch_unwind(AssertUnwindSafe(|| handler(&framed.request))).unwrap_or_else(|_| {
                 log::error!(
                     "request handler panicked on {} {}",
                     framed.request.method.escape_debug(),
                     framed.request.path.escape_debug()
                 );
-                Response::error(500, "internal error while handling the request")
+                Response::error(500, "internal error while handling the request").into()
             });
         let keep_alive = framed.keep_alive && !self.shared.shutting_down.load(Ordering::Relaxed);
         let framing = Framing {
@@ -302,10 +302,13 @@ impl Worker {
             keep_alive_10: keep_alive && framed.http10,
             head_only: framed.head_only,
         };
-        if let Some(later) = resp.later {
-            self.deferred = Some((later, framing));
-            return keep_alive;
-        }
+        let resp = match reply {
+            Reply::Now(resp) => resp,
+            Reply::Later(later) => {
+                self.deferred = Some((later, framing));
+                return keep_alive;
+            }
+        };
         let sent = write::encode(&mut self.out, &resp, framing);
         self.shared.stats.count(sent);
         keep_alive
