@@ -102,7 +102,7 @@ fn app(world: &World) -> App {
     let mut table = PortTable::new(range);
     table.add_pool("web", PortRange::new(range.start + 3, range.end).unwrap());
     table.exclude(&[range.start + 2], NOW);
-    table.apply_scan(&[range.start + 1], NOW);
+    table.apply_scan(&dynport::ports::tcp_only(&[range.start + 1]), NOW);
     table.set_server_port(Some(range.start), NOW);
     let now = SystemTime::now();
     table.insert_lease(
@@ -112,7 +112,7 @@ fn app(world: &World) -> App {
             pool: "web".to_string(),
             owner: Some("fuzz".to_string()),
             uid: None,
-            protocol: Protocol::Both,
+            protocol: dynport::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now,
