@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Command::Help => print!("{}", config::HELP),
         Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
         Command::Serve(settings) => {
-            init_logging(settings.log_level);
+            dynport::logging::init(settings.log_level, |k| std::env::var(k).ok());
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
@@ -45,13 +45,4 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-fn init_logging(level: log::LevelFilter) {
-    let config = simplelog::ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .build();
-    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
 }
