@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
         Command::Serve(settings) => {
             dynport::logging::init(settings.log_level, |k| std::env::var(k).ok());
+            let notifier = dynport::notify::Notifier::from_lookup(|k| std::env::var(k).ok());
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
                 log::error!("{e}");
                 return ExitCode::from(2);
             }
-            if let Err(e) = dynport::server::run(&settings) {
+            if let Err(e) = dynport::server::run(&settings, notifier) {
                 log::error!("{e}");
                 return ExitCode::from(1);
             }
