@@ -22,7 +22,8 @@ fn main() -> ExitCode {
         Command::Help => print!("{}", config::HELP),
         Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
         Command::Serve(settings) => {
-            init_logging(settings.log_level);
+            dynport::logging::init(settings.log_level, |k| std::env::var(k).ok());
+            let notifier = dynport::notify::Notifier::from_lookup(|k| std::env::var(k).ok());
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
@@ -38,20 +39,11 @@ fn main() -> ExitCode {
                 log::error!("{e}");
                 return ExitCode::from(2);
             }
-            if let Err(e) = dynport::server::run(&settings) {
+            if let Err(e) = dynport::server::run(&settings, notifier) {
                 log::error!("{e}");
                 return ExitCode::from(1);
             }
         }
     }
     ExitCode::SUCCESS
-}
-
-fn init_logging(level: log::LevelFilter) {
-    let config = simplelog::ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .build();
-    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
 }

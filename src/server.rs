@@ -5,6 +5,7 @@ use crate::app::{self, App, Facts, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
+use crate::notify::Notifier;
 use crate::ports::PortTable;
 use crate::principal::Rules;
 use crate::refresh::Refresh;
@@ -13,6 +14,7 @@ use crate::state::leases::{self, check_leases};
 use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use crate::unix_socket::SocketFile;
+use crate::watchdog::{Watchdog, engine_probe};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
@@ -32,9 +34,14 @@ impl fmt::Display for Fatal {
     }
 }
 
+/// What the log and the service manager hear when shutdown begins.
+const SHUTTING_DOWN: &str = "shutting down: finishing requests in flight";
+
 /// Runs the server until SIGINT or SIGTERM, in a state directory that
-/// [`crate::state::dir::prepare`] has checked.
-pub fn run(settings: &Settings) -> Result<(), Fatal> {
+/// [`crate::state::dir::prepare`] has checked, telling `notifier` (the
+/// service manager, if any) when it is ready, what it serves, and when it
+/// stops.
+pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let started = Instant::now();
     let dir = &settings.state_dir;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
@@ -81,6 +88,8 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let kernel = KernelPorts::open(Kernel::host(), dir, settings.reserve_kernel)
         .map_err(|e| Fatal(format!("cannot use the kernel's port lists: {e}")))?;
     app.set_kernel_ports(kernel);
+    let notifier = Arc::new(notifier);
+    app.set_notifier(Arc::clone(&notifier));
     let commits = app.open_commit_queue();
     app.save_now().map_err(|e| write_failure(&app, &e))?;
 
@@ -98,9 +107,18 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     }
     let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh, commits)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
+    // Ready once the port answers and every thread a request may wait on
+    // runs.
+    app.tell_ready();
+    let watchdog = start_watchdog(&notifier, &control)?;
 
     let _ = signals.recv();
-    log::info!("shutting down: finishing requests in flight");
+    notifier.stopping(SHUTTING_DOWN);
+    // Draining closes the listener, so the probes would fail from now on.
+    if let Some(watchdog) = watchdog {
+        watchdog.stop();
+    }
+    log::info!("{SHUTTING_DOWN}");
     // Requests in flight may wait for the refresh thread to store their
     // change, so it stops after them.
     control.shutdown(SHUTDOWN_GRACE);
@@ -112,6 +130,24 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     log::info!("Port released successfully");
     app.release_kernel_ports();
     Ok(())
+}
+
+/// With `WATCHDOG_USEC`, a thread that tells the service manager
+/// `WATCHDOG=1` while the workers answer `GET /healthz`.
+fn start_watchdog(
+    notifier: &Arc<Notifier>,
+    control: &crate::http::Control,
+) -> Result<Option<Watchdog>, Fatal> {
+    let Some(period) = notifier.watchdog_period() else {
+        return Ok(None);
+    };
+    log::debug!("pinging the service manager's watchdog every {period:?}");
+    let pinger = Arc::clone(notifier);
+    Watchdog::spawn(period, engine_probe(control.clone()), move || {
+        pinger.watchdog()
+    })
+    .map(Some)
+    .map_err(|e| Fatal(format!("cannot start the watchdog thread: {e}")))
 }
 
 /// The Unix socket of `--unix-socket`, unless it is `none`.

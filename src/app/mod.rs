@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 mod kernel;
 mod leases;
+mod status;
 
 pub use leases::Waiter;
 
@@ -135,6 +136,8 @@ pub struct App {
     commits: OnceLock<Sender<Waiter>>,
     /// The kernel's range and, with `--reserve-kernel`, its reserved list.
     kernel: OnceLock<KernelPorts>,
+    /// The service manager, told of every status change.
+    notifier: OnceLock<Arc<crate::notify::Notifier>>,
     view: RwLock<Arc<View>>,
 }
 
@@ -169,6 +172,7 @@ impl App {
             disk: Mutex::new(0),
             commits: OnceLock::new(),
             kernel: OnceLock::new(),
+            notifier: OnceLock::new(),
             view: RwLock::new(view),
         }
     }
@@ -210,9 +214,12 @@ impl App {
         self.reserve_kernel_ports(&view.state, false);
         let view = Arc::new(view);
         match self.view.write() {
-            Ok(mut slot) => *slot = view,
-            Err(poisoned) => *poisoned.into_inner() = view,
+            Ok(mut slot) => *slot = Arc::clone(&view),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&view),
         }
+        // After the swap, so that a status dropped before the server was
+        // ready is the one `tell_ready` reads.
+        self.tell_status(&view);
     }
 
     /// Saves the newest state unless a save since change `seq` already
