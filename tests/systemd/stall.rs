@@ -28,7 +28,7 @@ fn holding_handler(entered: Sender<()>, release: Receiver<()>) -> Handler {
             let _ = entered.send(());
             let _ = release.recv_timeout(PATIENCE);
         }
-        Response::json(200, b"{\"status\":\"ok\"}".to_vec())
+        Response::json(200, b"{\"status\":\"ok\"}".to_vec()).into()
     })
 }
 
