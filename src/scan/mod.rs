@@ -5,14 +5,17 @@
 //! does), reading `/proc/net/tcp{,6}`, and trying to bind every port. Sockets
 //! in other network namespaces are invisible to all three.
 
+mod holders;
 mod netlink;
 mod owner;
 mod probe;
+mod procfd;
 mod procnet;
 
 #[cfg(test)]
 mod tests;
 
+pub use holders::{Holder, Protocol, holders};
 pub use owner::tcp_socket_uid;
 
 use crate::ports::PortRange;
