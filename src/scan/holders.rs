@@ -92,7 +92,7 @@ fn holders_in(proc_root: &Path, port: u16) -> io::Result<Vec<Holder>> {
             }
         })
         .collect();
-    holders.sort_by(|a, b| (a.protocol, a.address, a.pid).cmp(&(b.protocol, b.address, b.pid)));
+    holders.sort_by_key(|h| (h.protocol, h.address, h.pid));
     Ok(holders)
 }
 
