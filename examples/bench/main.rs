@@ -7,11 +7,12 @@
 //! figures no floor has: scan time, startup, binary size, lease grants.
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]
-//! [--only get|scan|startup|lease]` (defaults 7, 3, 5, 20,
+//! [--only get|scan|startup|lease|holders]` (defaults 7, 3, 5, 20,
 //! `target/release/dynport`, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
+mod holders;
 mod procs;
 mod report;
 mod scan;
@@ -45,7 +46,8 @@ pub struct Options {
     pub secs: u64,
     pub lease_secs: u64,
     pub startup_runs: usize,
-    /// Only this part of the benchmark: `get`, `scan`, `startup` or `lease`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease` or
+    /// `holders`.
     only: Option<String>,
     dynport: PathBuf,
     examples: PathBuf,
@@ -65,7 +67,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease|holders]"
             );
             return ExitCode::from(2);
         }
@@ -113,6 +115,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("lease") {
         results.lease = Some(leases(options)?);
+    }
+    if options.wants("holders") {
+        results.holders = Some(holders::measure()?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -369,10 +374,14 @@ fn parse_args() -> Result<Options, String> {
             "--startup-runs" => options.startup_runs = number(value()?)?.max(1) as usize,
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease") => {
+                part @ ("get" | "scan" | "startup" | "lease" | "holders") => {
                     options.only = Some(part.to_string())
                 }
-                other => return Err(format!("--only {other:?}: get, scan, startup or lease")),
+                other => {
+                    return Err(format!(
+                        "--only {other:?}: get, scan, startup, lease or holders"
+                    ));
+                }
             },
             _ => return Err(format!("unexpected argument {arg:?}")),
         }

@@ -5,6 +5,7 @@
 //! does), reading `/proc/net/tcp{,6}`, and trying to bind every port. Sockets
 //! in other network namespaces are invisible to all three.
 
+mod dirfd;
 mod holders;
 mod netlink;
 mod owner;

@@ -4,39 +4,112 @@
 //! user's, or every one when it runs as root).
 #![forbid(unsafe_code)]
 
+use super::dirfd;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// For each inode of `wanted`, the pid of the first process found holding
-/// it. Processes are walked in the order `proc_root` lists them (ascending
-/// pids in `/proc`, so the parent of a forked server comes before its
-/// children), and the walk stops as soon as every inode is found.
+/// Room for many directory records per read: `/proc` lists every process.
+const NAMES_BUF: usize = 32 * 1024;
+/// Each process costs a few system calls, most of the time spent in the
+/// kernel's procfs; past this many processes the walk is shared among
+/// threads, one per core up to [`MAX_WALKERS`].
+const PROCESSES_PER_WALKER: usize = 250;
+const MAX_WALKERS: usize = 4;
+/// `socket:[` and the 20 digits of the largest inode, and `]`.
+const LINK_BUF: usize = 32;
+
+/// For each inode of `wanted`, the pid of a process holding it: the
+/// lowest found. Processes are walked in the order `proc_root` lists them
+/// (ascending pids in `/proc`, so the parent of a forked server usually
+/// comes before its children), and the walk stops as soon as every inode
+/// is found.
 pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
-    let mut search = Search::new(wanted);
+    let search = Search::new(wanted);
     if search.done() {
         return search.found;
     }
-    let Ok(entries) = std::fs::read_dir(proc_root) else {
+    let root = CString::new(proc_root.as_os_str().as_bytes()).ok();
+    let Some(root) = root.and_then(|r| dirfd::open_dir(None, &r).ok()) else {
         return search.found;
     };
-    let mut dir = proc_root.to_path_buf();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = pid_of(&name) else {
-            continue;
-        };
-        dir.push(&name);
-        dir.push("fd");
-        let done = sockets_in(&mut dir, &mut |inode| search.offer(pid, inode));
-        dir.pop();
-        dir.pop();
-        if done {
-            break;
+    let pids = pids(&root, &mut vec![0u8; NAMES_BUF]);
+    let walkers = walkers(pids.len());
+    let search = Mutex::new(search);
+    std::thread::scope(|scope| {
+        let (root, pids, search) = (&root, &pids, &search);
+        for first in 1..walkers {
+            scope.spawn(move || walk(root, pids.iter().skip(first).step_by(walkers), search));
         }
+        walk(root, pids.iter().step_by(walkers), search);
+    });
+    search
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .found
+}
+
+/// How many threads share a walk of `processes` processes.
+fn walkers(processes: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (processes / PROCESSES_PER_WALKER).clamp(1, cores.min(MAX_WALKERS))
+}
+
+/// Looks into each process of `pids` in turn until `search` is done.
+fn walk<'p>(root: &OwnedFd, pids: impl Iterator<Item = &'p u32>, search: &Mutex<Search>) {
+    let mut buf = vec![0u8; NAMES_BUF];
+    for &pid in pids {
+        if lock(search).done() {
+            return;
+        }
+        sockets_of(root, pid, &mut buf, &mut |inode| {
+            lock(search).offer(pid, inode)
+        });
     }
-    search.found
+}
+
+fn lock(search: &Mutex<Search>) -> MutexGuard<'_, Search> {
+    // A walker that panicked left a search that is still whole: every
+    // change to it is one insert or removal.
+    search.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The processes `root` lists: its entries that are all digits. `self`,
+/// `sys` and the rest are no process.
+fn pids(root: &OwnedFd, buf: &mut [u8]) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let _ = dirfd::each_name(root, buf, &mut |name| {
+        pids.extend(pid_of(name));
+        false
+    });
+    pids
+}
+
+/// Hands `on_inode` the inode of each socket process `pid` has open until
+/// it returns true, and returns whether it did. A process dynport may not
+/// look into (another user's) or that has exited holds nothing.
+fn sockets_of(
+    root: &OwnedFd,
+    pid: u32,
+    buf: &mut [u8],
+    on_inode: &mut dyn FnMut(u64) -> bool,
+) -> bool {
+    let Ok(path) = CString::new(format!("{pid}/fd")) else {
+        return false;
+    };
+    let Ok(fds) = dirfd::open_dir(Some(root), &path) else {
+        return false;
+    };
+    let mut link = [0u8; LINK_BUF];
+    let stopped = dirfd::each_name(&fds, buf, &mut |name| {
+        dirfd::read_link(&fds, name, &mut link)
+            .and_then(socket_inode)
+            .is_some_and(&mut *on_inode)
+    });
+    stopped.unwrap_or(false)
 }
 
 /// The command name of process `pid` (`/proc/PID/comm`), when it can be read.
@@ -64,12 +137,15 @@ impl Search {
         }
     }
 
-    /// Records that `pid` holds `inode` when it is looked for. True once
-    /// nothing is left to look for.
+    /// Records that `pid` holds `inode` when it is looked for, and when a
+    /// walker found it in a higher pid first. True once nothing is left to
+    /// look for.
     fn offer(&mut self, pid: u32, inode: u64) -> bool {
         if let Ok(i) = self.left.binary_search(&inode) {
             self.left.remove(i);
             self.found.insert(inode, pid);
+        } else if let Some(held) = self.found.get_mut(&inode) {
+            *held = pid.min(*held);
         }
         self.done()
     }
@@ -79,38 +155,15 @@ impl Search {
     }
 }
 
-/// Hands `on_inode` the inode of each socket open in the `fd` directory
-/// `dir` until it returns true, and returns whether it did. A directory
-/// dynport may not read (another user's process) or that has gone (the
-/// process exited) holds nothing. `dir` is given back as it came.
-fn sockets_in(dir: &mut PathBuf, on_inode: &mut dyn FnMut(u64) -> bool) -> bool {
-    let Ok(entries) = std::fs::read_dir(&*dir) else {
-        return false;
-    };
-    for entry in entries.flatten() {
-        dir.push(entry.file_name());
-        let link = std::fs::read_link(&*dir);
-        dir.pop();
-        let inode = link
-            .ok()
-            .and_then(|l| socket_inode(l.as_os_str().as_bytes()));
-        if inode.is_some_and(&mut *on_inode) {
-            return true;
-        }
-    }
-    false
-}
-
 /// The inode of a `socket:[INODE]` link target; `None` for any other file.
 fn socket_inode(target: &[u8]) -> Option<u64> {
     let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
     number(digits)
 }
 
-/// The pid a `/proc` entry names: all digits. `self`, `sys` and the rest
-/// are no process.
-fn pid_of(name: &OsStr) -> Option<u32> {
-    number(name.as_bytes()).and_then(|n| u32::try_from(n).ok())
+/// The pid a `/proc` entry names: all digits.
+fn pid_of(name: &CStr) -> Option<u32> {
+    number(name.to_bytes()).and_then(|n| u32::try_from(n).ok())
 }
 
 /// Plain decimal digits, no sign or space, as the kernel writes them.
@@ -126,6 +179,7 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::{MetadataExt, symlink};
+    use std::path::PathBuf;
 
     #[test]
     fn socket_links_name_their_inode() {
@@ -141,11 +195,11 @@ mod tests {
 
     #[test]
     fn only_numeric_proc_entries_are_processes() {
-        assert_eq!(pid_of(OsStr::new("4242")), Some(4242));
-        assert_eq!(pid_of(OsStr::new("self")), None);
-        assert_eq!(pid_of(OsStr::new("thread-self")), None);
-        assert_eq!(pid_of(OsStr::new("")), None);
-        assert_eq!(pid_of(OsStr::new("99999999999")), None);
+        assert_eq!(pid_of(c"4242"), Some(4242));
+        assert_eq!(pid_of(c"self"), None);
+        assert_eq!(pid_of(c"thread-self"), None);
+        assert_eq!(pid_of(c""), None);
+        assert_eq!(pid_of(c"99999999999"), None);
     }
 
     #[test]
@@ -155,7 +209,8 @@ mod tests {
         assert!(!search.offer(11, 7));
         assert!(!search.offer(12, 7), "7 was found already");
         assert!(search.offer(13, 5));
-        assert_eq!(search.found, HashMap::from([(7, 11), (5, 13)]));
+        assert!(search.offer(9, 7), "a lower pid found later wins");
+        assert_eq!(search.found, HashMap::from([(7, 9), (5, 13)]));
         assert!(Search::new(&[0]).done(), "inode 0 is never looked for");
     }
 
@@ -192,6 +247,24 @@ mod tests {
         assert_eq!(command(&root, 42).as_deref(), Some("python3"));
         assert_eq!(command(&root, 43), None);
         assert_eq!(find(&root, &[]), HashMap::new());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_walk_shared_among_threads_finds_the_lowest_holder() {
+        let root = std::env::temp_dir().join(format!("dynport-procfd-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for pid in 1..=3 * PROCESSES_PER_WALKER {
+            let fd = root.join(pid.to_string()).join("fd");
+            std::fs::create_dir_all(&fd).unwrap();
+            symlink(format!("socket:[{}]", 100_000 + pid), fd.join("3")).unwrap();
+            if pid % 100 == 7 {
+                symlink("socket:[42]", fd.join("4")).unwrap(); // shared, as after fork
+            }
+        }
+        // 1 is never found, so every process is looked into.
+        let found = find(&root, &[42, 100_600, 1]);
+        assert_eq!(found, HashMap::from([(42, 7), (100_600, 600)]));
         std::fs::remove_dir_all(&root).unwrap();
     }
 
