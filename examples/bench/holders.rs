@@ -82,10 +82,7 @@ pub fn rows(h: &Holders) -> [Row; 2] {
             &format!("<= {GOAL_MS:.0} ms"),
             median <= GOAL_MS,
         ),
-        Row::info(
-            "  its CPU time, every thread (ms)",
-            [cpu, String::new(), String::new()],
-        ),
+        Row::dynport("  its CPU time, every thread (ms)", cpu),
     ]
 }
 

@@ -57,8 +57,6 @@ pub(crate) struct PollLoop {
     events: Events,
     /// Connections taken from the registry, handed on once it is unlocked.
     batch: Vec<Conn>,
-    tick: Duration,
-    next_sweep: Instant,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
 }
@@ -71,11 +69,6 @@ impl PollLoop {
         work: Sender<Conn>,
         commands: Receiver<Command>,
     ) -> io::Result<PollLoop> {
-        let c = &shared.config;
-        // Deadlines are checked every tick, so a tick is a fraction of the
-        // shortest timeout: small enough for tests, cheap in production.
-        let shortest = c.request_timeout.min(c.idle_timeout);
-        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
         let mut poll_loop = PollLoop {
             shared,
             listener: None,
@@ -85,8 +78,6 @@ impl PollLoop {
             commands,
             events: Events::with_capacity(EVENTS_PER_WAIT),
             batch: Vec::new(),
-            tick,
-            next_sweep: Instant::now() + tick,
             accept_paused_until: None,
             shutdown_deadline: None,
         };
@@ -111,17 +102,36 @@ impl PollLoop {
         self.close_everything();
     }
 
+    /// Sleeps until an event, or until the next deadline: with nothing open
+    /// and nothing due, the poller does not wake at all.
     fn wait(&mut self) {
-        let mut timeout = self.next_sweep.saturating_duration_since(Instant::now());
-        if let Some(deadline) = self.shutdown_deadline {
-            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-        }
+        let timeout = self
+            .shared
+            .registry()
+            .wake_at()
+            .map(|at| at.saturating_duration_since(Instant::now()));
         if let Err(e) = self.shared.poller.wait(&mut self.events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
             log::error!("waiting for connections failed: {e}");
-            std::thread::sleep(self.tick);
+            std::thread::sleep(ACCEPT_BACKOFF);
         }
+    }
+
+    /// The poller's own timers: the retiring listener's end, the end of an
+    /// accept pause, the end of the shutdown grace.
+    fn own_timers(&self) -> Option<Instant> {
+        let timers = [
+            self.retiring.as_ref().map(|(_, until)| *until),
+            self.accept_paused_until,
+            self.shutdown_deadline,
+        ];
+        timers.into_iter().flatten().min()
+    }
+
+    /// Makes sure the poller wakes by `at`.
+    fn wake_by(&self, at: Instant) {
+        self.shared.registry().wake_by(at);
     }
 
     fn finished(&self) -> bool {
@@ -152,11 +162,13 @@ impl PollLoop {
             // Clients already connected to the old listener, or half-way
             // through, are served; only new ones are turned away.
             if let Err(e) = super::retire::refuse_new_handshakes(&old) {
-                log::warn!("cannot stop new handshakes on the old listener: {e}");
+                log::debug!("cannot stop new handshakes on the old listener: {e}");
             }
             let _ = self.shared.poller.delete(&old);
             self.shared.poller.add(&old, RETIRING, Interest::Read)?;
-            self.retiring = Some((old, Instant::now() + RETIRE_AFTER));
+            let until = Instant::now() + RETIRE_AFTER;
+            self.retiring = Some((old, until));
+            self.wake_by(until);
         }
         self.set_listener(listener)
     }
@@ -201,7 +213,9 @@ impl PollLoop {
             return;
         }
         log::debug!("engine shutting down, grace {grace:?}");
-        self.shutdown_deadline = Some(Instant::now() + grace);
+        let deadline = Instant::now() + grace;
+        self.shutdown_deadline = Some(deadline);
+        self.wake_by(deadline);
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         self.drop_listener();
         self.drop_retiring();
@@ -264,7 +278,9 @@ impl PollLoop {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     log::warn!("accepting a connection failed, pausing: {e}");
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    let until = Instant::now() + ACCEPT_BACKOFF;
+                    self.accept_paused_until = Some(until);
+                    self.wake_by(until);
                     return true;
                 }
             }
@@ -348,12 +364,12 @@ impl PollLoop {
         let _ = shared.park_registered(conn);
     }
 
+    /// Acts on whatever deadline has passed, then plans the next wake-up.
     fn sweep_if_due(&mut self) {
         let now = Instant::now();
-        if now < self.next_sweep {
+        if self.shared.registry().wake_at().is_none_or(|at| now < at) {
             return;
         }
-        self.next_sweep = now + self.tick;
         if self
             .retiring
             .as_ref()
@@ -365,7 +381,10 @@ impl PollLoop {
             self.accept_paused_until = None;
             self.rearm_listeners();
         }
-        self.shared.registry().take_expired(now, &mut self.batch);
+        let own = self.own_timers();
+        self.shared
+            .registry()
+            .take_expired(now, &mut self.batch, own);
         // Idle ones just close; the rest may owe an answer (408), which a
         // worker writes.
         self.batch.retain(|conn| !conn.is_idle());

@@ -96,11 +96,13 @@ impl Epoll {
     }
 
     /// Waits until a registered source is ready, [`Epoll::notify`] is called,
-    /// or `timeout` passes.
-    pub fn wait(&self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+    /// or `timeout` passes (never, when `None`).
+    pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
         // Rounded up so that a sub-millisecond timeout does not spin.
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let ms = timeout.map_or(-1, |t| {
+            t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        });
         let capacity = events.list.capacity().min(i32::MAX as usize) as i32;
         // SAFETY: the kernel writes at most `capacity` events into the
         // vector's spare capacity, and reports how many it wrote.
@@ -171,13 +173,19 @@ mod tests {
         epoll.add(&server, 7, Interest::Read).unwrap();
         client.write_all(b"x").unwrap();
         let mut events = Events::with_capacity(8);
-        epoll.wait(&mut events, Duration::from_secs(5)).unwrap();
+        epoll
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(events.keys().collect::<Vec<_>>(), [7]);
-        epoll.wait(&mut events, Duration::from_millis(20)).unwrap();
+        epoll
+            .wait(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
         assert_eq!(events.keys().count(), 0, "disarmed interest fired again");
         // The byte is still unread: re-arming reports it at once.
         epoll.rearm(&server, 7, Interest::Read).unwrap();
-        epoll.wait(&mut events, Duration::from_secs(5)).unwrap();
+        epoll
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(events.keys().collect::<Vec<_>>(), [7]);
     }
 
@@ -187,11 +195,15 @@ mod tests {
         epoll.notify().unwrap();
         let mut events = Events::with_capacity(8);
         let started = Instant::now();
-        epoll.wait(&mut events, Duration::from_secs(5)).unwrap();
+        epoll
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(4));
         assert_eq!(events.keys().count(), 0);
         // The wake-up was consumed: the next wait times out.
-        epoll.wait(&mut events, Duration::from_millis(20)).unwrap();
+        epoll
+            .wait(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
         assert_eq!(events.list.len(), 0);
     }
 }

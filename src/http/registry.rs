@@ -22,7 +22,9 @@ enum Slot {
 
 /// What became of a connection a worker tried to park.
 pub(crate) enum Parked {
-    Waiting,
+    /// It waits; `sooner` when its deadline comes before the poller meant
+    /// to wake, which must then be woken to wait less.
+    Waiting { sooner: bool },
     /// Its event fired while the worker still held it: serve it again.
     Ready(Conn),
     /// The engine is shutting down and this connection may not wait.
@@ -38,6 +40,10 @@ pub(crate) struct Registry {
     draining: bool,
     /// The poller is gone: nothing may wait any more.
     closed: bool,
+    /// When the poller wakes next to look at deadlines; `None`: only for
+    /// an event. Kept under the same lock as the slots, so a connection
+    /// parked with an earlier deadline is never missed.
+    wake_at: Option<Instant>,
 }
 
 impl Registry {
@@ -77,8 +83,13 @@ impl Registry {
                 Parked::Ready(conn)
             }
             Slot::Active { ready: false } => {
+                let deadline = conn.deadline;
                 *slot = Slot::Parked(conn);
-                Parked::Waiting
+                let sooner = self.wake_at.is_none_or(|at| deadline < at);
+                if sooner {
+                    self.wake_at = Some(deadline);
+                }
+                Parked::Waiting { sooner }
             }
             // Only the holder of a key parks it, so its slot is active; were
             // it not, overwriting would drop a connection under this lock.
@@ -103,13 +114,29 @@ impl Registry {
         }
     }
 
-    /// Moves every connection whose deadline has passed into `out`.
-    pub fn take_expired(&mut self, now: Instant, out: &mut Vec<Conn>) {
+    /// Moves every connection whose deadline has passed into `out`, and
+    /// plans the poller's next wake-up: the earliest deadline left, or
+    /// `other` (the poller's own timers) when that comes first.
+    pub fn take_expired(&mut self, now: Instant, out: &mut Vec<Conn>, other: Option<Instant>) {
+        let mut next = other;
         for slot in &mut self.slots {
-            if matches!(slot, Slot::Parked(c) if c.deadline <= now) {
-                out.extend(take(slot));
+            match slot {
+                Slot::Parked(c) if c.deadline <= now => out.extend(take(slot)),
+                Slot::Parked(c) => next = Some(next.map_or(c.deadline, |n| n.min(c.deadline))),
+                _ => {}
             }
         }
+        self.wake_at = next;
+    }
+
+    /// When the poller should wake next to look at deadlines.
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.wake_at
+    }
+
+    /// Makes the poller wake by `at` at the latest.
+    pub fn wake_by(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 
     /// The idle connection waiting longest for its next request, to close it

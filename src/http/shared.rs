@@ -99,7 +99,13 @@ impl Shared {
         }
         let outcome = self.registry().park(conn);
         match outcome {
-            Parked::Waiting => None,
+            Parked::Waiting { sooner } => {
+                if sooner {
+                    // The poller sleeps past this deadline: it must look again.
+                    let _ = self.poller.notify();
+                }
+                None
+            }
             Parked::Ready(conn) => Some(conn),
             Parked::Refused(conn) => {
                 drop(conn);
@@ -129,7 +135,8 @@ impl Shared {
     pub fn park_registered(&self, conn: Conn) -> Option<Conn> {
         let outcome = self.registry().park(conn);
         match outcome {
-            Parked::Waiting => None,
+            // Only the poller parks this way, and it plans its wake-up after.
+            Parked::Waiting { .. } => None,
             Parked::Ready(conn) | Parked::Refused(conn) => Some(conn),
         }
     }
