@@ -87,11 +87,11 @@ fn parse_passwd(text: &str) -> HashMap<u32, String> {
 mod tests {
     use super::*;
     use crate::client::target::{BaseUrl, Source};
-    use crate::scan::Protocol;
+    use crate::scan::Proto;
     use serde_json::json;
 
     fn holder(
-        protocol: Protocol,
+        protocol: Proto,
         address: &str,
         uid: u32,
         pid: Option<u32>,
@@ -109,14 +109,8 @@ mod tests {
     #[test]
     fn table_has_one_row_per_socket_and_dashes_for_what_is_hidden() {
         let holders = [
-            holder(
-                Protocol::Tcp,
-                "127.0.0.1",
-                1000,
-                Some(4242),
-                Some("python3"),
-            ),
-            holder(Protocol::Udp, "::", 0, None, None),
+            holder(Proto::Tcp, "127.0.0.1", 1000, Some(4242), Some("python3")),
+            holder(Proto::Udp, "::", 0, None, None),
         ];
         let names = HashMap::from([(1000, "alice".to_string())]);
         let out = table(4100, &json!({"state": "in_use"}), &holders, &names);
@@ -137,7 +131,7 @@ mod tests {
     #[test]
     fn a_command_name_cannot_break_the_table() {
         let holders = [holder(
-            Protocol::Tcp,
+            Proto::Tcp,
             "0.0.0.0",
             7,
             Some(9),

@@ -17,7 +17,7 @@ mod procnet;
 #[cfg(test)]
 mod tests;
 
-pub use holders::{Holder, Protocol, holders};
+pub use holders::{Holder, holders};
 pub use owner::tcp_socket_uid;
 
 use crate::ports::{PortRange, Protocols, Seen};
@@ -61,11 +61,25 @@ impl std::fmt::Display for Method {
     }
 }
 
-/// One transport protocol, as a scan asks about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One transport protocol, as a scan asks about it and as `holders` names
+/// it (`"tcp"`, `"udp"`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
 }
 
 /// Scans with the fastest method that works on this host.

@@ -15,10 +15,10 @@ pub(super) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `TCP_LISTEN` from `<netinet/tcp.h>`.
 pub(super) const TCP_LISTEN: u8 = 10;
 /// `INET_DIAG_REQ_BYTECODE` from `<linux/inet_diag.h>`: a filter attribute.
-pub(super) const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
 /// Filter operations: source port `>=` and `<=` the port in the next op.
-pub(super) const INET_DIAG_BC_S_GE: u8 = 2;
-pub(super) const INET_DIAG_BC_S_LE: u8 = 3;
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
 /// The kernel never puts more than about 32 KiB in one dump message.
 pub(super) const RECV_BUF_LEN: usize = 32 * 1024;
 /// A kernel that does not answer within this is treated as a failed scan.
@@ -67,15 +67,15 @@ struct InetDiagMsg {
 /// `struct inet_diag_bc_op`: one instruction of a filter. Jumps are byte
 /// offsets; jumping just past the end (`len + 4`) rejects the socket.
 #[repr(C)]
-pub(super) struct BcOp {
-    pub code: u8,
-    pub yes: u8,
-    pub no: u16,
+struct BcOp {
+    code: u8,
+    yes: u8,
+    no: u16,
 }
 
 /// One dump request: header, request, and a filter keeping the range's ports.
 #[repr(C)]
-struct DumpRequest {
+pub(super) struct DumpRequest {
     header: libc::nlmsghdr,
     request: InetDiagReqV2,
     filter_attr: libc::nlattr,
@@ -135,7 +135,12 @@ pub(super) fn open() -> io::Result<OwnedFd> {
 /// A dump of the sockets of `family` and `proto` on a port of `range`: TCP
 /// listeners, UDP sockets in any state (bound or connected, each holds its
 /// port).
-fn dump_request(family: libc::c_int, proto: Proto, range: PortRange, seq: u32) -> DumpRequest {
+pub(super) fn dump_request(
+    family: libc::c_int,
+    proto: Proto,
+    range: PortRange,
+    seq: u32,
+) -> DumpRequest {
     let (protocol, states) = match proto {
         Proto::Tcp => (libc::IPPROTO_TCP, 1 << TCP_LISTEN),
         Proto::Udp => (libc::IPPROTO_UDP, !0),
