@@ -14,11 +14,12 @@
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
+mod holders;
 mod idle;
 mod leases;
 mod procs;
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders]"
             );
             return ExitCode::from(2);
         }
@@ -127,6 +128,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("idle") {
         results.idle_switches = Some(idle::idle(&options.dynport)?);
+    }
+    if options.wants("holders") {
+        results.holders = Some(holders::measure()?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -312,12 +316,12 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease" | "idle") => {
+                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders") => {
                     options.only = Some(part.to_string())
                 }
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease or idle"
+                        "--only {other:?}: get, scan, startup, lease, idle or holders"
                     ));
                 }
             },

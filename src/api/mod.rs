@@ -201,6 +201,9 @@ struct OnePort<'a> {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<&'a str>,
+    /// The sockets holding the port now; absent when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holders: Option<Vec<crate::scan::Holder>>,
     timestamp: String,
 }
 
@@ -231,9 +234,33 @@ fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
             port,
             state: entry.map_or("free", |e| e.state.as_str()),
             since: entry.map(|e| e.since.as_str()),
+            holders: holders(port),
             timestamp: now_rfc3339(),
         },
     ))
+}
+
+/// Who holds `port` at this moment, as the kernel says (the port's state is
+/// as of the last scan): `None` when no socket does, or when the socket
+/// table cannot be read, which is logged once as a warning.
+fn holders(port: u16) -> Option<Vec<crate::scan::Holder>> {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match crate::scan::holders(port) {
+        Ok(found) => Some(found).filter(|h| !h.is_empty()),
+        Err(e) => {
+            let once = !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed);
+            let level = if once {
+                log::Level::Warn
+            } else {
+                log::Level::Debug
+            };
+            log::log!(
+                level,
+                "who holds port {port}: cannot read the socket table: {e}"
+            );
+            None
+        }
+    }
 }
 
 /// The `port` parameter of a query string, when there is one.

@@ -7,12 +7,23 @@ use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
 use crate::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A lease as the server shows it: the server's own type reads it.
 pub use crate::lease::Lease;
+
+/// A socket holding a port, as the server shows it: the server's own type.
+pub use crate::scan::Holder;
+
+/// The part of a port's state that `dynport who` reads; `holders` is absent
+/// when no socket holds the port.
+#[derive(Deserialize)]
+struct HoldersAnswer {
+    #[serde(default)]
+    holders: Vec<Holder>,
+}
 
 /// A successful answer: its body as sent (what `--json` prints) and parsed.
 #[derive(Debug)]
@@ -67,6 +78,14 @@ impl Api {
     /// `GET /api/v1/system/overview`.
     pub fn overview(&self) -> Result<Answer, ClientError> {
         self.call("GET", "/api/v1/system/overview", None)
+    }
+
+    /// `GET /api/v1/tools/port/state?port=N`, and the sockets holding it.
+    pub fn holders(&self, port: u16) -> Result<(Answer, Vec<Holder>), ClientError> {
+        let path = format!("/api/v1/tools/port/state?port={port}");
+        let answer = self.call("GET", &path, None)?;
+        let read: HoldersAnswer = self.read(&answer)?;
+        Ok((answer, read.holders))
     }
 
     /// `GET /healthz`: whether the server answers at all.

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The client subcommands, as typed after `dynport`.
-pub const COMMANDS: [&str; 7] = [
-    "lease", "release", "renew", "leases", "status", "url", "run",
+pub const COMMANDS: [&str; 8] = [
+    "lease", "release", "renew", "leases", "status", "url", "run", "who",
 ];
 
 /// What the command line asks for.
@@ -41,11 +41,16 @@ pub struct Invocation {
 pub enum Command {
     Lease(LeaseOptions),
     Release(ReleaseTarget),
-    Renew { id: String, ttl: Option<u64> },
+    Renew {
+        id: String,
+        ttl: Option<u64>,
+    },
     Leases,
     Status,
     Url,
     Run(RunOptions),
+    /// `dynport who PORT`: the sockets holding the port.
+    Who(u16),
 }
 
 /// The fields of a lease request; `None` leaves the choice to the server.
@@ -101,7 +106,7 @@ fn accepts(command: &str, option: &str) -> bool {
     let own: &[&str] = match command {
         "lease" => LEASE,
         "renew" => &["ttl", "json"],
-        "release" | "leases" | "status" => &["json"],
+        "release" | "leases" | "status" | "who" => &["json"],
         "run" => RUN,
         _ => &[],
     };
@@ -261,6 +266,7 @@ impl Raw {
             "status" => none().map(|()| Command::Status)?,
             "url" => none().map(|()| Command::Url)?,
             "run" => Command::Run(self.run_options(lease)?),
+            "who" => Command::Who(port("PORT", &single("PORT")?)?),
             other => return Err(format!("unknown command '{other}'")),
         })
     }

@@ -106,6 +106,20 @@ const RUN_TAIL: &str = "\
   --bind ADDR        address to bind with --socket (default: 127.0.0.1)
 ";
 
+const WHO: &str = "\
+Usage: dynport who [OPTIONS] PORT
+
+Shows what holds PORT, like `ss -ltnup 'sport = :PORT'` or `lsof -i :PORT`:
+one row per TCP listener and bound UDP socket, IPv4 and IPv6, with the
+user that owns it and the process that holds it. PID and COMMAND are `-`
+for a process the server may not look into (another user's, unless the
+server runs as root). USER is looked up in this host's /etc/passwd when
+the server runs on this host. PORT must lie in the server's range.
+
+Options:
+  --json             print the server's answer as JSON
+";
+
 /// The help text of `command`.
 pub fn of(command: &str) -> String {
     let (head, options) = match command {
@@ -115,6 +129,7 @@ pub fn of(command: &str) -> String {
         "leases" => (LEASES, String::new()),
         "status" => (STATUS, String::new()),
         "url" => (URL, String::new()),
+        "who" => (WHO, String::new()),
         _ => (RUN, format!("{LEASE_OPTIONS}{RUN_TAIL}")),
     };
     format!("{head}{options}\n{FINDING}")

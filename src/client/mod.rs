@@ -1,5 +1,6 @@
 //! The command-line client: `dynport lease`, `release`, `renew`, `leases`,
-//! `status`, `url` and `run` talk to a running server over its HTTP API.
+//! `status`, `url`, `run` and `who` talk to a running server over its HTTP
+//! API.
 //!
 //! Exit status: 0 done, 1 the server refused (or another failure), 2 usage,
 //! 3 no server could be reached.
@@ -16,6 +17,7 @@ pub mod http;
 pub mod output;
 mod run;
 pub mod target;
+pub mod who;
 
 use api::Api;
 use args::{Command, Invocation, Parsed, ReleaseTarget};
@@ -120,6 +122,11 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
             emit(&format!("{}\n", api.target.url))
         }
         Command::Run(opts) => return run::run(&api, &opts),
+        Command::Who(port) => {
+            let (answer, holders) = api.holders(port)?;
+            let text = who::table(port, &answer.json, &holders, &who::names(&api.target));
+            print_either(json, &answer, &text)
+        }
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -94,7 +94,7 @@ fn span(d: Duration) -> String {
 }
 
 /// Text from the server made safe for one table cell: no control characters.
-fn clean(text: &str) -> String {
+pub fn clean(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

@@ -113,6 +113,7 @@ Client commands (each takes --help; their options come after the command):
   dynport status              the server's overview
   dynport url                 the running server's base URL
   dynport run -- CMD [ARGS]   run CMD with a leased port in $PORT
+  dynport who PORT            the sockets and processes holding PORT
 
 Each flag has an environment variable. A flag beats its variable, a variable
 beats the default. A flag given twice counts once, the last time (but

@@ -6,14 +6,18 @@
 //! does), reading `/proc/net/tcp{,6}`, and trying to bind every port. Sockets
 //! in other network namespaces are invisible to all three.
 
+mod dirfd;
+mod holders;
 mod netlink;
 mod owner;
 mod probe;
+mod procfd;
 mod procnet;
 
 #[cfg(test)]
 mod tests;
 
+pub use holders::{Holder, holders};
 pub use owner::tcp_socket_uid;
 
 use crate::ports::{PortRange, Protocols, Seen};
@@ -57,11 +61,25 @@ impl std::fmt::Display for Method {
     }
 }
 
-/// One transport protocol, as a scan asks about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One transport protocol, as a scan asks about it and as `holders` names
+/// it (`"tcp"`, `"udp"`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
 }
 
 /// Scans with the fastest method that works on this host.

@@ -6,20 +6,21 @@ use super::Proto;
 use crate::ports::PortRange;
 use std::io;
 use std::mem::{offset_of, size_of};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `SOCK_DIAG_BY_FAMILY` from `<linux/sock_diag.h>`.
 pub(super) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `TCP_LISTEN` from `<netinet/tcp.h>`.
-const TCP_LISTEN: u8 = 10;
+pub(super) const TCP_LISTEN: u8 = 10;
 /// `INET_DIAG_REQ_BYTECODE` from `<linux/inet_diag.h>`: a filter attribute.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 /// Filter operations: source port `>=` and `<=` the port in the next op.
 const INET_DIAG_BC_S_GE: u8 = 2;
 const INET_DIAG_BC_S_LE: u8 = 3;
 /// The kernel never puts more than about 32 KiB in one dump message.
-const RECV_BUF_LEN: usize = 32 * 1024;
+pub(super) const RECV_BUF_LEN: usize = 32 * 1024;
 /// A kernel that does not answer within this is treated as a failed scan.
 const RECV_TIMEOUT_SECS: libc::time_t = 2;
 
@@ -74,7 +75,7 @@ struct BcOp {
 
 /// One dump request: header, request, and a filter keeping the range's ports.
 #[repr(C)]
-struct DumpRequest {
+pub(super) struct DumpRequest {
     header: libc::nlmsghdr,
     request: InetDiagReqV2,
     filter_attr: libc::nlattr,
@@ -134,7 +135,12 @@ pub(super) fn open() -> io::Result<OwnedFd> {
 /// A dump of the sockets of `family` and `proto` on a port of `range`: TCP
 /// listeners, UDP sockets in any state (bound or connected, each holds its
 /// port).
-fn dump_request(family: libc::c_int, proto: Proto, range: PortRange, seq: u32) -> DumpRequest {
+pub(super) fn dump_request(
+    family: libc::c_int,
+    proto: Proto,
+    range: PortRange,
+    seq: u32,
+) -> DumpRequest {
     let (protocol, states) = match proto {
         Proto::Tcp => (libc::IPPROTO_TCP, 1 << TCP_LISTEN),
         Proto::Udp => (libc::IPPROTO_UDP, !0),
@@ -236,6 +242,10 @@ pub(super) struct DiagSocket {
     pub port: u16,
     /// The user that owns it, as `ss -e` shows.
     pub uid: u32,
+    /// Its local address.
+    pub address: IpAddr,
+    /// Its inode, as `/proc/PID/fd` links name it (`socket:[INODE]`).
+    pub inode: u32,
 }
 
 /// One datagram into `buf`; its length, which is an error when it did not fit.
@@ -306,7 +316,22 @@ pub(super) fn read_socket(payload: &[u8]) -> io::Result<DiagSocket> {
         state: payload[offset_of!(InetDiagMsg, state)],
         port: u16::from_be_bytes([payload[at], payload[at + 1]]),
         uid: read_u32(payload, offset_of!(InetDiagMsg, uid)),
+        address: read_address(payload),
+        inode: read_u32(payload, offset_of!(InetDiagMsg, inode)),
     })
+}
+
+/// The local address of an `inet_diag_msg`: IPv4 in the first four bytes
+/// of `src` for an `AF_INET` socket, all sixteen otherwise.
+fn read_address(payload: &[u8]) -> IpAddr {
+    let at = offset_of!(InetDiagMsg, id) + offset_of!(InetDiagSockId, src);
+    let mut octets = [0u8; 16];
+    octets.copy_from_slice(&payload[at..at + 16]);
+    if i32::from(payload[offset_of!(InetDiagMsg, family)]) == libc::AF_INET {
+        IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(octets))
+    }
 }
 
 /// `NLMSG_DONE` carries the dump's outcome: 0 or a negative errno.

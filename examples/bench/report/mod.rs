@@ -42,6 +42,7 @@ pub struct Results {
     pub startups: Vec<Duration>,
     pub leases: Option<Leases>,
     pub idle_switches: Option<crate::idle::Idle>,
+    pub holders: Option<crate::holders::Holders>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.

@@ -53,6 +53,9 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
             idle.kept_alive == 0,
         ));
     }
+    if let Some(holders) = &r.holders {
+        rows.extend(crate::holders::rows(holders));
+    }
 }
 
 fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {

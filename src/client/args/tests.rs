@@ -330,3 +330,17 @@ fn token_file_follows_the_servers_rules() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn who_takes_one_port_and_json() {
+    let inv = ok("who", &["4100", "--json"]);
+    assert_eq!(inv.command, Command::Who(4100));
+    assert!(inv.json);
+    assert_eq!(usage("who", &[]), "missing PORT");
+    assert_eq!(
+        usage("who", &["http"]),
+        "PORT: expected a port number (1-65535), got 'http'"
+    );
+    assert_eq!(usage("who", &["1", "2"]), "unexpected argument '2'");
+    assert!(usage("who", &["--count", "2", "1"]).contains("--count"));
+}
