@@ -10,15 +10,9 @@ use std::ffi::{CStr, CString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Room for many directory records per read: `/proc` lists every process.
 const NAMES_BUF: usize = 32 * 1024;
-/// Each process costs a few system calls, most of the time spent in the
-/// kernel's procfs; past this many processes the walk is shared among
-/// threads, one per core up to [`MAX_WALKERS`].
-const PROCESSES_PER_WALKER: usize = 250;
-const MAX_WALKERS: usize = 4;
 /// `socket:[` and the 20 digits of the largest inode, and `]`.
 const LINK_BUF: usize = 32;
 
@@ -26,9 +20,10 @@ const LINK_BUF: usize = 32;
 /// lowest found. Processes are walked in the order `proc_root` lists them
 /// (ascending pids in `/proc`, so the parent of a forked server usually
 /// comes before its children), and the walk stops as soon as every inode
-/// is found.
+/// is found. The walk runs on the thread that asks (an HTTP worker), so a
+/// lookup costs no thread of its own.
 pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
-    let search = Search::new(wanted);
+    let mut search = Search::new(wanted);
     if search.done() {
         return search.found;
     }
@@ -36,45 +31,14 @@ pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
     let Some(root) = root.and_then(|r| dirfd::open_dir(None, &r).ok()) else {
         return search.found;
     };
-    let pids = pids(&root, &mut vec![0u8; NAMES_BUF]);
-    let walkers = walkers(pids.len());
-    let search = Mutex::new(search);
-    std::thread::scope(|scope| {
-        let (root, pids, search) = (&root, &pids, &search);
-        for first in 1..walkers {
-            scope.spawn(move || walk(root, pids.iter().skip(first).step_by(walkers), search));
-        }
-        walk(root, pids.iter().step_by(walkers), search);
-    });
-    search
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .found
-}
-
-/// How many threads share a walk of `processes` processes.
-fn walkers(processes: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (processes / PROCESSES_PER_WALKER).clamp(1, cores.min(MAX_WALKERS))
-}
-
-/// Looks into each process of `pids` in turn until `search` is done.
-fn walk<'p>(root: &OwnedFd, pids: impl Iterator<Item = &'p u32>, search: &Mutex<Search>) {
     let mut buf = vec![0u8; NAMES_BUF];
-    for &pid in pids {
-        if lock(search).done() {
-            return;
+    for pid in pids(&root, &mut buf) {
+        if search.done() {
+            break;
         }
-        sockets_of(root, pid, &mut buf, &mut |inode| {
-            lock(search).offer(pid, inode)
-        });
+        sockets_of(&root, pid, &mut buf, &mut |inode| search.offer(pid, inode));
     }
-}
-
-fn lock(search: &Mutex<Search>) -> MutexGuard<'_, Search> {
-    // A walker that panicked left a search that is still whole: every
-    // change to it is one insert or removal.
-    search.lock().unwrap_or_else(PoisonError::into_inner)
+    search.found
 }
 
 /// The processes `root` lists: its entries that are all digits. `self`,
@@ -251,10 +215,10 @@ mod tests {
     }
 
     #[test]
-    fn a_walk_shared_among_threads_finds_the_lowest_holder() {
+    fn a_walk_of_many_processes_finds_the_lowest_holder() {
         let root = std::env::temp_dir().join(format!("dynport-procfd-many-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for pid in 1..=3 * PROCESSES_PER_WALKER {
+        for pid in 1..=750 {
             let fd = root.join(pid.to_string()).join("fd");
             std::fs::create_dir_all(&fd).unwrap();
             symlink(format!("socket:[{}]", 100_000 + pid), fd.join("3")).unwrap();
