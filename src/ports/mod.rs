@@ -2,6 +2,8 @@
 //! Pure: no sockets, no clock; time is passed in.
 
 use serde::{Deserialize, Serialize};
+
+mod leases;
 use std::collections::BTreeMap;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
@@ -195,15 +197,15 @@ pub struct Counts {
 /// The state of every port in the range. Ports absent from `entries` are free.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PortTable {
-    pub(crate) range: PortRange,
-    pub(crate) entries: BTreeMap<u16, PortEntry>,
-    pub(crate) server_port: Option<u16>,
+    range: PortRange,
+    entries: BTreeMap<u16, PortEntry>,
+    server_port: Option<u16>,
     /// Live leases by id.
-    pub(crate) leases: BTreeMap<String, crate::lease::Lease>,
+    leases: BTreeMap<String, crate::lease::Lease>,
     /// Named pools, `default` (the whole range) among them.
-    pub(crate) pools: BTreeMap<String, PortRange>,
+    pools: BTreeMap<String, PortRange>,
     /// Where round-robin hand-out goes on in each pool.
-    pub(crate) cursors: BTreeMap<String, u16>,
+    cursors: BTreeMap<String, u16>,
 }
 
 impl PortTable {

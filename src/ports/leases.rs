@@ -1,0 +1,515 @@
+//! The port table's lease operations: granting, renewing, releasing and
+//! ending leases. A child of the table's module, so that the rule "every
+//! leased port entry names a live lease" has one owner: no other module can
+//! change the table's entries or leases. The allocation rules are pure:
+//! time is passed in, and the bind check and process liveness are injected.
+
+use super::{PortEntry, PortRange, PortState, PortTable, Protocols};
+use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::time::rfc3339;
+use std::time::{Duration, SystemTime};
+
+impl PortTable {
+    /// Adds a named pool; the caller has checked it lies in the range and
+    /// overlaps no other.
+    pub fn add_pool(&mut self, name: &str, range: PortRange) {
+        self.pools.insert(name.to_string(), range);
+    }
+
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.values()
+    }
+
+    pub fn lease(&self, id: &str) -> Option<&Lease> {
+        self.leases.get(id)
+    }
+
+    /// The live leased ports of the principal with `uid` (`None`: remote).
+    pub fn ports_held_by(&self, uid: Option<u32>) -> usize {
+        self.leases
+            .values()
+            .filter(|l| l.uid == uid)
+            .map(|l| l.ports.len())
+            .sum()
+    }
+
+    /// The lease holding `port`, if any.
+    pub fn lease_of_port(&self, port: u16) -> Option<&Lease> {
+        let id = self.entries.get(&port)?.lease_id.as_deref()?;
+        self.leases.get(id)
+    }
+
+    /// Where round-robin hand-out goes on in each pool.
+    pub fn cursors(&self) -> &std::collections::BTreeMap<String, u16> {
+        &self.cursors
+    }
+
+    pub fn set_cursor(&mut self, pool: &str, port: u16) {
+        if self.pools.get(pool).is_some_and(|r| r.contains(port)) {
+            self.cursors.insert(pool.to_string(), port);
+        }
+    }
+
+    /// Grants a lease: all the ports or none. `can_bind` is the bind check
+    /// made at grant time; a port that fails it is skipped.
+    pub fn grant(
+        &mut self,
+        req: &LeaseRequest,
+        id: String,
+        now: SystemTime,
+        can_bind: &mut dyn FnMut(u16) -> bool,
+    ) -> Result<Lease, LeaseError> {
+        let pool = *self
+            .pools
+            .get(&req.pool)
+            .ok_or_else(|| LeaseError::UnknownPool(req.pool.clone()))?;
+        let wanted = req.protocol.protocols();
+        let ports = match req.port {
+            Some(port) => vec![self.reservable(port, pool, &req.pool, wanted, can_bind)?],
+            None => self.round_robin(&req.pool, pool, req.count, wanted, can_bind)?,
+        };
+        let lease = Lease {
+            id,
+            ports,
+            pool: req.pool.clone(),
+            owner: req.owner.clone(),
+            uid: req.uid,
+            protocol: req.protocol,
+            pid: req.pid,
+            pid_start: req.pid_start,
+            created_at: now,
+            expires_at: now + req.ttl,
+            ttl_secs: req.ttl.as_secs(),
+        };
+        if req.port.is_none() {
+            let last = *lease.ports.last().unwrap_or(&pool.start);
+            let next = if last >= pool.end {
+                pool.start
+            } else {
+                last + 1
+            };
+            self.cursors.insert(req.pool.clone(), next);
+        }
+        self.insert_lease(lease.clone(), &rfc3339(now));
+        Ok(lease)
+    }
+
+    fn reservable(
+        &self,
+        port: u16,
+        pool: PortRange,
+        pool_name: &str,
+        wanted: Protocols,
+        can_bind: &mut dyn FnMut(u16) -> bool,
+    ) -> Result<u16, LeaseError> {
+        if !pool.contains(port) {
+            return Err(LeaseError::Invalid(format!(
+                "port: {port} is outside the pool {pool_name} ({pool})"
+            )));
+        }
+        if let Some(entry) = self.entries.get(&port)
+            && !entry.leaves_room_for(wanted)
+        {
+            return Err(LeaseError::Unavailable(format!(
+                "port {port} is not free: it is {}",
+                entry.state.as_str()
+            )));
+        }
+        if !can_bind(port) {
+            return Err(LeaseError::Unavailable(format!(
+                "port {port} could not be bound"
+            )));
+        }
+        Ok(port)
+    }
+
+    fn round_robin(
+        &self,
+        pool_name: &str,
+        pool: PortRange,
+        count: usize,
+        wanted: Protocols,
+        can_bind: &mut dyn FnMut(u16) -> bool,
+    ) -> Result<Vec<u16>, LeaseError> {
+        let cursor = self
+            .cursors
+            .get(pool_name)
+            .copied()
+            .filter(|c| pool.contains(*c))
+            .unwrap_or(pool.start);
+        let order = (cursor..=pool.end).chain(pool.start..cursor);
+        let ports: Vec<u16> = order
+            .filter(|p| self.takeable(*p, wanted) && can_bind(*p))
+            .take(count)
+            .collect();
+        if ports.len() < count {
+            return Err(LeaseError::Unavailable(format!(
+                "pool {pool_name} has {} free ports, {count} asked for",
+                ports.len()
+            )));
+        }
+        Ok(ports)
+    }
+
+    /// Whether a lease of `wanted` may take `port`, as far as the table
+    /// knows: free, or in use by other protocols only.
+    fn takeable(&self, port: u16, wanted: Protocols) -> bool {
+        self.entries
+            .get(&port)
+            .is_none_or(|entry| entry.leaves_room_for(wanted))
+    }
+
+    /// Puts a lease into the table: at grant, and when the state file is
+    /// loaded at start. Ports another lease or the server holds are dropped
+    /// from it; a lease left with no port is not kept.
+    pub fn insert_lease(&mut self, mut lease: Lease, since: &str) -> bool {
+        lease.ports.retain(|p| {
+            self.range.contains(*p)
+                && !matches!(
+                    self.entries.get(p).map(|e| e.state),
+                    Some(PortState::Leased | PortState::Server | PortState::Excluded)
+                )
+        });
+        if lease.ports.is_empty() {
+            return false;
+        }
+        for &port in &lease.ports {
+            let mut entry = PortEntry::new(PortState::Leased, since);
+            entry.lease_id = Some(lease.id.clone());
+            self.entries.insert(port, entry);
+        }
+        self.leases.insert(lease.id.clone(), lease);
+        true
+    }
+
+    /// Ends a lease and frees its ports.
+    pub fn release(&mut self, id: &str) -> Result<Lease, LeaseError> {
+        let lease = self
+            .leases
+            .remove(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
+        for port in &lease.ports {
+            if self.entries.get(port).and_then(|e| e.lease_id.as_deref()) == Some(id) {
+                self.entries.remove(port);
+            }
+        }
+        Ok(lease)
+    }
+
+    /// Gives a live lease a new life of `ttl` from `now`, or of the life it
+    /// was last given when `ttl` is `None`. A lease whose TTL has passed is
+    /// ended, not renewed.
+    pub fn renew(
+        &mut self,
+        id: &str,
+        ttl: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Lease, LeaseError> {
+        let lease = self
+            .leases
+            .get_mut(id)
+            .filter(|l| l.expires_at > now)
+            .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
+        let ttl = ttl.unwrap_or(Duration::from_secs(lease.ttl_secs));
+        lease.expires_at = now + ttl;
+        lease.ttl_secs = ttl.as_secs();
+        Ok(lease.clone())
+    }
+
+    /// Puts back a lease as it was before a renewal whose save failed.
+    pub fn restore(&mut self, lease: Lease) {
+        if let Some(slot) = self.leases.get_mut(&lease.id) {
+            *slot = lease;
+        }
+    }
+
+    /// Ends every lease whose time has passed or whose process has exited.
+    /// `alive(pid, start)` says whether that process still runs.
+    pub fn end_due(
+        &mut self,
+        now: SystemTime,
+        alive: &dyn Fn(u32, Option<u64>) -> bool,
+    ) -> Vec<(Lease, EndReason)> {
+        let due: Vec<(String, EndReason)> = self
+            .leases
+            .values()
+            .filter_map(|lease| Some((lease.id.clone(), lease.end_reason(now, alive)?)))
+            .collect();
+        due.into_iter()
+            .filter_map(|(id, reason)| self.release(&id).ok().map(|l| (l, reason)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{DEFAULT_POOL, Lease, LeaseError, LeaseRequest, Protocol};
+    use std::time::UNIX_EPOCH;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
+    }
+
+    fn table() -> PortTable {
+        let mut t = PortTable::new(PortRange::new(100, 109).unwrap());
+        t.add_pool("web", PortRange::new(104, 106).unwrap());
+        t
+    }
+
+    fn ask(count: usize) -> LeaseRequest {
+        LeaseRequest {
+            count,
+            port: None,
+            pool: DEFAULT_POOL.to_string(),
+            ttl: Duration::from_secs(60),
+            owner: None,
+            uid: None,
+            protocol: Protocol::Both,
+            pid: None,
+            pid_start: None,
+        }
+    }
+
+    fn grant(t: &mut PortTable, req: &LeaseRequest, id: &str) -> Result<Vec<u16>, LeaseError> {
+        t.grant(req, id.to_string(), at(0), &mut |_| true)
+            .map(|l| l.ports)
+    }
+
+    #[test]
+    fn round_robin_hands_a_released_port_out_last() {
+        let mut t = table();
+        assert_eq!(grant(&mut t, &ask(2), "a"), Ok(vec![100, 101]));
+        assert_eq!(grant(&mut t, &ask(1), "b"), Ok(vec![102]));
+        t.release("a").unwrap();
+        assert_eq!(
+            grant(&mut t, &ask(7), "c"),
+            Ok(vec![103, 104, 105, 106, 107, 108, 109])
+        );
+        assert_eq!(grant(&mut t, &ask(2), "d"), Ok(vec![100, 101]));
+        assert_eq!(t.counts().leased, 10);
+    }
+
+    #[test]
+    fn multi_port_lease_is_all_or_nothing() {
+        let mut t = table();
+        t.apply_scan(&crate::ports::tcp_only(&[101, 103]), "t");
+        t.set_server_port(Some(100), "t");
+        let before = t.clone();
+        let err = grant(&mut t, &ask(8), "a").unwrap_err();
+        assert_eq!(
+            err,
+            LeaseError::Unavailable("pool default has 7 free ports, 8 asked for".into())
+        );
+        assert_eq!(t, before);
+        assert_eq!(
+            grant(&mut t, &ask(7), "a"),
+            Ok(vec![102, 104, 105, 106, 107, 108, 109])
+        );
+    }
+
+    #[test]
+    fn leases_skip_excluded_in_use_and_unbindable_ports() {
+        let mut t = table();
+        t.exclude(&[100, 200], "t");
+        t.apply_scan(&crate::ports::tcp_only(&[101]), "t");
+        let mut refused = |p: u16| p != 102;
+        let lease = t.grant(&ask(2), "a".into(), at(0), &mut refused).unwrap();
+        assert_eq!(lease.ports, vec![103, 104]);
+        assert_eq!(t.counts().excluded, 1);
+        assert_eq!(t.state(102), None);
+    }
+
+    #[test]
+    fn a_port_held_in_udp_is_leased_for_tcp_only() {
+        let mut t = table();
+        t.apply_scan(&[(100, Protocols::UDP), (101, Protocols::TCP)], "t");
+        let as_ = |protocol| LeaseRequest { protocol, ..ask(1) };
+        let udp = t.grant(&as_(Protocol::Udp), "u".into(), at(0), &mut |_| true);
+        assert_eq!(
+            udp.unwrap().ports,
+            vec![101],
+            "a TCP-held port is free in UDP"
+        );
+        let both = t.grant(&as_(Protocol::Both), "b".into(), at(0), &mut |_| true);
+        assert_eq!(both.unwrap().ports, vec![102]);
+        let tcp = t.grant(&as_(Protocol::Tcp), "t".into(), at(0), &mut |_| true);
+        assert_eq!(
+            tcp.unwrap().ports,
+            vec![103],
+            "round robin goes on from 102"
+        );
+        let exact = LeaseRequest {
+            port: Some(100),
+            ..as_(Protocol::Tcp)
+        };
+        let lease = t.grant(&exact, "x".into(), at(0), &mut |_| true).unwrap();
+        assert_eq!((lease.ports, lease.protocol), (vec![100], Protocol::Tcp));
+        let again = LeaseRequest {
+            port: Some(101),
+            ..as_(Protocol::Both)
+        };
+        assert!(matches!(
+            t.grant(&again, "y".into(), at(0), &mut |_| true),
+            Err(LeaseError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn pool_leases_stay_inside_their_pool() {
+        let mut t = table();
+        let web = LeaseRequest {
+            pool: "web".into(),
+            ..ask(3)
+        };
+        assert_eq!(grant(&mut t, &web, "a"), Ok(vec![104, 105, 106]));
+        let err = grant(&mut t, &LeaseRequest { count: 1, ..web }, "b").unwrap_err();
+        assert_eq!(
+            err,
+            LeaseError::Unavailable("pool web has 0 free ports, 1 asked for".into())
+        );
+        let nope = LeaseRequest {
+            pool: "db".into(),
+            ..ask(1)
+        };
+        assert_eq!(
+            grant(&mut t, &nope, "c"),
+            Err(LeaseError::UnknownPool("db".into()))
+        );
+    }
+
+    #[test]
+    fn reservation_takes_exactly_that_port() {
+        let mut t = table();
+        t.apply_scan(&crate::ports::tcp_only(&[107]), "t");
+        let exact = |port| LeaseRequest {
+            port: Some(port),
+            ..ask(1)
+        };
+        assert_eq!(grant(&mut t, &exact(108), "a"), Ok(vec![108]));
+        let err = grant(&mut t, &exact(108), "b").unwrap_err();
+        assert_eq!(
+            err,
+            LeaseError::Unavailable("port 108 is not free: it is leased".into())
+        );
+        let err = grant(&mut t, &exact(107), "b").unwrap_err();
+        assert_eq!(
+            err,
+            LeaseError::Unavailable("port 107 is not free: it is in_use".into())
+        );
+        let web = LeaseRequest {
+            pool: "web".into(),
+            ..exact(100)
+        };
+        assert!(matches!(
+            grant(&mut t, &web, "b"),
+            Err(LeaseError::Invalid(_))
+        ));
+        let mut refused = |_| false;
+        let err = t
+            .grant(&exact(109), "b".into(), at(0), &mut refused)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            LeaseError::Unavailable("port 109 could not be bound".into())
+        );
+        assert_eq!(grant(&mut t, &ask(1), "c"), Ok(vec![100]));
+    }
+
+    #[test]
+    fn ttl_and_dead_owner_end_leases() {
+        let mut t = table();
+        grant(&mut t, &ask(1), "short").unwrap();
+        let owned = LeaseRequest {
+            pid: Some(77),
+            pid_start: Some(5),
+            ttl: Duration::from_secs(600),
+            ..ask(1)
+        };
+        grant(&mut t, &owned, "owned").unwrap();
+        let alive = |pid: u32, start: Option<u64>| pid == 77 && start == Some(5);
+        assert!(t.end_due(at(59), &alive).is_empty());
+        let ended = t.end_due(at(60), &alive);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].0.id.as_str(), ended[0].1),
+            ("short", EndReason::Expired)
+        );
+        assert!(t.is_free(100));
+        let reused_pid = |pid: u32, start: Option<u64>| pid == 77 && start == Some(6);
+        let ended = t.end_due(at(61), &reused_pid);
+        assert_eq!(
+            (ended[0].0.id.as_str(), ended[0].1),
+            ("owned", EndReason::OwnerExited)
+        );
+        assert_eq!(t.counts().leased, 0);
+    }
+
+    #[test]
+    fn renew_moves_expiry_from_now() {
+        let mut t = table();
+        grant(&mut t, &ask(1), "a").unwrap();
+        let renewed = t
+            .renew("a", Some(Duration::from_secs(300)), at(50))
+            .unwrap();
+        assert_eq!((renewed.expires_at, renewed.ttl_secs), (at(350), 300));
+        let renewed = t.renew("a", None, at(100)).unwrap();
+        assert_eq!(renewed.expires_at, at(400));
+        assert!(t.end_due(at(399), &|_, _| true).is_empty());
+        let unknown = LeaseError::UnknownLease("zz".into());
+        assert_eq!(t.renew("zz", None, at(0)), Err(unknown));
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_renewed_nor_live() {
+        let mut t = table();
+        let lease = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        assert!(lease.is_live(at(59), &|_, _| true));
+        assert!(!lease.is_live(at(60), &|_, _| true));
+        let gone = LeaseError::UnknownLease("a".into());
+        assert_eq!(
+            t.renew("a", Some(Duration::from_secs(60)), at(60)),
+            Err(gone)
+        );
+    }
+
+    #[test]
+    fn scan_keeps_leased_and_excluded_ports() {
+        let mut t = table();
+        t.exclude(&[109], "t");
+        grant(&mut t, &ask(1), "a").unwrap();
+        assert!(!t.apply_scan(&crate::ports::tcp_only(&[100, 109]), "t2"));
+        assert!(!t.apply_scan(&crate::ports::tcp_only(&[]), "t3"));
+        assert_eq!(t.state(100).unwrap().state, PortState::Leased);
+        assert_eq!(t.state(100).unwrap().lease_id.as_deref(), Some("a"));
+        assert_eq!(t.state(109).unwrap().state, PortState::Excluded);
+    }
+
+    #[test]
+    fn restored_lease_drops_ports_now_held_elsewhere() {
+        let mut t = table();
+        t.set_server_port(Some(101), "t");
+        let lease = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        let mut restored = lease.clone();
+        restored.id = "b".into();
+        restored.ports = vec![100, 101, 102];
+        assert!(t.insert_lease(restored, "t"));
+        assert_eq!(t.lease("b").unwrap().ports, vec![102]);
+        let mut empty = lease;
+        empty.id = "c".into();
+        empty.ports = vec![101];
+        assert!(!t.insert_lease(empty, "t"));
+        assert!(t.lease("c").is_none());
+    }
+
+    #[test]
+    fn a_lease_saved_before_principals_loads_as_a_remote_lease() {
+        let saved = r#"{"id":"00000000000000aa","ports":[4100],"pool":"default",
+            "owner":"old","pid":null,"created_at":"2026-11-25T19:00:00Z",
+            "expires_at":"2026-11-25T19:05:00Z","ttl_secs":300}"#;
+        let lease: Lease = serde_json::from_str(saved).unwrap();
+        assert_eq!(lease.uid, None);
+        let written = serde_json::to_value(&lease).unwrap();
+        assert_eq!(written["uid"], serde_json::Value::Null);
+    }
+}
