@@ -28,3 +28,15 @@ pub mod time;
 pub mod unix_socket;
 pub mod watchdog;
 pub mod wire;
+
+/// Says that the running test was skipped, and why, where `cargo test`
+/// shows it: straight to stderr, past the capture of passing tests' output.
+#[cfg(test)]
+pub(crate) fn skipped(why: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+}

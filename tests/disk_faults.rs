@@ -24,10 +24,10 @@ impl<'a> Tmpfs<'a> {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            eprintln!(
-                "skipped: cannot mount a tmpfs on {} (needs root)",
+            fixture::skipped(format_args!(
+                "cannot mount a tmpfs on {} (needs root)",
                 dir.display()
-            );
+            ));
         }
         mounted.then_some(Tmpfs(dir))
     }

@@ -52,7 +52,7 @@ impl Holding {
             .stderr(Stdio::inherit())
             .spawn();
         let Ok(mut child) = spawned else {
-            println!("skipped: python3 is not installed");
+            fixture::skipped(format_args!("python3 is not installed"));
             return None;
         };
         let mut line = String::new();

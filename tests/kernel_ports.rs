@@ -26,7 +26,7 @@ fn ephemeral() -> Option<(u16, u16)> {
     match fs::read_to_string(PORT_RANGE).map(|t| parse_range(&t)) {
         Ok(Ok(range)) => Some((range.start, range.end)),
         other => {
-            println!("skipped: cannot read {PORT_RANGE}: {other:?}");
+            fixture::skipped(format_args!("cannot read {PORT_RANGE}: {other:?}"));
             None
         }
     }
@@ -70,7 +70,7 @@ impl ReservedList {
         static ONE: Mutex<()> = Mutex::new(());
         let one = ONE.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = OpenOptions::new().write(true).open(RESERVED) {
-            println!("skipped: needs root to write {RESERVED} ({e})");
+            fixture::skipped(format_args!("needs root to write {RESERVED} ({e})"));
             return None;
         }
         Some(ReservedList {
@@ -143,7 +143,9 @@ fn a_range_below_the_kernels_is_not_warned() {
     let server = Launch::new(&[]).start();
     let (first, last) = server.range();
     if last >= kernel.0 && first <= kernel.1 {
-        println!("skipped: this host's ephemeral range reaches the fixture's ranges");
+        fixture::skipped(format_args!(
+            "this host's ephemeral range reaches the fixture's ranges"
+        ));
         return;
     }
     assert!(!server.log().contains("overlaps"), "{}", server.log());

@@ -123,7 +123,7 @@ fn ports_bound_on_other_addresses_are_in_use() {
     let _v6 = if has_ipv6() {
         Some(TcpListener::bind((Ipv6Addr::LOCALHOST, p)).expect("binds [::1]"))
     } else {
-        eprintln!("no IPv6 on this host: the [::1] part is skipped");
+        fixture::skipped(format_args!("the [::1] part: no IPv6 on this host"));
         None
     };
     let _other = TcpListener::bind(("127.0.0.2", q)).expect("binds 127.0.0.2");

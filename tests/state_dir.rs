@@ -339,12 +339,16 @@ fn a_state_directory_others_may_write_to_is_refused() {
 
 #[test]
 fn a_state_directory_of_another_user_is_refused() {
-    let launch = Launch::new(&[]);
-    let dir = launch.dir.path();
-    if std::os::unix::fs::chown(dir, Some(65534), None).is_err() {
-        eprintln!("skipped: giving the state directory to uid 65534 needs root");
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        fixture::skipped(format_args!(
+            "giving the state directory to another user needs root"
+        ));
         return;
     }
+    let launch = Launch::new(&[]);
+    let dir = launch.dir.path();
+    std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
     let (code, log) = refused(&launch);
     assert_eq!(code, 2, "{log}");
     let expected = format!(

@@ -20,7 +20,7 @@ fn hold_in_udp(range: (u16, u16)) -> (Vec<u16>, Vec<UdpSocket>) {
         sockets.push(UdpSocket::bind((Ipv6Addr::LOCALHOST, ports[1])).unwrap());
         sockets.push(UdpSocket::bind((Ipv6Addr::LOCALHOST, ports[2])).unwrap());
     } else {
-        println!("skipped the IPv6 sockets: this host has no IPv6");
+        fixture::skipped(format_args!("the IPv6 sockets: this host has no IPv6"));
         sockets.push(UdpSocket::bind((Ipv4Addr::LOCALHOST, ports[1])).unwrap());
     }
     sockets.push(UdpSocket::bind((Ipv4Addr::LOCALHOST, ports[2])).unwrap());

@@ -244,7 +244,9 @@ mod tests {
     #[test]
     fn token_file_of_another_user_is_refused() {
         if crate::sys::euid() != 0 {
-            println!("skipped: giving a file to another user needs root (chown)");
+            crate::skipped(format_args!(
+                "giving a file to another user needs root (chown)"
+            ));
             return;
         }
         let file = TempFile::new("owner", "s3cret\n", 0o600);

@@ -58,9 +58,9 @@ mod tests {
     #[test]
     fn queued_connection_survives_and_new_handshakes_are_dropped() {
         if !gentle_retire_supported() {
-            println!(
-                "skipped: the kernel refuses SO_ATTACH_FILTER on a listener to this unprivileged process"
-            );
+            crate::skipped(format_args!(
+                "the kernel refuses SO_ATTACH_FILTER on a listener to this unprivileged process"
+            ));
             return;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn owner_of_an_ipv6_connection() {
         if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
-            println!("skipped: this host has no IPv6 loopback");
+            crate::skipped(format_args!("this host has no IPv6 loopback"));
             return;
         }
         finds_connection(IpAddr::V6(Ipv6Addr::LOCALHOST));
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn owner_of_an_ipv4_client_of_an_ipv6_listener() {
         let Ok(listener) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)) else {
-            println!("skipped: this host has no IPv6");
+            crate::skipped(format_args!("this host has no IPv6"));
             return;
         };
         let port = listener.local_addr().unwrap().port();

@@ -356,7 +356,7 @@ fn every_method_sees_udp_sockets_on_ipv4_and_ipv6() {
                 sockets.push(socket);
                 expected.push((port, Protocols::UDP));
             }
-            None => println!("skipped {ip}: no such address on this host"),
+            None => crate::skipped(format_args!("{ip}: no such address on this host")),
         }
     }
     let (listener, both) = listen_from(LOCALHOST, &mut next).unwrap();

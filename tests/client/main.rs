@@ -276,7 +276,9 @@ fn run_exits_with_the_commands_status() {
     assert_eq!(out.code, 7, "{}", out.stderr);
     let out = server.client(&["run", "--", "sh", "-c", "kill -9 $$"]);
     assert_eq!(out.code, 128 + 9, "{}", out.stderr);
-    let out = server.client(&["run", "--", "dynport-no-such-command"]);
+    // A path, so that no directory of PATH this user may not search makes
+    // it "cannot run" (126) instead of "not found" (127).
+    let out = server.client(&["run", "--", "/nonexistent/dynport-no-such-command"]);
     assert_eq!(out.code, 127, "{}", out.stderr);
     assert!(server.leases().is_empty());
 }

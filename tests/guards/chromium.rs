@@ -172,7 +172,9 @@ fn kill_group(child: &Child) {
 #[test]
 fn a_web_page_in_chromium_cannot_change_dynport() {
     let Some(browser) = chromium() else {
-        println!("skipped: chromium not installed (make test-deps installs it as root)");
+        crate::fixture::skipped(format_args!(
+            "chromium not installed (make test-deps installs it as root)"
+        ));
         return;
     };
     let server = Server::start(&[]);

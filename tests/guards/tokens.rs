@@ -77,7 +77,9 @@ fn a_token_file_of_another_user_is_refused() {
         .output()
         .is_ok_and(|o| o.stdout == b"0\n")
     {
-        println!("skipped: giving a token file to another user needs root (chown)");
+        crate::fixture::skipped(format_args!(
+            "giving a token file to another user needs root (chown)"
+        ));
         return;
     }
     let dir = TempDir::new();

@@ -91,7 +91,9 @@ fn run(command: &mut Command) -> Out {
 pub fn has_curl() -> bool {
     let found = Command::new("curl").arg("--version").output().is_ok();
     if !found {
-        println!("skipped: curl is not installed, so the raw requests with it are not made");
+        crate::fixture::skipped(format_args!(
+            "curl is not installed, so the raw requests with it are not made"
+        ));
     }
     found
 }

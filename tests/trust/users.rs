@@ -27,10 +27,10 @@ pub fn euid() -> u32 {
 /// saying the test is skipped, when this process cannot make users.
 pub fn alice_and_bob() -> Option<(User, User)> {
     if euid() != 0 {
-        println!(
-            "skipped: needs root to create a second local user (running as uid {})",
+        crate::fixture::skipped(format_args!(
+            "needs root to create a second local user (running as uid {})",
             euid()
-        );
+        ));
         return None;
     }
     Some((ensure_user("dynport-alice"), ensure_user("dynport-bob")))

@@ -73,7 +73,7 @@ fn a_tcp_listener_and_a_udp_socket_on_one_port_are_both_holders() {
     let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = tcp.local_addr().unwrap().port();
     let Ok(_udp) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)) else {
-        println!("skipped: UDP port {port} is taken on this host");
+        crate::skipped(format_args!("UDP port {port} is taken on this host"));
         return;
     };
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -87,12 +87,12 @@ fn a_tcp_listener_and_a_udp_socket_on_one_port_are_both_holders() {
 #[test]
 fn ipv6_sockets_show_their_ipv6_address() {
     let Ok(tcp) = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) else {
-        println!("skipped: this host has no IPv6 loopback");
+        crate::skipped(format_args!("this host has no IPv6 loopback"));
         return;
     };
     let port = tcp.local_addr().unwrap().port();
     let Ok(_udp) = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)) else {
-        println!("skipped: UDP port {port} is taken on this host");
+        crate::skipped(format_args!("UDP port {port} is taken on this host"));
         return;
     };
     let local = IpAddr::V6(Ipv6Addr::LOCALHOST);
