@@ -12,6 +12,7 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod ports;
+pub mod portserver;
 pub mod principal;
 pub mod process;
 pub mod refresh;

@@ -28,6 +28,8 @@ pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", 
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
 pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
 pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
+pub const PORTSERVER_SOCKET: Key = key("portserver-socket", "DYNPORT_PORTSERVER_SOCKET", "ADDR");
+pub const PORTSERVER_POOL: Key = key("portserver-pool", "DYNPORT_PORTSERVER_POOL", "NAME");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -45,6 +47,8 @@ pub const SERVE_KEYS: &[Key] = &[
     TOKEN_FILE,
     UNIX_SOCKET,
     MAX_PORTS_PER_UID,
+    PORTSERVER_SOCKET,
+    PORTSERVER_POOL,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {

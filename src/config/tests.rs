@@ -48,6 +48,7 @@ fn defaults_apply_when_nothing_is_given() {
             3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697,
         ],
         lease_ttl: Duration::from_secs(300),
+        portserver: None,
         warnings: vec![],
     };
     assert_eq!(serve(&[], &[]), expected);
