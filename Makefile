@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test lint bench crash soak fuzz clean
+.PHONY: run build test test-deps lint bench crash soak fuzz clean
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -18,6 +18,16 @@ build:
 
 test:
 	$(CARGO) test --all-targets
+
+# Python's portpicker, which tests/portserver.rs runs against dynport's
+# portserver socket, for the python3 on PATH. Under `make test` those tests
+# fail without it rather than say they are skipped. (On a Debian system
+# Python that refuses pip, `apt-get install python3-portpicker` does it.)
+test-deps:
+	python3 -c 'import portpicker' 2>/dev/null || python3 -m pip install --quiet portpicker
+
+test: test-deps
+test: export DYNPORT_REQUIRE_PORTPICKER = 1
 
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
 # the state file against every acknowledged answer; 15 minutes at most.
