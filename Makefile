@@ -27,6 +27,7 @@ test-deps:
 	python3 -c 'import portpicker' 2>/dev/null || python3 -m pip install --quiet portpicker
 
 test: test-deps
+bench: test-deps
 test: export DYNPORT_REQUIRE_PORTPICKER = 1
 
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of

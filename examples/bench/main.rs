@@ -4,14 +4,16 @@
 //! floor (b) dynport's own engine (`examples/floor_engine.rs`); both answer a
 //! fixed JSON body as long as dynport's `GET /api/v1/server/port`. Load comes
 //! from `wrk`, in rounds that alternate dynport, floor a, floor b. Then the
-//! figures no floor has: scan time, startup, binary size, lease grants.
+//! figures no floor has: scan time, startup, binary size, lease grants, and
+//! portpicker's grants from dynport beside Google's `portserver.py`.
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]
-//! [--only get|scan|startup|lease]` (defaults 7, 3, 5, 20,
+//! [--only get|scan|startup|lease|portserver]` (defaults 7, 3, 5, 20,
 //! `target/release/dynport`, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
+mod portserver;
 mod procs;
 mod report;
 mod scan;
@@ -45,7 +47,8 @@ pub struct Options {
     pub secs: u64,
     pub lease_secs: u64,
     pub startup_runs: usize,
-    /// Only this part of the benchmark: `get`, `scan`, `startup` or `lease`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
+    /// or `portserver`.
     only: Option<String>,
     dynport: PathBuf,
     examples: PathBuf,
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease|portserver]"
             );
             return ExitCode::from(2);
         }
@@ -113,6 +116,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("lease") {
         results.lease = Some(leases(options)?);
+    }
+    if options.wants("portserver") {
+        results.portserver = Some(portserver::measure(&options.dynport)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -369,10 +375,14 @@ fn parse_args() -> Result<Options, String> {
             "--startup-runs" => options.startup_runs = number(value()?)?.max(1) as usize,
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease") => {
+                part @ ("get" | "scan" | "startup" | "lease" | "portserver") => {
                     options.only = Some(part.to_string())
                 }
-                other => return Err(format!("--only {other:?}: get, scan, startup or lease")),
+                other => {
+                    return Err(format!(
+                        "--only {other:?}: get, scan, startup, lease or portserver"
+                    ));
+                }
             },
             _ => return Err(format!("unexpected argument {arg:?}")),
         }

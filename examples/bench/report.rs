@@ -27,6 +27,7 @@ pub struct Results {
     pub scans: Option<Scans>,
     pub startups: Vec<Duration>,
     pub lease: Option<LeaseLoad>,
+    pub portserver: Option<crate::portserver::Figures>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.
@@ -241,6 +242,9 @@ fn own_rows(rows: &mut Vec<Row>, r: &Results) {
     ));
     if let Some(lease) = &r.lease {
         lease_rows(rows, lease);
+    }
+    if let Some(figures) = &r.portserver {
+        crate::portserver::rows(rows, figures);
     }
 }
 

@@ -71,11 +71,12 @@ impl Portserver {
         let mut events = Events::with_capacity(64);
         let mut ready = Vec::with_capacity(64);
         while !stop.load(Ordering::SeqCst) {
-            if let Err(e) = self.epoll.wait(&mut events, self.timeout(Instant::now())) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("portserver: waiting for clients failed, it stops: {e}");
-                    return;
-                }
+            let waited = self.epoll.wait(&mut events, self.timeout(Instant::now()));
+            if let Err(e) = waited
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!("portserver: waiting for clients failed, it stops: {e}");
+                return;
             }
             ready.clear();
             ready.extend(events.keys());
@@ -170,14 +171,9 @@ impl Portserver {
             return;
         };
         let outcome = client.read_line();
-        if let Ok(None) = outcome {
-            if self
-                .epoll
-                .rearm(&client.stream, key, Interest::Read)
-                .is_ok()
-            {
-                return;
-            }
+        let more = matches!(outcome, Ok(None));
+        if more && (self.epoll.rearm(&client.stream, key, Interest::Read)).is_ok() {
+            return;
         }
         let Some(client) = self.leave(key) else {
             return;
