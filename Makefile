@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test test-deps lint bench crash soak fuzz clean
+.PHONY: run build test test-deps portpicker lint bench crash soak fuzz clean
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -16,19 +16,25 @@ run:
 build:
 	$(CARGO) build --release
 
-test:
+test: test-deps
 	$(CARGO) test --all-targets
+
+# The browser test (tests/guards/chromium.rs) drives Debian's chromium. As
+# root it is installed when missing, so a fresh machine runs it; otherwise
+# the test says "skipped: chromium not installed".
+test-deps: portpicker
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 # Python's portpicker, which tests/portserver.rs runs against dynport's
 # portserver socket, for the python3 on PATH. Under `make test` those tests
 # fail without it rather than say they are skipped. (On a Debian system
 # Python that refuses pip, `apt-get install python3-portpicker` does it.)
-test-deps:
+portpicker:
 	python3 -c 'import portpicker' 2>/dev/null || python3 -m pip install --quiet portpicker
 
-test: test-deps
-bench: test-deps
 test: export DYNPORT_REQUIRE_PORTPICKER = 1
+bench: portpicker
 
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
 # the state file against every acknowledged answer; 15 minutes at most.
@@ -60,12 +66,32 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The baseline of `make bench`: dynport as it was before the trust work
+# (before it served a Unix socket and looked up the uid owning each loopback
+# TCP connection), commit 860606a "Engine: encode returns the status it
+# sent". Its source comes from `git archive` (a clone with main's history is
+# needed), built once into a directory of its own; the bench runs it in the
+# same rounds as today's dynport.
+BENCH_BASELINE = 860606a80c980b302b4d5d7fa9010bd1e785a07c
+BENCH_BASELINE_DIR = target/bench-baseline/$(BENCH_BASELINE)
+BENCH_BASELINE_BIN = $(BENCH_BASELINE_DIR)/target/release/dynport
+
 # Needs wrk (installed from Debian's packages when missing) and loopback only.
-bench:
+bench: $(BENCH_BASELINE_BIN)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(CARGO) build --release --bin dynport \
 		--example bench --example floor_tiny_http --example floor_engine
-	./target/release/examples/bench
+	./target/release/examples/bench --baseline $(BENCH_BASELINE_BIN)
+
+$(BENCH_BASELINE_BIN):
+	@git cat-file -e $(BENCH_BASELINE)^{commit} || { echo "bench: the baseline \
+	commit $(BENCH_BASELINE) is not in this clone; fetch main's history" >&2; exit 1; }
+	rm -rf $(BENCH_BASELINE_DIR)/src
+	mkdir -p $(BENCH_BASELINE_DIR)/src
+	git archive $(BENCH_BASELINE) | tar -x -C $(BENCH_BASELINE_DIR)/src
+	$(CARGO) build --release --locked --bin dynport \
+		--manifest-path $(BENCH_BASELINE_DIR)/src/Cargo.toml \
+		--target-dir $(BENCH_BASELINE_DIR)/target
 
 clean:
 	$(CARGO) clean

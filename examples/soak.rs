@@ -180,7 +180,8 @@ fn exchange(
     method: &str,
     path: &str,
 ) -> Option<(BufReader<TcpStream>, Vec<u8>, u16)> {
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: soak\r\nContent-Length: 0\r\n\r\n");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
     stream.get_mut().write_all(request.as_bytes()).ok()?;
     let mut status = 0;
     let mut length = 0;

@@ -10,15 +10,22 @@ pub enum ApiError {
     BadRequest(String),
     /// A mutating endpoint was called without the configured token. 401.
     Unauthorized,
+    /// The caller may not do this, whatever its token: a web page, another
+    /// principal's lease, another user's process, a port change by a user
+    /// who is not an operator. The message says why. 403.
+    Forbidden(String),
     /// No such endpoint, lease or pool; the message says which. 404.
     NotFound(String),
-    /// Not the caller's to do: another principal's lease, another user's
-    /// process, a port change by a user who is not an operator. 403.
-    Forbidden(String),
     /// The path exists but not for this method; `allow` lists the methods. 405.
     MethodNotAllowed { allow: &'static str },
     /// The port asked for cannot be had. 409.
     Conflict(String),
+    /// The `Host` header names a host dynport does not answer to (DNS
+    /// rebinding); the message names it. 421.
+    MisdirectedHost(String),
+    /// Too many failed token checks from this peer; `retry_after` seconds
+    /// until it may try again. 429.
+    TooManyRequests { retry_after: u64 },
     /// dynport cannot do it now, e.g. the state file cannot be written. 503.
     Unavailable(String),
 }
@@ -32,6 +39,8 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,
+            ApiError::MisdirectedHost(_) => 421,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) => 503,
         }
     }
@@ -49,6 +58,13 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 format!("method not allowed here; allowed: {allow}")
             }
+            ApiError::MisdirectedHost(host) => format!(
+                "Host {host:?} is not a name dynport answers to: use an IP address or \
+                 localhost, or start dynport with --allow-host NAME"
+            ),
+            ApiError::TooManyRequests { retry_after } => format!(
+                "too many failed token checks from this address: try again in {retry_after} s"
+            ),
         }
     }
 
@@ -58,6 +74,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => response.with_header("WWW-Authenticate", "Bearer"),
             ApiError::MethodNotAllowed { allow } => response.with_header("Allow", allow),
+            ApiError::TooManyRequests { retry_after } => {
+                response.with_header("Retry-After", retry_after.to_string())
+            }
             _ => response,
         }
     }

@@ -1,13 +1,42 @@
 //! Leases: ports handed to other processes. The allocation rules are pure:
 //! time is passed in, and the bind check and process liveness are injected.
 
-use crate::ports::{PortEntry, PortRange, PortState, PortTable};
+use crate::ports::{PortEntry, PortRange, PortState, PortTable, Protocols};
 use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
 /// The pool that always exists and spans the whole range.
 pub const DEFAULT_POOL: &str = "default";
+
+/// The protocols a lease holds its ports in: `both` unless asked otherwise,
+/// as portpicker checks both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Both,
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn protocols(self) -> Protocols {
+        match self {
+            Protocol::Both => Protocols::BOTH,
+            Protocol::Tcp => Protocols::TCP,
+            Protocol::Udp => Protocols::UDP,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Both => "both",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
 
 /// Ports handed to a client until released, expired, or its process exits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +49,9 @@ pub struct Lease {
     /// (and for leases granted before principals existed).
     #[serde(default)]
     pub uid: Option<u32>,
+    /// The protocols its ports were free in at the grant.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub pid: Option<u32>,
     /// The start time of `pid` (clock ticks since boot), so that a reused
     /// pid does not keep a dead lease alive.
@@ -67,6 +99,7 @@ pub struct LeaseRequest {
     pub owner: Option<String>,
     /// The principal asking; see [`Lease::uid`].
     pub uid: Option<u32>,
+    pub protocol: Protocol,
     pub pid: Option<u32>,
     pub pid_start: Option<u64>,
 }
@@ -158,9 +191,10 @@ impl PortTable {
             .pools
             .get(&req.pool)
             .ok_or_else(|| LeaseError::UnknownPool(req.pool.clone()))?;
+        let wanted = req.protocol.protocols();
         let ports = match req.port {
-            Some(port) => vec![self.reservable(port, pool, &req.pool, can_bind)?],
-            None => self.round_robin(&req.pool, pool, req.count, can_bind)?,
+            Some(port) => vec![self.reservable(port, pool, &req.pool, wanted, can_bind)?],
+            None => self.round_robin(&req.pool, pool, req.count, wanted, can_bind)?,
         };
         let lease = Lease {
             id,
@@ -168,6 +202,7 @@ impl PortTable {
             pool: req.pool.clone(),
             owner: req.owner.clone(),
             uid: req.uid,
+            protocol: req.protocol,
             pid: req.pid,
             pid_start: req.pid_start,
             created_at: now,
@@ -192,6 +227,7 @@ impl PortTable {
         port: u16,
         pool: PortRange,
         pool_name: &str,
+        wanted: Protocols,
         can_bind: &mut dyn FnMut(u16) -> bool,
     ) -> Result<u16, LeaseError> {
         if !pool.contains(port) {
@@ -199,7 +235,9 @@ impl PortTable {
                 "port: {port} is outside the pool {pool_name} ({pool})"
             )));
         }
-        if let Some(entry) = self.entries.get(&port) {
+        if let Some(entry) = self.entries.get(&port)
+            && !entry.leaves_room_for(wanted)
+        {
             return Err(LeaseError::Unavailable(format!(
                 "port {port} is not free: it is {}",
                 entry.state.as_str()
@@ -218,6 +256,7 @@ impl PortTable {
         pool_name: &str,
         pool: PortRange,
         count: usize,
+        wanted: Protocols,
         can_bind: &mut dyn FnMut(u16) -> bool,
     ) -> Result<Vec<u16>, LeaseError> {
         let cursor = self
@@ -228,7 +267,7 @@ impl PortTable {
             .unwrap_or(pool.start);
         let order = (cursor..=pool.end).chain(pool.start..cursor);
         let ports: Vec<u16> = order
-            .filter(|p| !self.entries.contains_key(p) && can_bind(*p))
+            .filter(|p| self.takeable(*p, wanted) && can_bind(*p))
             .take(count)
             .collect();
         if ports.len() < count {
@@ -238,6 +277,14 @@ impl PortTable {
             )));
         }
         Ok(ports)
+    }
+
+    /// Whether a lease of `wanted` may take `port`, as far as the table
+    /// knows: free, or in use by other protocols only.
+    fn takeable(&self, port: u16, wanted: Protocols) -> bool {
+        self.entries
+            .get(&port)
+            .is_none_or(|entry| entry.leaves_room_for(wanted))
     }
 
     /// Puts a lease into the table: at grant, and when the state file is
@@ -345,6 +392,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             owner: None,
             uid: None,
+            protocol: Protocol::Both,
             pid: None,
             pid_start: None,
         }
@@ -372,7 +420,7 @@ mod tests {
     #[test]
     fn multi_port_lease_is_all_or_nothing() {
         let mut t = table();
-        t.apply_scan(&[101, 103], "t");
+        t.apply_scan(&crate::ports::tcp_only(&[101, 103]), "t");
         t.set_server_port(Some(100), "t");
         let before = t.clone();
         let err = grant(&mut t, &ask(8), "a").unwrap_err();
@@ -391,12 +439,47 @@ mod tests {
     fn leases_skip_excluded_in_use_and_unbindable_ports() {
         let mut t = table();
         t.exclude(&[100, 200], "t");
-        t.apply_scan(&[101], "t");
+        t.apply_scan(&crate::ports::tcp_only(&[101]), "t");
         let mut refused = |p: u16| p != 102;
         let lease = t.grant(&ask(2), "a".into(), at(0), &mut refused).unwrap();
         assert_eq!(lease.ports, vec![103, 104]);
         assert_eq!(t.counts().excluded, 1);
         assert_eq!(t.state(102), None);
+    }
+
+    #[test]
+    fn a_port_held_in_udp_is_leased_for_tcp_only() {
+        let mut t = table();
+        t.apply_scan(&[(100, Protocols::UDP), (101, Protocols::TCP)], "t");
+        let as_ = |protocol| LeaseRequest { protocol, ..ask(1) };
+        let udp = t.grant(&as_(Protocol::Udp), "u".into(), at(0), &mut |_| true);
+        assert_eq!(
+            udp.unwrap().ports,
+            vec![101],
+            "a TCP-held port is free in UDP"
+        );
+        let both = t.grant(&as_(Protocol::Both), "b".into(), at(0), &mut |_| true);
+        assert_eq!(both.unwrap().ports, vec![102]);
+        let tcp = t.grant(&as_(Protocol::Tcp), "t".into(), at(0), &mut |_| true);
+        assert_eq!(
+            tcp.unwrap().ports,
+            vec![103],
+            "round robin goes on from 102"
+        );
+        let exact = LeaseRequest {
+            port: Some(100),
+            ..as_(Protocol::Tcp)
+        };
+        let lease = t.grant(&exact, "x".into(), at(0), &mut |_| true).unwrap();
+        assert_eq!((lease.ports, lease.protocol), (vec![100], Protocol::Tcp));
+        let again = LeaseRequest {
+            port: Some(101),
+            ..as_(Protocol::Both)
+        };
+        assert!(matches!(
+            t.grant(&again, "y".into(), at(0), &mut |_| true),
+            Err(LeaseError::Unavailable(_))
+        ));
     }
 
     #[test]
@@ -425,7 +508,7 @@ mod tests {
     #[test]
     fn reservation_takes_exactly_that_port() {
         let mut t = table();
-        t.apply_scan(&[107], "t");
+        t.apply_scan(&crate::ports::tcp_only(&[107]), "t");
         let exact = |port| LeaseRequest {
             port: Some(port),
             ..ask(1)
@@ -522,8 +605,8 @@ mod tests {
         let mut t = table();
         t.exclude(&[109], "t");
         grant(&mut t, &ask(1), "a").unwrap();
-        assert!(!t.apply_scan(&[100, 109], "t2"));
-        assert!(!t.apply_scan(&[], "t3"));
+        assert!(!t.apply_scan(&crate::ports::tcp_only(&[100, 109]), "t2"));
+        assert!(!t.apply_scan(&crate::ports::tcp_only(&[]), "t3"));
         assert_eq!(t.state(100).unwrap().state, PortState::Leased);
         assert_eq!(t.state(100).unwrap().lease_id.as_deref(), Some("a"));
         assert_eq!(t.state(109).unwrap().state, PortState::Excluded);

@@ -26,6 +26,12 @@ fn main() -> ExitCode {
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
+            let kernel = dynport::kernel_ports::Kernel::host();
+            let reserve = settings.reserve_kernel;
+            if let Err(e) = dynport::kernel_ports::preflight(&kernel, settings.range, reserve) {
+                log::error!("{e}");
+                return ExitCode::from(2);
+            }
             // A state directory others could write to is a configuration
             // error: refused before anything is written there.
             if let Err(e) = dynport::state::dir::prepare(&settings.state_dir) {

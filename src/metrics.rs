@@ -54,6 +54,8 @@ pub struct Metrics {
     pub last_scan_nanos: AtomicU64,
     pub state_writes: AtomicU64,
     pub state_write_failures: AtomicU64,
+    /// Mutating requests with a missing or wrong token.
+    pub auth_failures: AtomicU64,
 }
 
 impl Metrics {

@@ -74,6 +74,75 @@ impl PortState {
     }
 }
 
+/// Which protocols hold a port, or are asked for: shown as
+/// `["tcp"]`, `["udp"]` or `["tcp","udp"]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Protocols {
+    pub tcp: bool,
+    pub udp: bool,
+}
+
+impl Protocols {
+    pub const TCP: Protocols = Protocols {
+        tcp: true,
+        udp: false,
+    };
+    pub const UDP: Protocols = Protocols {
+        tcp: false,
+        udp: true,
+    };
+    pub const BOTH: Protocols = Protocols {
+        tcp: true,
+        udp: true,
+    };
+
+    /// Whether the two share a protocol.
+    pub fn overlaps(self, other: Protocols) -> bool {
+        (self.tcp && other.tcp) || (self.udp && other.udp)
+    }
+
+    pub fn union(self, other: Protocols) -> Protocols {
+        Protocols {
+            tcp: self.tcp || other.tcp,
+            udp: self.udp || other.udp,
+        }
+    }
+
+    fn names(self) -> Vec<&'static str> {
+        [(self.tcp, "tcp"), (self.udp, "udp")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
+}
+
+impl Serialize for Protocols {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.names().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocols {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Protocols, D::Error> {
+        let mut protocols = Protocols::default();
+        for name in Vec::<String>::deserialize(d)? {
+            match name.as_str() {
+                "tcp" => protocols.tcp = true,
+                "udp" => protocols.udp = true,
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown protocol {other:?}, expected tcp or udp"
+                    )));
+                }
+            }
+        }
+        Ok(protocols)
+    }
+}
+
+/// A port a scan saw in use, and by which protocols.
+pub type Seen = (u16, Protocols);
+
 /// One port that is not free: its state and since when (RFC 3339).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortEntry {
@@ -82,6 +151,10 @@ pub struct PortEntry {
     /// The lease holding the port, for `leased` ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_id: Option<String>,
+    /// Which protocols hold an `in_use` port. A state file from before UDP
+    /// was scanned has none: its ports were seen in TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<Protocols>,
 }
 
 impl PortEntry {
@@ -90,7 +163,22 @@ impl PortEntry {
             state,
             since: since.to_string(),
             lease_id: None,
+            protocols: None,
         }
+    }
+
+    /// A port the scan saw held by `protocols`.
+    pub fn in_use(protocols: Protocols, since: &str) -> PortEntry {
+        PortEntry {
+            protocols: Some(protocols),
+            ..PortEntry::new(PortState::InUse, since)
+        }
+    }
+
+    /// Whether a lease of `wanted` may take this port: only an `in_use`
+    /// port held by other protocols only.
+    pub fn leaves_room_for(&self, wanted: Protocols) -> bool {
+        self.state == PortState::InUse && !self.protocols.unwrap_or(Protocols::TCP).overlaps(wanted)
     }
 }
 
@@ -176,19 +264,36 @@ impl PortTable {
         counts
     }
 
-    /// Takes in what a scan saw in use at `now`: newly bound ports turn
-    /// `in_use`, ports no longer seen turn free, and the ports this server
-    /// holds keep their state. Returns whether anything changed.
-    pub fn apply_scan(&mut self, in_use: &[u16], now: &str) -> bool {
+    /// Takes in what a scan saw in use at `now` (sorted by port): newly
+    /// bound ports turn `in_use`, ports no longer seen turn free, an
+    /// `in_use` port shows the protocols that hold it now, and the ports
+    /// this server holds keep their state. Returns whether anything changed.
+    pub fn apply_scan(&mut self, in_use: &[Seen], now: &str) -> bool {
         let before = self.entries.len();
         let mut changed = false;
+        let seen = |port: &u16| {
+            in_use
+                .binary_search_by_key(port, |(p, _)| *p)
+                .ok()
+                .map(|i| in_use[i].1)
+        };
         self.entries.retain(|port, entry| {
-            entry.state != PortState::InUse || in_use.binary_search(port).is_ok()
+            if entry.state != PortState::InUse {
+                return true;
+            }
+            let Some(protocols) = seen(port) else {
+                return false;
+            };
+            if entry.protocols != Some(protocols) {
+                entry.protocols = Some(protocols);
+                changed = true;
+            }
+            true
         });
         changed |= self.entries.len() != before;
-        for &port in in_use.iter().filter(|p| self.range.contains(**p)) {
+        for &(port, protocols) in in_use.iter().filter(|(p, _)| self.range.contains(*p)) {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.entries.entry(port) {
-                slot.insert(PortEntry::new(PortState::InUse, now));
+                slot.insert(PortEntry::in_use(protocols, now));
                 changed = true;
             }
         }
@@ -231,12 +336,44 @@ impl PortTable {
     }
 }
 
+/// Ports seen in TCP only, as a scan reports them: for tests.
+pub fn tcp_only(ports: &[u16]) -> Vec<Seen> {
+    ports.iter().map(|&p| (p, Protocols::TCP)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn table(start: u16, end: u16) -> PortTable {
         PortTable::new(PortRange::new(start, end).unwrap())
+    }
+
+    #[test]
+    fn scan_records_which_protocols_hold_a_port() {
+        let mut t = table(100, 110);
+        assert!(t.apply_scan(&[(101, Protocols::UDP), (102, Protocols::BOTH)], "t1"));
+        assert_eq!(t.state(101).unwrap().protocols, Some(Protocols::UDP));
+        assert!(t.apply_scan(&[(101, Protocols::BOTH), (102, Protocols::BOTH)], "t2"));
+        assert_eq!(t.state(101).unwrap().protocols, Some(Protocols::BOTH));
+        assert_eq!(t.state(101).unwrap().since, "t1");
+        let json = serde_json::to_string(t.state(102).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"state":"in_use","since":"t1","protocols":["tcp","udp"]}"#
+        );
+    }
+
+    #[test]
+    fn only_an_in_use_port_of_other_protocols_leaves_room() {
+        let udp = PortEntry::in_use(Protocols::UDP, "t");
+        assert!(udp.leaves_room_for(Protocols::TCP));
+        assert!(!udp.leaves_room_for(Protocols::UDP));
+        assert!(!udp.leaves_room_for(Protocols::BOTH));
+        let old = PortEntry::new(PortState::InUse, "t");
+        assert!(!old.leaves_room_for(Protocols::TCP));
+        assert!(old.leaves_room_for(Protocols::UDP));
+        assert!(!PortEntry::new(PortState::Leased, "t").leaves_room_for(Protocols::UDP));
     }
 
     #[test]
@@ -253,15 +390,15 @@ mod tests {
     #[test]
     fn scan_marks_new_ports_and_frees_gone_ones() {
         let mut t = table(100, 110);
-        assert!(t.apply_scan(&[99, 101, 105, 111], "t1"));
+        assert!(t.apply_scan(&tcp_only(&[99, 101, 105, 111]), "t1"));
         assert_eq!(
             t.entries().keys().copied().collect::<Vec<_>>(),
             vec![101, 105]
         );
         assert_eq!(t.state(101).unwrap().since, "t1");
-        assert!(!t.apply_scan(&[101, 105], "t2"));
+        assert!(!t.apply_scan(&tcp_only(&[101, 105]), "t2"));
         assert_eq!(t.state(101).unwrap().since, "t1");
-        assert!(t.apply_scan(&[105], "t3"));
+        assert!(t.apply_scan(&tcp_only(&[105]), "t3"));
         assert!(t.is_free(101));
         assert_eq!(t.counts().in_use, 1);
         assert_eq!(t.counts().free, 10);
@@ -271,8 +408,8 @@ mod tests {
     fn scan_keeps_server_port() {
         let mut t = table(100, 110);
         t.set_server_port(Some(103), "t0");
-        assert!(!t.apply_scan(&[103], "t1"));
-        assert!(!t.apply_scan(&[], "t2"));
+        assert!(!t.apply_scan(&tcp_only(&[103]), "t1"));
+        assert!(!t.apply_scan(&tcp_only(&[]), "t2"));
         assert_eq!(t.state(103).unwrap().state, PortState::Server);
         assert_eq!(
             t.counts(),
@@ -309,7 +446,7 @@ mod tests {
     #[test]
     fn start_candidates_prefer_last_port_when_free() {
         let mut t = table(100, 104);
-        t.apply_scan(&[101], "t");
+        t.apply_scan(&tcp_only(&[101]), "t");
         assert_eq!(t.start_candidates(Some(103)), vec![103, 100, 102, 104]);
         assert_eq!(t.start_candidates(Some(101)), vec![100, 102, 103, 104]);
         assert_eq!(t.start_candidates(Some(200)), vec![100, 102, 103, 104]);
@@ -321,9 +458,9 @@ mod tests {
         let mut t = table(100, 104);
         t.set_server_port(Some(103), "t");
         assert_eq!(t.next_free_after(103), Some(104));
-        t.apply_scan(&[104], "t");
+        t.apply_scan(&tcp_only(&[104]), "t");
         assert_eq!(t.next_free_after(103), Some(100));
-        t.apply_scan(&[100, 101, 102, 104], "t");
+        t.apply_scan(&tcp_only(&[100, 101, 102, 104]), "t");
         assert_eq!(t.next_free_after(103), None);
     }
 

@@ -4,6 +4,7 @@
 use crate::app::{self, App, Facts, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
+use crate::kernel_ports::{Kernel, KernelPorts};
 use crate::ports::PortTable;
 use crate::portserver::{self, Listening};
 use crate::principal::Rules;
@@ -46,6 +47,13 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
     let signals = on_signal()?;
+    if !crate::http::gentle_retire_supported() {
+        log::warn!(
+            "this process may not filter handshakes on a listener (it needs root or \
+             CAP_NET_ADMIN): during a port change the old port accepts for 100 ms more, \
+             and a client connecting then may be reset"
+        );
+    }
     let unix = bind_unix(settings)?;
     let portserver = bind_portserver(settings)?;
 
@@ -72,6 +80,9 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
         serving,
         start,
     ));
+    let kernel = KernelPorts::open(Kernel::host(), dir, settings.reserve_kernel)
+        .map_err(|e| Fatal(format!("cannot use the kernel's port lists: {e}")))?;
+    app.set_kernel_ports(kernel);
     let commits = app.open_commit_queue();
     app.save_now().map_err(|e| write_failure(&app, &e))?;
 
@@ -105,6 +116,7 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     app.release_server_port()
         .map_err(|e| write_failure(&app, &e))?;
     log::info!("Port released successfully");
+    app.release_kernel_ports();
     Ok(())
 }
 
@@ -168,6 +180,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
             max_ports_per_uid: settings.max_ports_per_uid,
             token_set: settings.token.is_some(),
         },
+        allow_hosts: settings.allow_hosts.clone(),
         pid: std::process::id(),
         started,
     }

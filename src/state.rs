@@ -19,9 +19,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const STATE_FILE: &str = "dynamic_ports.json";
 pub const LOCK_FILE: &str = "dynamic_ports.lock";
+/// dynport's own entries in `ip_local_reserved_ports`, with `--reserve-kernel`
+/// (see [`crate::kernel_ports`]).
+pub const KERNEL_RECORD_FILE: &str = "kernel_reserved_ports.json";
 /// dynport's own files in the state directory: each must be a regular file
 /// when it is there at all.
-pub const OWN_FILES: &[&str] = &[STATE_FILE, LOCK_FILE];
+pub const OWN_FILES: &[&str] = &[STATE_FILE, LOCK_FILE, KERNEL_RECORD_FILE];
 /// The largest state file read. The largest dynport could write, every port
 /// of 1-65535 in a lease of its own with a 128-character owner of 4-byte
 /// characters, is about 61 MiB; a bigger file is kept aside as corrupt.

@@ -1,7 +1,7 @@
 //! The system calls std does not offer, wrapped once for the scanner, the
-//! HTTP engine and the state directory: opening a raw socket, setting an
-//! option, reading into memory that was never zeroed, random bytes, and the
-//! effective uid.
+//! HTTP engine, the state directory and the configuration: opening a raw
+//! socket, setting an option, reading into memory that was never zeroed,
+//! random bytes, and the effective uid.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -46,6 +46,12 @@ pub fn set_option<T>(
     } else {
         Ok(())
     }
+}
+
+/// The effective uid of this process: whom the files it trusts must belong to.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Reads from `fd` into the spare capacity of `buf`, at most until its
@@ -116,12 +122,6 @@ pub fn random_u64() -> io::Result<u64> {
         filled += rc as usize;
     }
     Ok(u64::from_ne_bytes(bytes))
-}
-
-/// The effective uid of this process: whose files it may trust.
-pub fn euid() -> u32 {
-    // SAFETY: geteuid(2) takes nothing, touches no memory and cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub struct LeaseBody {
     /// The process whose exit ends the lease.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// `both` (the default), `tcp` or `udp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::lease::Protocol>,
 }
 
 impl Body for LeaseBody {

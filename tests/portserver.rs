@@ -58,7 +58,10 @@ fn portpicker_gets_a_port_leased_to_its_own_process() {
     assert_eq!(holder.bindable, [true], "port {port} cannot be bound");
     let lease = lease_of(&server, port)
         .unwrap_or_else(|| panic!("port {port} is not leased: {:?}", leases(&server)));
-    let fields = ["pid", "owner", "uid", "pool", "ports", "ttl_secs"].map(|f| lease[f].clone());
+    let fields = [
+        "pid", "owner", "uid", "pool", "ports", "ttl_secs", "protocol",
+    ];
+    let fields = fields.map(|f| lease[f].clone());
     let expected = [
         json!(holder.pid),
         json!("python3"),
@@ -66,6 +69,7 @@ fn portpicker_gets_a_port_leased_to_its_own_process() {
         json!("default"),
         json!([port]),
         json!(604_800),
+        json!("both"),
     ];
     assert_eq!(fields, expected, "{lease}");
     let id = lease["id"].as_str().unwrap().to_string();
@@ -96,6 +100,25 @@ fn a_port_comes_back_to_the_pool_once_its_process_exits() {
     eventually(EXIT_TIMEOUT, "the port to be handed out again", || {
         ask_once(&address) == Some(port)
     });
+}
+
+#[test]
+fn a_port_held_in_udp_alone_is_not_handed_out() {
+    let address = unique_name("udp");
+    // Two ports: the server's own and one to lease, which a UDP socket holds.
+    let server = start(2, &address, &[]);
+    let (first, last) = server.range();
+    let free = if server.port == first { last } else { first };
+    let held = std::net::UdpSocket::bind(("0.0.0.0", free)).unwrap();
+    let me = format!("{}\n", std::process::id());
+    assert_eq!(
+        ask(&address, me.as_bytes()).0,
+        "",
+        "port {free} is held in UDP"
+    );
+    assert!(leases(&server).is_empty());
+    drop(held);
+    assert_eq!(port_in(&ask(&address, me.as_bytes()).0), free);
 }
 
 #[test]

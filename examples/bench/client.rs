@@ -1,9 +1,11 @@
-//! A small blocking HTTP/1.1 client on one kept-alive connection, and the
-//! loads `wrk` cannot make: lease grants with their latency, idle
-//! connections, and the time from exec to the first answer.
+//! A small blocking HTTP/1.1 client on one kept-alive connection, over TCP
+//! or a Unix socket, and the loads `wrk` cannot make: idle connections, new
+//! connections one after another, and the time from exec to the first
+//! answer.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -18,24 +20,39 @@ pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// One kept-alive connection.
-pub struct Client {
-    stream: TcpStream,
+/// One kept-alive connection: a `TcpStream` or a `UnixStream`.
+pub struct Client<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Client {
+impl Client<TcpStream> {
     pub fn connect(port: u16) -> io::Result<Client> {
-        Client::from_stream(TcpStream::connect(addr(port))?)
+        Client::tcp(TcpStream::connect(addr(port))?)
     }
 
-    fn from_stream(stream: TcpStream) -> io::Result<Client> {
+    fn tcp(stream: TcpStream) -> io::Result<Client> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        Ok(Client {
+        Ok(Client::over(stream))
+    }
+}
+
+impl Client<UnixStream> {
+    /// A connection to dynport's Unix socket at `path`.
+    pub fn unix(path: &Path) -> io::Result<Client<UnixStream>> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+        Ok(Client::over(stream))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    fn over(stream: S) -> Client<S> {
+        Client {
             stream,
             buf: Vec::with_capacity(4096),
-        })
+        }
     }
 
     /// Sends one request and reads its answer: status and body.
@@ -88,78 +105,6 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, u16, usize)>> {
     Ok(Some((head_len, response.code.unwrap_or(0), length)))
 }
 
-/// What the lease load measured.
-pub struct LeaseLoad {
-    pub grants: u64,
-    pub failures: u64,
-    pub elapsed: Duration,
-    /// Latency of every granted `POST /api/v1/ports/lease`, sorted.
-    pub latencies: Vec<Duration>,
-    /// State-file writes the server made meanwhile (from its `/metrics`).
-    pub state_writes: u64,
-}
-
-/// `clients` threads, each on one kept-alive connection, lease a port and
-/// release it again until `secs` have passed.
-pub fn lease_load(port: u16, clients: usize, duration: Duration) -> io::Result<LeaseLoad> {
-    let began = Instant::now();
-    let deadline = began + duration;
-    let threads: Vec<_> = (0..clients)
-        .map(|_| thread::spawn(move || lease_loop(port, deadline)))
-        .collect();
-    let mut load = LeaseLoad {
-        grants: 0,
-        failures: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        state_writes: 0,
-    };
-    for thread in threads {
-        let (latencies, failures) = thread
-            .join()
-            .map_err(|_| io::Error::other("a lease client panicked"))??;
-        load.grants += latencies.len() as u64;
-        load.failures += failures;
-        load.latencies.extend(latencies);
-    }
-    load.elapsed = began.elapsed();
-    load.latencies.sort_unstable();
-    Ok(load)
-}
-
-fn lease_loop(port: u16, deadline: Instant) -> io::Result<(Vec<Duration>, u64)> {
-    let mut client = Client::connect(port)?;
-    let (mut latencies, mut failures) = (Vec::new(), 0);
-    while Instant::now() < deadline {
-        let sent = Instant::now();
-        let (status, body) = client.request("POST", "/api/v1/ports/lease", b"{}")?;
-        let took = sent.elapsed();
-        if status != 201 {
-            failures += 1;
-            continue;
-        }
-        latencies.push(took);
-        let id = lease_id(&body)?;
-        let (status, body) =
-            client.request("DELETE", &format!("/api/v1/ports/leases/{id}"), b"")?;
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body);
-            return Err(io::Error::other(format!(
-                "release answered {status}: {text}"
-            )));
-        }
-    }
-    Ok((latencies, failures))
-}
-
-fn lease_id(body: &[u8]) -> io::Result<String> {
-    let value: serde_json::Value = serde_json::from_slice(body)?;
-    value["lease"]["id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| io::Error::other("a 201 without lease.id"))
-}
-
 /// Opens `count` connections that send nothing, and checks that a request
 /// on one more connection is still answered.
 pub fn idle_connections(port: u16, count: usize) -> io::Result<Vec<TcpStream>> {
@@ -173,6 +118,71 @@ pub fn idle_connections(port: u16, count: usize) -> io::Result<Vec<TcpStream>> {
         )));
     }
     Ok(idle)
+}
+
+/// What a run of new connections measured.
+pub struct Churn {
+    pub elapsed: Duration,
+    /// Time of each connection, from connect to close, sorted.
+    pub times: Vec<Duration>,
+}
+
+impl Churn {
+    pub fn per_sec(&self) -> f64 {
+        self.times.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// `threads` threads each make `each` connections to 127.0.0.1:`port`, one
+/// after another: connect, `GET /healthz`, close. `wrk` connects once per
+/// run; each of these pays again what a server does once per connection
+/// (dynport: the lookup of the uid owning the client's socket).
+pub fn fresh_connections(port: u16, threads: usize, each: usize) -> io::Result<Churn> {
+    let began = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| thread::spawn(move || connect_loop(port, each)))
+        .collect();
+    let mut times = Vec::with_capacity(threads * each);
+    for handle in handles {
+        times.extend(
+            handle
+                .join()
+                .map_err(|_| io::Error::other("a connecting client panicked"))??,
+        );
+    }
+    let elapsed = began.elapsed();
+    times.sort_unstable();
+    Ok(Churn { elapsed, times })
+}
+
+fn connect_loop(port: u16, count: usize) -> io::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let began = Instant::now();
+        // The client is dropped, and the connection closed, in this statement.
+        let (status, _) = Client::connect(port)
+            .map_err(out_of_ports)?
+            .request("GET", "/healthz", b"")?;
+        times.push(began.elapsed());
+        if status != 200 {
+            return Err(io::Error::other(format!(
+                "GET /healthz on a new connection answered {status}"
+            )));
+        }
+    }
+    Ok(times)
+}
+
+/// Says what to do when connecting fails for want of a local port.
+fn out_of_ports(e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::AddrNotAvailable {
+        return e;
+    }
+    io::Error::other(format!(
+        "{e}: no local port left for a new connection; the ports of closed ones \
+         wait in TIME_WAIT: set net.ipv4.tcp_tw_reuse to 2 (the default), which reuses \
+         them on loopback"
+    ))
 }
 
 /// Time from spawning `dynport --range P-P` to the answer of its first
@@ -193,7 +203,7 @@ pub fn startup_once(bin: &Path, port: u16) -> io::Result<Duration> {
             Err(e) => return Err(e),
         }
     };
-    let (status, _) = Client::from_stream(stream)?.request("GET", "/healthz", b"")?;
+    let (status, _) = Client::tcp(stream)?.request("GET", "/healthz", b"")?;
     let took = began.elapsed();
     if status != 200 {
         return Err(io::Error::other(format!("/healthz answered {status}")));

@@ -1,35 +1,44 @@
-//! `make bench`: dynport against two floors in the same run, one table.
+//! `make bench`: dynport against a baseline build and two floors in the
+//! same run, one table.
 //!
-//! Floor (a) is a bare tiny_http 0.12 server (`examples/floor_tiny_http.rs`),
-//! floor (b) dynport's own engine (`examples/floor_engine.rs`); both answer a
-//! fixed JSON body as long as dynport's `GET /api/v1/server/port`. Load comes
-//! from `wrk`, in rounds that alternate dynport, floor a, floor b. Then the
-//! figures no floor has: scan time, startup, binary size, lease grants, and
-//! portpicker's grants from dynport beside Google's `portserver.py`.
+//! The baseline is an earlier dynport (`--baseline PATH`; `make bench`
+//! builds the commit before the trust work). Floor (a) is a bare tiny_http
+//! 0.12 server (`examples/floor_tiny_http.rs`), floor (b) dynport's own
+//! engine (`examples/floor_engine.rs`); both answer a fixed JSON body as long
+//! as dynport's `GET /api/v1/server/port`. Load comes from `wrk`, in rounds
+//! that alternate dynport, the baseline, floor a, floor b; then rounds of new
+//! connections against dynport and the baseline. Then the figures no floor
+//! has: scan time, startup, binary size, and lease grants in rounds that
+//! alternate dynport over TCP, the baseline over TCP, dynport over its Unix
+//! socket; and portpicker's grants from dynport's portserver socket beside
+//! Google's own `portserver.py`.
 //!
-//! `bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH]
-//! [--only get|scan|startup|lease|portserver]` (defaults 7, 3, 5, 20,
-//! `target/release/dynport`, everything). Progress goes to
+//! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
+//! [--startup-runs N] [--dynport PATH] [--baseline PATH]
+//! [--only get|scan|startup|lease|portserver]` (defaults 7, 3, 5, 3, 20,
+//! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
 mod client;
+mod leases;
 mod portserver;
 mod procs;
 mod report;
 mod scan;
+mod servers;
 mod table;
 mod wrk;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use client::Client;
-use procs::{Child, Status, TempDir};
-use report::Results;
+use procs::Status;
+use report::{BASELINE, DYNPORT, FLOOR_A, FLOOR_B, Results};
+use servers::Server;
 
 /// The request every throughput run makes.
 const PATH: &str = "/api/v1/server/port";
@@ -39,27 +48,28 @@ pub const CONNS: [usize; 2] = [50, 256];
 pub const IDLE_CONNS: usize = 1000;
 /// Lease clients, each on one kept-alive connection.
 pub const LEASE_CLIENTS: usize = 8;
-/// The range of the lease server: wide, so any free port in it will do.
-const LEASE_RANGE: &str = "20000-29999";
+/// Clients making new connections, each this many connections per round, in
+/// this many rounds per server: 40,000 connections in a few seconds, whose
+/// client ends stay in TIME_WAIT for a minute; the kernel reuses such ports
+/// for new connections on loopback (`net.ipv4.tcp_tw_reuse = 2`, its
+/// default).
+pub const CHURN_THREADS: usize = 8;
+const CHURN_EACH: usize = 500;
+const CHURN_ROUNDS: usize = 5;
 
 pub struct Options {
     pub rounds: usize,
     pub secs: u64,
     pub lease_secs: u64,
+    pub lease_rounds: usize,
     pub startup_runs: usize,
     /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
     /// or `portserver`.
     only: Option<String>,
     dynport: PathBuf,
+    /// The dynport to compare with; its rows are left out without one.
+    pub baseline: Option<PathBuf>,
     examples: PathBuf,
-}
-
-/// A server under load: dynport or a floor.
-struct Server {
-    name: &'static str,
-    port: u16,
-    child: Child,
-    _state_dir: Option<TempDir>,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +78,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--startup-runs N] [--dynport PATH] [--only get|scan|startup|lease|portserver]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|portserver]"
             );
             return ExitCode::from(2);
         }
@@ -115,7 +125,7 @@ fn run(options: &Options) -> io::Result<Results> {
         results.startups = startups(options)?;
     }
     if options.wants("lease") {
-        results.lease = Some(leases(options)?);
+        results.leases = Some(leases::leases(options)?);
     }
     if options.wants("portserver") {
         results.portserver = Some(portserver::measure(&options.dynport)?);
@@ -126,26 +136,40 @@ fn run(options: &Options) -> io::Result<Results> {
     Ok(results)
 }
 
-/// dynport and the floors answering `GET /api/v1/server/port`: throughput,
-/// latency, threads and memory.
+/// dynport, the baseline and the floors answering `GET /api/v1/server/port`:
+/// throughput, latency, threads and memory; then new connections.
 fn serve_get(options: &Options, results: &mut Results) -> io::Result<()> {
-    let dynport = start_dynport(&options.dynport, "GET", None)?;
+    let dynport = servers::start_dynport(&options.dynport, "dynport", None)?;
     let (_, body) = Client::connect(dynport.port)?.request("GET", PATH, b"")?;
     results.body_bytes = body.len();
-    let floor_a = start_floor(options, "floor_tiny_http", "floor a", body.len())?;
-    let floor_b = start_floor(options, "floor_engine", "floor b", body.len())?;
-    let servers = [dynport, floor_a, floor_b];
-    for (i, server) in servers.iter().enumerate() {
+    let baseline = match &options.baseline {
+        Some(bin) => Some(servers::start_dynport(bin, "baseline", None)?),
+        None => None,
+    };
+    let examples = &options.examples;
+    let floor_a = servers::start_floor(examples, "floor_tiny_http", "floor a", body.len())?;
+    let floor_b = servers::start_floor(examples, "floor_engine", "floor b", body.len())?;
+    let mut servers: Vec<(usize, Server)> = [
+        (DYNPORT, Some(dynport)),
+        (BASELINE, baseline),
+        (FLOOR_A, Some(floor_a)),
+        (FLOOR_B, Some(floor_b)),
+    ]
+    .into_iter()
+    .filter_map(|(s, server)| Some((s, server?)))
+    .collect();
+    for (s, server) in &servers {
         Client::connect(server.port)?.request("GET", PATH, b"")?;
         thread::sleep(Duration::from_millis(200));
-        results.idle[i] = procs::status(server.child.pid())?;
+        results.idle[*s] = Some(procs::status(server.child.pid())?);
     }
     throughput(options, &servers, results)?;
-    for (i, server) in servers.iter().enumerate() {
-        results.with_idle_conns[i] = hold_idle(server)?;
+    churn(&servers, results)?;
+    for (s, server) in &servers {
+        results.with_idle_conns[*s] = Some(hold_idle(server)?);
     }
-    let [dynport, floor_a, floor_b] = servers;
-    drop((floor_a, floor_b));
+    let (_, dynport) = servers.remove(0);
+    drop(servers);
     results.clean_exit = dynport.child.terminate(Duration::from_secs(6));
     Ok(())
 }
@@ -159,13 +183,17 @@ fn loadavg() -> String {
 }
 
 /// Rounds of `wrk`, each taking the servers in turn at every connection count.
-fn throughput(options: &Options, servers: &[Server; 3], results: &mut Results) -> io::Result<()> {
-    for server in servers {
+fn throughput(
+    options: &Options,
+    servers: &[(usize, Server)],
+    results: &mut Results,
+) -> io::Result<()> {
+    for (_, server) in servers {
         wrk::run(server.port, PATH, CONNS[0], 1, server.child.pid())?; // warm-up
     }
     for round in 1..=options.rounds {
         for (c, &conns) in CONNS.iter().enumerate() {
-            for (s, server) in servers.iter().enumerate() {
+            for (s, server) in servers {
                 let run = wrk::run(server.port, PATH, conns, options.secs, server.child.pid())?;
                 let mut errors = match run.errors {
                     0 => String::new(),
@@ -175,17 +203,41 @@ fn throughput(options: &Options, servers: &[Server; 3], results: &mut Results) -
                     errors.push_str(", STARVED: left out");
                 }
                 eprintln!(
-                    "bench: round {round}/{}, {conns:>3} conns, {:<8} {:>9.0} req/s, p99 {:>7.3} ms, {:>3.0} conns served, {} threads, {} KiB{errors}",
+                    "bench: round {round}/{}, {conns:>3} conns, {:<8} {:>9.0} req/s, p50 {:>6.3} ms, p99 {:>7.3} ms, {:>3.0} conns served, {} threads, {} KiB{errors}",
                     options.rounds,
                     server.name,
                     run.rps,
+                    run.p50_ms,
                     run.p99_ms,
                     run.served_conns,
                     run.during.threads,
                     run.during.rss_kib,
                 );
-                results.runs[c][s].push(run);
+                results.runs[c][*s].push(run);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Rounds of new connections, each taking dynport and the baseline in turn.
+fn churn(servers: &[(usize, Server)], results: &mut Results) -> io::Result<()> {
+    for round in 1..=CHURN_ROUNDS {
+        for (s, server) in servers
+            .iter()
+            .filter(|(s, _)| *s == DYNPORT || *s == BASELINE)
+        {
+            let churn = client::fresh_connections(server.port, CHURN_THREADS, CHURN_EACH)?;
+            eprintln!(
+                "bench: new connections round {round}/{CHURN_ROUNDS}, {:<8} {} in {:.3} s, {:>6.0}/s, median {:.3} ms, p99 {:.3} ms",
+                server.name,
+                churn.times.len(),
+                churn.elapsed.as_secs_f64(),
+                churn.per_sec(),
+                table::ms(table::quantile(&churn.times, 0.5)),
+                table::ms(table::quantile(&churn.times, 0.99)),
+            );
+            results.churn[*s].push(churn);
         }
     }
     Ok(())
@@ -205,98 +257,13 @@ fn hold_idle(server: &Server) -> io::Result<Status> {
     Ok(status)
 }
 
-fn start_dynport(bin: &Path, label: &str, range: Option<&str>) -> io::Result<Server> {
-    let dir = TempDir::new(label)?;
-    let range = match range {
-        Some(range) => range.to_string(),
-        None => {
-            let port = free_port()?;
-            format!("{port}-{port}")
-        }
-    };
-    let mut cmd = Command::new(bin);
-    cmd.args(["--range", &range, "--state-dir"])
-        .arg(dir.path())
-        .args(["--log-level", "warn"])
-        .stdin(Stdio::null());
-    let mut child = Child::spawn(&mut cmd, true)?;
-    let port = wait_for_server_port(dir.path(), &mut child)?;
-    wait_until_answering(port)?;
-    eprintln!("bench: dynport (range {range}) serves on 127.0.0.1:{port}");
-    Ok(Server {
-        name: "dynport",
-        port,
-        child,
-        _state_dir: Some(dir),
-    })
-}
-
-/// dynport's port, from the state file it writes once it has bound it.
-fn wait_for_server_port(dir: &Path, child: &mut Child) -> io::Result<u16> {
-    let file = dir.join("dynamic_ports.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if child.has_exited() {
-            return Err(io::Error::other("dynport exited at start"));
-        }
-        let port = std::fs::read(&file)
-            .ok()
-            .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
-            .and_then(|state| state["server_port"].as_u64())
-            .and_then(|port| u16::try_from(port).ok());
-        if let Some(port) = port {
-            return Ok(port);
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    Err(io::Error::other("dynport wrote no server_port within 10 s"))
-}
-
-fn wait_until_answering(port: u16) -> io::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(port).and_then(|mut c| c.request("GET", "/healthz", b"")) {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
-}
-
-fn start_floor(
-    options: &Options,
-    example: &str,
-    name: &'static str,
-    body: usize,
-) -> io::Result<Server> {
-    let mut cmd = Command::new(options.examples.join(example));
-    cmd.args([body.to_string(), "4".to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut child = Child::spawn(&mut cmd, true)?;
-    let addr = child.read_line_after("listening on http://")?;
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| io::Error::other(format!("{example} printed {addr:?}: {e}")))?;
-    wait_until_answering(addr.port())?;
-    eprintln!("bench: {name} ({example}) serves on {addr}");
-    Ok(Server {
-        name,
-        port: addr.port(),
-        child,
-        _state_dir: None,
-    })
-}
-
-/// A port of 127.0.0.1 free right now (the kernel's pick).
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn startups(options: &Options) -> io::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(options.startup_runs);
     for _ in 0..options.startup_runs {
-        times.push(client::startup_once(&options.dynport, free_port()?)?);
+        times.push(client::startup_once(
+            &options.dynport,
+            servers::free_port()?,
+        )?);
     }
     times.sort_unstable();
     eprintln!(
@@ -306,38 +273,6 @@ fn startups(options: &Options) -> io::Result<Vec<Duration>> {
         table::ms(times[times.len() - 1])
     );
     Ok(times)
-}
-
-fn leases(options: &Options) -> io::Result<client::LeaseLoad> {
-    let server = start_dynport(&options.dynport, "lease", Some(LEASE_RANGE))?;
-    let duration = Duration::from_secs(options.lease_secs);
-    let writes_before = state_writes(server.port)?;
-    let mut load = client::lease_load(server.port, LEASE_CLIENTS, duration)?;
-    load.state_writes = state_writes(server.port)? - writes_before;
-    eprintln!(
-        "bench: leases: {} grants in {:.2} s, {} refused, p50 {:.3} ms, p99 {:.3} ms, {} state-file writes",
-        load.grants,
-        load.elapsed.as_secs_f64(),
-        load.failures,
-        table::ms(table::quantile(&load.latencies, 0.5)),
-        table::ms(table::quantile(&load.latencies, 0.99)),
-        load.state_writes,
-    );
-    server.child.terminate(Duration::from_secs(6));
-    Ok(load)
-}
-
-/// dynport's count of state-file writes, from `GET /metrics`.
-fn state_writes(port: u16) -> io::Result<u64> {
-    let (_, body) = Client::connect(port)?.request("GET", "/metrics", b"")?;
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("dynport_state_writes_total ")?
-                .parse()
-                .ok()
-        })
-        .ok_or_else(|| io::Error::other("no dynport_state_writes_total in /metrics"))
 }
 
 fn file_contains(path: &Path, needle: &[u8]) -> io::Result<bool> {
@@ -359,9 +294,11 @@ fn parse_args() -> Result<Options, String> {
         rounds: 7,
         secs: 3,
         lease_secs: 5,
+        lease_rounds: 3,
         startup_runs: 20,
         only: None,
         dynport: release.join("dynport"),
+        baseline: None,
         examples: examples.clone(),
     };
     let mut args = std::env::args().skip(1);
@@ -372,8 +309,10 @@ fn parse_args() -> Result<Options, String> {
             "--rounds" => options.rounds = number(value()?)?.max(1) as usize,
             "--secs" => options.secs = number(value()?)?.max(1),
             "--lease-secs" => options.lease_secs = number(value()?)?.max(1),
+            "--lease-rounds" => options.lease_rounds = number(value()?)?.max(1) as usize,
             "--startup-runs" => options.startup_runs = number(value()?)?.max(1) as usize,
             "--dynport" => options.dynport = PathBuf::from(value()?),
+            "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
                 part @ ("get" | "scan" | "startup" | "lease" | "portserver") => {
                     options.only = Some(part.to_string())
@@ -388,4 +327,14 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     Ok(options)
+}
+
+/// A path that names a file, or an error naming the flag.
+fn existing(path: String, flag: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{flag} {}: no such file", path.display()))
+    }
 }

@@ -231,13 +231,13 @@ pub fn rows(rows: &mut Vec<Row>, f: &Figures) {
     let median = |loads: &[Load]| table::median(&loads.iter().map(Load::rate).collect::<Vec<_>>());
     let (ours, google) = (median(&f.dynport), median(&f.google));
     let ratio = ours / google.max(1.0);
-    rows.push(Row::info(
+    rows.push(Row::dynport(
         &format!("portserver grants/s, {CLIENTS} portpicker processes"),
-        [format!("{ours:.0}"), String::new(), String::new()],
+        format!("{ours:.0}"),
     ));
-    rows.push(Row::info(
+    rows.push(Row::dynport(
         "  Google's portserver.py, same load",
-        [format!("{google:.0}"), String::new(), String::new()],
+        format!("{google:.0}"),
     ));
     rows.push(Row::check(
         "  dynport / portserver.py",
@@ -247,12 +247,8 @@ pub fn rows(rows: &mut Vec<Row>, f: &Figures) {
     ));
     let mut all: Vec<Duration> = f.dynport.iter().flat_map(|l| l.latencies.clone()).collect();
     all.sort_unstable();
-    rows.push(Row::info(
+    rows.push(Row::dynport(
         "  grant latency p50 (ms)",
-        [
-            format!("{:.3}", ms(quantile(&all, 0.5))),
-            String::new(),
-            String::new(),
-        ],
+        format!("{:.3}", ms(quantile(&all, 0.5))),
     ));
 }

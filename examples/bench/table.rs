@@ -1,42 +1,51 @@
 //! The one table `make bench` prints: a row per figure, dynport beside the
-//! two floors, the target and PASS or MISS.
+//! baseline and the two floors, the target and PASS or MISS.
 
 use std::time::Duration;
+
+/// Servers with a column of their own, in the order of `Row::values`.
+pub const SERVERS: usize = 4;
+
+const HEADERS: [&str; SERVERS + 3] = [
+    "figure",
+    "dynport",
+    "baseline",
+    "floor a: tiny_http",
+    "floor b: engine",
+    "target",
+    "result",
+];
 
 /// One row. `verdict` is `None` for figures without a target.
 pub struct Row {
     pub figure: String,
-    pub dynport: String,
-    pub floor_a: String,
-    pub floor_b: String,
+    /// dynport, the baseline, floor a, floor b; empty where not measured.
+    pub values: [String; SERVERS],
     pub target: String,
     pub verdict: Option<bool>,
 }
 
 impl Row {
     /// A row with a value for each server and no target.
-    pub fn info(figure: &str, values: [String; 3]) -> Row {
-        let [dynport, floor_a, floor_b] = values;
+    pub fn info(figure: &str, values: [String; SERVERS]) -> Row {
         Row {
             figure: figure.to_string(),
-            dynport,
-            floor_a,
-            floor_b,
+            values,
             target: String::new(),
             verdict: None,
         }
     }
 
+    /// A row for dynport alone, without a target.
+    pub fn dynport(figure: &str, value: String) -> Row {
+        let mut values: [String; SERVERS] = Default::default();
+        values[0] = value;
+        Row::info(figure, values)
+    }
+
     /// A row for dynport alone, checked against `target`.
     pub fn check(figure: &str, value: String, target: &str, pass: bool) -> Row {
-        Row {
-            figure: figure.to_string(),
-            dynport: value,
-            floor_a: String::new(),
-            floor_b: String::new(),
-            target: target.to_string(),
-            verdict: Some(pass),
-        }
+        Row::dynport(figure, value).with_target(target, pass)
     }
 
     /// Adds a target to a row of values.
@@ -47,33 +56,13 @@ impl Row {
     }
 }
 
-const HEADERS: [&str; 6] = [
-    "figure",
-    "dynport",
-    "floor a: tiny_http",
-    "floor b: engine",
-    "target",
-    "result",
-];
-
-/// The table as plain text, columns aligned, numbers to the right.
+/// The table as plain text, columns aligned, numbers to the right. A
+/// server's column with no value in any row (the baseline without
+/// `--baseline`, the floors in a lease-only run) is left out.
 pub fn render(rows: &[Row]) -> String {
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.figure.clone(),
-                r.dynport.clone(),
-                r.floor_a.clone(),
-                r.floor_b.clone(),
-                r.target.clone(),
-                match r.verdict {
-                    Some(true) => "PASS".to_string(),
-                    Some(false) => "MISS".to_string(),
-                    None => String::new(),
-                },
-            ]
-        })
+    let cells: Vec<Vec<String>> = rows.iter().map(cells_of).collect();
+    let shown: Vec<usize> = (0..HEADERS.len())
+        .filter(|&i| !(1..=SERVERS).contains(&i) || cells.iter().any(|row| !row[i].is_empty()))
         .collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
     for row in &cells {
@@ -81,25 +70,40 @@ pub fn render(rows: &[Row]) -> String {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |row: &[String; 6]| {
+    let last = HEADERS.len() - 1;
+    let line = |row: &[String]| {
         let mut out = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+        for &i in &shown {
+            let (cell, width) = (&row[i], widths[i]);
             let pad = " ".repeat(width - cell.chars().count());
-            match i {
-                0 | 4 | 5 => out.push_str(&format!("{cell}{pad}")),
-                _ => out.push_str(&format!("{pad}{cell}")),
+            if i == 0 || i > SERVERS {
+                out.push_str(&format!("{cell}{pad}"));
+            } else {
+                out.push_str(&format!("{pad}{cell}"));
             }
-            out.push_str(if i < 5 { " | " } else { "" });
+            out.push_str(if i < last { " | " } else { "" });
         }
         out.trim_end().to_string() + "\n"
     };
     let mut out = line(&HEADERS.map(str::to_string));
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let rule: Vec<String> = shown.iter().map(|&i| "-".repeat(widths[i])).collect();
     out.push_str(&(rule.join("-|-") + "\n"));
     for row in &cells {
         out.push_str(&line(row));
     }
     out
+}
+
+fn cells_of(r: &Row) -> Vec<String> {
+    let mut cells = vec![r.figure.clone()];
+    cells.extend(r.values.iter().cloned());
+    cells.push(r.target.clone());
+    cells.push(match r.verdict {
+        Some(true) => "PASS".to_string(),
+        Some(false) => "MISS".to_string(),
+        None => String::new(),
+    });
+    cells
 }
 
 /// The median of `values`; 0 for none.
@@ -133,6 +137,28 @@ pub fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_without_a_value_are_left_out() {
+        let rows = [
+            Row::check("grants/s", "6000".to_string(), ">= 3000/s", true),
+            Row::info(
+                "p50 (ms)",
+                ["0.6".into(), "0.5".into(), String::new(), String::new()],
+            ),
+        ];
+        let text = render(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "figure   | dynport | baseline | target    | result",
+                "---------|---------|----------|-----------|-------",
+                "grants/s |    6000 |          | >= 3000/s | PASS",
+                "p50 (ms) |     0.6 |      0.5 |           |",
+            ]
+        );
+    }
 
     #[test]
     fn median_of_even_count_is_the_mean_of_the_middle_two() {

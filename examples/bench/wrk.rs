@@ -1,5 +1,5 @@
 //! Load from `wrk`: one run against one server, its requests per second and
-//! p99 latency, with the server's threads and memory sampled half-way.
+//! p50 and p99 latency, with the server's threads and memory sampled half-way.
 
 use std::io;
 use std::process::{Command, Stdio};
@@ -16,6 +16,7 @@ const WRK_THREADS: usize = 2;
 #[derive(Clone, Copy, Debug)]
 pub struct Run {
     pub rps: f64,
+    pub p50_ms: f64,
     pub p99_ms: f64,
     /// Connections that had a request in flight on average, by Little's
     /// law (requests/s × mean latency). A closed loop on `conns`
@@ -30,6 +31,7 @@ pub struct Run {
 }
 
 /// Loads `http://127.0.0.1:PORT/PATH` with `conns` connections for `secs`.
+/// `wrk` sends `Host: 127.0.0.1:PORT`, a Host dynport accepts.
 pub fn run(port: u16, path: &str, conns: usize, secs: u64, server_pid: u32) -> io::Result<Run> {
     let mut cmd = Command::new("wrk");
     cmd.arg(format!("-t{}", WRK_THREADS.min(conns)))
@@ -48,6 +50,7 @@ pub fn run(port: u16, path: &str, conns: usize, secs: u64, server_pid: u32) -> i
 
 fn parse(out: &str, during: Status) -> Option<Run> {
     let mut rps = None;
+    let mut p50_ms = None;
     let mut p99_ms = None;
     let mut mean_ms = None;
     let mut errors = 0;
@@ -57,6 +60,8 @@ fn parse(out: &str, during: Status) -> Option<Run> {
         } else if let Some(rest) = line.strip_prefix("Latency ") {
             // "Latency   512.00us  300.00us  10.00ms   90.00%": mean first.
             mean_ms = mean_ms.or(rest.split_whitespace().next().and_then(duration_ms));
+        } else if let Some(rest) = line.strip_prefix("50%") {
+            p50_ms = duration_ms(rest.trim());
         } else if let Some(rest) = line.strip_prefix("99%") {
             p99_ms = duration_ms(rest.trim());
         } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
@@ -71,6 +76,7 @@ fn parse(out: &str, during: Status) -> Option<Run> {
     let rps = rps?;
     Some(Run {
         rps,
+        p50_ms: p50_ms?,
         p99_ms: p99_ms?,
         served_conns: rps * mean_ms? / 1000.0,
         errors,
@@ -99,10 +105,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_rate_p99_and_errors() {
+    fn reads_rate_p50_p99_and_errors() {
         let out = "Running 4s test @ http://127.0.0.1:1/\n    Latency   500.00us  1.00ms  9.00ms  90.00%\n  Latency Distribution\n     50%  600.00us\n     99%    2.50ms\n  1000 requests in 4.00s, 1.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
         let run = parse(out, Status::default()).unwrap();
         assert_eq!(run.rps, 12345.67);
+        assert_eq!(run.p50_ms, 0.6);
         assert_eq!(run.p99_ms, 2.5);
         assert_eq!(run.errors, 7);
         assert!((run.served_conns - 6.172835).abs() < 1e-6);

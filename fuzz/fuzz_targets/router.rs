@@ -112,6 +112,7 @@ fn app(world: &World) -> App {
             pool: "web".to_string(),
             owner: Some("fuzz".to_string()),
             uid: None,
+            protocol: Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now,
@@ -131,6 +132,7 @@ fn app(world: &World) -> App {
             max_ports_per_uid: Some(1024),
             token_set: true,
         },
+        allow_hosts: vec!["dynport.fuzz".to_string()],
         pid: std::process::id(),
         started: Instant::now(),
     };

@@ -3,7 +3,7 @@
 use super::{ApiError, App, json};
 use crate::app::Done;
 use crate::http::{Request, Response};
-use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest};
+use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
 use crate::metrics::Denial;
 use crate::principal::{Principal, Refusal};
 use crate::process::is_alive;
@@ -20,6 +20,7 @@ pub struct LeaseView<'a> {
     pool: &'a str,
     owner: Option<&'a str>,
     uid: Option<u32>,
+    protocol: Protocol,
     pid: Option<u32>,
     created_at: String,
     expires_at: String,
@@ -34,6 +35,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             pool: &l.pool,
             owner: l.owner.as_deref(),
             uid: l.uid,
+            protocol: l.protocol,
             pid: l.pid,
             created_at: rfc3339(l.created_at),
             expires_at: rfc3339(l.expires_at),
@@ -108,6 +110,7 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
             .map_or(app.facts.lease_ttl, Duration::from_secs),
         owner: body.owner,
         uid: None,
+        protocol: body.protocol.unwrap_or_default(),
         pid: body.pid,
         pid_start,
     })

@@ -113,12 +113,24 @@ pub fn render(app: &App) -> Response {
         "State file writes that failed.",
         Metrics::get(&m.state_write_failures),
     );
+    counter(
+        &mut out,
+        "dynport_auth_failures_total",
+        "Mutating requests refused for a missing or wrong token.",
+        Metrics::get(&m.auth_failures),
+    );
     let port = view.state.server_port.map_or(0, u64::from);
     gauge(
         &mut out,
         "dynport_server_port",
         "The port this server listens on.",
         port,
+    );
+    gauge(
+        &mut out,
+        "dynport_kernel_reserved_ports",
+        "Entries dynport holds in the kernel's ip_local_reserved_ports (--reserve-kernel).",
+        app.kernel_reserved_count().unwrap_or(0) as u64,
     );
     let rss = crate::process::memory_rss_bytes().unwrap_or(0);
     gauge(

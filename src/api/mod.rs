@@ -11,9 +11,12 @@ use crate::wire::ChangePortBody;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+mod guard;
 mod leases;
 mod metrics;
 
+#[cfg(test)]
+mod kernel_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -75,7 +78,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
     route(app, req).unwrap_or_else(ApiError::into_response)
 }
 
+/// The checks run in the order `guard` documents: Host, route, method,
+/// then for a change: web page, throttle, token.
 fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    guard::host(req, &app.facts.allow_hosts)?;
     let route = Route::resolve(&req.path)
         .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {}", req.path)))?;
     let allow = route.allow();
@@ -88,7 +94,8 @@ fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         return Err(ApiError::MethodNotAllowed { allow });
     }
     if method != "GET" {
-        authorize(app, req).inspect_err(|_| {
+        guard::browser(req)?;
+        guard::token(app, req).inspect_err(|_| {
             if matches!(route, Route::Lease) {
                 app.metrics.deny(crate::metrics::Denial::Unauthorized);
             }
@@ -252,6 +259,11 @@ struct PortManager<'a> {
     refresh_secs: u64,
     scan_method: &'static str,
     last_scan: &'a Option<ScanInfo>,
+    /// `ip_local_port_range` as read at start; `null` when it could not be.
+    kernel_ephemeral_range: Option<PortRange>,
+    /// Entries dynport holds in `ip_local_reserved_ports`; `null` without
+    /// `--reserve-kernel`.
+    kernel_reserved_ports: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -291,6 +303,8 @@ fn overview(app: &App) -> Response {
                 refresh_secs: facts.refresh_secs,
                 scan_method: app.scan_method(),
                 last_scan: &view.state.last_scan,
+                kernel_ephemeral_range: app.kernel_ports().and_then(|k| k.ephemeral),
+                kernel_reserved_ports: app.kernel_reserved_count(),
             },
             state_file: app.store().path().display().to_string(),
             memory_rss_bytes: crate::process::memory_rss_bytes(),
@@ -329,30 +343,4 @@ fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
 fn change_body(body: &[u8]) -> Result<Option<u16>, ApiError> {
     let body: ChangePortBody = crate::wire::parse(body).map_err(ApiError::BadRequest)?;
     Ok(body.port)
-}
-
-/// Checks the bearer token, when one is configured, in constant time.
-fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
-    let Some(token) = &app.facts.token else {
-        return Ok(());
-    };
-    let given = req
-        .header("authorization")
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
 }

@@ -57,7 +57,10 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     std::fs::create_dir_all(&dir).unwrap();
     let (range, held) = free_window(6);
     let mut table = PortTable::new(range);
-    table.apply_scan(&[range.start + 1], "2026-11-25T19:00:00Z");
+    table.apply_scan(
+        &crate::ports::tcp_only(&[range.start + 1]),
+        "2026-11-25T19:00:00Z",
+    );
     table.set_server_port(Some(range.start), "2026-11-25T19:00:00Z");
     let serving = std::sync::Arc::new(FakeServing::default());
     let facts = Facts {
@@ -71,6 +74,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
             max_ports_per_uid: Some(3),
             token_set: token.is_some(),
         },
+        allow_hosts: Vec::new(),
         pid: 42,
         started: Instant::now(),
     };
@@ -329,10 +333,10 @@ fn overview_names_everything() {
 
 #[test]
 fn constant_time_eq_compares_exactly() {
-    assert!(constant_time_eq(b"abc", b"abc"));
-    assert!(!constant_time_eq(b"abc", b"abd"));
-    assert!(!constant_time_eq(b"abc", b"abcd"));
-    assert!(!constant_time_eq(b"", b"a"));
+    assert!(guard::constant_time_eq(b"abc", b"abc"));
+    assert!(!guard::constant_time_eq(b"abc", b"abd"));
+    assert!(!guard::constant_time_eq(b"abc", b"abcd"));
+    assert!(!guard::constant_time_eq(b"", b"a"));
 }
 
 fn lease_body(f: &Fixture, body: &str) -> (u16, Value) {
@@ -530,3 +534,4 @@ fn lease_paths_resolve_exactly() {
 }
 
 mod bodies;
+mod browsers;

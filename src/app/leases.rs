@@ -151,7 +151,9 @@ impl App {
                 .rules
                 .within_quota(who, held, asking)
                 .map_err(LeaseError::Refused)?;
-            table.grant(req, id, SystemTime::now(), &mut can_bind_everywhere)
+            let wanted = req.protocol.protocols();
+            let mut can_bind = |port| can_bind_everywhere(port, wanted);
+            table.grant(req, id, SystemTime::now(), &mut can_bind)
         });
         let (lease, seq) = match granted {
             Ok(granted) => granted,

@@ -11,17 +11,19 @@
 //! no worker waits for the disk while they are written.
 
 use crate::error::ApiError;
+use crate::kernel_ports::KernelPorts;
 use crate::metrics::Metrics;
-use crate::ports::{Counts, PortTable};
+use crate::ports::{Counts, PortTable, Protocols};
 use crate::scan::Scanner;
 use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use crossbeam_channel::Sender;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+mod kernel;
 mod leases;
 
 pub use leases::Waiter;
@@ -97,6 +99,9 @@ pub struct Facts {
     pub token: Option<String>,
     /// Who may do what.
     pub rules: crate::principal::Rules,
+    /// Names besides IP addresses and `localhost` that `Host` may give
+    /// (`--allow-host`), lower-case.
+    pub allow_hosts: Vec<String>,
     pub pid: u32,
     pub started: Instant,
 }
@@ -118,6 +123,8 @@ pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
 pub struct App {
     pub facts: Facts,
     pub metrics: Arc<Metrics>,
+    /// Failed token checks by peer, for the 429 and the log's rate limit.
+    pub auth_throttle: Mutex<crate::throttle::AuthThrottle>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
@@ -126,6 +133,8 @@ pub struct App {
     /// The commit queue, once open; without it changes are saved by the
     /// thread that made them.
     commits: OnceLock<Sender<Waiter>>,
+    /// The kernel's range and, with `--reserve-kernel`, its reserved list.
+    kernel: OnceLock<KernelPorts>,
     view: RwLock<Arc<View>>,
 }
 
@@ -152,12 +161,14 @@ impl App {
         App {
             facts,
             metrics: Arc::default(),
+            auth_throttle: Mutex::default(),
             store,
             scanner,
             serving,
             held: Mutex::new(held),
             disk: Mutex::new(0),
             commits: OnceLock::new(),
+            kernel: OnceLock::new(),
             view: RwLock::new(view),
         }
     }
@@ -192,7 +203,11 @@ impl App {
         self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes `view` the one reads answer from. Every change a client hears
+    /// of is published first, so a leased port is in the kernel's reserved
+    /// list before its 201 goes out, and out of it before the release's 200.
     fn publish(&self, view: View) {
+        self.reserve_kernel_ports(&view.state, false);
         let view = Arc::new(view);
         match self.view.write() {
             Ok(mut slot) => *slot = view,
@@ -276,12 +291,14 @@ impl App {
         );
         let ended = self.end_due_leases();
         let mut durable = self.disk();
-        if changed || ended > 0 {
+        let saved = if changed || ended > 0 {
             self.save_through(&mut durable, seq)
         } else {
             self.publish(self.held().view());
             Ok(())
-        }
+        };
+        self.reserve_kernel_ports(&self.view().state, true);
+        saved
     }
 
     /// Moves the server to `requested`, or to the next free port after the
@@ -370,12 +387,21 @@ pub fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
 }
 
-/// Whether `port` can be bound on every IPv4 address and, where the host
-/// has IPv6, on every IPv6 address: the grant-time check of a lease.
-pub fn can_bind_everywhere(port: u16) -> bool {
-    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).is_ok();
-    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port) {
-        Ok(_) => true,
+/// Whether `port` can be bound in each of `protocols`, on every IPv4
+/// address and, where the host has IPv6, on every IPv6 address: the
+/// grant-time check of a lease.
+pub fn can_bind_everywhere(port: u16, protocols: Protocols) -> bool {
+    let tcp = |ip| bind(ip, port).map(drop);
+    let udp = |ip| UdpSocket::bind(SocketAddr::new(ip, port)).map(drop);
+    (!protocols.tcp || bindable_everywhere(tcp)) && (!protocols.udp || bindable_everywhere(udp))
+}
+
+/// Whether `bind` succeeds on the IPv4 wildcard and on the IPv6 one, a host
+/// without IPv6 passing the second.
+fn bindable_everywhere(bind: impl Fn(IpAddr) -> io::Result<()>) -> bool {
+    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).is_ok();
+    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
+        Ok(()) => true,
         Err(e) => matches!(
             e.raw_os_error(),
             Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)

@@ -133,6 +133,7 @@ pub fn lease_body(opts: &LeaseOptions) -> LeaseBody {
         ttl_secs: opts.ttl,
         owner: opts.owner.clone(),
         pid: opts.pid,
+        protocol: opts.protocol,
     }
 }
 
@@ -191,6 +192,7 @@ mod tests {
             ttl: Some(600),
             owner: Some("ci job 17".to_string()),
             pid: Some(31337),
+            protocol: None,
         };
         let sent = serde_json::to_vec(&lease_body(&opts)).unwrap();
         assert_eq!(crate::wire::parse(&sent), Ok(lease_body(&opts)));

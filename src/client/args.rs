@@ -4,6 +4,7 @@
 
 use super::help;
 use super::target::{BaseUrl, Locate, Source};
+use crate::lease::Protocol;
 use crate::wire;
 use lexopt::Arg::{Long, Short, Value};
 use std::ffi::OsString;
@@ -56,6 +57,7 @@ pub struct LeaseOptions {
     pub ttl: Option<u64>,
     pub owner: Option<String>,
     pub pid: Option<u32>,
+    pub protocol: Option<Protocol>,
 }
 
 /// What `dynport release` was given: a port of a live lease, or a lease id.
@@ -88,8 +90,12 @@ pub struct RunOptions {
 
 /// Options every command takes.
 const COMMON: &[&str] = &["url", "state-dir", "token", "token-file"];
-const LEASE: &[&str] = &["count", "port", "pool", "ttl", "owner", "pid", "json"];
-const RUN: &[&str] = &["count", "port", "pool", "ttl", "owner", "socket", "bind"];
+const LEASE: &[&str] = &[
+    "count", "port", "pool", "ttl", "owner", "pid", "protocol", "json",
+];
+const RUN: &[&str] = &[
+    "count", "port", "pool", "ttl", "owner", "protocol", "socket", "bind",
+];
 
 fn accepts(command: &str, option: &str) -> bool {
     let own: &[&str] = match command {
@@ -169,6 +175,7 @@ impl Raw {
             "ttl" => l.ttl = Some(seconds(&flag, &value()?)?),
             "owner" => l.owner = Some(owner(&flag, value()?)?),
             "pid" => l.pid = Some(number(&flag, &value()?)?),
+            "protocol" => l.protocol = Some(protocol(&flag, &value()?)?),
             "bind" => self.bind = Some(address(&flag, &value()?)?),
             _ => unreachable!("option --{name} is accepted but not handled"),
         }
@@ -300,6 +307,18 @@ fn count(flag: &str, value: &str) -> Result<u32, String> {
 }
 
 /// Printable text, as the server takes for an owner.
+/// `both`, `tcp` or `udp`.
+fn protocol(flag: &str, value: &str) -> Result<Protocol, String> {
+    match value {
+        "both" => Ok(Protocol::Both),
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        _ => Err(format!(
+            "{flag}: {value:?} is not a protocol; give both, tcp or udp"
+        )),
+    }
+}
+
 fn owner(flag: &str, value: String) -> Result<String, String> {
     wire::owner(flag, &value)?;
     Ok(value)
@@ -353,9 +372,10 @@ fn token(what: &str, value: String) -> Result<String, String> {
     Ok(value)
 }
 
+/// The token in a file, which must pass the server's rules for its own
+/// token file: regular, not a link, its owner's (or root's) alone.
 fn read_token(what: &str, path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
+    let text = crate::config::read_token_file(path).map_err(|p| format!("{what}: {p}"))?;
     token(what, text.trim_end_matches(['\n', '\r']).to_string())
 }
 

@@ -4,7 +4,6 @@
 //! letting its pid be reused while a signal might still be forwarded.
 
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
@@ -62,10 +61,10 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     unsafe { libc::kill(child, sig) };
 }
 
-/// Starts `command` with `listeners` at descriptors 3, 4, … and SIGTERM
-/// due to it should this process die. Closes this process's copies of the
-/// listeners once the child holds them.
-pub fn spawn(command: &mut Command, listeners: Vec<TcpListener>) -> io::Result<Child> {
+/// Starts `command` with `listeners` (TCP listeners or bound UDP sockets)
+/// at descriptors 3, 4, … and SIGTERM due to it should this process die.
+/// Closes this process's copies of the sockets once the child holds them.
+pub fn spawn(command: &mut Command, listeners: Vec<OwnedFd>) -> io::Result<Child> {
     let passed = place(listeners)?;
     let count = passed.len() as i32;
     let parent = std::process::id() as libc::pid_t;
@@ -103,7 +102,7 @@ pub fn spawn(command: &mut Command, listeners: Vec<TcpListener>) -> io::Result<C
 /// close-on-exec (the child's hook clears that flag). Whatever sat there was
 /// inherited from the process that started dynport, unused by it, and would
 /// have reached the child in place of the sockets.
-fn place(listeners: Vec<TcpListener>) -> io::Result<Vec<OwnedFd>> {
+fn place(listeners: Vec<OwnedFd>) -> io::Result<Vec<OwnedFd>> {
     let above = FIRST_FD + listeners.len() as i32;
     // First above the targets, so that moving one cannot overwrite another.
     let high = listeners

@@ -7,7 +7,8 @@ Finding the server:
   --state-dir DIR    read the server's address from DIR/dynamic_ports.json
                      (default: state) [DYNPORT_STATE_DIR]
   --token T          bearer token for changes [DYNPORT_TOKEN]
-  --token-file PATH  read the token from PATH [DYNPORT_TOKEN_FILE]
+  --token-file PATH  read the token from PATH, a regular file of yours (or
+                     root's) that no one else may read [DYNPORT_TOKEN_FILE]
   -h, --help         print this help
 
 A flag beats its variable; --url and DYNPORT_URL beat the state directory.
@@ -22,6 +23,8 @@ const LEASE_OPTIONS: &str = "\
   --ttl S            life of the lease, in seconds or like 10m
                      (default: the server's --lease-ttl-secs)
   --owner TEXT       who holds it, shown in `dynport leases`
+  --protocol P       both (default), tcp or udp: the ports are free and
+                     bindable in each protocol asked for
 ";
 
 const LEASE: &str = "\

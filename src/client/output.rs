@@ -191,6 +191,7 @@ mod tests {
             pool: "default".to_string(),
             owner: owner.map(str::to_string),
             uid: None,
+            protocol: crate::lease::Protocol::Both,
             pid,
             pid_start: None,
             created_at: at("2026-11-25T19:00:00Z"),

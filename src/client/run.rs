@@ -12,8 +12,10 @@ use super::ClientError;
 use super::api::{Api, Lease};
 use super::args::RunOptions;
 use super::child;
+use crate::lease::Protocol;
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::thread::{self, JoinHandle};
@@ -72,13 +74,19 @@ fn default_owner(opts: &RunOptions) -> String {
 
 /// Binds every leased port on `--bind`, before the command starts, so that
 /// nothing else can take them in between.
-fn bind_all(opts: &RunOptions, ports: &[u16]) -> Result<Vec<TcpListener>, ClientError> {
+/// A lease of `--protocol udp` gets bound datagram sockets, any other
+/// listening TCP sockets.
+fn bind_all(opts: &RunOptions, ports: &[u16]) -> Result<Vec<OwnedFd>, ClientError> {
+    let udp = opts.lease.protocol == Some(Protocol::Udp);
     ports
         .iter()
         .map(|&port| {
             let addr = SocketAddr::new(opts.bind, port);
-            TcpListener::bind(addr)
-                .map_err(|e| ClientError::Failed(format!("--socket: cannot bind {addr}: {e}")))
+            let bound = match udp {
+                true => UdpSocket::bind(addr).map(OwnedFd::from),
+                false => TcpListener::bind(addr).map(OwnedFd::from),
+            };
+            bound.map_err(|e| ClientError::Failed(format!("--socket: cannot bind {addr}: {e}")))
         })
         .collect()
 }
@@ -286,6 +294,7 @@ mod tests {
             pool: "default".into(),
             owner: None,
             uid: None,
+            protocol: crate::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),

@@ -6,6 +6,7 @@
 //! fault when a value is wrong. A new setting is a `raw::Key` and a line in
 //! `serve`; a new command is a word in [`parse`] with its own list of keys.
 
+mod hosts;
 mod leases;
 pub mod portserver;
 mod raw;
@@ -14,6 +15,7 @@ mod token;
 pub mod trust;
 
 pub use leases::{BROWSER_REFUSED, DEFAULT_POOL};
+pub use token::{MIN_REMOTE_CHARS, read_private as read_token_file};
 
 use crate::ports::PortRange;
 use std::ffi::OsString;
@@ -35,6 +37,9 @@ pub struct Settings {
     pub workers: usize,
     pub fallback_port: u16,
     pub token: Option<String>,
+    /// Names a request's `Host` may give besides IP addresses and
+    /// `localhost`, lower-case (`--allow-host`).
+    pub allow_hosts: Vec<String>,
     pub log_level: log::LevelFilter,
     /// Named sub-ranges of `range`, in the order given, no two sharing a port.
     /// The pool [`DEFAULT_POOL`], the whole range, is not among them.
@@ -43,6 +48,8 @@ pub struct Settings {
     pub exclude: Vec<u16>,
     /// A lease's life when the request names none.
     pub lease_ttl: Duration,
+    /// Keep leased ports and the server's own in the kernel's reserved list.
+    pub reserve_kernel: bool,
     /// portpicker's portserver protocol, when `--portserver-socket` is given.
     pub portserver: Option<portserver::Portserver>,
     /// Warnings to log once logging is up (`PORT` ignored, `RELOAD` has no effect).
@@ -66,6 +73,8 @@ pub struct Pool {
 }
 
 /// What the command line asks for.
+// Made once per process and matched at once: the size of `Serve` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Serve(Box<Settings>),
@@ -115,7 +124,8 @@ beats the default. A flag given twice counts once, the last time (but
 Flags:                        Variable                Default
   --host ADDR                 HOST                    127.0.0.1
       Address to listen on, IPv4 or IPv6 ([::1] works too). Any address but
-      loopback (127.0.0.0/8, ::1) needs --token or --token-file.
+      loopback (127.0.0.0/8, ::1) needs --token or --token-file, of at
+      least 16 characters.
   --range A-B                 DYNPORT_RANGE           3000-9000
       The managed range, both ends included, ports 1 to 65535.
   --state-dir DIR             DYNPORT_STATE_DIR       state
@@ -128,12 +138,19 @@ Flags:                        Variable                Default
       Tried only when no port of the range can be bound.
   --token T                   DYNPORT_TOKEN           none
       Bearer token that mutating endpoints require: no whitespace or
-      control characters.
+      control characters; 16 characters at least off loopback. More than
+      20 wrong tokens from one address within a minute get it 429 for the
+      rest of that minute.
   --token-file PATH           DYNPORT_TOKEN_FILE      none
       Read the token from a file (so it does not show in ps), trailing
-      newlines dropped. The file must not be open to group or others
-      (chmod 600). Not together with --token; either flag on the command
-      line overrides both variables.
+      newlines dropped. The file must be a regular file, not a link, owned
+      by you or root, and not open to group or others (chmod 600). Not
+      together with --token; either flag on the command line overrides
+      both variables.
+  --allow-host NAME           DYNPORT_ALLOW_HOSTS     none
+      A name requests may give in their Host header besides IP addresses
+      and localhost (any other is refused with 421, against DNS
+      rebinding); repeatable, or comma-separated (a.example,b.example).
   --log-level L               DYNPORT_LOG             info
       error, warn, info, debug or trace.
   --unix-socket PATH          DYNPORT_UNIX_SOCKET     STATE_DIR/dynport.sock
@@ -143,6 +160,12 @@ Flags:                        Variable                Default
       Live leased ports one user (or all remote callers together) may
       hold, 1 to 65535, or none. Root and dynport's own user are not
       counted.
+  --reserve-kernel            DYNPORT_RESERVE_KERNEL  off
+      Keep every leased port, and the server's own, that lies in the
+      kernel's ephemeral range (ip_local_port_range) in
+      /proc/sys/net/ipv4/ip_local_reserved_ports, so no outgoing
+      connection takes it. Needs root. The variable takes 1, 0, true or
+      false; --reserve-kernel=0 turns it off.
 
 Lease flags:                  Variable                Default
   --pool NAME=A-B             DYNPORT_POOLS           none

@@ -11,6 +11,8 @@ pub struct Key {
     pub flag: &'static str,
     pub var: &'static str,
     /// What the flag takes, as the help shows it: `ADDR`, `A-B`, `N`.
+    /// Empty for a switch: `--flag` alone means `1`, `--flag=0` turns it
+    /// off (over its variable).
     pub arg: &'static str,
 }
 
@@ -28,6 +30,8 @@ pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", 
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
 pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
 pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
+pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
+pub const RESERVE_KERNEL: Key = key("reserve-kernel", "DYNPORT_RESERVE_KERNEL", "");
 pub const PORTSERVER_SOCKET: Key = key("portserver-socket", "DYNPORT_PORTSERVER_SOCKET", "ADDR");
 pub const PORTSERVER_POOL: Key = key("portserver-pool", "DYNPORT_PORTSERVER_POOL", "NAME");
 
@@ -47,6 +51,8 @@ pub const SERVE_KEYS: &[Key] = &[
     TOKEN_FILE,
     UNIX_SOCKET,
     MAX_PORTS_PER_UID,
+    ALLOW_HOST,
+    RESERVE_KERNEL,
     PORTSERVER_SOCKET,
     PORTSERVER_POOL,
 ];
@@ -172,7 +178,10 @@ pub fn collect(args: Vec<OsString>, keys: &[Key]) -> Result<Parsed, ConfigError>
             Short(c) => return Err(unknown(&format!("-{c}"))),
             lexopt::Arg::Value(v) => return Err(unexpected(&v)),
         };
-        let text = parser.value().map_err(|_| missing(key))?;
+        let text = match key.arg {
+            "" => parser.optional_value().unwrap_or_else(|| "1".into()),
+            _ => parser.value().map_err(|_| missing(key))?,
+        };
         flags.push(Value {
             key,
             origin: Origin::Flag,

@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Key, Raw, Value};
-use super::{ConfigError, Settings, leases, portserver, token, trust};
+use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,7 +34,7 @@ pub const LEASE_TTL_SECS: RangeInclusive<u64> = crate::wire::TTL_SECS;
 pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings, ConfigError> {
     let range = setting(raw, raw::RANGE, range)?.unwrap_or(DEFAULT_RANGE);
     let host = setting(raw, raw::HOST, host)?.unwrap_or(DEFAULT_HOST);
-    let token = token::token(raw)?;
+    let token = token::token(raw, host)?;
     if !host.is_loopback() && token.is_none() {
         return Err(exposed(raw));
     }
@@ -50,6 +50,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         workers: number(raw, raw::WORKERS, WORKERS, DEFAULT_WORKERS)? as usize,
         fallback_port: setting(raw, raw::FALLBACK_PORT, port)?.unwrap_or(DEFAULT_FALLBACK_PORT),
         token,
+        allow_hosts: hosts::allow_hosts(raw)?,
         log_level: setting(raw, raw::LOG_LEVEL, log_level)?.unwrap_or(DEFAULT_LOG_LEVEL),
         portserver: portserver::portserver(raw, &pools)?,
         pools,
@@ -60,6 +61,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
             LEASE_TTL_SECS,
             DEFAULT_LEASE_TTL_SECS,
         )?,
+        reserve_kernel: setting(raw, raw::RESERVE_KERNEL, switch)?.unwrap_or(false),
         warnings: warnings(raw, range),
     })
 }
@@ -148,6 +150,17 @@ fn host(text: &str) -> Result<IpAddr, String> {
              like 127.0.0.1 or ::1 (names such as localhost are not looked up)"
         )
     })
+}
+
+/// A switch's value: `1` or `true` for on, `0` or `false` for off.
+fn switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a switch value; give 1, 0, true or false"
+        )),
+    }
 }
 
 fn log_level(text: &str) -> Result<LevelFilter, String> {

@@ -25,7 +25,7 @@ pub(super) fn error(args: &[&str], vars: &[(&str, &str)]) -> String {
     }
 }
 
-const TOKEN: (&str, &str) = ("DYNPORT_TOKEN", "s3cret");
+const TOKEN: (&str, &str) = ("DYNPORT_TOKEN", "0123456789abcdef");
 
 #[test]
 fn defaults_apply_when_nothing_is_given() {
@@ -42,12 +42,14 @@ fn defaults_apply_when_nothing_is_given() {
         workers: 4,
         fallback_port: 3000,
         token: None,
+        allow_hosts: vec![],
         log_level: LevelFilter::Info,
         pools: vec![],
         exclude: vec![
             3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697,
         ],
         lease_ttl: Duration::from_secs(300),
+        reserve_kernel: false,
         portserver: None,
         warnings: vec![],
     };
@@ -59,8 +61,9 @@ fn defaults_apply_when_nothing_is_given() {
 #[test]
 fn every_setting_is_read_from_its_flag() {
     let args = "--host 10.0.0.1 --range 4000-4999 --state-dir /var/lib/dynport \
-                --refresh-secs 5 --workers 8 --fallback-port 8080 --token abc \
-                --log-level debug --pool web=4000-4099 --exclude 4500 --lease-ttl-secs 60";
+                --refresh-secs 5 --workers 8 --fallback-port 8080 --token abcdefghijklmnop \
+                --log-level debug --pool web=4000-4099 --exclude 4500 --lease-ttl-secs 60 \
+                --allow-host dynport.internal";
     let args: Vec<&str> = args.split_whitespace().collect();
     let s = serve(&args, &[]);
     assert_eq!(s.host, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
@@ -75,7 +78,8 @@ fn every_setting_is_read_from_its_flag() {
     assert_eq!(s.refresh, Duration::from_secs(5));
     assert_eq!(s.workers, 8);
     assert_eq!(s.fallback_port, 8080);
-    assert_eq!(s.token.as_deref(), Some("abc"));
+    assert_eq!(s.token.as_deref(), Some("abcdefghijklmnop"));
+    assert_eq!(s.allow_hosts, ["dynport.internal"]);
     assert_eq!(s.log_level, LevelFilter::Debug);
     let web = Pool {
         name: "web".to_string(),
@@ -98,7 +102,8 @@ fn every_setting_is_read_from_its_variable() {
         ("DYNPORT_REFRESH_SECS", "30"),
         ("DYNPORT_WORKERS", "2"),
         ("DYNPORT_FALLBACK_PORT", "9999"),
-        ("DYNPORT_TOKEN", "xyz"),
+        ("DYNPORT_TOKEN", "xyzxyzxyzxyzxyzx"),
+        ("DYNPORT_ALLOW_HOSTS", "a.example,b.example"),
         ("DYNPORT_LOG", "TRACE"),
         ("DYNPORT_POOLS", "a=5000-5009,b=5010-5019"),
         ("DYNPORT_EXCLUDE", "5050-5052"),
@@ -117,7 +122,8 @@ fn every_setting_is_read_from_its_variable() {
     assert_eq!(s.refresh, Duration::from_secs(30));
     assert_eq!(s.workers, 2);
     assert_eq!(s.fallback_port, 9999);
-    assert_eq!(s.token.as_deref(), Some("xyz"));
+    assert_eq!(s.token.as_deref(), Some("xyzxyzxyzxyzxyzx"));
+    assert_eq!(s.allow_hosts, ["a.example", "b.example"]);
     assert_eq!(s.log_level, LevelFilter::Trace);
     let names: Vec<&str> = s.pools.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
@@ -300,12 +306,38 @@ fn non_loopback_host_without_token_is_refused_with_the_fix() {
 }
 
 #[test]
-fn non_loopback_host_with_token_is_accepted() {
+fn non_loopback_host_with_a_long_token_is_accepted() {
     let s = serve(&["--host", "0.0.0.0"], &[TOKEN]);
     assert_eq!(s.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    assert_eq!(s.token.as_deref(), Some("s3cret"));
-    let s = serve(&["--host", "192.168.1.5", "--token=t"], &[]);
-    assert_eq!(s.token.as_deref(), Some("t"));
+    assert_eq!(s.token.as_deref(), Some("0123456789abcdef"));
+    let s = serve(&["--host", "192.168.1.5", "--token=éééééééééééééééé"], &[]);
+    assert_eq!(
+        s.token.as_deref(),
+        Some("éééééééééééééééé"),
+        "characters, not bytes"
+    );
+}
+
+#[test]
+fn non_loopback_host_with_a_short_token_is_refused_naming_the_rule() {
+    assert_eq!(
+        error(&["--host", "0.0.0.0", "--token", "0123456789abcde"], &[]),
+        "--token: the token has 15 characters; off loopback (listening on 0.0.0.0) it needs \
+         at least 16: make one with tr -dc A-Za-z0-9 </dev/urandom | head -c 32"
+    );
+    assert_eq!(
+        error(&[], &[("HOST", "::"), ("DYNPORT_TOKEN", "x")]),
+        "DYNPORT_TOKEN: the token has 1 character; off loopback (listening on ::) it needs \
+         at least 16: make one with tr -dc A-Za-z0-9 </dev/urandom | head -c 32"
+    );
+}
+
+#[test]
+fn loopback_hosts_keep_short_tokens() {
+    for host in ["127.0.0.1", "127.0.0.2", "::1"] {
+        let s = serve(&["--host", host, "--token", "t"], &[]);
+        assert_eq!(s.token.as_deref(), Some("t"), "{host}");
+    }
 }
 
 #[test]
@@ -490,4 +522,33 @@ fn max_ports_per_uid_takes_a_number_or_none() {
         "{}",
         e
     );
+}
+
+#[test]
+fn reserve_kernel_is_a_switch_its_variable_takes_1_0_true_false() {
+    assert!(serve(&["--reserve-kernel"], &[]).reserve_kernel);
+    assert!(!serve(&["--reserve-kernel=0"], &[]).reserve_kernel);
+    assert!(serve(&["--reserve-kernel=true"], &[]).reserve_kernel);
+    let var = "DYNPORT_RESERVE_KERNEL";
+    for (text, on) in [("1", true), ("0", false), ("true", true), ("FALSE", false)] {
+        assert_eq!(serve(&[], &[(var, text)]).reserve_kernel, on, "{text}");
+    }
+    assert!(!serve(&["--reserve-kernel=false"], &[(var, "1")]).reserve_kernel);
+    assert!(serve(&["--reserve-kernel"], &[(var, "0")]).reserve_kernel);
+    assert_eq!(
+        error(&[], &[(var, "yes")]),
+        "DYNPORT_RESERVE_KERNEL: \"yes\" is not a switch value; give 1, 0, true or false"
+    );
+    assert_eq!(
+        error(&["--reserve-kernel=2"], &[]),
+        "--reserve-kernel: \"2\" is not a switch value; give 1, 0, true or false"
+    );
+    assert_eq!(
+        error(&[], &[(var, "")]),
+        "DYNPORT_RESERVE_KERNEL: set but empty; unset it or give a value"
+    );
+    // A switch takes no separate value: the next word is a flag of its own.
+    let s = serve(&["--reserve-kernel", "--workers", "2"], &[]);
+    assert!(s.reserve_kernel);
+    assert_eq!(s.workers, 2);
 }

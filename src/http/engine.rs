@@ -152,7 +152,7 @@ impl PollLoop {
             // Clients already connected to the old listener, or half-way
             // through, are served; only new ones are turned away.
             if let Err(e) = super::retire::refuse_new_handshakes(&old) {
-                log::warn!("cannot stop new handshakes on the old listener: {e}");
+                log::debug!("cannot stop new handshakes on the old listener: {e}");
             }
             let _ = self.shared.poller.delete(&old);
             self.shared.poller.add(&old, RETIRING, Interest::Read)?;

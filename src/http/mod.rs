@@ -35,6 +35,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 pub use later::{Completion, Later, later};
+pub use retire::gentle_retire_supported;
 
 use engine::{Command, PollLoop};
 use shared::Shared;

@@ -2,7 +2,7 @@
 //! `\n`), who may name that pid, and the lease request it becomes. Pure but
 //! for [`lease_request`], which reads `/proc`.
 
-use crate::lease::LeaseRequest;
+use crate::lease::{LeaseRequest, Protocol};
 use crate::metrics::Denial;
 use std::fmt;
 use std::time::Duration;
@@ -114,10 +114,10 @@ pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Re
         ttl: TTL,
         owner: command_name(pid),
         uid: Some(peer),
+        // portpicker's ports are free in TCP and UDP alike.
+        protocol: Protocol::Both,
         pid: Some(pid),
         pid_start: Some(start),
-        // The protocol goes here once leases have one: both, as portpicker
-        // checks TCP and UDP.
     })
 }
 
@@ -204,6 +204,7 @@ mod tests {
         assert_eq!((req.uid, req.pid), (Some(uid), Some(me)));
         assert_eq!(req.pid_start, crate::process::start_time(me));
         assert_eq!(req.ttl, Duration::from_secs(604_800));
+        assert_eq!(req.protocol, Protocol::Both);
         let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert_eq!(req.owner.as_deref(), Some(comm.trim_end()));
     }

@@ -1,5 +1,6 @@
-//! What the host says is in use: the TCP ports of the range that some socket
-//! is listening on, on any local address, IPv4 or IPv6.
+//! What the host says is in use: the ports of the range that some TCP
+//! socket listens on or some UDP socket is bound to, on any local address,
+//! IPv4 or IPv6.
 //!
 //! Three ways to ask, fastest first: a `NETLINK_SOCK_DIAG` dump (what `ss`
 //! does), reading `/proc/net/tcp{,6}`, and trying to bind every port. Sockets
@@ -15,7 +16,7 @@ mod tests;
 
 pub use owner::tcp_socket_uid;
 
-use crate::ports::PortRange;
+use crate::ports::{PortRange, Protocols, Seen};
 use std::io;
 use std::sync::{Mutex, PoisonError};
 
@@ -54,6 +55,13 @@ impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One transport protocol, as a scan asks about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
 }
 
 /// Scans with the fastest method that works on this host.
@@ -102,26 +110,33 @@ impl Scanner {
         self.method
     }
 
-    /// The ports of `range` that are listened on, sorted, without duplicates.
+    /// The ports of `range` that a TCP socket listens on or a UDP socket
+    /// holds, sorted, each with the protocols that hold it.
     ///
     /// When the scanner's method fails, this scan falls back to the slower
     /// methods after it (with a warning) and fails only when all of them do.
-    pub fn scan(&self, range: PortRange) -> io::Result<Vec<u16>> {
-        scan_chain(self.method, |method| self.scan_by(method, range))
+    pub fn scan(&self, range: PortRange) -> io::Result<Vec<Seen>> {
+        scan_chain(self.method, |method| self.scan_with(method, range))
     }
 
     /// Like [`Scanner::scan`], but with the scanner's method only: its error
     /// is returned as is. For measuring and comparing the methods.
-    pub fn scan_without_fallback(&self, range: PortRange) -> io::Result<Vec<u16>> {
-        self.scan_by(self.method, range)
+    pub fn scan_without_fallback(&self, range: PortRange) -> io::Result<Vec<Seen>> {
+        self.scan_with(self.method, range)
     }
 
-    fn scan_by(&self, method: Method, range: PortRange) -> io::Result<Vec<u16>> {
+    fn scan_with(&self, method: Method, range: PortRange) -> io::Result<Vec<Seen>> {
+        let tcp = self.scan_by(method, range, Proto::Tcp)?;
+        let udp = self.scan_by(method, range, Proto::Udp)?;
+        Ok(merge(&tcp, &udp))
+    }
+
+    fn scan_by(&self, method: Method, range: PortRange, proto: Proto) -> io::Result<Vec<u16>> {
         let mut ports = Vec::new();
         match method {
-            Method::Netlink => netlink::scan(range, &mut self.buffer(), &mut ports)?,
-            Method::ProcNet => procnet::scan(range, &mut self.buffer(), &mut ports)?,
-            Method::Probe => probe::scan(range, &mut ports)?,
+            Method::Netlink => netlink::scan(range, proto, &mut self.buffer(), &mut ports)?,
+            Method::ProcNet => procnet::scan(range, proto, &mut self.buffer(), &mut ports)?,
+            Method::Probe => probe::scan(range, proto, &mut ports)?,
         }
         ports.sort_unstable();
         ports.dedup();
@@ -135,12 +150,25 @@ impl Scanner {
     }
 }
 
+/// The ports of two sorted lists, each with the protocols that hold it.
+fn merge(tcp: &[u16], udp: &[u16]) -> Vec<Seen> {
+    let mut seen: Vec<Seen> = Vec::with_capacity(tcp.len() + udp.len());
+    seen.extend(tcp.iter().map(|&p| (p, Protocols::TCP)));
+    seen.extend(udp.iter().map(|&p| (p, Protocols::UDP)));
+    seen.sort_unstable_by_key(|(p, _)| *p);
+    seen.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 = first.1.union(later.1);
+        }
+        same
+    });
+    seen
+}
+
 /// Runs `scan` with `first`, then with each slower method in turn while the
 /// previous one fails. Returns the first success, or the last error.
-fn scan_chain(
-    first: Method,
-    mut scan: impl FnMut(Method) -> io::Result<Vec<u16>>,
-) -> io::Result<Vec<u16>> {
+fn scan_chain<T>(first: Method, mut scan: impl FnMut(Method) -> io::Result<T>) -> io::Result<T> {
     let mut chain = Method::ALL.iter().copied().skip_while(|m| *m != first);
     let mut method = chain.next().unwrap_or(first);
     loop {

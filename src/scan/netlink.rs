@@ -2,6 +2,7 @@
 //! one request per address family, answered by the kernel in multipart
 //! messages until `NLMSG_DONE`.
 
+use super::Proto;
 use crate::ports::PortRange;
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -88,17 +89,25 @@ const _: () = assert!(MSG_LEN == 72);
 
 pub(super) static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
 
-/// Appends to `out` the ports of `range` that a TCP socket listens on, IPv4
-/// or IPv6, receiving the kernel's replies into `buf`.
-pub(super) fn scan(range: PortRange, buf: &mut Vec<u8>, out: &mut Vec<u16>) -> io::Result<()> {
-    dump(range, range, buf, out)
+/// Appends to `out` the ports of `range` that a socket of `proto` holds
+/// (a TCP listener, any bound UDP socket), IPv4 or IPv6, receiving the
+/// kernel's replies into `buf`.
+pub(super) fn scan(
+    range: PortRange,
+    proto: Proto,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u16>,
+) -> io::Result<()> {
+    dump(range, range, proto, buf, out)
 }
 
-/// Asks the kernel for the listeners on ports of `filter` and keeps those
-/// on ports of `keep` (the same range, but for tests of the kernel filter).
+/// Asks the kernel for the sockets of `proto` on ports of `filter` and
+/// keeps those on ports of `keep` (the same range, but for tests of the
+/// kernel filter).
 fn dump(
     filter: PortRange,
     keep: PortRange,
+    proto: Proto,
     buf: &mut Vec<u8>,
     out: &mut Vec<u16>,
 ) -> io::Result<()> {
@@ -106,8 +115,8 @@ fn dump(
     buf.resize(RECV_BUF_LEN.max(buf.len()), 0);
     for family in [libc::AF_INET, libc::AF_INET6] {
         let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-        send_request(&fd, &dump_request(family, filter, seq))?;
-        receive_dump(&fd, seq, buf, keep, out)?;
+        send_request(&fd, &dump_request(family, proto, filter, seq))?;
+        receive_dump(&fd, seq, buf, keep, proto, out)?;
     }
     Ok(())
 }
@@ -122,8 +131,14 @@ pub(super) fn open() -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// A dump of the TCP sockets of `family` listening on a port of `range`.
-fn dump_request(family: libc::c_int, range: PortRange, seq: u32) -> DumpRequest {
+/// A dump of the sockets of `family` and `proto` on a port of `range`: TCP
+/// listeners, UDP sockets in any state (bound or connected, each holds its
+/// port).
+fn dump_request(family: libc::c_int, proto: Proto, range: PortRange, seq: u32) -> DumpRequest {
+    let (protocol, states) = match proto {
+        Proto::Tcp => (libc::IPPROTO_TCP, 1 << TCP_LISTEN),
+        Proto::Udp => (libc::IPPROTO_UDP, !0),
+    };
     // Accept when start <= sport, else reject (jump past the end); then
     // accept when sport <= end, else reject.
     let filter = [
@@ -158,10 +173,10 @@ fn dump_request(family: libc::c_int, range: PortRange, seq: u32) -> DumpRequest 
         },
         request: InetDiagReqV2 {
             family: family as u8,
-            protocol: libc::IPPROTO_TCP as u8,
+            protocol: protocol as u8,
             ext: 0,
             pad: 0,
-            states: 1 << TCP_LISTEN,
+            states,
             id: InetDiagSockId::default(),
         },
         filter_attr: libc::nlattr {
@@ -193,19 +208,22 @@ fn receive_dump(
     seq: u32,
     buf: &mut [u8],
     range: PortRange,
+    proto: Proto,
     out: &mut Vec<u16>,
 ) -> io::Result<()> {
     loop {
         let len = receive(fd, buf)?;
-        if parse_replies(&buf[..len], seq, &mut |s| listening_in(s, range, out))? {
+        if parse_replies(&buf[..len], seq, &mut |s| held_in(s, range, proto, out))? {
             return Ok(());
         }
     }
 }
 
-/// Keeps the port of a socket listening on a port of `range`.
-fn listening_in(socket: DiagSocket, range: PortRange, out: &mut Vec<u16>) {
-    if socket.state == TCP_LISTEN && range.contains(socket.port) {
+/// Keeps the port of a socket holding a port of `range`: a TCP socket
+/// when it listens, a UDP socket whatever its state.
+fn held_in(socket: DiagSocket, range: PortRange, proto: Proto, out: &mut Vec<u16>) {
+    let holds = proto == Proto::Udp || socket.state == TCP_LISTEN;
+    if holds && range.contains(socket.port) {
         out.push(socket.port);
     }
 }
@@ -363,7 +381,7 @@ mod tests {
 
     fn parse(data: &[u8], seq: u32, range: PortRange) -> (io::Result<bool>, Vec<u16>) {
         let mut out = Vec::new();
-        let done = parse_replies(data, seq, &mut |s| listening_in(s, range, &mut out));
+        let done = parse_replies(data, seq, &mut |s| held_in(s, range, Proto::Tcp, &mut out));
         (done, out)
     }
 
@@ -432,7 +450,7 @@ mod tests {
             start: port,
             end: port,
         };
-        dump(only, ALL, &mut buf, &mut out).unwrap();
+        dump(only, ALL, Proto::Tcp, &mut buf, &mut out).unwrap();
         assert_eq!(out, vec![port]);
         out.clear();
         let others = if port > 1 {
@@ -446,7 +464,7 @@ mod tests {
                 end: 65535,
             }
         };
-        dump(others, ALL, &mut buf, &mut out).unwrap();
+        dump(others, ALL, Proto::Tcp, &mut buf, &mut out).unwrap();
         assert!(
             out.iter().all(|p| others.contains(*p)),
             "{out:?} outside {others}"

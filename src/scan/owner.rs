@@ -3,9 +3,11 @@
 //! sockets listening on a port. The kernel's answer is what `ss -e` shows.
 
 use super::netlink::{self, DiagSocket, InetDiagReqV2, InetDiagSockId, SOCK_DIAG_BY_FAMILY};
+use std::cell::RefCell;
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 
 /// Every TCP state: the lookup names one socket, whatever its state.
@@ -44,17 +46,46 @@ pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Optio
     }
 }
 
+thread_local! {
+    /// Each thread's netlink socket, kept between lookups: opening one per
+    /// connection cost more than the lookup itself. Dropped after an error,
+    /// so a socket kept is never one with a reply still on its way.
+    static SOCKET: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+}
+
 fn lookup(family: libc::c_int, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
-    let fd = netlink::open()?;
+    SOCKET.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fd = match slot.take() {
+            Some(fd) => fd,
+            None => netlink::open()?,
+        };
+        let found = ask(&fd, family, local, remote)?;
+        *slot = Some(fd);
+        Ok(found)
+    })
+}
+
+/// One question on `fd`, and its answer: replies to other questions (none,
+/// unless one timed out) are passed over.
+fn ask(
+    fd: &OwnedFd,
+    family: libc::c_int,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> io::Result<Option<u32>> {
     let seq = netlink::NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-    netlink::send_request(&fd, &lookup_request(family, local, remote, seq))?;
+    netlink::send_request(fd, &lookup_request(family, local, remote, seq))?;
     let mut buf = [0u8; REPLY_BUF_LEN];
-    let len = netlink::receive(&fd, &mut buf)?;
-    let mut uid = None;
-    match netlink::parse_replies(&buf[..len], seq, &mut |s: DiagSocket| uid = Some(s.uid)) {
-        Ok(_) => Ok(uid),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
+    loop {
+        let len = netlink::receive(fd, &mut buf)?;
+        let mut uid = None;
+        match netlink::parse_replies(&buf[..len], seq, &mut |s: DiagSocket| uid = Some(s.uid)) {
+            Ok(_) if uid.is_some() => return Ok(uid),
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //!
 //! The probe binds but never listens, so no client can ever connect to it.
 
+use super::Proto;
 use crate::ports::PortRange;
 use std::io;
 use std::mem::size_of;
@@ -22,11 +23,11 @@ enum Family {
     V6,
 }
 
-/// Appends to `out` the ports of `range` that cannot be bound.
-pub(super) fn scan(range: PortRange, out: &mut Vec<u16>) -> io::Result<()> {
+/// Appends to `out` the ports of `range` that cannot be bound in `proto`.
+pub(super) fn scan(range: PortRange, proto: Proto, out: &mut Vec<u16>) -> io::Result<()> {
     let ipv6 = ipv6_available()?;
     for port in range.iter() {
-        if in_use(Family::V4, port)? || (ipv6 && in_use(Family::V6, port)?) {
+        if in_use(Family::V4, proto, port)? || (ipv6 && in_use(Family::V6, proto, port)?) {
             out.push(port);
         }
     }
@@ -36,7 +37,7 @@ pub(super) fn scan(range: PortRange, out: &mut Vec<u16>) -> io::Result<()> {
 /// False on a kernel without IPv6 (booted with `ipv6.disable=1`, or built
 /// without it): no socket can listen on an IPv6 address there.
 fn ipv6_available() -> io::Result<bool> {
-    match tcp_socket(Family::V6) {
+    match socket(Family::V6, Proto::Tcp) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(false),
         Err(e) => Err(e),
@@ -46,8 +47,8 @@ fn ipv6_available() -> io::Result<bool> {
 /// Whether binding the wildcard address of `family` on `port` fails because
 /// the port is taken. A port this process may not bind (`EACCES`, below
 /// `ip_unprivileged_port_start`) tells nothing and counts as not in use.
-fn in_use(family: Family, port: u16) -> io::Result<bool> {
-    let fd = tcp_socket(family)?;
+fn in_use(family: Family, proto: Proto, port: u16) -> io::Result<bool> {
+    let fd = socket(family, proto)?;
     match bind_wildcard(&fd, family, port) {
         Ok(()) => Ok(false),
         Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Ok(true),
@@ -56,11 +57,16 @@ fn in_use(family: Family, port: u16) -> io::Result<bool> {
     }
 }
 
-fn tcp_socket(family: Family) -> io::Result<OwnedFd> {
+/// A TCP socket with `SO_REUSEADDR`, as servers bind; a UDP socket
+/// without, so that its bind fails on any port a UDP socket holds.
+fn socket(family: Family, proto: Proto) -> io::Result<OwnedFd> {
     let domain = match family {
         Family::V4 => libc::AF_INET,
         Family::V6 => libc::AF_INET6,
     };
+    if proto == Proto::Udp {
+        return crate::sys::socket(domain, libc::SOCK_DGRAM, 0);
+    }
     let fd = crate::sys::socket(domain, libc::SOCK_STREAM, 0)?;
     let on: libc::c_int = 1;
     crate::sys::set_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &on)?;

@@ -1,5 +1,6 @@
 //! Listening ports from `/proc/net/tcp` and `/proc/net/tcp6`.
 
+use super::Proto;
 use crate::ports::PortRange;
 use std::fs::File;
 use std::io::{self, Read};
@@ -11,13 +12,23 @@ const LISTEN: &[u8] = b"0A";
 /// from an empty buffer `read_to_end` would start with a 32-byte read.
 const MIN_CAPACITY: usize = 64 * 1024;
 
-/// Appends to `out` the listening ports of `range` found in both files,
-/// reading each into `buf`. A missing `tcp6` means a host without IPv6.
-pub(super) fn scan(range: PortRange, buf: &mut Vec<u8>, out: &mut Vec<u16>) -> io::Result<()> {
-    read_into("/proc/net/tcp", buf)?;
-    parse_listening(buf, range, out)?;
-    match read_into("/proc/net/tcp6", buf) {
-        Ok(()) => parse_listening(buf, range, out),
+/// Appends to `out` the ports of `range` held in `proto` (TCP listeners,
+/// UDP sockets in any state) found in the IPv4 and IPv6 files, reading each
+/// into `buf`. A missing IPv6 file means a host without IPv6.
+pub(super) fn scan(
+    range: PortRange,
+    proto: Proto,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u16>,
+) -> io::Result<()> {
+    let (v4, v6, state) = match proto {
+        Proto::Tcp => ("/proc/net/tcp", "/proc/net/tcp6", Some(LISTEN)),
+        Proto::Udp => ("/proc/net/udp", "/proc/net/udp6", None),
+    };
+    read_into(v4, buf)?;
+    parse_held(buf, range, state, out)?;
+    match read_into(v6, buf) {
+        Ok(()) => parse_held(buf, range, state, out),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -30,23 +41,29 @@ fn read_into(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
-/// Appends to `out` the local port of every listening socket in `text` (the
-/// contents of `/proc/net/tcp` or `tcp6`, header line included) that lies in
-/// `range`. A line that does not parse is an error, so that a changed format
-/// is noticed rather than read as "nothing listens".
-pub(super) fn parse_listening(text: &[u8], range: PortRange, out: &mut Vec<u16>) -> io::Result<()> {
+/// Appends to `out` the local port of every socket in `text` (the contents
+/// of `/proc/net/tcp`, `udp` or their IPv6 twins, header line included) that
+/// lies in `range` and is in `state` (any state when `None`). A line that
+/// does not parse is an error, so that a changed format is noticed rather
+/// than read as "nothing listens".
+pub(super) fn parse_held(
+    text: &[u8],
+    range: PortRange,
+    state: Option<&[u8]>,
+    out: &mut Vec<u16>,
+) -> io::Result<()> {
     for line in text.split(|&b| b == b'\n').skip(1) {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let (port, state) = parse_line(line).ok_or_else(|| {
+        let (port, line_state) = parse_line(line).ok_or_else(|| {
             let line = String::from_utf8_lossy(line);
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("unexpected line in /proc/net/tcp: {line:?}"),
+                format!("unexpected line in /proc/net: {line:?}"),
             )
         })?;
-        if state == LISTEN && range.contains(port) {
+        if state.is_none_or(|s| s == line_state) && range.contains(port) {
             out.push(port);
         }
     }
@@ -91,8 +108,32 @@ mod tests {
 
     fn listening(text: &str, start: u16, end: u16) -> Vec<u16> {
         let mut out = Vec::new();
-        parse_listening(text.as_bytes(), PortRange { start, end }, &mut out).unwrap();
+        parse_held(
+            text.as_bytes(),
+            PortRange { start, end },
+            Some(LISTEN),
+            &mut out,
+        )
+        .unwrap();
         out
+    }
+
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  150: 00000000:0BB8 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4001 2 0000000000000000 0
+  151: 0100007F:1F90 0100007F:0035 01 00000000:00000000 00:00000000 00000000  1000        0 4002 2 0000000000000000 0
+";
+
+    #[test]
+    fn proc_net_udp_sample_yields_every_bound_socket() {
+        // 0x0BB8 = 3000 bound (07), 0x1F90 = 8080 connected (01): both hold
+        // their port.
+        let mut out = Vec::new();
+        let range = PortRange {
+            start: 1,
+            end: 65535,
+        };
+        parse_held(UDP.as_bytes(), range, None, &mut out).unwrap();
+        assert_eq!(out, vec![3000, 8080]);
     }
 
     #[test]
@@ -130,12 +171,13 @@ mod tests {
         ] {
             let text = format!("header\n{bad}\n");
             let mut out = Vec::new();
-            let err = parse_listening(
+            let err = parse_held(
                 text.as_bytes(),
                 PortRange {
                     start: 1,
                     end: 65535,
                 },
+                None,
                 &mut out,
             )
             .unwrap_err();

@@ -6,6 +6,7 @@
 //! other's ranges. Nothing assumes a port is free: each one is bound first.
 
 use super::*;
+use crate::ports::{Protocols, Seen};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::sync::Mutex;
@@ -92,19 +93,29 @@ impl Fixture {
     }
 }
 
-fn scan(method: Method, range: PortRange) -> Vec<u16> {
-    let ports = Scanner::with_method(method)
+/// The ports of `range` that `method` sees, each with its protocols.
+fn scan_seen(method: Method, range: PortRange) -> Vec<Seen> {
+    let seen = Scanner::with_method(method)
         .scan_without_fallback(range)
         .unwrap_or_else(|e| panic!("{method} scan of {range} failed: {e}"));
     assert!(
-        ports.windows(2).all(|w| w[0] < w[1]),
-        "{method}: {ports:?} not sorted and unique"
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "{method}: {seen:?} not sorted and unique"
     );
     assert!(
-        ports.iter().all(|p| range.contains(*p)),
-        "{method}: {ports:?} outside {range}"
+        seen.iter().all(|(p, _)| range.contains(*p)),
+        "{method}: {seen:?} outside {range}"
     );
-    ports
+    seen
+}
+
+/// The ports of `range` that `method` sees held in TCP.
+fn scan(method: Method, range: PortRange) -> Vec<u16> {
+    let seen = scan_seen(method, range);
+    seen.iter()
+        .filter(|(_, p)| p.tcp)
+        .map(|(port, _)| *port)
+        .collect()
 }
 
 fn single(port: u16) -> PortRange {
@@ -272,10 +283,13 @@ fn detected_scanner_finds_a_listener_and_is_shareable() {
     let (_listener, port) = listen_from(LOCALHOST, &mut next).unwrap();
     let scanner = Scanner::detect();
     shareable(&scanner);
-    assert_eq!(scanner.scan(single(port)).unwrap(), vec![port]);
     assert_eq!(
         scanner.scan(single(port)).unwrap(),
-        vec![port],
+        vec![(port, Protocols::TCP)]
+    );
+    assert_eq!(
+        scanner.scan(single(port)).unwrap(),
+        vec![(port, Protocols::TCP)],
         "buffer reuse"
     );
 }
@@ -287,7 +301,7 @@ fn failed_scan_falls_back_to_the_slower_methods() {
         tried.push(method);
         match method {
             Method::Netlink => Err(io::Error::other("no netlink")),
-            _ => Ok(vec![3000]),
+            _ => Ok::<_, io::Error>(vec![3000]),
         }
     });
     assert_eq!(ports.unwrap(), vec![3000]);
@@ -296,7 +310,7 @@ fn failed_scan_falls_back_to_the_slower_methods() {
     tried.clear();
     let err = scan_chain(Method::ProcNet, |method| {
         tried.push(method);
-        Err(io::Error::other(method.as_str()))
+        Err::<Vec<u16>, _>(io::Error::other(method.as_str()))
     });
     assert_eq!(err.unwrap_err().to_string(), "probe");
     assert_eq!(tried, vec![Method::ProcNet, Method::Probe]);
@@ -309,4 +323,53 @@ fn method_names_are_the_overview_names() {
     for method in Method::ALL {
         assert_eq!(Scanner::with_method(method).method(), method);
     }
+}
+
+/// A UDP socket on `ip` at the first port from `*next` that both TCP and UDP
+/// can bind; `*next` moves past it.
+fn udp_from(ip: IpAddr, next: &mut u16) -> Option<(std::net::UdpSocket, u16)> {
+    while *next < u16::MAX - 1 {
+        let port = *next;
+        *next += 1;
+        if TcpListener::bind((ip, port)).is_err() {
+            continue;
+        }
+        if let Ok(socket) = std::net::UdpSocket::bind((ip, port)) {
+            return Some((socket, port));
+        }
+        if std::net::UdpSocket::bind((ip, 0)).is_err() {
+            return None;
+        }
+    }
+    None
+}
+
+#[test]
+fn every_method_sees_udp_sockets_on_ipv4_and_ipv6() {
+    let start = window();
+    let mut next = start;
+    let mut sockets = Vec::new();
+    let mut expected = Vec::new();
+    for ip in [LOCALHOST, ANY4, LOCALHOST6, ANY6] {
+        match udp_from(ip, &mut next) {
+            Some((socket, port)) => {
+                sockets.push(socket);
+                expected.push((port, Protocols::UDP));
+            }
+            None => println!("skipped {ip}: no such address on this host"),
+        }
+    }
+    let (listener, both) = listen_from(LOCALHOST, &mut next).unwrap();
+    let udp = std::net::UdpSocket::bind((LOCALHOST, both)).unwrap();
+    expected.push((both, Protocols::BOTH));
+    expected.sort_unstable_by_key(|(p, _)| *p);
+    let range = PortRange::new(start, next).unwrap();
+    for method in Method::ALL {
+        let seen: Vec<Seen> = scan_seen(method, range)
+            .into_iter()
+            .filter(|(p, _)| expected.iter().any(|(e, _)| e == p))
+            .collect();
+        assert_eq!(seen, expected, "{method}");
+    }
+    drop((sockets, listener, udp));
 }

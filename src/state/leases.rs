@@ -190,6 +190,7 @@ mod tests {
             pool: "default".to_string(),
             owner: Some("ci job 17".to_string()),
             uid: None,
+            protocol: crate::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now(),

@@ -51,6 +51,7 @@ fn lease_takes_every_lease_option() {
         ttl: Some(600),
         owner: Some("ci job 17".into()),
         pid: Some(31337),
+        protocol: None,
     };
     assert_eq!(inv.command, Command::Lease(expected));
     assert!(inv.json);
@@ -282,15 +283,50 @@ fn bad_urls_and_tokens_name_their_source() {
 
 #[test]
 fn token_file_is_read_without_its_newline() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("dynport-args-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("token");
     std::fs::write(&path, "s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let file = path.to_str().unwrap();
     let inv = parse_with(&[("DYNPORT_TOKEN_FILE", file)], "lease", &[]).unwrap();
     assert_eq!(inv.token.as_deref(), Some("s3cret"));
     let missing = dir.join("nope");
     let err = usage("lease", &["--token-file", missing.to_str().unwrap()]);
-    assert!(err.starts_with("--token-file: cannot read "), "{err}");
+    assert!(err.starts_with("--token-file: cannot open "), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn token_file_follows_the_servers_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("dynport-args-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+    std::fs::write(&path, "s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let file = path.to_str().unwrap();
+    let me = crate::sys::euid();
+    let err = usage("lease", &["--token-file", file]);
+    assert_eq!(
+        err,
+        format!(
+            "--token-file: {file} is open to group or others (mode 640, owner uid {me}); \
+             run chmod 600 {file} so only its owner can read it"
+        )
+    );
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo works");
+    let fifo = fifo.to_str().unwrap();
+    let vars = [("DYNPORT_TOKEN_FILE", fifo)];
+    assert_eq!(
+        parse_with(&vars, "lease", &[]).err(),
+        Some(format!(
+            "DYNPORT_TOKEN_FILE: {fifo} is a FIFO, not a regular file; give a regular \
+             file holding the token"
+        ))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
