@@ -245,6 +245,12 @@ pub fn rows(rows: &mut Vec<Row>, f: &Figures) {
         &format!(">= {TARGET_RATIO}x, durable"),
         ratio >= TARGET_RATIO && f.not_durable == 0,
     ));
+    if f.not_durable > 0 {
+        rows.push(Row::dynport(
+            "  rounds with answers not in the state file",
+            f.not_durable.to_string(),
+        ));
+    }
     let mut all: Vec<Duration> = f.dynport.iter().flat_map(|l| l.latencies.clone()).collect();
     all.sort_unstable();
     rows.push(Row::dynport(
