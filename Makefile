@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test test-deps lint bench crash soak fuzz clean
+.PHONY: run build test test-deps portpicker lint bench crash soak fuzz clean
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -22,9 +22,19 @@ test: test-deps
 # The browser test (tests/guards/chromium.rs) drives Debian's chromium. As
 # root it is installed when missing, so a fresh machine runs it; otherwise
 # the test says "skipped: chromium not installed".
-test-deps:
+test-deps: portpicker
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# Python's portpicker, which tests/portserver.rs runs against dynport's
+# portserver socket, for the python3 on PATH. Under `make test` those tests
+# fail without it rather than say they are skipped. (On a Debian system
+# Python that refuses pip, `apt-get install python3-portpicker` does it.)
+portpicker:
+	python3 -c 'import portpicker' 2>/dev/null || python3 -m pip install --quiet portpicker
+
+test: export DYNPORT_REQUIRE_PORTPICKER = 1
+bench: portpicker
 
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
 # the state file against every acknowledged answer; 15 minutes at most.

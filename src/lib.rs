@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod ports;
+pub mod portserver;
 pub mod principal;
 pub mod process;
 pub mod refresh;

@@ -30,6 +30,18 @@ pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// [`is_alive`] for many leases at once, reading each pid's `/proc` entry
+/// once: a portpicker client holds one lease per port under the same pid,
+/// and a check of every lease at each grant would read it for each.
+pub fn alive_checker() -> impl Fn(u32, Option<u64>) -> bool {
+    let starts = std::cell::RefCell::new(std::collections::HashMap::new());
+    move |pid, start| {
+        let mut starts = starts.borrow_mut();
+        let now = *starts.entry(pid).or_insert_with(|| start_time(pid));
+        now.is_some_and(|now| start.is_none_or(|then| then == now))
+    }
+}
+
 /// The real uid of `pid`, `None` when no such process runs (or `/proc`
 /// hides it from dynport).
 pub fn real_uid(pid: u32) -> Option<u32> {
@@ -77,6 +89,19 @@ mod tests {
         assert!(is_alive(me, None));
         assert!(!is_alive(me, Some(start + 1)));
         assert!(!is_alive(u32::MAX, None));
+    }
+
+    #[test]
+    fn the_checker_answers_as_is_alive_does() {
+        let me = std::process::id();
+        let start = start_time(me).unwrap();
+        let alive = alive_checker();
+        for _ in 0..2 {
+            assert!(alive(me, Some(start)));
+            assert!(alive(me, None));
+            assert!(!alive(me, Some(start + 1)));
+            assert!(!alive(u32::MAX, None));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
 use crate::notify::Notifier;
 use crate::ports::PortTable;
+use crate::portserver::{self, Listening};
 use crate::principal::Rules;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
@@ -61,6 +62,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
         );
     }
     let unix = bind_unix(settings)?;
+    let portserver = bind_portserver(settings)?;
 
     let mut engine = Engine::new(EngineConfig {
         workers: settings.workers,
@@ -107,6 +109,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     }
     let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh, commits)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
+    let portserver = serve_portserver(portserver, &app)?;
     // Ready once the port answers and every thread a request may wait on
     // runs.
     app.tell_ready();
@@ -119,6 +122,9 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
         watchdog.stop();
     }
     log::info!("{SHUTTING_DOWN}");
+    if let Some(portserver) = portserver {
+        portserver.stop();
+    }
     // Requests in flight may wait for the refresh thread to store their
     // change, so it stops after them.
     control.shutdown(SHUTDOWN_GRACE);
@@ -158,6 +164,34 @@ fn bind_unix(settings: &Settings) -> Result<Option<(UnixListener, SocketFile)>, 
     let bound = crate::unix_socket::bind(path)
         .map_err(|e| Fatal(format!("cannot listen on unix:{}: {e}", path.display())))?;
     Ok(Some(bound))
+}
+
+/// The socket of `--portserver-socket`, bound at start like the others.
+fn bind_portserver(settings: &Settings) -> Result<Option<(Listening, String)>, Fatal> {
+    let Some(config) = &settings.portserver else {
+        return Ok(None);
+    };
+    let listening = portserver::bind(&config.address).map_err(|e| {
+        Fatal(format!(
+            "cannot serve the portserver protocol on {}: {e}",
+            config.address
+        ))
+    })?;
+    Ok(Some((listening, config.pool.clone())))
+}
+
+fn serve_portserver(
+    bound: Option<(Listening, String)>,
+    app: &Arc<App>,
+) -> Result<Option<portserver::Running>, Fatal> {
+    let Some((listening, pool)) = bound else {
+        return Ok(None);
+    };
+    let address = listening.address().to_string();
+    let running = portserver::spawn(listening, Arc::clone(app), pool)
+        .map_err(|e| Fatal(format!("cannot start the portserver thread: {e}")))?;
+    log::info!("portserver listening on {address} (PORTSERVER_ADDRESS={address})");
+    Ok(Some(running))
 }
 
 /// A channel that receives once SIGINT or SIGTERM arrives.

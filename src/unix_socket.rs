@@ -17,6 +17,11 @@ pub struct SocketFile {
 /// (the caller holds the state directory's lock, so no live server owns
 /// it). Anything but a socket at `path` is left alone and refused.
 pub fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+    bind_as(path, "--unix-socket")
+}
+
+/// [`bind`] for the socket of `flag`, which a refusal names.
+pub fn bind_as(path: &Path, flag: &str) -> io::Result<(UnixListener, SocketFile)> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
         Ok(meta) => {
@@ -28,7 +33,7 @@ pub fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
-                    "{} is {what}; remove it or give --unix-socket another path",
+                    "{} is {what}; remove it or give {flag} another path",
                     path.display()
                 ),
             ));

@@ -10,11 +10,12 @@
 //! connections against dynport and the baseline. Then the figures no floor
 //! has: scan time, startup, binary size, and lease grants in rounds that
 //! alternate dynport over TCP, the baseline over TCP, dynport over its Unix
-//! socket.
+//! socket; and portpicker's grants from dynport's portserver socket beside
+//! Google's own `portserver.py`.
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|portserver]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -22,6 +23,7 @@ mod client;
 mod holders;
 mod idle;
 mod leases;
+mod portserver;
 mod procs;
 mod report;
 mod scan;
@@ -63,7 +65,8 @@ pub struct Options {
     pub lease_secs: u64,
     pub lease_rounds: usize,
     pub startup_runs: usize,
-    /// Only this part of the benchmark: `get`, `scan`, `startup` or `lease`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
+    /// or `portserver`.
     only: Option<String>,
     dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
@@ -77,7 +80,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver]"
             );
             return ExitCode::from(2);
         }
@@ -131,6 +134,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("holders") {
         results.holders = Some(holders::measure()?);
+    }
+    if options.wants("portserver") {
+        results.portserver = Some(portserver::measure(&options.dynport)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -316,12 +322,11 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders") => {
-                    options.only = Some(part.to_string())
-                }
+                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders"
+                | "portserver") => options.only = Some(part.to_string()),
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle or holders"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders or portserver"
                     ));
                 }
             },

@@ -119,11 +119,12 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
 pub fn list(app: &App) -> Response {
     let view = app.view();
     let now = SystemTime::now();
+    let alive = crate::process::alive_checker();
     let leases = view
         .state
         .leases
         .values()
-        .filter(|l| l.is_live(now, &is_alive))
+        .filter(|l| l.is_live(now, &alive))
         .map(LeaseView::from)
         .collect();
     json(

@@ -26,8 +26,8 @@ impl App {
     /// Returns how many ended; the caller makes that durable.
     pub(super) fn end_due_leases(&self) -> usize {
         let (ended, _) = self.change(|held| {
-            held.table
-                .end_due(SystemTime::now(), &crate::process::is_alive)
+            let alive = crate::process::alive_checker();
+            held.table.end_due(SystemTime::now(), &alive)
         });
         for (lease, reason) in &ended {
             let counter = match reason {

@@ -8,6 +8,7 @@
 
 mod hosts;
 mod leases;
+pub mod portserver;
 mod raw;
 mod serve;
 mod token;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub lease_ttl: Duration,
     /// Keep leased ports and the server's own in the kernel's reserved list.
     pub reserve_kernel: bool,
+    /// portpicker's portserver protocol, when `--portserver-socket` is given.
+    pub portserver: Option<portserver::Portserver>,
     /// Warnings to log once logging is up (`PORT` ignored, `RELOAD` has no effect).
     pub warnings: Vec<String>,
 }
@@ -177,6 +180,15 @@ Lease flags:                  Variable                Default
       3659, 4045, 5060, 5061, 6000, 6566, 6665-6669, 6697, 10080.
   --lease-ttl-secs N          DYNPORT_LEASE_TTL_SECS  300
       A lease's life when the request names none, 1 to 604800.
+
+Portserver flags:             Variable                Default
+  --portserver-socket ADDR    DYNPORT_PORTSERVER_SOCKET  none
+      Speak portpicker's portserver protocol on this Unix socket: a path
+      (mode 0666), or @NAME in Linux's abstract namespace; none for off.
+      Python's portpicker asks it when PORTSERVER_ADDRESS is set. Each port
+      it hands out is a lease tied to the asking process, for a week at most.
+  --portserver-pool NAME      DYNPORT_PORTSERVER_POOL    default
+      The pool the portserver's ports come from.
 
 Other variables:
   PORT      ignored, with a warning: the port is chosen from the range

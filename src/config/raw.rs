@@ -32,6 +32,8 @@ pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
 pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
 pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
 pub const RESERVE_KERNEL: Key = key("reserve-kernel", "DYNPORT_RESERVE_KERNEL", "");
+pub const PORTSERVER_SOCKET: Key = key("portserver-socket", "DYNPORT_PORTSERVER_SOCKET", "ADDR");
+pub const PORTSERVER_POOL: Key = key("portserver-pool", "DYNPORT_PORTSERVER_POOL", "NAME");
 
 /// The settings of `dynport serve`.
 pub const SERVE_KEYS: &[Key] = &[
@@ -51,6 +53,8 @@ pub const SERVE_KEYS: &[Key] = &[
     MAX_PORTS_PER_UID,
     ALLOW_HOST,
     RESERVE_KERNEL,
+    PORTSERVER_SOCKET,
+    PORTSERVER_POOL,
 ];
 
 const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {

@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Key, Raw, Value};
-use super::{ConfigError, Settings, hosts, leases, token, trust};
+use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -39,6 +39,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         return Err(exposed(raw));
     }
     let state_dir = state_dir(raw)?;
+    let pools = leases::pools(raw, range)?;
     Ok(Settings {
         host,
         range,
@@ -51,7 +52,8 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         token,
         allow_hosts: hosts::allow_hosts(raw)?,
         log_level: setting(raw, raw::LOG_LEVEL, log_level)?.unwrap_or(DEFAULT_LOG_LEVEL),
-        pools: leases::pools(raw, range)?,
+        portserver: portserver::portserver(raw, &pools)?,
+        pools,
         exclude: leases::exclude(raw, range)?,
         lease_ttl: secs(
             raw,

@@ -50,6 +50,7 @@ fn defaults_apply_when_nothing_is_given() {
         ],
         lease_ttl: Duration::from_secs(300),
         reserve_kernel: false,
+        portserver: None,
         warnings: vec![],
     };
     assert_eq!(serve(&[], &[]), expected);

@@ -8,10 +8,11 @@
 //! Framing is in `parse.rs`, answer encoding in `write.rs`, per-connection
 //! state in `conn.rs`. `fuzzing.rs` drives a worker's framing without a
 //! socket for the fuzz targets in `fuzz/`; it is not part of the interface.
+//! The portserver's thread (`crate::portserver`) waits on the same `epoll.rs`.
 
 mod conn;
 mod engine;
-mod epoll;
+pub(crate) mod epoll;
 #[doc(hidden)]
 pub mod fuzzing;
 mod later;

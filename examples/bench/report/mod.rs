@@ -43,6 +43,7 @@ pub struct Results {
     pub leases: Option<Leases>,
     pub idle_switches: Option<crate::idle::Idle>,
     pub holders: Option<crate::holders::Holders>,
+    pub portserver: Option<crate::portserver::Figures>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.

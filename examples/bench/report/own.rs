@@ -56,6 +56,9 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
     if let Some(holders) = &r.holders {
         rows.extend(crate::holders::rows(holders));
     }
+    if let Some(figures) = &r.portserver {
+        crate::portserver::rows(rows, figures);
+    }
 }
 
 fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {

@@ -1,0 +1,273 @@
+//! The portserver's thread: one epoll over the non-blocking listener and
+//! the clients still sending their line, each cut off at its deadline, so
+//! that no client can hold up another.
+
+use super::listen::Listening;
+use super::request::{self, MAX_LINE, Refused};
+use super::{DEADLINE, MAX_WAITING};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::epoll::{Epoll, Events, Interest};
+use crate::lease::Lease;
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The listener's key; clients count up from 1.
+const LISTENER: usize = 0;
+/// Connections taken per wake-up before the clients get a turn.
+const ACCEPT_BATCH: usize = 64;
+/// How long accepting rests after an error such as running out of
+/// descriptors, rather than spinning on it.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+pub(super) struct Portserver {
+    listening: Listening,
+    epoll: Arc<Epoll>,
+    app: Arc<App>,
+    pool: String,
+    waiting: HashMap<usize, Client>,
+    /// When each waiting client is cut off, soonest first.
+    deadlines: BTreeSet<(Instant, usize)>,
+    next_key: usize,
+    accept_paused_until: Option<Instant>,
+}
+
+/// A client that has not sent its whole line yet.
+struct Client {
+    stream: UnixStream,
+    /// The uid that connected, from `SO_PEERCRED`.
+    peer: u32,
+    line: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Portserver {
+    pub(super) fn new(
+        listening: Listening,
+        epoll: Arc<Epoll>,
+        app: Arc<App>,
+        pool: String,
+    ) -> io::Result<Portserver> {
+        epoll.add(&listening.listener, LISTENER, Interest::Read)?;
+        Ok(Portserver {
+            listening,
+            epoll,
+            app,
+            pool,
+            waiting: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_key: LISTENER + 1,
+            accept_paused_until: None,
+        })
+    }
+
+    /// Serves until `stop` is set (and the epoll notified). Dropping `self`
+    /// then closes the waiting clients and removes the socket file.
+    pub(super) fn run(mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(64);
+        let mut ready = Vec::with_capacity(64);
+        while !stop.load(Ordering::SeqCst) {
+            let waited = self.epoll.wait(&mut events, self.timeout(Instant::now()));
+            if let Err(e) = waited
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!("portserver: waiting for clients failed, it stops: {e}");
+                return;
+            }
+            ready.clear();
+            ready.extend(events.keys());
+            for &key in &ready {
+                match key {
+                    LISTENER => self.accept_some(),
+                    _ => self.readable(key),
+                }
+            }
+            let now = Instant::now();
+            self.cut_overdue(now);
+            self.resume_accepting(now);
+        }
+    }
+
+    /// Until the soonest deadline or the end of a pause; idle, forever.
+    /// How long to wait for an event: until the next deadline, or for
+    /// ever when nothing is due.
+    fn timeout(&self, now: Instant) -> Option<Duration> {
+        let soonest = self.deadlines.first().map(|&(at, _)| at);
+        [soonest, self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    fn accept_some(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listening.listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    log::warn!("portserver: accepting a connection failed, pausing: {e}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+        self.rearm_listener();
+    }
+
+    fn resume_accepting(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| until <= now) {
+            self.accept_paused_until = None;
+            self.rearm_listener();
+        }
+    }
+
+    fn rearm_listener(&self) {
+        let listener = &self.listening.listener;
+        if let Err(e) = self.epoll.rearm(listener, LISTENER, Interest::Read) {
+            log::error!("portserver: cannot wait for connections any more: {e}");
+        }
+    }
+
+    /// Takes a new client, unless too many wait already, and reads what it
+    /// sent: usually its whole line is there by now.
+    fn admit(&mut self, stream: UnixStream) {
+        if self.waiting.len() >= MAX_WAITING {
+            return refuse(&self.app, &Refused::Busy, None);
+        }
+        let peer = match crate::sys::peer_cred(&stream) {
+            Ok((_, uid)) => uid,
+            Err(e) => return refuse(&self.app, &Refused::NoPeer(e.to_string()), None),
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        let registered = stream
+            .set_nonblocking(true)
+            .and_then(|()| self.epoll.add(&stream, key, Interest::Read));
+        if let Err(e) = registered {
+            log::warn!("portserver: cannot wait for a client: {e}");
+            return;
+        }
+        let deadline = Instant::now() + DEADLINE;
+        self.deadlines.insert((deadline, key));
+        let line = Vec::with_capacity(16);
+        let client = Client {
+            stream,
+            peer,
+            line,
+            deadline,
+        };
+        self.waiting.insert(key, client);
+        self.readable(key);
+    }
+
+    /// Reads what client `key` sent; a whole line goes to be granted.
+    fn readable(&mut self, key: usize) {
+        let Some(client) = self.waiting.get_mut(&key) else {
+            return;
+        };
+        let outcome = client.read_line();
+        let more = matches!(outcome, Ok(None));
+        if more && (self.epoll.rearm(&client.stream, key, Interest::Read)).is_ok() {
+            return;
+        }
+        let Some(client) = self.leave(key) else {
+            return;
+        };
+        match outcome {
+            Ok(Some(pid)) => self.grant(client, pid),
+            Ok(None) => log::warn!("portserver: cannot wait for a client any more"),
+            Err(refused) => refuse(&self.app, &refused, Some(client.peer)),
+        }
+    }
+
+    /// Starts the lease of `pid`; its callback answers once it is durable.
+    fn grant(&self, client: Client, pid: u32) {
+        let req = match request::lease_request(client.peer, pid, &self.pool) {
+            Ok(req) => req,
+            Err(refused) => return refuse(&self.app, &refused, Some(client.peer)),
+        };
+        let stream = client.stream;
+        (self.app).grant(&req, Box::new(move |outcome| answer(&stream, pid, outcome)));
+    }
+
+    fn cut_overdue(&mut self, now: Instant) {
+        while let Some(&(deadline, key)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            if let Some(client) = self.leave(key) {
+                refuse(&self.app, &Refused::Silent, Some(client.peer));
+            }
+        }
+    }
+
+    /// Client `key`, no longer waited for.
+    fn leave(&mut self, key: usize) -> Option<Client> {
+        let client = self.waiting.remove(&key)?;
+        self.deadlines.remove(&(client.deadline, key));
+        // The stream may live on in a grant's callback: stop watching it.
+        let _ = self.epoll.delete(&client.stream);
+        Some(client)
+    }
+}
+
+impl Client {
+    /// Reads what is there: `Some(pid)` once the line is whole.
+    fn read_line(&mut self) -> Result<Option<u32>, Refused> {
+        let mut buf = [0u8; MAX_LINE + 1];
+        loop {
+            // `parse_line` refuses a line past MAX_LINE, so there is room.
+            let room = MAX_LINE + 1 - self.line.len();
+            match (&self.stream).read(&mut buf[..room]) {
+                Ok(0) => return Err(Refused::Unfinished),
+                Ok(n) => {
+                    self.line.extend_from_slice(&buf[..n]);
+                    if let Some(pid) = request::parse_line(&self.line)? {
+                        return Ok(Some(pid));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Refused::Unfinished),
+            }
+        }
+    }
+}
+
+/// Counts and logs a request that gets no answer; the caller drops (and so
+/// closes) its connection.
+fn refuse(app: &App, refused: &Refused, peer: Option<u32>) {
+    app.metrics.deny(refused.denial());
+    match peer {
+        Some(uid) => log::debug!("portserver: refused uid {uid}: {refused}"),
+        None => log::debug!("portserver: refused a connection: {refused}"),
+    }
+}
+
+/// Writes the port of a durable lease and closes; a refusal closes with
+/// nothing, which portpicker reads as "no port". The few bytes fit in the
+/// fresh socket's buffer, so the non-blocking write does not fall short.
+fn answer(stream: &UnixStream, pid: u32, outcome: Result<Lease, ApiError>) {
+    let lease = match outcome {
+        Ok(lease) => lease,
+        Err(e) => {
+            let why = e.message();
+            return log::debug!("portserver: no port for pid {pid}: {}", why.escape_debug());
+        }
+    };
+    let Some(port) = lease.ports.first() else {
+        return;
+    };
+    if let Err(e) = { stream }.write_all(format!("{port}\n").as_bytes()) {
+        log::debug!(
+            "portserver: pid {pid} did not take port {port} ({e}); its lease ends with the process"
+        );
+    }
+}
