@@ -11,6 +11,7 @@ pub mod gather;
 pub mod http;
 pub mod kernel_ports;
 pub mod lease;
+pub mod manual;
 pub mod metrics;
 pub mod ports;
 pub mod principal;
