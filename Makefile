@@ -1,10 +1,12 @@
 # dynport: `make run` builds and runs the server with its defaults,
 # `make test` runs every test, `make bench` measures dynport against its
-# floors (see BENCHMARKS.md).
+# floors (see BENCHMARKS.md), `make install` and `make deb` install it on a
+# host.
 
 CARGO ?= cargo
 
-.PHONY: run build test test-deps portpicker lint bench crash soak fuzz clean
+.PHONY: run build test test-deps lint bench crash soak fuzz clean portpicker \
+	install uninstall deb dist-files verify-units
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -19,12 +21,20 @@ build:
 test: test-deps
 	$(CARGO) test --all-targets
 
-# The browser test (tests/guards/chromium.rs) drives Debian's chromium. As
-# root it is installed when missing, so a fresh machine runs it; otherwise
-# the test says "skipped: chromium not installed".
+# Programs some tests drive, as COMMAND:DEBIAN-PACKAGE: the browser test
+# (tests/guards/chromium.rs) drives chromium; tests/dist/ renders the man
+# page with groff and man, and loads each completion in bash, zsh and fish.
+# As root the missing ones are installed, so a fresh machine runs every
+# test; otherwise each such test says "skipped: ... not installed".
+TEST_TOOLS = chromium:chromium groff:groff-base man:man-db zsh:zsh fish:fish
+
 test-deps: portpicker
-	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	@missing=; for tool in $(TEST_TOOLS); do \
+		command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
 
 # Python's portpicker, which tests/portserver.rs runs against dynport's
 # portserver socket, for the python3 on PATH: installed for everyone, else
@@ -96,6 +106,70 @@ $(BENCH_BASELINE_BIN):
 	$(CARGO) build --release --locked --bin dynport \
 		--manifest-path $(BENCH_BASELINE_DIR)/src/Cargo.toml \
 		--target-dir $(BENCH_BASELINE_DIR)/target
+
+# Installing on a host. Every path is under PREFIX, and DESTDIR is put in
+# front of each (a staging directory for packaging). The unit goes to
+# PREFIX/lib/systemd/system, which systemd reads for PREFIX=/usr/local as
+# for /usr, with ExecStart pointing at the binary installed. The man page
+# and the completions are dist/'s, generated from the --help texts (make
+# dist-files) and checked against them by tests/dist/.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/dynport
+BASHDIR ?= $(DATADIR)/bash-completion/completions
+ZSHDIR ?= $(DATADIR)/zsh/site-functions
+FISHDIR ?= $(DATADIR)/fish/vendor_completions.d
+# The binary installed: the release build, made when a source is newer (so
+# `make && sudo make install` does not build as root).
+BIN ?= target/release/dynport
+# Points the units at the binary where it is installed.
+UNIT_SED = sed 's|/usr/local/bin/dynport|$(BINDIR)/dynport|g'
+
+target/release/dynport: Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+	$(CARGO) build --release --bin dynport
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR) \
+		$(DESTDIR)$(DOCDIR)/examples
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/dynport
+	$(UNIT_SED) dist/systemd/dynport.service > $(DESTDIR)$(UNITDIR)/dynport.service
+	$(UNIT_SED) dist/systemd/dynport-example-app.service \
+		> $(DESTDIR)$(DOCDIR)/examples/dynport-example-app.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/dynport.service \
+		$(DESTDIR)$(DOCDIR)/examples/dynport-example-app.service
+	install -m 644 dist/man/dynport.1 $(DESTDIR)$(MANDIR)/man1/dynport.1
+	install -m 644 dist/completions/dynport.bash $(DESTDIR)$(BASHDIR)/dynport
+	install -m 644 dist/completions/_dynport $(DESTDIR)$(ZSHDIR)/_dynport
+	install -m 644 dist/completions/dynport.fish $(DESTDIR)$(FISHDIR)/dynport.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dynport $(DESTDIR)$(UNITDIR)/dynport.service \
+		$(DESTDIR)$(MANDIR)/man1/dynport.1 $(DESTDIR)$(BASHDIR)/dynport \
+		$(DESTDIR)$(ZSHDIR)/_dynport $(DESTDIR)$(FISHDIR)/dynport.fish \
+		$(DESTDIR)$(DOCDIR)/examples/dynport-example-app.service
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)
+
+# Writes dist/man/dynport.1 and dist/completions/ from the --help texts.
+dist-files:
+	$(CARGO) run --example dist_files
+
+# systemd-analyze verify on the units as `make install` lays them out.
+verify-units: $(BIN)
+	BIN=$(BIN) dist/verify-units
+
+# A Debian package of what `make install` lays out for PREFIX=/usr, built by
+# cargo-deb (see [package.metadata.deb] in Cargo.toml), in target/debian/.
+DEB_ROOT = target/deb-root
+
+deb: $(BIN)
+	$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) BIN=$(BIN) PREFIX=/usr
+	$(CARGO) deb --no-build
 
 clean:
 	$(CARGO) clean

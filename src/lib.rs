@@ -12,6 +12,7 @@ pub mod http;
 pub mod kernel_ports;
 pub mod lease;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod ports;

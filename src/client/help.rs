@@ -16,8 +16,8 @@ Exit status: 0 done, 1 the server refused (its reason on stderr),
 2 usage error, 3 no server could be reached.
 ";
 
-const LEASE_OPTIONS: &str = "\
-  --count N          how many ports (1-64; default 1)
+// No `\` after the opening quote: it would eat the first line's indent.
+const LEASE_OPTIONS: &str = "  --count N          how many ports (1-64; default 1)
   --port P           ask for this exact port
   --pool NAME        take the ports from this pool (default: default)
   --ttl S            life of the lease, in seconds or like 10m
@@ -36,8 +36,8 @@ PORT=$(dynport lease) works.
 Options:
 ";
 
-const LEASE_TAIL: &str = "\
-  --pid PID          end the lease when process PID exits
+// No `\` after the opening quote: it would eat the first line's indent.
+const LEASE_TAIL: &str = "  --pid PID          end the lease when process PID exits
   --json             print the server's whole answer as JSON
 ";
 
@@ -100,8 +100,8 @@ a CMD that daemonizes ends the lease.
 Options:
 ";
 
-const RUN_TAIL: &str = "\
-  --socket           bind the ports here and pass the listening sockets to
+// No `\` after the opening quote: it would eat the first line's indent.
+const RUN_TAIL: &str = "  --socket           bind the ports here and pass the listening sockets to
                      CMD the systemd way: fd 3 onwards, LISTEN_FDS, LISTEN_PID
   --bind ADDR        address to bind with --socket (default: 127.0.0.1)
 ";
@@ -109,9 +109,9 @@ const RUN_TAIL: &str = "\
 const WHO: &str = "\
 Usage: dynport who [OPTIONS] PORT
 
-Shows what holds PORT, like `ss -ltnup 'sport = :PORT'` or `lsof -i :PORT`:
-one row per TCP listener and bound UDP socket, IPv4 and IPv6, with the
-user that owns it and the process that holds it. PID and COMMAND are `-`
+Shows what holds PORT, one row per TCP listener and bound UDP socket, IPv4
+and IPv6, with the user that owns it and the process that holds it, as
+`ss -ltnup 'sport = :PORT'` or `lsof -i :PORT` show it. PID and COMMAND are `-`
 for a process the server may not look into (another user's, unless the
 server runs as root). USER is looked up in this host's /etc/passwd when
 the server runs on this host. PORT must lie in the server's range.
@@ -133,4 +133,22 @@ pub fn of(command: &str) -> String {
         _ => (RUN, format!("{LEASE_OPTIONS}{RUN_TAIL}")),
     };
     format!("{head}{options}\n{FINDING}")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::client::args::COMMANDS;
+
+    #[test]
+    fn every_option_line_is_indented() {
+        for command in COMMANDS {
+            for line in super::of(command).lines() {
+                let indented = !line.starts_with('-');
+                assert!(
+                    indented,
+                    "dynport {command} --help: {line:?} is not indented"
+                );
+            }
+        }
+    }
 }

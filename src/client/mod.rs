@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub mod api;
 pub mod args;
 mod child;
-mod help;
+pub mod help;
 pub mod http;
 pub mod output;
 mod run;

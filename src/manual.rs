@@ -1,0 +1,45 @@
+//! dynport's man page and shell completions, made from its `--help` texts
+//! so that the three cannot drift apart. `make dist-files` writes them under
+//! `dist/` (through `cargo run --example dist_files`); `tests/dist/` fails
+//! when the files there differ from what this module makes. The binary
+//! itself never calls it, so none of it is in the binary.
+#![forbid(unsafe_code)]
+
+mod complete;
+pub mod model;
+mod roff;
+pub mod text;
+
+pub use complete::{Value, commands, summary, value};
+
+/// A shell dynport ships a completion for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// dynport(1), in roff.
+pub fn man_page() -> String {
+    roff::page()
+}
+
+/// The completion script for `shell`.
+pub fn completion(shell: Shell) -> String {
+    match shell {
+        Shell::Bash => complete::bash(),
+        Shell::Zsh => complete::zsh(),
+        Shell::Fish => complete::fish(),
+    }
+}
+
+/// Every generated file, by its path in the repository, with its text.
+pub fn files() -> Vec<(&'static str, String)> {
+    vec![
+        ("dist/man/dynport.1", man_page()),
+        ("dist/completions/dynport.bash", completion(Shell::Bash)),
+        ("dist/completions/_dynport", completion(Shell::Zsh)),
+        ("dist/completions/dynport.fish", completion(Shell::Fish)),
+    ]
+}

@@ -1,0 +1,114 @@
+//! What a host installs from `dist/`: the man page and the completions are
+//! what the `--help` texts make, name every flag the real binary's `--help`
+//! shows, render and load in their tools, and `make install` lays out
+//! exactly the expected files. The flags are read here from the binary's
+//! own output, not through the generator, so the two checks are separate.
+
+mod files;
+#[path = "../fixture/mod.rs"]
+mod fixture;
+mod install;
+mod man;
+mod shells;
+mod units;
+
+use fixture::run_dynport;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The repository: where `dist/` and the Makefile are.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the repository, as text.
+pub fn read(path: &str) -> String {
+    let path = root().join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// What `dynport ARGS` prints, which must succeed.
+pub fn help(args: &[&str]) -> String {
+    let (status, out, err) = run_dynport(args, &[]);
+    assert!(
+        status.success(),
+        "dynport {args:?}: {status}, stderr: {err}"
+    );
+    out
+}
+
+/// Each command (`serve` for the bare server) with the flags its `--help`
+/// shows: `-h`, `--help`, `--count`, ….
+pub fn every_help() -> Vec<(String, BTreeSet<String>)> {
+    let mut all = vec![("serve".to_string(), flags_in(&help(&["--help"])))];
+    for command in client_commands() {
+        let flags = flags_in(&help(&[&command, "--help"]));
+        all.push((command, flags));
+    }
+    all
+}
+
+/// The client commands `dynport --help` lists: `lease`, `release`, ….
+pub fn client_commands() -> Vec<String> {
+    let text = help(&["--help"]);
+    let listed = text
+        .split("Client commands")
+        .nth(1)
+        .expect("--help lists client commands");
+    let lines = listed.lines().skip(1).take_while(|l| !l.trim().is_empty());
+    lines
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+/// The flags a help text defines: on each indented line that starts with a
+/// flag or with `dynport`, the words before its explanation that look like
+/// flags.
+pub fn flags_in(help: &str) -> BTreeSet<String> {
+    let mut flags = BTreeSet::new();
+    // Definitions are indented; prose at the margin may start with a flag.
+    let indented = help.lines().filter(|l| l.starts_with("  "));
+    for line in indented.map(str::trim_start) {
+        if !(line.starts_with('-') || line.starts_with("dynport ")) {
+            continue;
+        }
+        let head = line.split("  ").next().unwrap_or_default();
+        let words = head.split([' ', ',', '=']).filter(|w| is_flag(w));
+        flags.extend(words.map(str::to_string));
+    }
+    flags
+}
+
+fn is_flag(word: &str) -> bool {
+    let name = word.trim_start_matches('-');
+    let dashes = word.len() - name.len();
+    (dashes == 1 || dashes == 2)
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Where `program` is on `PATH`, if anywhere.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let found = std::env::split_paths(&path).map(|dir| dir.join(program));
+    found.into_iter().find(|p| p.is_file())
+}
+
+#[test]
+fn flags_in_reads_definitions_not_prose() {
+    let help = "\
+Usage:
+  dynport help | --help | -h  print this help
+  dynport run -- CMD          run CMD
+beats the default (but
+--pool adds up). Both --flag VALUE and --flag=VALUE work.
+  --count N          how many (see --port)
+  -h, --help         print this help
+  --reserve-kernel   needs root; --reserve-kernel=0 turns it off
+";
+    let expected = ["--count", "--help", "--reserve-kernel", "-h"];
+    assert_eq!(
+        flags_in(help),
+        expected.iter().map(|s| s.to_string()).collect()
+    );
+}
