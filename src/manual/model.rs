@@ -215,7 +215,7 @@ mod tests {
     fn server_flags_have_their_variable_and_default() {
         let server = server();
         let titles: Vec<&str> = server.groups.iter().map(|g| g.title.as_str()).collect();
-        assert_eq!(titles, ["Flags", "Lease flags"]);
+        assert_eq!(titles, ["Flags", "Lease flags", "Portserver flags"]);
         let host = find(&server.groups[0].flags, "host");
         assert_eq!(host.arg.as_deref(), Some("ADDR"));
         assert_eq!(host.var.as_deref(), Some("HOST"));
