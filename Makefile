@@ -36,7 +36,7 @@ test-deps: portpicker
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-# Python's portpicker, which tests/portserver.rs runs against dynport's
+# Python's portpicker, which tests/tests/portserver.rs runs against dynport's
 # portserver socket, for the python3 on PATH: installed for everyone, else
 # for this user. Under `make test` as root (as CI runs it) those tests fail
 # without it; for another user who cannot install it they say they are
@@ -53,7 +53,7 @@ bench: portpicker
 # 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
 # the state file against every acknowledged answer; 15 minutes at most.
 crash:
-	DYNPORT_CRASH_KILLS=1000 timeout 900 $(CARGO) test --release --test crash -- --nocapture
+	DYNPORT_CRASH_KILLS=1000 timeout 900 $(CARGO) test --release --test tests crash:: -- --nocapture
 
 # Mixed traffic at 256 connections for SOAK_SECS (600 by default), sampling
 # the server's memory, threads and descriptors every second.

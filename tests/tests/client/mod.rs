@@ -2,11 +2,9 @@
 //! binary, started on a port window found free at run time and a temporary
 //! state directory. Every process a test starts is killed when it ends.
 
-#[path = "../fixture/mod.rs"]
-mod fixture;
 mod support;
 
-use fixture::{BIN, eventually, free_range};
+use crate::fixture::{BIN, eventually, free_range};
 use std::io::{BufRead, Read};
 use std::net::TcpStream;
 use std::process::Command;

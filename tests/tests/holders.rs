@@ -3,13 +3,11 @@
 //! sockets of a child process this test starts (`python3`), of the server
 //! itself, and of another user when the tests run as root.
 
-mod fixture;
 #[allow(dead_code)]
-#[path = "trust/users.rs"]
-mod users;
+use crate::trust::users;
 
-use fixture::START_TIMEOUT;
-use fixture::{Launch, Server, TempDir, eventually, free_range, has_ipv6, run_dynport};
+use crate::fixture::START_TIMEOUT;
+use crate::fixture::{Launch, Server, TempDir, eventually, free_range, has_ipv6, run_dynport};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -52,7 +50,7 @@ impl Holding {
             .stderr(Stdio::inherit())
             .spawn();
         let Ok(mut child) = spawned else {
-            fixture::skipped(format_args!("python3 is not installed"));
+            crate::fixture::skipped(format_args!("python3 is not installed"));
             return None;
         };
         let mut line = String::new();
@@ -92,7 +90,7 @@ fn other_port(server: &Server) -> u16 {
 
 fn port_state(port_of_server: u16, port: u16) -> Value {
     let path = format!("/api/v1/tools/port/state?port={port}");
-    let reply = fixture::request(port_of_server, "GET", &path, &[], b"").unwrap();
+    let reply = crate::fixture::request(port_of_server, "GET", &path, &[], b"").unwrap();
     assert_eq!(reply.status, 200, "{:?}", reply.json());
     reply.json()
 }

@@ -6,14 +6,11 @@
 //! (`make test` installs it); tests that need a second local user make one
 //! when run as root and say they are skipped otherwise.
 
-mod fixture;
-#[path = "portserver/support.rs"]
 mod support;
 #[allow(dead_code)]
-#[path = "trust/users.rs"]
-mod users;
+use crate::trust::users;
 
-use fixture::{EXIT_TIMEOUT, TempDir, eventually, free_range, run_dynport};
+use crate::fixture::{EXIT_TIMEOUT, TempDir, eventually, free_range, run_dynport};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::Write;
@@ -340,7 +337,7 @@ fn ask_as(user: &User, address: &str, line: &str) -> String {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
-            "zz_ask_for_another_user",
+            "portserver::zz_ask_for_another_user",
             "--exact",
             "--ignored",
             "--nocapture",

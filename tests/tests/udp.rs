@@ -3,9 +3,7 @@
 //! and are leased for `tcp`; `dynport run --socket --protocol udp` hands
 //! CMD a bound datagram socket.
 
-mod fixture;
-
-use fixture::{BIN, EXIT_TIMEOUT, Launch, free_range, has_ipv6, run_to_end};
+use crate::fixture::{BIN, EXIT_TIMEOUT, Launch, free_range, has_ipv6, run_to_end};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::process::Command;
@@ -20,14 +18,14 @@ fn hold_in_udp(range: (u16, u16)) -> (Vec<u16>, Vec<UdpSocket>) {
         sockets.push(UdpSocket::bind((Ipv6Addr::LOCALHOST, ports[1])).unwrap());
         sockets.push(UdpSocket::bind((Ipv6Addr::LOCALHOST, ports[2])).unwrap());
     } else {
-        fixture::skipped(format_args!("the IPv6 sockets: this host has no IPv6"));
+        crate::fixture::skipped(format_args!("the IPv6 sockets: this host has no IPv6"));
         sockets.push(UdpSocket::bind((Ipv4Addr::LOCALHOST, ports[1])).unwrap());
     }
     sockets.push(UdpSocket::bind((Ipv4Addr::LOCALHOST, ports[2])).unwrap());
     (ports, sockets)
 }
 
-fn lease(server: &fixture::Server, body: Value) -> (u16, Value) {
+fn lease(server: &crate::fixture::Server, body: Value) -> (u16, Value) {
     server
         .json_request("POST", "/api/v1/ports/lease", &body.to_string())
         .unwrap()

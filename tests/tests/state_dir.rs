@@ -4,9 +4,7 @@
 //! Each ends in a prompt refusal or a clean start, and nothing planted is
 //! ever written through.
 
-mod fixture;
-
-use fixture::{Launch, Server, TempDir, free_range, poll_until};
+use crate::fixture::{Launch, Server, TempDir, free_range, poll_until};
 use serde_json::{Value, json};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
@@ -341,7 +339,7 @@ fn a_state_directory_others_may_write_to_is_refused() {
 fn a_state_directory_of_another_user_is_refused() {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        fixture::skipped(format_args!(
+        crate::fixture::skipped(format_args!(
             "giving the state directory to another user needs root"
         ));
         return;

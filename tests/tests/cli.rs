@@ -1,9 +1,7 @@
 //! The command line of the real binary: configuration errors, `--help`,
 //! `--version`, and the seed's `PORT` and `RELOAD` variables.
 
-mod fixture;
-
-use fixture::{Launch, TempDir, run_dynport};
+use crate::fixture::{Launch, TempDir, run_dynport};
 
 /// Every flag of the SPEC's two settings tables, with its variable.
 const FLAGS: &[(&str, &str)] = &[

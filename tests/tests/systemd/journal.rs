@@ -2,7 +2,7 @@
 //! timestamp when `JOURNAL_STREAM` names stderr; the usual timestamped lines
 //! when it names another file (a stderr redirected since).
 
-use super::fixture::{EXIT_TIMEOUT, Launch, TempDir};
+use crate::fixture::{EXIT_TIMEOUT, Launch, TempDir};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 

@@ -1,9 +1,7 @@
 //! The real server: how it picks its port, what it answers, what it writes
 //! to its state file, and how it starts, stops, crashes and restarts.
 
-mod fixture;
-
-use fixture::{
+use crate::fixture::{
     Launch, Server, TempDir, assert_rfc3339_utc, connect, exchange, free_range, has_ipv6, keys,
     poll_until, refuses, sorted,
 };
@@ -123,7 +121,7 @@ fn ports_bound_on_other_addresses_are_in_use() {
     let _v6 = if has_ipv6() {
         Some(TcpListener::bind((Ipv6Addr::LOCALHOST, p)).expect("binds [::1]"))
     } else {
-        fixture::skipped(format_args!("the [::1] part: no IPv6 on this host"));
+        crate::fixture::skipped(format_args!("the [::1] part: no IPv6 on this host"));
         None
     };
     let _other = TcpListener::bind(("127.0.0.2", q)).expect("binds 127.0.0.2");
@@ -207,7 +205,7 @@ fn second_server_on_same_dir_exits_1_and_changes_nothing() {
     let names = first.dir().names();
 
     let mut second = first.relaunch().spawn();
-    let status = second.wait_exit(fixture::EXIT_TIMEOUT);
+    let status = second.wait_exit(crate::fixture::EXIT_TIMEOUT);
     let log = second.log();
     assert_eq!(status.code(), Some(1), "{log}");
     let dir = first.dir().path().display().to_string();
@@ -340,7 +338,7 @@ fn nothing_bindable_exits_1() {
     let mut server = Launch::new(&["--fallback-port", &fb])
         .range((only, only))
         .spawn();
-    let status = server.wait_exit(fixture::EXIT_TIMEOUT);
+    let status = server.wait_exit(crate::fixture::EXIT_TIMEOUT);
     let log = server.log();
     assert_eq!(status.code(), Some(1), "{log}");
     let error = log

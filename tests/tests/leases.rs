@@ -2,9 +2,7 @@
 //! write is stuck, ends by TTL and by the owner's exit, the token on every
 //! mutating endpoint, exclusions, and leases kept across restarts.
 
-mod fixture;
-
-use fixture::{Launch, OpenGate, Server, TempDir, eventually, free_range, json_request};
+use crate::fixture::{Launch, OpenGate, Server, TempDir, eventually, free_range, json_request};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -2,8 +2,8 @@
 //! through the client (over the Unix socket or TCP) or curl as some user,
 //! or over the socket straight from this process.
 
-use crate::fixture::{self, BIN, EXIT_TIMEOUT, Launch, Server, free_range};
-use crate::users::{User, as_user};
+use super::users::{User, as_user};
+use crate::fixture::{BIN, EXIT_TIMEOUT, Launch, Server, free_range};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -79,7 +79,7 @@ pub fn dynport_as(user: Option<&User>, args: &[&str], env: &[(&str, &str)]) -> O
 }
 
 fn run(command: &mut Command) -> Out {
-    let (status, stdout, stderr) = fixture::run_to_end(command, EXIT_TIMEOUT);
+    let (status, stdout, stderr) = crate::fixture::run_to_end(command, EXIT_TIMEOUT);
     Out {
         code: status.code().unwrap_or(-1),
         stdout,
@@ -134,7 +134,7 @@ pub fn curl_as(
 }
 
 /// One request over the server's Unix socket, from this process.
-pub fn over_socket(server: &Server, method: &str, path: &str, body: &str) -> fixture::Reply {
+pub fn over_socket(server: &Server, method: &str, path: &str, body: &str) -> crate::fixture::Reply {
     let socket = server.dir().path().join("dynport.sock");
     let mut stream = UnixStream::connect(socket).expect("the socket accepts");
     let head = format!(
@@ -145,5 +145,5 @@ pub fn over_socket(server: &Server, method: &str, path: &str, body: &str) -> fix
     stream.write_all(head.as_bytes()).unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
-    fixture::parse_reply(&answer).unwrap()
+    crate::fixture::parse_reply(&answer).unwrap()
 }

@@ -5,11 +5,9 @@
 //! (`chromium.rs`).
 
 mod chromium;
-#[path = "../fixture/mod.rs"]
-mod fixture;
 mod tokens;
 
-use fixture::{Reply, Server, connect, eventually, exchange};
+use crate::fixture::{Reply, Server, connect, eventually, exchange};
 use std::time::Duration;
 
 /// How long a line may take from the server's stderr to its collected log.

@@ -101,7 +101,7 @@ fn zsh(lines: &[String]) -> Vec<BTreeSet<String>> {
     let dir = root().join("dist/completions");
     let dir = dir.to_str().expect("a UTF-8 path");
     let each = lines.iter().map(|line| {
-        let out = run("zsh", &["-f", "tests/dist/complete.zsh", dir, line]);
+        let out = run("zsh", &["-f", "tests/tests/dist/complete.zsh", dir, line]);
         out.lines()
             .map(str::to_string)
             .filter(|w| !w.is_empty())

@@ -5,10 +5,8 @@
 //! first value when each test ends. A test binary of its own: these tests
 //! change a file the whole host shares, so they run one at a time.
 
-mod fixture;
-
+use crate::fixture::{Launch, TempDir, eventually, port_is_free, run_to_end};
 use dynport::kernel_ports::{format_list, parse_list, parse_range};
-use fixture::{Launch, TempDir, eventually, port_is_free, run_to_end};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
@@ -26,7 +24,7 @@ fn ephemeral() -> Option<(u16, u16)> {
     match fs::read_to_string(PORT_RANGE).map(|t| parse_range(&t)) {
         Ok(Ok(range)) => Some((range.start, range.end)),
         other => {
-            fixture::skipped(format_args!("cannot read {PORT_RANGE}: {other:?}"));
+            crate::fixture::skipped(format_args!("cannot read {PORT_RANGE}: {other:?}"));
             None
         }
     }
@@ -70,7 +68,7 @@ impl ReservedList {
         static ONE: Mutex<()> = Mutex::new(());
         let one = ONE.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = OpenOptions::new().write(true).open(RESERVED) {
-            fixture::skipped(format_args!("needs root to write {RESERVED} ({e})"));
+            crate::fixture::skipped(format_args!("needs root to write {RESERVED} ({e})"));
             return None;
         }
         Some(ReservedList {
@@ -94,7 +92,7 @@ impl Drop for ReservedList {
 }
 
 /// Leases `port` with `ttl_secs` and returns the lease's id.
-fn lease(server: &fixture::Server, port: u16, ttl_secs: u64) -> String {
+fn lease(server: &crate::fixture::Server, port: u16, ttl_secs: u64) -> String {
     let body = format!(r#"{{"port": {port}, "ttl_secs": {ttl_secs}}}"#);
     let (status, answer) = server
         .json_request("POST", "/api/v1/ports/lease", &body)
@@ -104,18 +102,18 @@ fn lease(server: &fixture::Server, port: u16, ttl_secs: u64) -> String {
 }
 
 /// A port of `(first, last)` that is neither the server's nor in `not`.
-fn other_port(server: &fixture::Server, (first, last): (u16, u16), not: &[u16]) -> u16 {
+fn other_port(server: &crate::fixture::Server, (first, last): (u16, u16), not: &[u16]) -> u16 {
     let mut ports = (first..=last).filter(|p| *p != server.port && !not.contains(p));
     ports.next().expect("the window has a port left")
 }
 
-fn release(server: &fixture::Server, id: &str) {
+fn release(server: &crate::fixture::Server, id: &str) {
     let path = format!("/api/v1/ports/leases/{id}");
     let (status, answer) = server.json_request("DELETE", &path, "").unwrap();
     assert_eq!(status, 200, "{answer}");
 }
 
-fn overview(server: &fixture::Server) -> Value {
+fn overview(server: &crate::fixture::Server) -> Value {
     server.get("/api/v1/system/overview").json()["port_manager"].clone()
 }
 
@@ -143,7 +141,7 @@ fn a_range_below_the_kernels_is_not_warned() {
     let server = Launch::new(&[]).start();
     let (first, last) = server.range();
     if last >= kernel.0 && first <= kernel.1 {
-        fixture::skipped(format_args!(
+        crate::fixture::skipped(format_args!(
             "this host's ephemeral range reaches the fixture's ranges"
         ));
         return;
@@ -155,7 +153,7 @@ fn a_range_below_the_kernels_is_not_warned() {
 fn reserve_kernel_without_the_right_to_write_exits_2_naming_the_fix() {
     let dir = TempDir::new();
     let state = dir.path().join("state");
-    let mut cmd = Command::new(fixture::BIN);
+    let mut cmd = Command::new(crate::fixture::BIN);
     cmd.env_clear()
         .args(["--reserve-kernel", "--range", "40000-40010", "--state-dir"])
         .arg(&state);

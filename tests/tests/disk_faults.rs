@@ -5,9 +5,7 @@
 //! tmpfs, so these tests need root (as CI has); elsewhere they say so and
 //! skip.
 
-mod fixture;
-
-use fixture::{Launch, Server};
+use crate::fixture::{Launch, Server};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,7 +22,7 @@ impl<'a> Tmpfs<'a> {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            fixture::skipped(format_args!(
+            crate::fixture::skipped(format_args!(
                 "cannot mount a tmpfs on {} (needs root)",
                 dir.display()
             ));

@@ -6,13 +6,10 @@
 //! `dynport-alice` and `dynport-bob` when run as root, and say they are
 //! skipped otherwise.
 
-mod fixture;
-#[path = "trust/support.rs"]
 mod support;
-#[path = "trust/users.rs"]
-mod users;
+pub(crate) mod users;
 
-use fixture::{EXIT_TIMEOUT, START_TIMEOUT, Server, TempDir, eventually};
+use crate::fixture::{EXIT_TIMEOUT, START_TIMEOUT, Server, TempDir, eventually};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -254,7 +251,8 @@ fn the_client_sends_nothing_to_another_uids_listener_on_a_dead_servers_port() {
     );
     assert_fails(&out, 3, &refused);
     // Its count is of the requests answered before this one: none.
-    let overview = fixture::request(port, "GET", "/api/v1/system/overview", &[], b"").unwrap();
+    let overview =
+        crate::fixture::request(port, "GET", "/api/v1/system/overview", &[], b"").unwrap();
     let overview = overview.json();
     assert_eq!(overview["pid"], squatter.pid(), "{overview}");
     assert_eq!(
@@ -290,7 +288,7 @@ fn run_keeps_the_token_from_cmd_and_names_the_lease_after_the_program_only() {
 /// meanwhile its lease is checked; then it exits 7, and so does `run`.
 fn run_and_check(server: &Server, out: &Path, env: &[(&str, &str)]) {
     let script = r#"env > "$0.tmp" && mv "$0.tmp" "$0" && read line && exit 7"#;
-    let mut command = Command::new(fixture::BIN);
+    let mut command = Command::new(crate::fixture::BIN);
     command
         .args([
             "run",
@@ -328,7 +326,7 @@ fn run_and_check(server: &Server, out: &Path, env: &[(&str, &str)]) {
         "{seen}"
     );
     run.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let status = fixture::wait_exit(&mut run.0, EXIT_TIMEOUT).expect("run exits");
+    let status = crate::fixture::wait_exit(&mut run.0, EXIT_TIMEOUT).expect("run exits");
     let mut stderr = String::new();
     run.0
         .stderr

@@ -3,7 +3,7 @@
 //! empty environment, and `dynport run` in the background, killed when its
 //! handle drops.
 
-use crate::fixture::{self, BIN, Launch, Server, free_range};
+use crate::fixture::{BIN, Launch, Server, free_range};
 use std::io::{BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -94,7 +94,7 @@ pub fn client(args: &[&str], env: &[(&str, &str)]) -> Out {
 
 /// Runs `command` to its end within [`PATIENCE`], capturing its output.
 pub fn finish(command: &mut Command) -> Out {
-    let (status, stdout, stderr) = fixture::run_to_end(command, PATIENCE);
+    let (status, stdout, stderr) = crate::fixture::run_to_end(command, PATIENCE);
     Out {
         code: status.code().unwrap_or(-1),
         stdout,
@@ -112,12 +112,12 @@ impl Proc {
 
     /// Waits for the process to exit, failing the test after [`PATIENCE`].
     pub fn wait(&mut self) -> ExitStatus {
-        let status = fixture::wait_exit(&mut self.0, PATIENCE);
+        let status = crate::fixture::wait_exit(&mut self.0, PATIENCE);
         status.unwrap_or_else(|| panic!("process {} hung", self.pid()))
     }
 
     pub fn signal(&self, signal: libc::c_int) {
-        fixture::send_signal(&self.0, signal);
+        crate::fixture::send_signal(&self.0, signal);
     }
 }
 
@@ -147,8 +147,8 @@ pub fn spawn_run(server: &Server, args: &[&str]) -> (Proc, BufReader<ChildStdout
 /// Polls `GET /` on `port` until it answers 200. The answer is HTTP/1.0,
 /// from the command `run` started, so not for the fixture's client.
 pub fn wait_for_http(port: u16) -> bool {
-    fixture::poll_until(PATIENCE, || {
-        let Ok(mut conn) = fixture::connect(port) else {
+    crate::fixture::poll_until(PATIENCE, || {
+        let Ok(mut conn) = crate::fixture::connect(port) else {
             return false;
         };
         let _ = conn.write_all(b"GET / HTTP/1.0\r\n\r\n");

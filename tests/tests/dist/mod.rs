@@ -5,14 +5,12 @@
 //! own output, not through the generator, so the two checks are separate.
 
 mod files;
-#[path = "../fixture/mod.rs"]
-mod fixture;
 mod install;
 mod man;
 mod shells;
 mod units;
 
-use fixture::run_dynport;
+use crate::fixture::run_dynport;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

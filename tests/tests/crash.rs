@@ -4,10 +4,8 @@
 //! makes. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
 //! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
 
-mod fixture;
-
+use crate::fixture::{Launch, free_range};
 use dynport::state::StateFile;
-use fixture::{Launch, free_range};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -52,7 +50,7 @@ fn launch() -> Launch {
 }
 
 fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-    fixture::json_request(port, method, path, &[], body)
+    crate::fixture::json_request(port, method, path, &[], body)
 }
 
 /// One client's traffic until `stop`: leases, renewals, releases.

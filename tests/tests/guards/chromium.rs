@@ -3,8 +3,8 @@
 //! the two attacks (a `no-cors` fetch granting a lease, a form
 //! moving the server). dynport must have received both and refused both.
 
+use super::{LOG_WAIT, metric};
 use crate::fixture::{Server, TempDir, eventually};
-use crate::{LOG_WAIT, metric};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

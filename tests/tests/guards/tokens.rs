@@ -2,8 +2,8 @@
 //! for token files (server's and client's), and the throttle on failed
 //! token checks.
 
+use super::{LOG_WAIT, metric};
 use crate::fixture::{Server, TempDir, eventually, run_dynport};
-use crate::{LOG_WAIT, metric};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,13 +2,10 @@
 //! sends to a socket the test binds as `NOTIFY_SOCKET`, their order, the
 //! watchdog's pings, and the log's form under journald.
 
-mod fixture;
-#[path = "systemd/journal.rs"]
 mod journal;
-#[path = "systemd/stall.rs"]
 mod stall;
 
-use fixture::{Launch, TempDir, request};
+use crate::fixture::{Launch, TempDir, request};
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};

@@ -1,9 +1,7 @@
 //! `POST /api/v1/server/port/change` on the real server: moving, refusing,
 //! the token, and a live move under concurrent requests.
 
-mod fixture;
-
-use fixture::{Launch, Server, connect, exchange, free_range, poll_until, refuses};
+use crate::fixture::{Launch, Server, connect, exchange, free_range, poll_until, refuses};
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -27,7 +25,7 @@ fn next_free_after(server: &Server, current: u16) -> u16 {
 }
 
 /// Checks a successful change from `old` to `new` end to end.
-fn assert_moved(server: &mut Server, reply: &fixture::Reply, old: u16, new: u16) {
+fn assert_moved(server: &mut Server, reply: &crate::fixture::Reply, old: u16, new: u16) {
     assert_eq!(reply.status, 200, "{:?}", reply.json());
     let body = reply.json();
     assert_eq!(body["status"], "success", "{body}");
@@ -35,7 +33,7 @@ fn assert_moved(server: &mut Server, reply: &fixture::Reply, old: u16, new: u16)
     assert_eq!(body["message"], message.as_str(), "{body}");
     assert_eq!(body["old_port"], old, "{body}");
     assert_eq!(body["new_port"], new, "{body}");
-    fixture::assert_rfc3339_utc(&body["timestamp"]);
+    crate::fixture::assert_rfc3339_utc(&body["timestamp"]);
     let state = server.state();
     assert_eq!(state["server_port"], new, "{state}");
     assert_eq!(state["last_server_port"], new, "{state}");
