@@ -1,6 +1,6 @@
 //! dynport's man page and shell completions, made from its `--help` texts
 //! so that the three cannot drift apart. `make dist-files` writes them under
-//! `dist/` (through `cargo run --example dist_files`); `tests/dist/` fails
+//! `dist/` (through `cargo run --example dist_files`); `tests/tests/dist/` fails
 //! when the files there differ from what this module makes. The binary
 //! itself never calls it, so none of it is in the binary.
 #![forbid(unsafe_code)]

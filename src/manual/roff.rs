@@ -35,7 +35,7 @@ pub fn page() -> String {
     let (server, clients, shared) = (model::server(), model::clients(), model::shared());
     let mut out = Roff(String::new());
     out.line(".\\\" dynport(1). Generated from dynport's --help texts by `make dist-files`;");
-    out.line(".\\\" do not edit: tests/dist/ fails when they differ.");
+    out.line(".\\\" do not edit: tests/tests/dist/ fails when they differ.");
     let version = format!("\"dynport {}\"", config::VERSION);
     out.line(&format!(".TH DYNPORT 1 \"\" {version} \"User Commands\""));
     // Flags must not be hyphenated across lines, nor words spread apart.

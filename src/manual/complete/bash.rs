@@ -5,7 +5,7 @@
 use super::{Command, Value, commands, spellings, values};
 
 const HEAD: &str = r#"# bash completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/dist/ fails when they differ.
+# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 _dynport() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}

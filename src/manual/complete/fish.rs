@@ -6,7 +6,7 @@ use super::{Value, commands, summary, value};
 use crate::manual::model::Flag;
 
 const HEAD: &str = "# fish completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/dist/ fails when they differ.
+# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 complete -c dynport -f
 ";

@@ -7,7 +7,7 @@ use crate::manual::model::Flag;
 
 const HEAD: &str = "#compdef dynport
 # zsh completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/dist/ fails when they differ.
+# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 ";
 
 /// The whole script. Its list of commands is not called `commands`: that
