@@ -2,6 +2,10 @@
 
 use std::time::SystemTime;
 
+mod lease_clock;
+
+pub use lease_clock::{LeaseClock, STEP, Step};
+
 /// Formats `t` as RFC 3339 in UTC with second precision, e.g. `2026-11-25T19:00:00Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
