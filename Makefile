@@ -26,7 +26,7 @@ test: test-deps
 # page with groff and man, and loads each completion in bash, zsh and fish.
 # As root the missing ones are installed, so a fresh machine runs every
 # test; otherwise each such test says "skipped: ... not installed".
-TEST_TOOLS = chromium:chromium groff:groff-base man:man-db zsh:zsh fish:fish
+TEST_TOOLS = chromium:chromium groff:groff-base man:man-db zsh:zsh fish:fish faketime:faketime
 
 test-deps: portpicker
 	@missing=; for tool in $(TEST_TOOLS); do \

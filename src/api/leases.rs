@@ -10,7 +10,7 @@ use crate::process::is_alive;
 use crate::time::{now_rfc3339, rfc3339};
 use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
@@ -118,7 +118,7 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
 
 pub fn list(app: &App) -> Response {
     let view = app.view();
-    let now = SystemTime::now();
+    let now = app.lease_now();
     let alive = crate::process::alive_checker();
     let leases = view
         .state
@@ -142,7 +142,7 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
         .state
         .leases
         .get(id)
-        .filter(|l| l.is_live(SystemTime::now(), &is_alive))
+        .filter(|l| l.is_live(app.lease_now(), &is_alive))
         .ok_or_else(|| ApiError::NotFound(format!("no live lease {id}")))?;
     Ok(json(200, &success(lease)))
 }

@@ -27,7 +27,7 @@ impl App {
     pub(super) fn end_due_leases(&self) -> usize {
         let (ended, _) = self.change(|held| {
             let alive = crate::process::alive_checker();
-            held.table.end_due(SystemTime::now(), &alive)
+            held.table.end_due(self.lease_now(), &alive)
         });
         for (lease, reason) in &ended {
             let counter = match reason {
@@ -153,7 +153,7 @@ impl App {
                 .map_err(LeaseError::Refused)?;
             let wanted = req.protocol.protocols();
             let mut can_bind = |port| can_bind_everywhere(port, wanted);
-            table.grant(req, id, SystemTime::now(), &mut can_bind)
+            table.grant(req, id, self.lease_now(), &mut can_bind)
         });
         let (lease, seq) = match granted {
             Ok(granted) => granted,
@@ -225,7 +225,7 @@ impl App {
         let before = self.held().table.lease(id).cloned();
         let renewed = self.lease_change(|table| {
             self.may_manage(table, id, who)?;
-            table.renew(id, ttl, SystemTime::now())
+            table.renew(id, ttl, self.lease_now())
         });
         let (lease, seq) = match renewed {
             Ok(renewed) => renewed,

@@ -139,6 +139,8 @@ pub struct App {
     /// The service manager, told of every status change.
     notifier: OnceLock<Arc<crate::notify::Notifier>>,
     view: RwLock<Arc<View>>,
+    /// The time leases live by: the wall clock moved on by the boot clock.
+    clock: crate::time::LeaseClock,
 }
 
 impl App {
@@ -174,7 +176,34 @@ impl App {
             kernel: OnceLock::new(),
             notifier: OnceLock::new(),
             view: RwLock::new(view),
+            clock: crate::time::LeaseClock::system(),
         }
+    }
+
+    /// Now, as leases count it: a step of the wall clock does not move it
+    /// until [`App::follow_wall_clock`] has moved the leases with it.
+    pub fn lease_now(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+
+    /// When the wall clock has stepped, moves every lease's times with it:
+    /// each keeps its remaining life, counted on the boot clock, and
+    /// `expires_at` stays in wall-clock time. Returns whether leases moved.
+    fn follow_wall_clock(&self) -> bool {
+        let Some(step) = self.clock.follow_wall() else {
+            return false;
+        };
+        let (moved, _) = self.change(|held| held.table.follow_wall_step(step));
+        let (way, by) = match step {
+            crate::time::Step::Forward(by) => ("forward", by),
+            crate::time::Step::Back(by) => ("back", by),
+        };
+        log::warn!(
+            "the wall clock stepped {way} by {}; the times of {moved} leases moved with it, \
+             each keeping its remaining life",
+            humantime::format_duration(std::time::Duration::from_secs(by.as_secs()))
+        );
+        moved > 0
     }
 
     /// The state as last saved.
@@ -296,9 +325,10 @@ impl App {
             took.as_secs_f64() * 1000.0,
             in_use.len()
         );
+        let stepped = self.follow_wall_clock();
         let ended = self.end_due_leases();
         let mut durable = self.disk();
-        let saved = if changed || ended > 0 {
+        let saved = if changed || stepped || ended > 0 {
             self.save_through(&mut durable, seq)
         } else {
             self.publish(self.held().view());

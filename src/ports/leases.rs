@@ -239,6 +239,16 @@ impl PortTable {
             .filter_map(|(id, reason)| self.release(&id).ok().map(|l| (l, reason)))
             .collect()
     }
+
+    /// Moves every lease's times with a step of the wall clock, so that each
+    /// keeps its remaining life. Returns how many leases moved.
+    pub fn follow_wall_step(&mut self, step: crate::time::Step) -> usize {
+        for lease in self.leases.values_mut() {
+            lease.created_at = step.apply(lease.created_at);
+            lease.expires_at = step.apply(lease.expires_at);
+        }
+        self.leases.len()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod fixture;
 
 mod cli;
 mod client;
+mod clock;
 mod crash;
 mod disk_faults;
 mod dist;
