@@ -22,8 +22,10 @@ test: test-deps
 	$(CARGO) test --all-targets
 
 # Programs some tests drive, as COMMAND:DEBIAN-PACKAGE: the browser test
-# (tests/guards/chromium.rs) drives chromium; tests/dist/ renders the man
-# page with groff and man, and loads each completion in bash, zsh and fish.
+# (tests/tests/guards/chromium.rs) drives chromium; tests/tests/dist/
+# renders the man page with groff and man, and loads each completion in
+# bash, zsh and fish; tests/tests/clock.rs steps the wall clock of a server
+# with libfaketime.
 # As root the missing ones are installed, so a fresh machine runs every
 # test; otherwise each such test says "skipped: ... not installed".
 TEST_TOOLS = chromium:chromium groff:groff-base man:man-db zsh:zsh fish:fish faketime:faketime
