@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// A socket file dynport bound; removed when dropped.
@@ -13,9 +13,11 @@ pub struct SocketFile {
     path: PathBuf,
 }
 
-/// Binds `path`, first removing a socket left there by a server that died
-/// (the caller holds the state directory's lock, so no live server owns
-/// it). Anything but a socket at `path` is left alone and refused.
+/// Binds `path`, first removing a socket left there by a process that died.
+/// A socket where a process still accepts connections is refused, not
+/// taken over: the path may lie outside the state directory, whose lock
+/// says nothing about it. Anything but a socket at `path` is left alone and
+/// refused.
 pub fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     bind_as(path, "--unix-socket")
 }
@@ -23,7 +25,18 @@ pub fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
 /// [`bind`] for the socket of `flag`, which a refusal names.
 pub fn bind_as(path: &Path, flag: &str) -> io::Result<(UnixListener, SocketFile)> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "another process listens on {}; stop it or give {flag} another path",
+                        path.display()
+                    ),
+                ));
+            }
+            std::fs::remove_file(path)?
+        }
         Ok(meta) => {
             let what = if meta.file_type().is_symlink() {
                 "a symbolic link"
@@ -119,6 +132,20 @@ mod tests {
         let e = bind(&plain).unwrap_err();
         assert!(e.to_string().contains("not a socket"), "{e}");
         assert_eq!(std::fs::read(&plain).unwrap(), b"keep");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_socket_someone_listens_on_is_refused_not_taken_over() {
+        let dir = temp_dir("live");
+        let path = dir.join("dynport.sock");
+        let live = UnixListener::bind(&path).unwrap();
+        let e = bind(&path).unwrap_err();
+        assert!(
+            e.to_string().starts_with("another process listens on"),
+            "{e}"
+        );
+        drop(live);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -5,9 +5,7 @@
 use crate::config::portserver::SocketAddress;
 use crate::unix_socket::SocketFile;
 use std::io;
-use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::os::unix::net::UnixListener;
 
 const FLAG: &str = "--portserver-socket";
 
@@ -33,7 +31,6 @@ impl Listening {
 pub fn bind(address: &SocketAddress) -> io::Result<Listening> {
     let (listener, file) = match address {
         SocketAddress::Path(path) => {
-            refuse_live(path)?;
             let (listener, file) = crate::unix_socket::bind_as(path, FLAG)?;
             (listener, Some(file))
         }
@@ -45,21 +42,6 @@ pub fn bind(address: &SocketAddress) -> io::Result<Listening> {
         _file: file,
         address: address.clone(),
     })
-}
-
-/// Refuses a path where a socket still accepts connections.
-fn refuse_live(path: &Path) -> io::Result<()> {
-    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    if is_socket && UnixStream::connect(path).is_ok() {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!(
-                "another process listens on {}; stop it or give {FLAG} another address",
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn bind_abstract(name: &[u8], shown: &SocketAddress) -> io::Result<UnixListener> {
