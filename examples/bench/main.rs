@@ -10,11 +10,11 @@
 //! connections against dynport and the baseline. Then the figures no floor
 //! has: scan time, startup, binary size, and lease grants in rounds that
 //! alternate dynport over TCP, the baseline over TCP, dynport over its Unix
-//! socket.
+//! socket. Then what a lease change costs as leases grow (`storage.rs`).
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|storage]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -24,6 +24,7 @@ mod procs;
 mod report;
 mod scan;
 mod servers;
+mod storage;
 mod table;
 mod wrk;
 
@@ -61,9 +62,10 @@ pub struct Options {
     pub lease_secs: u64,
     pub lease_rounds: usize,
     pub startup_runs: usize,
-    /// Only this part of the benchmark: `get`, `scan`, `startup` or `lease`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
+    /// or `storage`.
     only: Option<String>,
-    dynport: PathBuf,
+    pub dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
     pub baseline: Option<PathBuf>,
     examples: PathBuf,
@@ -75,7 +77,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|storage]"
             );
             return ExitCode::from(2);
         }
@@ -123,6 +125,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("lease") {
         results.leases = Some(leases::leases(options)?);
+    }
+    if options.wants("storage") {
+        results.storage = Some(storage::storage(options)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -308,10 +313,14 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease") => {
+                part @ ("get" | "scan" | "startup" | "lease" | "storage") => {
                     options.only = Some(part.to_string())
                 }
-                other => return Err(format!("--only {other:?}: get, scan, startup or lease")),
+                other => {
+                    return Err(format!(
+                        "--only {other:?}: get, scan, startup, lease or storage"
+                    ));
+                }
             },
             _ => return Err(format!("unexpected argument {arg:?}")),
         }

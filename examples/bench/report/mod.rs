@@ -4,6 +4,7 @@
 
 mod get;
 mod own;
+mod storage;
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ pub struct Results {
     pub scans: Option<Scans>,
     pub startups: Vec<Duration>,
     pub leases: Option<Leases>,
+    pub storage: Option<crate::storage::Storage>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.
@@ -69,6 +71,9 @@ pub fn render(r: &Results, options: &Options) -> String {
         get::rows(&mut rows, r, &at);
     }
     own::rows(&mut rows, r);
+    if let Some(s) = &r.storage {
+        storage::rows(&mut rows, s);
+    }
     let mut out = caption(r, options);
     let errors = at[0].errors + at[1].errors;
     if errors > 0 {
