@@ -1,7 +1,7 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
-use super::{ApiError, App, json};
-use crate::app::Done;
+use super::{ApiError, App, json, query};
+use crate::app::{Done, LeaseFilter};
 use crate::http::{Request, Response};
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
 use crate::metrics::Denial;
@@ -116,34 +116,39 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
     })
 }
 
-pub fn list(app: &App) -> Response {
-    let view = app.view();
-    let now = SystemTime::now();
-    let leases = view
-        .state
-        .leases
-        .values()
-        .filter(|l| l.is_live(now, &is_alive))
-        .map(LeaseView::from)
-        .collect();
-    json(
+/// `GET /api/v1/ports/leases`, filtered by `uid`, `pool` and `owner` when
+/// given. Reads nothing per lease: see [`App::leases_where`].
+pub fn list(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
+    let found = query::parse(query, &["uid", "pool", "owner"])?;
+    let uid = query::get(&found, "uid")
+        .map(|v| match v {
+            "remote" => Ok(None),
+            _ => v.parse::<u32>().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!("uid: {v:?} is not a uid (a number, or remote)"))
+            }),
+        })
+        .transpose()?;
+    let filter = LeaseFilter {
+        uid,
+        pool: query::get(&found, "pool").map(str::to_string),
+        owner: query::get(&found, "owner").map(str::to_string),
+    };
+    let leases = app.leases_where(&filter);
+    Ok(json(
         200,
         &LeasesAnswer {
-            leases,
+            leases: leases.iter().map(LeaseView::from).collect(),
             timestamp: now_rfc3339(),
         },
-    )
+    ))
 }
 
 pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
-    let view = app.view();
-    let lease = view
-        .state
-        .leases
-        .get(id)
+    let lease = app
+        .lease(id)
         .filter(|l| l.is_live(SystemTime::now(), &is_alive))
         .ok_or_else(|| ApiError::NotFound(format!("no live lease {id}")))?;
-    Ok(json(200, &success(lease)))
+    Ok(json(200, &success(&lease)))
 }
 
 pub fn renew(app: &App, id: &str, request: &Request) -> Result<Response, ApiError> {
