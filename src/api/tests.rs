@@ -538,3 +538,5 @@ fn lease_paths_resolve_exactly() {
 
 mod bodies;
 mod browsers;
+mod lists;
+mod storage;
