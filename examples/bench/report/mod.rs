@@ -103,11 +103,18 @@ pub fn render(r: &Results, options: &Options) -> String {
 
 /// What ran and how: the first lines above the table.
 fn caption(r: &Results, options: &Options) -> String {
-    let mut out = format!(
-        "dynport benchmark: {} rounds of {} s per server and connection count, medians; \
-         body {} bytes; wrk -t2; 127.0.0.1 only; load average {} before, {} after\n",
-        options.rounds, options.secs, r.body_bytes, r.load_before, r.load_after
-    );
+    let mut out = if r.runs[0][DYNPORT].is_empty() {
+        format!(
+            "dynport benchmark: 127.0.0.1 only; load average {} before, {} after\n",
+            r.load_before, r.load_after
+        )
+    } else {
+        format!(
+            "dynport benchmark: {} rounds of {} s per server and connection count, medians; \
+             body {} bytes; wrk -t2; 127.0.0.1 only; load average {} before, {} after\n",
+            options.rounds, options.secs, r.body_bytes, r.load_before, r.load_after
+        )
+    };
     match &options.baseline {
         Some(bin) => out.push_str(&format!("baseline: {}\n", bin.display())),
         None => out.push_str(

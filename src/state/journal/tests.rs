@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::lease::Protocol;
+use std::fs;
 use std::time::{Duration, UNIX_EPOCH};
 
 fn lease(id: &str, port: u16) -> Lease {
