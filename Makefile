@@ -70,7 +70,7 @@ soak:
 # a crash stops the run and is kept in fuzz/artifacts/<target>/. Stable Rust
 # works: no sanitizer, so no nightly flags.
 FUZZ_SECS ?= 60
-FUZZ_TARGETS = http_framing router state_file config
+FUZZ_TARGETS = http_framing router state_file config journal
 
 fuzz:
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

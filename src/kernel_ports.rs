@@ -11,7 +11,6 @@ mod reserve;
 pub use reserve::{KernelPorts, Reserver, preflight};
 
 use crate::ports::PortRange;
-use crate::state::StateFile;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -129,12 +128,15 @@ pub fn merge(current: &BTreeSet<u16>, ours: &BTreeSet<u16>, wanted: &BTreeSet<u1
     }
 }
 
-/// The ports dynport wants reserved: every leased port and the server's
+/// The ports dynport wants reserved: every `leased` port and the server's
 /// own, those inside the kernel's range.
-pub fn wanted(state: &StateFile, kernel: PortRange) -> BTreeSet<u16> {
-    let leased = state.leases.values().flat_map(|l| l.ports.iter().copied());
+pub fn wanted(
+    leased: impl Iterator<Item = u16>,
+    server_port: Option<u16>,
+    kernel: PortRange,
+) -> BTreeSet<u16> {
     leased
-        .chain(state.server_port)
+        .chain(server_port)
         .filter(|&p| kernel.contains(p))
         .collect()
 }

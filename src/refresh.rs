@@ -1,13 +1,17 @@
-//! The refresh thread: rescans the range every `--refresh-secs`, writes the
-//! lease changes queued for the state file as they come, and stops at once
-//! when asked, not after its sleep.
+//! The refresh thread: rescans the range every `--refresh-secs`, brings
+//! the state file up to the journal about a second after it falls behind
+//! (and at once after a scan that changed something), and stops at once
+//! when asked, not after its sleep. Lease changes are the commit thread's
+//! ([`crate::app::Committer`]): neither a scan nor a snapshot delays them.
 
-use crate::app::{App, Waiter};
-use crate::gather::Gather;
-use crossbeam_channel::{Receiver, Sender, bounded, select, tick};
+use crate::app::App;
+use crossbeam_channel::{Sender, at, bounded, never, select, tick};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+/// How long a failed snapshot waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// The running refresh thread.
 pub struct Refresh {
@@ -16,38 +20,28 @@ pub struct Refresh {
 }
 
 impl Refresh {
-    /// Starts a thread that calls [`App::refresh`] every `every` and saves
-    /// what arrives on `commits` (see [`App::open_commit_queue`]). It shares
-    /// the scan's thread because both are short and rare next to waiting.
-    pub fn spawn(
-        app: Arc<App>,
-        every: Duration,
-        commits: Receiver<Waiter>,
-    ) -> std::io::Result<Refresh> {
+    /// Starts a thread that calls [`App::refresh`] every `every` and
+    /// [`App::snapshot`] when [`App::snapshot_due`] says.
+    pub fn spawn(app: Arc<App>, every: Duration) -> std::io::Result<Refresh> {
         let (stop, stopped) = bounded::<()>(1);
         let ticks = tick(every);
+        let behind = app.watch_snapshots();
         let thread = thread::Builder::new()
             .name("refresh".to_string())
             .spawn(move || {
-                let mut gather = Gather::new(Instant::now());
+                let mut retry_at: Option<Instant> = None;
                 loop {
+                    let due = app.snapshot_due().map(|d| retry_at.map_or(d, |r| d.max(r)));
+                    let timer = due.map_or_else(never, at);
                     select! {
-                        recv(stopped) -> _ => {
-                            if let Ok(first) = commits.try_recv() {
-                                let mut at_once = Gather::new(Instant::now());
-                                app.commit_queued(first, &commits, &mut at_once);
-                            }
-                            return;
-                        }
-                        recv(commits) -> waiter => match waiter {
-                            Ok(first) => app.commit_queued(first, &commits, &mut gather),
-                            Err(_) => return,
+                        recv(stopped) -> _ => return,
+                        recv(behind) -> _ => {}
+                        recv(timer) -> _ => retry_at = snapshot(&app),
+                        recv(ticks) -> _ => match app.refresh() {
+                            Ok(true) => retry_at = snapshot(&app),
+                            Ok(false) => {}
+                            Err(e) => log::warn!("port scan failed: {e}"),
                         },
-                        recv(ticks) -> _ => {
-                            if let Err(e) = app.refresh() {
-                                log::warn!("port scan failed: {e}");
-                            }
-                        }
                     }
                 }
             })?;
@@ -59,4 +53,9 @@ impl Refresh {
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
+}
+
+/// Writes a snapshot; on failure (already logged) says when to try again.
+fn snapshot(app: &App) -> Option<Instant> {
+    app.snapshot().err().map(|_| Instant::now() + RETRY)
 }

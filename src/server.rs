@@ -1,7 +1,7 @@
 //! Wiring: lock the state directory, load the state, scan, bind, serve, and
 //! shut down cleanly on SIGINT or SIGTERM.
 
-use crate::app::{self, App, Facts, Start};
+use crate::app::{self, App, Committer, Facts, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
@@ -11,8 +11,9 @@ use crate::portserver::{self, Listening};
 use crate::principal::Rules;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
+use crate::state::journal::Fit;
 use crate::state::leases::{self, check_leases};
-use crate::state::{DirLock, Loaded, LockError, ScanInfo, StateFile, Store};
+use crate::state::{DirLock, JournalLoad, Loaded, LockError, ScanInfo, StateFile, Store};
 use crate::time::now_rfc3339;
 use crate::unix_socket::SocketFile;
 use crate::watchdog::{Watchdog, engine_probe};
@@ -47,10 +48,18 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let dir = &settings.state_dir;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
-    let saved = load_saved(&store)?;
+    match store.remove_stale_temps() {
+        Ok(0) => {}
+        Ok(n) => log::info!(
+            "removed {n} temporary files a killed server left in {}",
+            dir.display()
+        ),
+        Err(e) => log::warn!("cannot list {}: {e}", dir.display()),
+    }
+    let saved = load_saved(&store, settings.range)?;
+    let last_port = saved.as_ref().and_then(|s| s.last_server_port);
     let scanner = Scanner::detect();
-    let (mut table, last_scan) = first_table(&scanner, settings, saved.as_ref())?;
-    let last_port = saved.and_then(|s| s.last_server_port);
+    let (mut table, last_scan) = first_table(&scanner, settings, saved)?;
     let (listener, port) = bind_first(settings, &table, last_port)?;
     table.set_server_port(Some(port), &now_rfc3339());
     let signals = on_signal()?;
@@ -93,13 +102,23 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let notifier = Arc::new(notifier);
     app.set_notifier(Arc::clone(&notifier));
     let commits = app.open_commit_queue();
-    app.save_now().map_err(|e| write_failure(&app, &e))?;
 
+    // Reads are answered from here on; changes wait in the commit queue
+    // until the state file holds what the server starts from.
     let handler_app = Arc::clone(&app);
     let handler: Handler = Arc::new(move |req| crate::api::handle(&handler_app, req));
     let running = engine
         .run(listener, handler)
         .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
+    if let Err(e) = app.save_now() {
+        control.shutdown(Duration::ZERO);
+        running.join();
+        return Err(write_failure(&app, &e));
+    }
+    log::debug!(
+        "started in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     log::info!(
         "listening on http://{}",
         SocketAddr::new(settings.host, port)
@@ -107,7 +126,9 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     if let Some(file) = &socket_file {
         log::info!("listening on unix:{}", file.path().display());
     }
-    let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh, commits)
+    let committer = Committer::spawn(Arc::clone(&app), commits)
+        .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
+    let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
     let portserver = serve_portserver(portserver, &app)?;
     // Ready once the port answers and every thread a request may wait on
@@ -125,11 +146,12 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     if let Some(portserver) = portserver {
         portserver.stop();
     }
-    // Requests in flight may wait for the refresh thread to store their
+    // Requests in flight may wait for the commit thread to store their
     // change, so it stops after them.
     control.shutdown(SHUTDOWN_GRACE);
     running.join();
     drop(socket_file);
+    committer.stop();
     refresh.stop();
     app.release_server_port()
         .map_err(|e| write_failure(&app, &e))?;
@@ -246,13 +268,15 @@ fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
     }
 }
 
-/// Loads the state file left by the last server. A corrupt file is kept
-/// aside; a file left by a server that died is taken over.
-fn load_saved(store: &Store) -> Result<Option<StateFile>, Fatal> {
-    let loaded = store
-        .load()
-        .map_err(|e| Fatal(format!("cannot read {}: {e}", store.path().display())))?;
-    match loaded {
+/// Loads the state the last server left: its state file and the journal
+/// after it. A corrupt file, or a journal damaged before its tail, is kept
+/// aside; a state left by a server that died is taken over.
+fn load_saved(store: &Store, range: crate::ports::PortRange) -> Result<Option<StateFile>, Fatal> {
+    let recovered = store
+        .recover(range)
+        .map_err(|e| Fatal(format!("cannot read {}: {e}", store.dir().display())))?;
+    report_journal(store, &recovered.journal);
+    match recovered.snapshot {
         Loaded::Missing => Ok(None),
         Loaded::Corrupt { kept_as, reason } => {
             // The reason may quote the file, which anyone may have written.
@@ -276,13 +300,48 @@ fn load_saved(store: &Store) -> Result<Option<StateFile>, Fatal> {
     }
 }
 
+/// Logs what the journal gave at start, and what it lost.
+fn report_journal(store: &Store, journal: &JournalLoad) {
+    let path = store.journal_path();
+    let shown = path.display();
+    match journal {
+        JournalLoad::Missing => {}
+        JournalLoad::Read { fit, changes, torn } => {
+            if let Some((at, bytes)) = torn {
+                log::warn!(
+                    "journal {shown}: dropped an incomplete last record ({bytes} bytes at byte {at}): \
+                     a write cut short, never acknowledged"
+                );
+            }
+            match fit {
+                Fit::Alone if *changes > 0 => log::warn!(
+                    "journal {shown} has no state file before it: its {changes} changes are applied \
+                     to an empty state; leases granted before it began are lost"
+                ),
+                Fit::Predates => log::info!(
+                    "journal {shown} continues an older state file, which the state file holds: \
+                     it adds nothing"
+                ),
+                _ => log::debug!("journal {shown}: {changes} changes applied"),
+            }
+        }
+        JournalLoad::Damaged { kept_as, damage } => log::warn!(
+            "journal {shown} is damaged at byte {} ({}); kept it as {} and starting from the \
+             state file alone: the changes after it are lost",
+            damage.at,
+            damage.why.escape_debug(),
+            kept_as.display()
+        ),
+    }
+}
+
 /// The table a server starts from: pools and exclusions from the settings,
 /// what a fresh scan sees, and the leases the last server left, less those
 /// that ended while no server ran.
 fn first_table(
     scanner: &Scanner,
     settings: &Settings,
-    saved: Option<&StateFile>,
+    saved: Option<StateFile>,
 ) -> Result<(PortTable, ScanInfo), Fatal> {
     let began = Instant::now();
     let in_use = scanner
@@ -315,12 +374,12 @@ fn first_table(
 
 /// Puts back the leases of the state file that obey the rules of new
 /// leases; one warning counts the others, which are dropped unseen.
-fn restore_leases(table: &mut PortTable, saved: &StateFile, rules: &leases::LoadRules, now: &str) {
-    let checked = check_leases(&saved.leases, rules, SystemTime::now());
+fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadRules, now: &str) {
+    let loaded = saved.leases.len();
+    let checked = check_leases(saved.leases, rules, SystemTime::now());
     if checked.dropped_count() > 0 {
         log::warn!(
-            "of the {} leases in the state file, {checked}: only leases that obey the rules of new leases are kept",
-            saved.leases.len()
+            "of the {loaded} leases in the state file, {checked}: only leases that obey the rules of new leases are kept",
         );
     }
     for lease in checked.kept {
@@ -328,7 +387,7 @@ fn restore_leases(table: &mut PortTable, saved: &StateFile, rules: &leases::Load
         let shown = id.escape_debug();
         if !table.insert_lease(lease, now) {
             log::warn!("lease {shown} dropped: none of its ports {had:?} can be held now");
-        } else if table.lease(&id).is_some_and(|l| l.ports != had) {
+        } else if table.lease(&id).is_some_and(|l| l.ports.len() != had.len()) {
             log::warn!("lease {shown} keeps only the ports it can still hold");
         }
     }

@@ -1,21 +1,27 @@
-//! The state file `dynamic_ports.json` and the lock on its directory: loaded
-//! once at start, replaced atomically after every change, never half-written.
-//! Nothing in the directory is trusted: see [`dir`] for the directory,
-//! [`files`] for how its files are opened, [`leases`] for the leases loaded.
+//! What dynport keeps on disk: the state file `dynamic_ports.json` (the
+//! snapshot, replaced atomically, never half-written), the journal of the
+//! changes since it ([`journal`]), and the lock on their directory. Nothing
+//! in the directory is trusted: see [`dir`] for the directory, [`files`] for
+//! how its files are opened, [`leases`] for the leases loaded.
 
 pub mod dir;
 pub mod files;
+pub mod frame;
+pub mod journal;
 pub mod leases;
+mod store;
+
+pub use journal::JOURNAL_FILE;
+pub use store::{JournalLoad, Loaded, Recovered, Store, Temp, Written};
 
 use crate::lease::Lease;
-use crate::ports::{PortEntry, PortRange};
+use crate::ports::{PortEntry, PortRange, PortTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 pub const STATE_FILE: &str = "dynamic_ports.json";
 pub const LOCK_FILE: &str = "dynamic_ports.lock";
@@ -24,7 +30,7 @@ pub const LOCK_FILE: &str = "dynamic_ports.lock";
 pub const KERNEL_RECORD_FILE: &str = "kernel_reserved_ports.json";
 /// dynport's own files in the state directory: each must be a regular file
 /// when it is there at all.
-pub const OWN_FILES: &[&str] = &[STATE_FILE, LOCK_FILE, KERNEL_RECORD_FILE];
+pub const OWN_FILES: &[&str] = &[STATE_FILE, JOURNAL_FILE, LOCK_FILE, KERNEL_RECORD_FILE];
 /// The largest state file read. The largest dynport could write, every port
 /// of 1-65535 in a lease of its own with a 128-character owner of 4-byte
 /// characters, is about 61 MiB; a bigger file is kept aside as corrupt.
@@ -86,103 +92,105 @@ impl StateFile {
     /// Parses a state file, refusing versions this build does not know.
     pub fn parse(bytes: &[u8]) -> Result<StateFile, String> {
         let state: StateFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if state.version != VERSION {
-            return Err(format!("unknown version {}", state.version));
+        state.checked()
+    }
+
+    /// [`StateFile::parse`], reading past `ports` without building it: a
+    /// starting server makes its table from the leases and a fresh scan,
+    /// and in a large state the map is a third of the file. `ports` is
+    /// then empty.
+    pub fn parse_for_start(bytes: &[u8]) -> Result<StateFile, String> {
+        let lean: Lean = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        StateFile {
+            version: lean.version,
+            updated_at: lean.updated_at,
+            port_range: lean.port_range,
+            server_port: lean.server_port,
+            last_server_port: lean.last_server_port,
+            server: lean.server,
+            ports: BTreeMap::new(),
+            last_scan: lean.last_scan,
+            leases: lean.leases,
+            cursors: lean.cursors,
         }
-        let range = state.port_range;
+        .checked()
+    }
+
+    fn checked(self) -> Result<StateFile, String> {
+        if self.version != VERSION {
+            return Err(format!("unknown version {}", self.version));
+        }
+        let range = self.port_range;
         PortRange::new(range.start, range.end).map_err(|e| format!("port_range: {e}"))?;
-        Ok(state)
+        Ok(self)
     }
 }
 
-/// What loading found on disk.
-#[derive(Debug, PartialEq)]
-pub enum Loaded {
-    /// No state file yet.
-    Missing,
-    Found(StateFile),
-    /// The file did not parse; it was renamed to this path and kept.
-    Corrupt {
-        kept_as: PathBuf,
-        reason: String,
-    },
+/// [`StateFile`] with `ports` checked to be JSON but not built.
+#[derive(Deserialize)]
+struct Lean {
+    version: u32,
+    updated_at: String,
+    port_range: PortRange,
+    server_port: Option<u16>,
+    last_server_port: Option<u16>,
+    server: Option<ServerInfo>,
+    #[allow(dead_code)]
+    ports: serde::de::IgnoredAny,
+    last_scan: Option<ScanInfo>,
+    #[serde(default)]
+    leases: BTreeMap<String, Lease>,
+    #[serde(default)]
+    cursors: BTreeMap<String, u16>,
 }
 
-/// Reads and writes the state file of one directory.
-#[derive(Clone, Debug)]
-pub struct Store {
-    dir: PathBuf,
-    path: PathBuf,
+/// The schema of [`StateFile`], borrowed from the live table: a snapshot is
+/// written from it without a copy of the table.
+#[derive(Serialize)]
+pub struct StateRef<'a> {
+    pub version: u32,
+    pub updated_at: String,
+    pub port_range: PortRange,
+    pub server_port: Option<u16>,
+    pub last_server_port: Option<u16>,
+    pub server: Option<&'a ServerInfo>,
+    pub ports: &'a BTreeMap<u16, PortEntry>,
+    pub last_scan: Option<&'a ScanInfo>,
+    pub leases: LeaseMap<'a>,
+    pub cursors: &'a BTreeMap<String, u16>,
 }
 
-impl Store {
-    pub fn new(dir: &Path) -> Store {
-        Store {
-            dir: dir.to_path_buf(),
-            path: dir.join(STATE_FILE),
+impl<'a> StateRef<'a> {
+    /// The state of `table` and the server's facts, stamped `updated_at`.
+    pub fn of(
+        table: &'a PortTable,
+        last_server_port: Option<u16>,
+        server: Option<&'a ServerInfo>,
+        last_scan: Option<&'a ScanInfo>,
+        updated_at: String,
+    ) -> StateRef<'a> {
+        StateRef {
+            version: VERSION,
+            updated_at,
+            port_range: table.range(),
+            server_port: table.server_port(),
+            last_server_port,
+            server,
+            ports: table.entries(),
+            last_scan,
+            leases: LeaseMap(table),
+            cursors: table.cursors(),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Loads the state file. One that does not parse, or is over
-    /// [`MAX_STATE_BYTES`], is renamed to
-    /// `dynamic_ports.json.corrupt-<unix seconds>` and never overwritten.
-    /// Anything but a regular file there is an error: never followed, read
-    /// nor waited on.
-    pub fn load(&self) -> io::Result<Loaded> {
-        let parsed = match files::read_capped(&self.path, MAX_STATE_BYTES) {
-            Ok(Some(bytes)) => StateFile::parse(&bytes),
-            Ok(None) => Err(format!("it is over {} MiB", MAX_STATE_BYTES >> 20)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
-            Err(e) => return Err(e),
-        };
-        match parsed {
-            Ok(state) => Ok(Loaded::Found(state)),
-            Err(reason) => {
-                let kept_as = self.corrupt_path();
-                fs::rename(&self.path, &kept_as)?;
-                Ok(Loaded::Corrupt { kept_as, reason })
-            }
-        }
-    }
-
-    fn corrupt_path(&self) -> PathBuf {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let base = format!("{STATE_FILE}.corrupt-{secs}");
-        let mut path = self.dir.join(&base);
-        let mut n = 1;
-        // A dangling link counts as taken too: rename would replace it.
-        while fs::symlink_metadata(&path).is_ok() {
-            path = self.dir.join(format!("{base}.{n}"));
-            n += 1;
-        }
-        path
-    }
-
-    /// Replaces the state file atomically: a new temporary file of a name
-    /// no one can guess in the same directory, fsync, rename over the old
-    /// one, fsync of the directory.
-    pub fn save(&self, state: &StateFile) -> io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-        bytes.push(b'\n');
-        let (tmp, file) = files::create_temp(&self.dir, STATE_FILE)?;
-        let written = write_synced(file, &bytes).and_then(|()| fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        files::open_dir(&self.dir)?.sync_all()
     }
 }
 
-fn write_synced(mut file: File, bytes: &[u8]) -> io::Result<()> {
-    file.write_all(bytes)?;
-    file.sync_all()
+/// The live leases of a table, written as the state file's `leases` map.
+pub struct LeaseMap<'a>(&'a PortTable);
+
+impl Serialize for LeaseMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.leases().map(|l| (&l.id, l)))
+    }
 }
 
 /// The advisory lock that makes one server per state directory. Released
@@ -252,14 +260,14 @@ mod tests {
     use super::*;
     use crate::ports::PortState;
 
-    fn temp_dir(name: &str) -> PathBuf {
+    pub(super) fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("dynport-state-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
     }
 
-    fn sample() -> StateFile {
+    pub(super) fn sample() -> StateFile {
         let mut state =
             StateFile::empty(PortRange::new(3000, 9000).unwrap(), "2026-11-25T19:00:00Z");
         state.server_port = Some(3456);
@@ -282,21 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn state_file_round_trips() {
-        let dir = temp_dir("roundtrip");
-        let store = Store::new(&dir);
-        assert_eq!(store.load().unwrap(), Loaded::Missing);
-        store.save(&sample()).unwrap();
-        assert_eq!(store.load().unwrap(), Loaded::Found(sample()));
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
     fn state_file_uses_spec_field_names() {
         let value: serde_json::Value = serde_json::to_value(sample()).unwrap();
         assert_eq!(
@@ -311,21 +304,6 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_file_is_kept_aside_not_overwritten() {
-        let dir = temp_dir("corrupt");
-        let store = Store::new(&dir);
-        fs::write(store.path(), b"{\"version\": 1, \"trunc").unwrap();
-        let Loaded::Corrupt { kept_as, .. } = store.load().unwrap() else {
-            panic!("a truncated file must be reported corrupt");
-        };
-        assert!(!store.path().exists());
-        assert_eq!(fs::read(&kept_as).unwrap(), b"{\"version\": 1, \"trunc");
-        let name = kept_as.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("dynamic_ports.json.corrupt-"), "{name}");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
     fn impossible_range_is_corrupt() {
         let mut value = serde_json::to_value(sample()).unwrap();
         value["port_range"] = serde_json::json!({"start": 9000, "end": 3000});
@@ -333,6 +311,22 @@ mod tests {
         assert_eq!(err, "port_range: start 9000 is above end 3000");
         value["port_range"] = serde_json::json!({"start": 0, "end": 3000});
         assert!(StateFile::parse(value.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_start_reads_everything_but_the_ports() {
+        let text = serde_json::to_vec(&sample()).unwrap();
+        let mut expected = sample();
+        expected.ports.clear();
+        assert_eq!(StateFile::parse_for_start(&text).unwrap(), expected);
+        let broken = String::from_utf8(text)
+            .unwrap()
+            .replace("\"ports\":{", "\"ports\":{[");
+        assert!(StateFile::parse_for_start(broken.as_bytes()).is_err());
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["version"] = 2.into();
+        let err = StateFile::parse_for_start(value.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err, "unknown version 2");
     }
 
     #[test]

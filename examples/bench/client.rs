@@ -31,7 +31,7 @@ impl Client<TcpStream> {
         Client::tcp(TcpStream::connect(addr(port))?)
     }
 
-    fn tcp(stream: TcpStream) -> io::Result<Client> {
+    pub fn tcp(stream: TcpStream) -> io::Result<Client> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(Client::over(stream))

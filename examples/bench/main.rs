@@ -11,11 +11,12 @@
 //! has: scan time, startup, binary size, and lease grants in rounds that
 //! alternate dynport over TCP, the baseline over TCP, dynport over its Unix
 //! socket; and portpicker's grants from dynport's portserver socket beside
-//! Google's own `portserver.py`.
+//! Google's own `portserver.py`; what a lease change costs as leases grow
+//! (`storage.rs`).
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders|portserver]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|portserver|storage]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -28,6 +29,7 @@ mod procs;
 mod report;
 mod scan;
 mod servers;
+mod storage;
 mod table;
 mod wrk;
 
@@ -66,9 +68,9 @@ pub struct Options {
     pub lease_rounds: usize,
     pub startup_runs: usize,
     /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
-    /// or `portserver`.
+    /// `portserver` or `storage`.
     only: Option<String>,
-    dynport: PathBuf,
+    pub dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
     pub baseline: Option<PathBuf>,
     examples: PathBuf,
@@ -80,7 +82,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage]"
             );
             return ExitCode::from(2);
         }
@@ -137,6 +139,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("portserver") {
         results.portserver = Some(portserver::measure(&options.dynport)?);
+    }
+    if options.wants("storage") {
+        results.storage = Some(storage::storage(options)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -323,10 +328,10 @@ fn parse_args() -> Result<Options, String> {
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
                 part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders"
-                | "portserver") => options.only = Some(part.to_string()),
+                | "portserver" | "storage") => options.only = Some(part.to_string()),
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle, holders or portserver"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders, portserver or storage"
                     ));
                 }
             },

@@ -24,6 +24,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// Stops the server with SIGTERM (SIGKILL after 6 s) and hands back its
+    /// state directory, which lives on.
+    pub fn stop(self) -> Option<TempDir> {
+        self.child.terminate(Duration::from_secs(6));
+        self.state_dir
+    }
+
     /// dynport's Unix socket: `STATE_DIR/dynport.sock`, its default.
     pub fn unix_socket(&self) -> Option<PathBuf> {
         Some(self.state_dir.as_ref()?.path().join("dynport.sock"))
@@ -34,6 +41,16 @@ impl Server {
 /// when `None`), its own state directory and `--log-level warn`: flags the
 /// baseline knows too, so both run alike.
 pub fn start_dynport(bin: &Path, name: &'static str, range: Option<&str>) -> io::Result<Server> {
+    start_dynport_with(bin, name, range, &[])
+}
+
+/// [`start_dynport`] with `extra` flags after the common ones.
+pub fn start_dynport_with(
+    bin: &Path,
+    name: &'static str,
+    range: Option<&str>,
+    extra: &[&str],
+) -> io::Result<Server> {
     let dir = TempDir::new(name)?;
     let range = match range {
         Some(range) => range.to_string(),
@@ -46,6 +63,7 @@ pub fn start_dynport(bin: &Path, name: &'static str, range: Option<&str>) -> io:
     cmd.args(["--range", &range, "--state-dir"])
         .arg(dir.path())
         .args(["--log-level", "warn"])
+        .args(extra)
         .stdin(Stdio::null());
     let mut child = Child::spawn(&mut cmd, true)?;
     let port = wait_for_server_port(dir.path(), &mut child)?;
@@ -80,7 +98,7 @@ fn wait_for_server_port(dir: &Path, child: &mut Child) -> io::Result<u16> {
     Err(io::Error::other("dynport wrote no server_port within 10 s"))
 }
 
-fn wait_until_answering(port: u16) -> io::Result<()> {
+pub fn wait_until_answering(port: u16) -> io::Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         match Client::connect(port).and_then(|mut c| c.request("GET", "/healthz", b"")) {

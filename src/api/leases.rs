@@ -1,16 +1,16 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
-use super::{ApiError, App, json};
-use crate::app::Done;
+use super::{ApiError, App, json, query};
+use crate::app::{Done, LeaseFilter};
 use crate::http::{Reply, Request, Response};
 use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
 use crate::metrics::Denial;
 use crate::principal::{Principal, Refusal};
 use crate::process::is_alive;
-use crate::time::{now_rfc3339, rfc3339};
+use crate::time::now_rfc3339;
 use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
@@ -22,9 +22,19 @@ pub struct LeaseView<'a> {
     uid: Option<u32>,
     protocol: Protocol,
     pid: Option<u32>,
-    created_at: String,
-    expires_at: String,
+    created_at: Time,
+    expires_at: Time,
     ttl_secs: u64,
+}
+
+/// A time written as RFC 3339 straight into the answer: a list of
+/// thousands of leases makes no string per time.
+struct Time(SystemTime);
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(self.0))
+    }
 }
 
 impl<'a> From<&'a Lease> for LeaseView<'a> {
@@ -37,8 +47,8 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             uid: l.uid,
             protocol: l.protocol,
             pid: l.pid,
-            created_at: rfc3339(l.created_at),
-            expires_at: rfc3339(l.expires_at),
+            created_at: Time(l.created_at),
+            expires_at: Time(l.expires_at),
             ttl_secs: l.ttl_secs,
         }
     }
@@ -116,35 +126,36 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
     })
 }
 
-pub fn list(app: &App) -> Response {
-    let view = app.view();
-    let now = app.lease_now();
-    let alive = crate::process::alive_checker();
-    let leases = view
-        .state
-        .leases
-        .values()
-        .filter(|l| l.is_live(now, &alive))
-        .map(LeaseView::from)
-        .collect();
-    json(
-        200,
-        &LeasesAnswer {
-            leases,
-            timestamp: now_rfc3339(),
-        },
-    )
+/// `GET /api/v1/ports/leases`, filtered by `uid`, `pool` and `owner` when
+/// given. Reads nothing per lease: see [`App::with_leases`].
+pub fn list(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
+    let found = query::parse(query, &["uid", "pool", "owner"])?;
+    let uid = query::get(&found, "uid")
+        .map(|v| match v {
+            "remote" => Ok(None),
+            _ => v.parse::<u32>().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!("uid: {v:?} is not a uid (a number, or remote)"))
+            }),
+        })
+        .transpose()?;
+    let filter = LeaseFilter {
+        uid,
+        pool: query::get(&found, "pool").map(str::to_string),
+        owner: query::get(&found, "owner").map(str::to_string),
+    };
+    let timestamp = now_rfc3339();
+    Ok(app.with_leases(&filter, |leases| {
+        let leases = leases.map(LeaseView::from).collect();
+        json(200, &LeasesAnswer { leases, timestamp })
+    }))
 }
 
 pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
-    let view = app.view();
-    let lease = view
-        .state
-        .leases
-        .get(id)
+    let lease = app
+        .lease(id)
         .filter(|l| l.is_live(app.lease_now(), &is_alive))
         .ok_or_else(|| ApiError::NotFound(format!("no live lease {id}")))?;
-    Ok(json(200, &success(lease)))
+    Ok(json(200, &success(&lease)))
 }
 
 pub fn renew(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> {

@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 /// Renders every metric family.
 pub fn render(app: &App) -> Response {
-    let view = app.view();
-    let c = view.counts;
+    let summary = app.summary();
+    let c = summary.counts;
     let m = &app.metrics;
     let http = app.http_stats();
     let mut out = String::with_capacity(2048);
@@ -32,7 +32,7 @@ pub fn render(app: &App) -> Response {
         &mut out,
         "dynport_leases_active",
         "Live leases.",
-        view.state.leases.len() as u64,
+        summary.leases as u64,
     );
     counter(
         &mut out,
@@ -119,7 +119,7 @@ pub fn render(app: &App) -> Response {
         "Mutating requests refused for a missing or wrong token.",
         Metrics::get(&m.auth_failures),
     );
-    let port = view.state.server_port.map_or(0, u64::from);
+    let port = summary.server_port.map_or(0, u64::from);
     gauge(
         &mut out,
         "dynport_server_port",

@@ -4,16 +4,16 @@
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{Reply, Request, Response};
-use crate::ports::{Counts, PortEntry, PortRange};
+use crate::ports::{Counts, PortEntry, PortRange, PortState};
 use crate::state::ScanInfo;
 use crate::time::now_rfc3339;
 use crate::wire::ChangePortBody;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 mod guard;
 mod leases;
 mod metrics;
+mod query;
 
 #[cfg(test)]
 mod kernel_tests;
@@ -108,7 +108,7 @@ fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
         Route::PortState => port_state(app, req.query.as_deref())?,
         Route::Overview => overview(app),
         Route::Metrics => metrics::render(app),
-        Route::Leases => leases::list(app),
+        Route::Leases => leases::list(app, req.query.as_deref())?,
         Route::OneLease(id) if method == "GET" => leases::one(app, id)?,
         // Changes of leases answer once they are durable.
         Route::Lease => return leases::grant(app, req),
@@ -146,12 +146,12 @@ struct ServerPort<'a> {
 }
 
 /// The most asked-for answer: everything but its timestamp is serialised
-/// once per published view, not once per request.
+/// once per change a read follows, not once per request.
 fn server_port(app: &App) -> Response {
-    let view = app.view();
-    let head = view
+    let summary = app.summary();
+    let head = summary
         .server_port_json
-        .get_or_init(|| server_port_head(&view));
+        .get_or_init(|| server_port_head(&summary));
     let mut body = Vec::with_capacity(head.len() + 40);
     body.extend_from_slice(head);
     body.extend_from_slice(b",\"timestamp\":\"");
@@ -160,14 +160,14 @@ fn server_port(app: &App) -> Response {
     Response::json(200, body)
 }
 
-/// `GET /api/v1/server/port` for `view` without its closing brace, ready
-/// for the timestamp.
-fn server_port_head(view: &crate::app::View) -> Vec<u8> {
-    let c = view.counts;
+/// `GET /api/v1/server/port` for `summary` without its closing brace,
+/// ready for the timestamp.
+fn server_port_head(summary: &crate::app::Summary) -> Vec<u8> {
+    let c = summary.counts;
     let mut head = serde_json::to_vec(&ServerPort {
-        current_port: view.state.server_port,
+        current_port: summary.server_port,
         port_manager_status: "active",
-        port_range: view.state.port_range,
+        port_range: summary.range,
         available_ports: c.free,
         used_ports: c.in_use + c.server + c.leased,
         excluded_ports: c.excluded,
@@ -177,9 +177,9 @@ fn server_port_head(view: &crate::app::View) -> Vec<u8> {
             server: c.server,
             leased: c.leased,
             excluded: c.excluded,
-            last_scan: &view.state.last_scan,
+            last_scan: &summary.last_scan,
         },
-        server_port: view.state.server_port,
+        server_port: summary.server_port,
     })
     .unwrap_or_default();
     head.pop();
@@ -190,9 +190,18 @@ fn server_port_head(view: &crate::app::View) -> Vec<u8> {
 struct TableState<'a> {
     port_range: PortRange,
     counts: Counts,
-    ports: &'a BTreeMap<u16, PortEntry>,
+    ports: PortMap,
     last_scan: &'a Option<ScanInfo>,
     timestamp: String,
+}
+
+/// Ports and their entries, in ascending order, written as a JSON object.
+struct PortMap(Vec<(u16, PortEntry)>);
+
+impl Serialize for PortMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(port, entry)| (port, entry)))
+    }
 }
 
 #[derive(Serialize)]
@@ -207,33 +216,42 @@ struct OnePort<'a> {
     timestamp: String,
 }
 
+/// `GET /api/v1/tools/port/state`: every port that is not free, those in
+/// one state with `?state=`, or one port with `?port=N`.
 fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
-    let view = app.view();
-    let range = view.state.port_range;
-    let Some(port) = query_port(query)? else {
+    let found = query::parse(query, &["port", "state"])?;
+    let state = query::get(&found, "state").map(parse_state).transpose()?;
+    let summary = app.summary();
+    let range = summary.range;
+    let Some(port) = query::get(&found, "port").map(parse_port).transpose()? else {
         return Ok(json(
             200,
             &TableState {
                 port_range: range,
-                counts: view.counts,
-                ports: &view.state.ports,
-                last_scan: &view.state.last_scan,
+                counts: summary.counts,
+                ports: PortMap(app.port_entries(state)),
+                last_scan: &summary.last_scan,
                 timestamp: now_rfc3339(),
             },
         ));
     };
+    if state.is_some() {
+        return Err(ApiError::BadRequest(
+            "state: give port or state, not both".to_string(),
+        ));
+    }
     if !range.contains(port) {
         return Err(ApiError::BadRequest(format!(
             "port: {port} is outside the managed range {range}"
         )));
     }
-    let entry = view.state.ports.get(&port);
+    let entry = app.port_entry(port);
     Ok(json(
         200,
         &OnePort {
             port,
-            state: entry.map_or("free", |e| e.state.as_str()),
-            since: entry.map(|e| e.since.as_str()),
+            state: entry.as_ref().map_or("free", |e| e.state.as_str()),
+            since: entry.as_ref().map(|e| e.since.as_str()),
             holders: holders(port),
             timestamp: now_rfc3339(),
         },
@@ -263,21 +281,32 @@ fn holders(port: u16) -> Option<Vec<crate::scan::Holder>> {
     }
 }
 
-/// The `port` parameter of a query string, when there is one.
-fn query_port(query: Option<&str>) -> Result<Option<u16>, ApiError> {
-    let Some(value) = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("port="))
-    else {
-        return Ok(None);
-    };
+/// The `port` parameter of a query string.
+fn parse_port(value: &str) -> Result<u16, ApiError> {
     match value.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(Some(port)),
+        Ok(port) if port > 0 => Ok(port),
         _ => Err(ApiError::BadRequest(format!(
             "port: {value:?} is not a port number (1-65535)"
         ))),
     }
+}
+
+/// The `state` parameter: a state a port that is not free can be in.
+fn parse_state(value: &str) -> Result<PortState, ApiError> {
+    let states = [
+        PortState::InUse,
+        PortState::Leased,
+        PortState::Server,
+        PortState::Excluded,
+    ];
+    states
+        .into_iter()
+        .find(|s| s.as_str() == value)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "state: {value:?} is not in_use, leased, server or excluded"
+            ))
+        })
 }
 
 #[derive(Serialize)]
@@ -312,7 +341,7 @@ struct Overview<'a> {
 }
 
 fn overview(app: &App) -> Response {
-    let view = app.view();
+    let summary = app.summary();
     let facts = &app.facts;
     json(
         200,
@@ -322,16 +351,16 @@ fn overview(app: &App) -> Response {
             pid: facts.pid,
             uptime_secs: facts.started.elapsed().as_secs(),
             host: facts.host.to_string(),
-            server_port: view.state.server_port,
+            server_port: summary.server_port,
             workers: facts.workers,
             requests_total: app.http_stats().requests_total,
             port_manager: PortManager {
                 status: "active",
-                port_range: view.state.port_range,
-                counts: view.counts,
+                port_range: summary.range,
+                counts: summary.counts,
                 refresh_secs: facts.refresh_secs,
                 scan_method: app.scan_method(),
-                last_scan: &view.state.last_scan,
+                last_scan: &summary.last_scan,
                 kernel_ephemeral_range: app.kernel_ports().and_then(|k| k.ephemeral),
                 kernel_reserved_ports: app.kernel_reserved_count(),
             },

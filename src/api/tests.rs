@@ -359,9 +359,12 @@ fn lease_grant_answers_201_and_is_saved_first() {
     let created = crate::time::parse_rfc3339(lease["created_at"].as_str().unwrap()).unwrap();
     let expires = crate::time::parse_rfc3339(lease["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires.duration_since(created).unwrap().as_secs(), 600);
+    let id = lease["id"].as_str().unwrap();
+    let durable = f.app.store().durable().unwrap().unwrap();
+    assert_eq!(durable.leases[id].ports, vec![a, b], "in the journal");
+    f.app.snapshot().unwrap();
     let saved: Value =
         serde_json::from_slice(&std::fs::read(f.app.store().path()).unwrap()).unwrap();
-    let id = lease["id"].as_str().unwrap();
     assert_eq!(saved["ports"][a.to_string()]["state"], "leased");
     assert_eq!(saved["ports"][a.to_string()]["lease_id"], id);
     assert_eq!(saved["leases"][id]["ports"], json!([a, b]));
@@ -421,7 +424,7 @@ fn lease_request_errors_name_the_field() {
     assert_eq!(lease_body(&f, &owner).0, 400);
     let reserved = format!(r#"{{"port": {}}}"#, f.range.start + 1);
     assert_eq!(lease_body(&f, &reserved).0, 409);
-    assert_eq!(f.app.view().counts.leased, 0);
+    assert_eq!(f.app.summary().counts.leased, 0);
 }
 
 #[test]
@@ -458,7 +461,7 @@ fn lease_list_renew_and_release() {
     assert_eq!(call(&f.app, "GET", &one, &[], "").0, 404);
     assert_eq!(call(&f.app, "DELETE", &one, &[], "").0, 404);
     assert_eq!(call(&f.app, "POST", &renew, &[], "").0, 404);
-    assert_eq!(f.app.view().counts.leased, 0);
+    assert_eq!(f.app.summary().counts.leased, 0);
 }
 
 #[test]
@@ -535,3 +538,5 @@ fn lease_paths_resolve_exactly() {
 
 mod bodies;
 mod browsers;
+mod lists;
+mod storage;

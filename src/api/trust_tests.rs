@@ -38,6 +38,7 @@ fn a_lease_records_its_principal() {
     assert_eq!(one(&f.app, &id)["uid"], 1000);
     let id = lease_id(&f.app, REMOTE);
     assert_eq!(one(&f.app, &id)["uid"], Value::Null);
+    f.app.snapshot().unwrap();
     let state = std::fs::read_to_string(f.app.store().path()).unwrap();
     assert!(state.contains("\"uid\": 1000"), "{state}");
 }

@@ -3,7 +3,6 @@
 
 use super::App;
 use crate::kernel_ports::{self, KernelPorts};
-use crate::state::StateFile;
 
 impl App {
     /// Takes charge of the kernel's ports; set once, before the first save,
@@ -24,13 +23,17 @@ impl App {
         Some(reserver.count())
     }
 
-    /// Puts the kernel's reserved list in step with `state`; `recheck`
+    /// Puts the kernel's reserved list in step with the table; `recheck`
     /// reads it again even when dynport's wants did not change, to put back
-    /// what someone else removed. The caller holds the disk lock, so views
-    /// are put in step in the order they are published.
-    pub(super) fn reserve_kernel_ports(&self, state: &StateFile, recheck: bool) {
+    /// what someone else removed. Called after every commit, before its
+    /// answers go out.
+    pub(super) fn reserve_kernel_ports(&self, recheck: bool) {
         if let Some(reserver) = self.kernel.get().and_then(|k| k.reserver.as_ref()) {
-            let wanted = kernel_ports::wanted(state, reserver.ephemeral());
+            let wanted = {
+                let held = self.held_read();
+                let leased = held.table.leases().flat_map(|l| l.ports.iter().copied());
+                kernel_ports::wanted(leased, held.table.server_port(), reserver.ephemeral())
+            };
             reserver.sync(wanted, recheck);
         }
     }

@@ -1,35 +1,46 @@
 //! Leases on the shared state: granting, releasing, renewing and ending
-//! them, and the commit queue that makes concurrent lease changes durable
-//! together (group commit).
+//! them. Each change is made and queued for the journal under one write
+//! lock ([`App::enqueue`]), and answered once it is durable.
 
-use super::{App, Done, Undo, can_bind_everywhere, storage_error};
+use super::commit::Waiter;
+use super::{App, Done, Held, Undo, can_bind_everywhere};
 use crate::error::ApiError;
-use crate::gather::Gather;
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::metrics::{Denial, Metrics};
 use crate::ports::PortTable;
 use crate::principal::{Principal, Refusal};
+use crate::state::journal::Record;
 use crate::time::{now_rfc3339, rfc3339};
-use crossbeam_channel::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-/// A change waiting in the commit queue to be made durable.
-pub struct Waiter {
-    seq: u64,
+/// A change made in memory: what the journal gets and how to put it back.
+struct Made<T> {
+    out: T,
+    record: Record,
     undo: Undo,
-    done: Done<()>,
 }
 
 impl App {
-    /// Ends leases whose TTL passed or whose process exited, logging each.
-    /// Returns how many ended; the caller makes that durable.
-    pub(super) fn end_due_leases(&self) -> usize {
-        let (ended, _) = self.change(|held| {
-            let alive = crate::process::alive_checker();
-            held.table.end_due(self.lease_now(), &alive)
-        });
-        for (lease, reason) in &ended {
+    /// Ends leases whose TTL passed or whose process exited, logging each,
+    /// and queues their ends for the journal.
+    pub(super) fn end_due_leases(&self) {
+        let mut held = self.held_write();
+        let seq = self.bump(&mut held);
+        let ends = self.end_due(&mut held, seq);
+        if !ends.is_empty() {
+            self.enqueue(held, Waiter::new(seq, ends, None, None));
+        }
+    }
+
+    /// Ends the due leases of `held` as part of change `seq`; returns the
+    /// records of their ends.
+    fn end_due(&self, held: &mut Held, seq: u64) -> Vec<Record> {
+        let ended = held
+            .table
+            .end_due(self.lease_now(), &crate::process::alive_checker());
+        let mut records = Vec::with_capacity(ended.len());
+        for (lease, reason) in ended {
             let counter = match reason {
                 EndReason::OwnerExited => &self.metrics.owner_exits,
                 _ => &self.metrics.expiries,
@@ -41,139 +52,50 @@ impl App {
                 reason.as_str(),
                 lease.ports
             );
+            records.push(Record::End { seq, id: lease.id });
         }
-        ended.len()
+        records
     }
 
     /// Ends due leases, so that none is counted against a pool nor renewed
-    /// or released, then makes one lease change in memory. When the change
-    /// is refused, the ends are still written.
-    fn lease_change<T>(
+    /// or released, then makes one lease change and queues it, all under
+    /// one write lock. `done` hears the outcome once it is durable; when
+    /// the change is refused, it hears at once and the ends are still
+    /// queued.
+    fn lease_change<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut PortTable) -> Result<T, LeaseError>,
-    ) -> Result<(T, u64), LeaseError> {
-        let ended = self.end_due_leases();
-        let (out, seq) = self.change(|held| f(&mut held.table));
-        if out.is_err() && ended > 0 {
-            let _ = self.save_through(&mut self.disk(), seq);
-        }
-        out.map(|t| (t, seq))
-    }
-
-    /// Opens the commit queue: from now on a lease change does not hold its
-    /// worker while it is saved, and whoever reads the queue (the refresh
-    /// thread) saves it with [`App::commit_queued`]. Changes that queue up
-    /// while one save runs all go into the next, so the more clients change
-    /// at once, the more changes each write carries.
-    pub fn open_commit_queue(&self) -> Receiver<Waiter> {
-        let (queue, waiting) = crossbeam_channel::unbounded();
-        // Set once; a second call gets a queue nobody writes to.
-        let _ = self.commits.set(queue);
-        waiting
-    }
-
-    /// Saves `first` and every change queued behind it in one write, after
-    /// waiting briefly for the changes `gather` expects (see
-    /// [`crate::gather`]), then tells `gather` how the write went.
-    pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>, gather: &mut Gather) {
-        let mut batch = vec![first];
-        loop {
-            batch.extend(queue.try_iter());
-            if gather.ready(batch.len(), Instant::now()) {
-                break;
+        change: impl FnOnce(&mut PortTable, u64) -> Result<Made<T>, LeaseError>,
+        done: Done<T>,
+    ) {
+        let mut held = self.held_write();
+        let seq = self.bump(&mut held);
+        let mut records = self.end_due(&mut held, seq);
+        match change(&mut held.table, seq) {
+            Ok(made) => {
+                records.push(made.record);
+                let out = made.out;
+                let tell: Done<()> = Box::new(move |outcome| done(outcome.map(|()| out)));
+                self.enqueue(held, Waiter::new(seq, records, Some(made.undo), Some(tell)));
             }
-            match queue.recv_deadline(gather.until()) {
-                Ok(waiter) => batch.push(waiter),
-                Err(_) => break,
-            }
-        }
-        let answered = batch.len();
-        let started = Instant::now();
-        let outcomes = self.save_batch(batch);
-        // Measured before the answers go out: a client answered below may
-        // be back in the queue before this thread looks again.
-        *gather = Gather::wrote(answered, queue.len(), started, Instant::now());
-        for (tell, result) in outcomes {
-            tell(result);
-        }
-    }
-
-    /// Saves once for every change in `batch`; when the save fails, every
-    /// change in it that no earlier save carried is undone. Returns whom to
-    /// tell what.
-    fn save_batch(&self, batch: Vec<Waiter>) -> Vec<(Done<()>, Result<(), ApiError>)> {
-        let mut durable = self.disk();
-        let newest = batch.iter().map(|w| w.seq).max().unwrap_or(0);
-        let outcome = self.save_through(&mut durable, newest);
-        let mut done = Vec::with_capacity(batch.len());
-        match outcome {
-            Ok(()) => done.extend(batch.into_iter().map(|w| (w.done, Ok(())))),
             Err(e) => {
-                let mut held = self.held();
-                for waiter in batch.into_iter().rev() {
-                    if waiter.seq <= *durable {
-                        done.push((waiter.done, Ok(())));
-                    } else {
-                        (waiter.undo)(&mut held.table);
-                        done.push((waiter.done, Err(storage_error(&e))));
-                    }
+                match records.is_empty() {
+                    true => drop(held),
+                    false => self.enqueue(held, Waiter::new(seq, records, None, None)),
                 }
-                held.seq += 1;
+                done(Err(lease_error(e)));
             }
         }
-        drop(durable);
-        done
-    }
-
-    /// Makes change `seq` durable: through the commit queue when it is
-    /// open, else right here. `done` hears the outcome either way.
-    fn commit(&self, seq: u64, undo: Undo, done: Done<()>) {
-        let waiter = Waiter { seq, undo, done };
-        let waiter = match self.commits.get() {
-            Some(queue) => match queue.send(waiter) {
-                Ok(()) => return,
-                Err(unsent) => unsent.0,
-            },
-            None => waiter,
-        };
-        (waiter.done)(self.flush(waiter.seq, waiter.undo));
     }
 
     /// Grants a lease to the principal `req.uid` names, within its quota;
-    /// `done` hears of it once it is in the state file.
+    /// `done` hears of it once it is in the journal.
     pub fn grant(&self, req: &LeaseRequest, done: Done<Lease>) {
         let id = new_lease_id();
         let who = Principal::from_uid(req.uid);
-        let granted = self.lease_change(|table| {
-            let held = table.ports_held_by(req.uid);
-            let asking = if req.port.is_some() { 1 } else { req.count };
-            self.facts
-                .rules
-                .within_quota(who, held, asking)
-                .map_err(LeaseError::Refused)?;
-            let wanted = req.protocol.protocols();
-            let mut can_bind = |port| can_bind_everywhere(port, wanted);
-            table.grant(req, id, self.lease_now(), &mut can_bind)
-        });
-        let (lease, seq) = match granted {
-            Ok(granted) => granted,
-            Err(e) => {
-                self.metrics.deny(match e {
-                    LeaseError::UnknownPool(_) => Denial::UnknownPool,
-                    LeaseError::Invalid(_) => Denial::BadRequest,
-                    LeaseError::Refused(Refusal::Quota(_)) => Denial::Quota,
-                    LeaseError::Refused(Refusal::Forbidden(_)) => Denial::Forbidden,
-                    LeaseError::Refused(Refusal::Invalid(_)) => Denial::BadRequest,
-                    _ => Denial::Unavailable,
-                });
-                return done(Err(lease_error(e)));
-            }
-        };
-        let undo_id = lease.id.clone();
         let metrics = Arc::clone(&self.metrics);
-        let granted: Done<()> = Box::new(move |outcome| {
+        let granted: Done<Lease> = Box::new(move |outcome| {
             match &outcome {
-                Ok(()) => {
+                Ok(lease) => {
                     Metrics::add(&metrics.grants, 1);
                     log::info!(
                         "lease {} granted: ports {:?} in pool {}",
@@ -182,31 +104,66 @@ impl App {
                         lease.pool.escape_debug()
                     );
                 }
-                Err(_) => metrics.deny(Denial::Storage),
+                // Refusals are counted where they are made.
+                Err(ApiError::Unavailable(_)) => metrics.deny(Denial::Storage),
+                Err(_) => {}
             }
-            done(outcome.map(|()| lease));
+            done(outcome);
         });
-        self.commit(seq, Box::new(move |t| drop(t.release(&undo_id))), granted);
+        self.lease_change(
+            |table, seq| {
+                let lease = self
+                    .grant_in(table, req, id, who)
+                    .inspect_err(|e| self.metrics.deny(lease_denial(e)))?;
+                let cursor = req
+                    .port
+                    .is_none()
+                    .then(|| table.cursors().get(&lease.pool).copied())
+                    .flatten();
+                let undo_id = lease.id.clone();
+                Ok(Made {
+                    record: Record::Put {
+                        seq,
+                        lease: lease.clone(),
+                        cursor,
+                    },
+                    undo: Box::new(move |t| drop(t.release(&undo_id))),
+                    out: lease,
+                })
+            },
+            granted,
+        );
     }
 
-    /// Ends a lease, when `who` may; `done` hears of it once its ports are
-    /// free in the state file.
+    /// Grants `req` in `table`, within the quota of `who`.
+    fn grant_in(
+        &self,
+        table: &mut PortTable,
+        req: &LeaseRequest,
+        id: String,
+        who: Principal,
+    ) -> Result<Lease, LeaseError> {
+        // Counting a principal's ports walks every lease: only when a quota
+        // can refuse.
+        if self.facts.rules.max_ports_per_uid.is_some() {
+            let held = table.ports_held_by(req.uid);
+            let asking = if req.port.is_some() { 1 } else { req.count };
+            self.facts
+                .rules
+                .within_quota(who, held, asking)
+                .map_err(LeaseError::Refused)?;
+        }
+        let wanted = req.protocol.protocols();
+        let mut can_bind = |port| can_bind_everywhere(port, wanted);
+        table.grant(req, id, self.lease_now(), &mut can_bind)
+    }
+
+    /// Ends a lease, when `who` may; `done` hears of it once its end is in
+    /// the journal.
     pub fn release(&self, id: &str, who: Principal, done: Done<Lease>) {
-        let released = self.lease_change(|table| {
-            self.may_manage(table, id, who)?;
-            table.release(id)
-        });
-        let (lease, seq) = match released {
-            Ok(released) => released,
-            Err(e) => return done(Err(lease_error(e))),
-        };
-        let back = lease.clone();
-        let undo: Undo = Box::new(move |t| {
-            t.insert_lease(back, &now_rfc3339());
-        });
         let metrics = Arc::clone(&self.metrics);
-        let released: Done<()> = Box::new(move |outcome| {
-            if outcome.is_ok() {
+        let released: Done<Lease> = Box::new(move |outcome| {
+            if let Ok(lease) = &outcome {
                 Metrics::add(&metrics.releases, 1);
                 log::info!(
                     "lease {} ended (released): ports {:?} freed",
@@ -214,39 +171,60 @@ impl App {
                     lease.ports
                 );
             }
-            done(outcome.map(|()| lease));
+            done(outcome);
         });
-        self.commit(seq, undo, released);
+        self.lease_change(
+            |table, seq| {
+                self.may_manage(table, id, who)?;
+                let lease = table.release(id)?;
+                let back = lease.clone();
+                Ok(Made {
+                    record: Record::End {
+                        seq,
+                        id: lease.id.clone(),
+                    },
+                    undo: Box::new(move |t| {
+                        t.insert_lease(back, &now_rfc3339());
+                    }),
+                    out: lease,
+                })
+            },
+            released,
+        );
     }
 
     /// Gives a live lease a new life of `ttl`, or of the life it was last
-    /// given when `None`; `done` hears of it once it is stored.
+    /// given when `None`; `done` hears of it once it is in the journal.
     pub fn renew(&self, id: &str, ttl: Option<Duration>, who: Principal, done: Done<Lease>) {
-        let before = self.held().table.lease(id).cloned();
-        let renewed = self.lease_change(|table| {
-            self.may_manage(table, id, who)?;
-            table.renew(id, ttl, self.lease_now())
-        });
-        let (lease, seq) = match renewed {
-            Ok(renewed) => renewed,
-            Err(e) => return done(Err(lease_error(e))),
-        };
-        let undo: Undo = Box::new(move |t| before.into_iter().for_each(|l| t.restore(l)));
-        let renewed: Done<()> = Box::new(move |outcome| {
-            if outcome.is_ok() {
+        let renewed: Done<Lease> = Box::new(move |outcome| {
+            if let Ok(lease) = &outcome {
                 log::debug!(
                     "lease {} renewed until {}",
                     lease.id.escape_debug(),
                     rfc3339(lease.expires_at)
                 );
             }
-            done(outcome.map(|()| lease));
+            done(outcome);
         });
-        self.commit(seq, undo, renewed);
+        self.lease_change(
+            |table, seq| {
+                self.may_manage(table, id, who)?;
+                let before = table.lease(id).cloned();
+                let lease = table.renew(id, ttl, self.lease_now())?;
+                Ok(Made {
+                    record: Record::Put {
+                        seq,
+                        lease: lease.clone(),
+                        cursor: None,
+                    },
+                    undo: Box::new(move |t| before.into_iter().for_each(|l| t.restore(l))),
+                    out: lease,
+                })
+            },
+            renewed,
+        );
     }
-}
 
-impl App {
     /// Whether `who` may renew or release lease `id`; an unknown id is
     /// left for the table to refuse.
     fn may_manage(&self, table: &PortTable, id: &str, who: Principal) -> Result<(), LeaseError> {
@@ -256,6 +234,18 @@ impl App {
                 .map_err(LeaseError::Refused),
             None => Ok(()),
         }
+    }
+}
+
+/// How a refused grant is counted.
+fn lease_denial(e: &LeaseError) -> Denial {
+    match e {
+        LeaseError::UnknownPool(_) => Denial::UnknownPool,
+        LeaseError::Invalid(_) => Denial::BadRequest,
+        LeaseError::Refused(Refusal::Quota(_)) => Denial::Quota,
+        LeaseError::Refused(Refusal::Forbidden(_)) => Denial::Forbidden,
+        LeaseError::Refused(Refusal::Invalid(_)) => Denial::BadRequest,
+        _ => Denial::Unavailable,
     }
 }
 

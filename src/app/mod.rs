@@ -1,33 +1,44 @@
-//! The server's shared state: the port table it holds, the state file it
-//! keeps, and the operations that change them.
+//! The server's shared state: the port table it holds, the files that keep
+//! it, and the operations that change them.
 //!
-//! A change is made in memory under one lock, then made durable by
-//! [`App::flush`]: whoever takes the disk lock first saves the newest state,
-//! which carries every change made so far, so concurrent changes share one
-//! write (group commit). Readers only see a snapshot published after a
-//! successful save, so a read never waits for the disk and never shows what
-//! was not stored. A change whose save fails is undone and answered 503.
-//! Lease changes (`leases.rs`) go through the commit queue instead, so that
-//! no worker waits for the disk while they are written.
+//! A change is made in memory under the write lock of the table. A lease
+//! change is queued there too, so the queue holds changes in the order they
+//! were made, and the commit thread (`commit.rs`) appends what queued up
+//! meanwhile to the journal with one write and one fsync (group commit)
+//! before any of it is answered: a commit costs the size of the changes, not
+//! of the state. The state file, the snapshot, is rewritten away from the
+//! answer path about a second after the first change it lacks
+//! (`snapshot.rs`), and at start, at every port change and at shutdown.
+//! Readers (`read.rs`) take the read lock for as long as it takes to copy
+//! what they answer, never for a disk write: a change is visible from the
+//! moment it is made, and its requester hears of it once it is durable. A
+//! change whose journal write fails is undone and answered 503, and the next
+//! commit writes a whole snapshot, so the disk never holds half of it.
 
 use crate::error::ApiError;
 use crate::kernel_ports::KernelPorts;
 use crate::metrics::Metrics;
-use crate::ports::{Counts, PortTable, Protocols};
+use crate::ports::{PortTable, Protocols};
 use crate::scan::Scanner;
-use crate::state::{ScanInfo, ServerInfo, StateFile, Store};
+use crate::state::journal::Journal;
+use crate::state::{ScanInfo, ServerInfo, StateRef, Store};
 use crate::time::now_rfc3339;
 use crossbeam_channel::Sender;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+mod commit;
 mod kernel;
 mod leases;
+mod read;
+mod snapshot;
 mod status;
 
-pub use leases::Waiter;
+pub use commit::{Committer, Waiter};
+pub use read::{LeaseFilter, Summary};
 
 /// What the engine does for the app: swap its listener, count requests.
 pub trait Serving: Send + Sync {
@@ -45,49 +56,41 @@ impl Serving for crate::http::Control {
     }
 }
 
-/// The published state every read answers from.
-#[derive(Clone, Debug)]
-pub struct View {
-    pub state: StateFile,
-    pub counts: Counts,
-    /// `GET /api/v1/server/port` up to its timestamp, made once per view.
-    pub server_port_json: OnceLock<Vec<u8>>,
-}
-
 /// What the writers hold.
 struct Held {
     table: PortTable,
     last_server_port: Option<u16>,
     last_scan: Option<ScanInfo>,
     server: Option<ServerInfo>,
-    /// Counts changes; the disk lock holds the number of the last one saved.
+    /// Counts changes; the journal and the snapshots name changes by it.
     seq: u64,
 }
 
 impl Held {
-    fn to_state(&self) -> StateFile {
-        let mut state = StateFile::empty(self.table.range(), &now_rfc3339());
-        state.server_port = self.table.server_port();
-        state.last_server_port = self.last_server_port;
-        state.server = self.server.clone();
-        state.ports = self.table.entries().clone();
-        state.last_scan = self.last_scan.clone();
-        state.leases = self
-            .table
-            .leases()
-            .map(|l| (l.id.clone(), l.clone()))
-            .collect();
-        state.cursors = self.table.cursors().clone();
-        state
+    /// The state file's contents, borrowed.
+    fn state(&self) -> StateRef<'_> {
+        StateRef::of(
+            &self.table,
+            self.last_server_port,
+            self.server.as_ref(),
+            self.last_scan.as_ref(),
+            now_rfc3339(),
+        )
     }
+}
 
-    fn view(&self) -> View {
-        View {
-            counts: self.table.counts(),
-            state: self.to_state(),
-            server_port_json: OnceLock::new(),
-        }
-    }
+/// What the disk holds, kept by whoever holds its lock.
+struct Disk {
+    /// The journal after the state file; `None` when it cannot be appended
+    /// to: the next commit writes a whole snapshot and a fresh journal.
+    journal: Option<Journal>,
+    /// The last change stored in the state file or the journal.
+    durable: u64,
+    /// When the first change the state file lacks was journaled.
+    behind_since: Option<Instant>,
+    /// Commits that failed: a snapshot taken before one may hold changes it
+    /// undid, and is then not installed.
+    failures: u64,
 }
 
 /// Fixed facts about this server.
@@ -114,7 +117,7 @@ pub struct Start {
     pub started_at: String,
 }
 
-/// Puts a change back when its save failed.
+/// Puts a change back when its commit failed.
 type Undo = Box<dyn FnOnce(&mut PortTable) + Send>;
 
 /// Hears how a change ended: durable, or refused or undone with the reason.
@@ -129,16 +132,24 @@ pub struct App {
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
-    held: Mutex<Held>,
-    disk: Mutex<u64>,
-    /// The commit queue, once open; without it changes are saved by the
-    /// thread that made them.
+    // Lock order: snapshots, then disk, then held.
+    /// Held by whoever replaces the state file, from the moment it copies
+    /// the state until the journal starts over after it.
+    snapshots: Mutex<()>,
+    disk: Mutex<Disk>,
+    held: RwLock<Held>,
+    /// `held.seq` as readers may see it without the lock.
+    generation: AtomicU64,
+    /// The commit queue, once open; without it changes are committed by
+    /// the thread that made them.
     commits: OnceLock<Sender<Waiter>>,
+    /// Wakes the snapshot writer when the state file falls behind.
+    behind: OnceLock<Sender<()>>,
     /// The kernel's range and, with `--reserve-kernel`, its reserved list.
     kernel: OnceLock<KernelPorts>,
     /// The service manager, told of every status change.
     notifier: OnceLock<Arc<crate::notify::Notifier>>,
-    view: RwLock<Arc<View>>,
+    summary: RwLock<Arc<Summary>>,
     /// The time leases live by: the wall clock moved on by the boot clock.
     clock: crate::time::LeaseClock,
 }
@@ -162,7 +173,13 @@ impl App {
             last_scan: start.last_scan,
             seq: 1,
         };
-        let view = Arc::new(held.view());
+        let summary = Arc::new(Summary::of(&held));
+        let disk = Disk {
+            journal: None,
+            durable: 0,
+            behind_since: None,
+            failures: 0,
+        };
         App {
             facts,
             metrics: Arc::default(),
@@ -170,12 +187,15 @@ impl App {
             store,
             scanner,
             serving,
-            held: Mutex::new(held),
-            disk: Mutex::new(0),
+            snapshots: Mutex::new(()),
+            disk: Mutex::new(disk),
+            generation: AtomicU64::new(held.seq),
+            held: RwLock::new(held),
             commits: OnceLock::new(),
+            behind: OnceLock::new(),
             kernel: OnceLock::new(),
             notifier: OnceLock::new(),
-            view: RwLock::new(view),
+            summary: RwLock::new(summary),
             clock: crate::time::LeaseClock::system(),
         }
     }
@@ -188,12 +208,18 @@ impl App {
 
     /// When the wall clock has stepped, moves every lease's times with it:
     /// each keeps its remaining life, counted on the boot clock, and
-    /// `expires_at` stays in wall-clock time. Returns whether leases moved.
+    /// `expires_at` stays in wall-clock time. Returns whether leases moved;
+    /// the caller then writes the state file.
     fn follow_wall_clock(&self) -> bool {
         let Some(step) = self.clock.follow_wall() else {
             return false;
         };
-        let (moved, _) = self.change(|held| held.table.follow_wall_step(step));
+        let moved = {
+            let mut held = self.held_write();
+            let moved = held.table.follow_wall_step(step);
+            self.bump(&mut held);
+            moved
+        };
         let (way, by) = match step {
             crate::time::Step::Forward(by) => ("forward", by),
             crate::time::Step::Back(by) => ("back", by),
@@ -201,17 +227,9 @@ impl App {
         log::warn!(
             "the wall clock stepped {way} by {}; the times of {moved} leases moved with it, \
              each keeping its remaining life",
-            humantime::format_duration(std::time::Duration::from_secs(by.as_secs()))
+            humantime::format_duration(Duration::from_secs(by.as_secs()))
         );
         moved > 0
-    }
-
-    /// The state as last saved.
-    pub fn view(&self) -> Arc<View> {
-        match self.view.read() {
-            Ok(view) => Arc::clone(&view),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
     }
 
     pub fn store(&self) -> &Store {
@@ -226,99 +244,66 @@ impl App {
         self.serving.stats()
     }
 
-    // A writer that panicked mid-change leaves at worst a change that was
-    // never saved nor acknowledged; the next save stores a consistent table.
-    fn held(&self) -> MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    // A thread that panicked holding a lock leaves at worst a change that
+    // was never made durable nor acknowledged; the next commit stores a
+    // consistent table.
+    fn held_read(&self) -> RwLockReadGuard<'_, Held> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn disk(&self) -> MutexGuard<'_, u64> {
+    fn held_write(&self) -> RwLockWriteGuard<'_, Held> {
+        self.held.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
         self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes `view` the one reads answer from. Every change a client hears
-    /// of is published first, so a leased port is in the kernel's reserved
-    /// list before its 201 goes out, and out of it before the release's 200.
-    fn publish(&self, view: View) {
-        self.reserve_kernel_ports(&view.state, false);
-        let view = Arc::new(view);
-        match self.view.write() {
-            Ok(mut slot) => *slot = Arc::clone(&view),
-            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&view),
-        }
-        // After the swap, so that a status dropped before the server was
-        // ready is the one `tell_ready` reads.
-        self.tell_status(&view);
+    fn snapshots(&self) -> MutexGuard<'_, ()> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Saves the newest state unless a save since change `seq` already
-    /// carried it. The caller holds the disk lock.
-    fn save_through(&self, durable: &mut u64, seq: u64) -> io::Result<()> {
-        if *durable >= seq {
-            return Ok(());
-        }
-        let (state, view, newest) = {
-            let held = self.held();
-            (held.to_state(), held.view(), held.seq)
-        };
-        Metrics::add(&self.metrics.state_writes, 1);
-        if let Err(e) = self.store.save(&state) {
-            Metrics::add(&self.metrics.state_write_failures, 1);
-            log::warn!("cannot write {}: {e}", self.store.path().display());
-            return Err(e);
-        }
-        *durable = newest;
-        self.publish(view);
+    /// Counts a change made under `held`; returns its number.
+    fn bump(&self, held: &mut Held) -> u64 {
+        held.seq += 1;
+        self.generation.store(held.seq, Ordering::Release);
+        held.seq
+    }
+
+    /// Writes the whole state to disk and starts the journal over, then puts
+    /// the kernel's reserved list in step: at start, before any change is
+    /// committed.
+    pub fn save_now(&self) -> io::Result<()> {
+        let _snapshots = self.snapshots();
+        let mut disk = self.disk();
+        self.checkpoint(&mut disk)?;
+        self.reserve_kernel_ports(false);
         Ok(())
     }
 
-    /// Makes a change durable, or undoes it when the save fails.
-    fn flush(&self, seq: u64, undo: Undo) -> Result<(), ApiError> {
-        let mut durable = self.disk();
-        self.save_through(&mut durable, seq).map_err(|e| {
-            let mut held = self.held();
-            undo(&mut held.table);
-            held.seq += 1;
-            storage_error(&e)
-        })
-    }
-
-    /// Makes a change in memory; the caller then flushes it.
-    fn change<T>(&self, f: impl FnOnce(&mut Held) -> T) -> (T, u64) {
-        let mut held = self.held();
-        let out = f(&mut held);
-        held.seq += 1;
-        (out, held.seq)
-    }
-
-    /// Writes the current state to disk, e.g. right after start.
-    pub fn save_now(&self) -> io::Result<()> {
-        let seq = self.held().seq;
-        self.save_through(&mut self.disk(), seq)
-    }
-
-    /// Rescans the range, takes in what changed and ends due leases. The
-    /// state file is written only when something changed.
-    pub fn refresh(&self) -> io::Result<()> {
-        let range = self.view().state.port_range;
+    /// Rescans the range, takes in what changed and ends due leases.
+    /// Returns whether the scan changed the table: the caller then writes
+    /// the state file.
+    pub fn refresh(&self) -> io::Result<bool> {
+        let range = self.summary().range;
         let began = Instant::now();
         let in_use = self.scanner.scan(range)?;
         let took = began.elapsed();
         Metrics::add(&self.metrics.scans, 1);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.metrics
-            .last_scan_nanos
-            .store(nanos, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.last_scan_nanos.store(nanos, Ordering::Relaxed);
         let now = now_rfc3339();
-        let (changed, seq) = self.change(|held| {
+        let changed = {
+            let mut held = self.held_write();
             let changed = held.table.apply_scan(&in_use, &now);
             held.last_scan = Some(ScanInfo {
                 at: now.clone(),
                 duration_ms: (took.as_secs_f64() * 1e6).round() / 1000.0,
                 in_use: held.table.counts().in_use,
             });
+            self.bump(&mut held);
             changed
-        });
+        };
         log::debug!(
             "scan of {range} by {} took {:.3} ms: {} in use, changed: {changed}",
             self.scan_method(),
@@ -326,25 +311,20 @@ impl App {
             in_use.len()
         );
         let stepped = self.follow_wall_clock();
-        let ended = self.end_due_leases();
-        let mut durable = self.disk();
-        let saved = if changed || stepped || ended > 0 {
-            self.save_through(&mut durable, seq)
-        } else {
-            self.publish(self.held().view());
-            Ok(())
-        };
-        self.reserve_kernel_ports(&self.view().state, true);
-        saved
+        self.end_due_leases();
+        self.reserve_kernel_ports(true);
+        self.tell_status();
+        Ok(changed || stepped)
     }
 
     /// Moves the server to `requested`, or to the next free port after the
     /// current one. The new listener is bound and the state file written
     /// before this returns; nothing changes on an error. Port changes are
-    /// rare, so this holds both locks throughout and needs no undo.
+    /// rare, so this holds every lock throughout.
     pub fn change_port(&self, requested: Option<u16>) -> Result<(u16, u16), ApiError> {
-        let mut durable = self.disk();
-        let mut held = self.held();
+        let _snapshots = self.snapshots();
+        let mut disk = self.disk();
+        let mut held = self.held_write();
         let old = held.table.server_port().unwrap_or(0);
         let new = match requested {
             Some(port) => check_requested(&held.table, old, port)?,
@@ -355,40 +335,42 @@ impl App {
         };
         let listener = bind(self.facts.host, new)
             .map_err(|e| ApiError::Conflict(format!("port {new} could not be bound: {e}")))?;
-        let before = (held.table.clone(), held.last_server_port);
+        let before = (held.table.server_port(), held.last_server_port);
         held.table.set_server_port(Some(new), &now_rfc3339());
         held.last_server_port = Some(new);
-        held.seq += 1;
-        Metrics::add(&self.metrics.state_writes, 1);
-        let saved = self.store.save(&held.to_state()).map_err(|e| {
-            Metrics::add(&self.metrics.state_write_failures, 1);
-            storage_error(&e)
-        });
+        self.bump(&mut held);
+        let saved = self
+            .checkpoint_with(&mut disk, &held)
+            .map_err(|e| storage_error(&e));
         let served = saved.and_then(|()| {
             self.serving
                 .replace_listener(listener)
                 .map_err(|e| ApiError::Unavailable(format!("could not serve on port {new}: {e}")))
         });
         if let Err(e) = served {
-            (held.table, held.last_server_port) = before;
-            held.seq += 1;
-            let _ = self.store.save(&held.to_state());
+            held.table.set_server_port(before.0, &now_rfc3339());
+            held.last_server_port = before.1;
+            self.bump(&mut held);
+            let _ = self.checkpoint_with(&mut disk, &held);
             return Err(e);
         }
-        *durable = held.seq;
-        self.publish(held.view());
+        drop(held);
+        self.reserve_kernel_ports(false);
+        self.tell_status();
         log::info!("Server port changed from {old} to {new}");
         Ok((old, new))
     }
 
     /// Releases the server's port at shutdown and writes the state file
-    /// with `server_port: null`.
+    /// with `server_port: null`; the journal starts over empty.
     pub fn release_server_port(&self) -> io::Result<()> {
-        let (_, seq) = self.change(|held| {
-            held.table.set_server_port(None, &now_rfc3339());
-            held.server = None;
-        });
-        self.save_through(&mut self.disk(), seq)
+        let _snapshots = self.snapshots();
+        let mut disk = self.disk();
+        let mut held = self.held_write();
+        held.table.set_server_port(None, &now_rfc3339());
+        held.server = None;
+        self.bump(&mut held);
+        self.checkpoint_with(&mut disk, &held)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The service manager's view of the app: the `STATUS=` line follows every
-//! view the app publishes, so it names the port and lease count stored.
+//! durable change, so it names the port and the number of leases stored.
 
-use super::{App, View};
+use super::App;
 use crate::notify::Notifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,34 +16,31 @@ impl App {
     /// What the server does, as `STATUS=` tells the service manager, e.g.
     /// `serving on 127.0.0.1:3000, 2 leases`.
     pub fn status_line(&self) -> String {
-        status_line(self.facts.host, &self.view())
+        let held = self.held_read();
+        let leases = match held.table.leases().count() {
+            1 => "1 lease".to_string(),
+            n => format!("{n} leases"),
+        };
+        match held.table.server_port() {
+            Some(port) => format!("serving on {}, {leases}", SocketAddr::new(self.facts.host, port)),
+            None => format!("not serving, {leases}"),
+        }
     }
 
     /// Tells the service manager the server is ready, with the status of
-    /// the newest view.
+    /// the newest state.
     pub fn tell_ready(&self) {
         if let Some(notifier) = self.notifier.get() {
             notifier.ready(|| self.status_line());
         }
     }
 
-    /// Sends the status of `view` when it differs from the last one sent.
-    /// The caller holds the disk lock, so statuses leave in the order views
-    /// are published.
-    pub(super) fn tell_status(&self, view: &View) {
+    /// Sends the status of the state now when it differs from the last one
+    /// sent. Callers hold the disk lock after a durable change, so statuses
+    /// leave in the order changes are stored.
+    pub(super) fn tell_status(&self) {
         if let Some(notifier) = self.notifier.get() {
-            notifier.status(&status_line(self.facts.host, view));
+            notifier.status(&self.status_line());
         }
-    }
-}
-
-fn status_line(host: std::net::IpAddr, view: &View) -> String {
-    let leases = match view.state.leases.len() {
-        1 => "1 lease".to_string(),
-        n => format!("{n} leases"),
-    };
-    match view.state.server_port {
-        Some(port) => format!("serving on {}, {leases}", SocketAddr::new(host, port)),
-        None => format!("not serving, {leases}"),
     }
 }

@@ -2,7 +2,7 @@
 //! files that stand in for `/proc`.
 
 use super::*;
-use crate::state::KERNEL_RECORD_FILE;
+use crate::state::{KERNEL_RECORD_FILE, StateFile};
 use std::fs;
 use std::path::Path;
 
@@ -148,8 +148,10 @@ fn wanted_is_leased_and_server_ports_inside_the_kernel_range() {
         "leases":{"a":{"id":"a","ports":[30001,40000],"pool":"default","owner":null,
         "pid":null,"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:05:00Z"}}}"#;
     let state = StateFile::parse(json.as_bytes()).unwrap();
-    assert_eq!(wanted(&state, range(32768, 60999)), set(&[33000, 40000]));
-    assert_eq!(wanted(&state, range(50000, 60999)), set(&[]));
+    let leased = || state.leases.values().flat_map(|l| l.ports.iter().copied());
+    let wants = |kernel| wanted(leased(), state.server_port, kernel);
+    assert_eq!(wants(range(32768, 60999)), set(&[33000, 40000]));
+    assert_eq!(wants(range(50000, 60999)), set(&[]));
 }
 
 /// Files standing in for the kernel's, and a state directory, removed on drop.

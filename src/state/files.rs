@@ -70,10 +70,13 @@ pub fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> 
 /// `Ok(None)` then, without reading it all.
 pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
     let file = open_regular(path, OpenOptions::new().read(true))?;
-    if file.metadata()?.len() > cap {
+    let len = file.metadata()?.len();
+    if len > cap {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
+    // Room for all of it at once: a state file of megabytes is read
+    // without copying it over and over as the buffer grows.
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     // One byte past the cap tells a file that grew since from one that fits.
     file.take(cap + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= cap).then_some(bytes))

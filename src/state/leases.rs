@@ -6,7 +6,7 @@
 use crate::lease::Lease;
 use crate::ports::PortRange;
 use crate::wire::{MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -92,33 +92,35 @@ impl fmt::Display for Checked {
     }
 }
 
-/// Checks every loaded lease against `rules` at `now`. A lease sharing a
-/// port with another is dropped along with it: the file cannot say which
-/// of them is the real one.
+/// Checks every loaded lease against `rules` at `now`, keeping those that
+/// pass (moved, not copied: a state may hold tens of thousands). A lease
+/// sharing a port with another is dropped along with it: the file cannot
+/// say which of them is the real one.
 pub fn check_leases(
-    loaded: &BTreeMap<String, Lease>,
+    loaded: BTreeMap<String, Lease>,
     rules: &LoadRules,
     now: SystemTime,
 ) -> Checked {
     let mut dropped = BTreeMap::new();
-    let mut sound = Vec::new();
+    let mut sound = Vec::with_capacity(loaded.len());
     for (key, lease) in loaded {
-        match flaw(key, lease, rules, now) {
+        match flaw(&key, &lease, rules, now) {
             Some(flaw) => *dropped.entry(flaw).or_insert(0) += 1,
             None => sound.push(lease),
         }
     }
-    let mut holders: HashMap<u16, usize> = HashMap::new();
-    for port in sound.iter().flat_map(|l| &l.ports) {
-        *holders.entry(*port).or_insert(0) += 1;
+    let (mut held, mut shared_ports) = (PortSet::new(), PortSet::new());
+    for &port in sound.iter().flat_map(|l| &l.ports) {
+        if !held.insert(port) {
+            shared_ports.insert(port);
+        }
     }
-    let (kept, shared): (Vec<&Lease>, Vec<&Lease>) = sound
+    let (kept, shared): (Vec<Lease>, Vec<Lease>) = sound
         .into_iter()
-        .partition(|l| l.ports.iter().all(|p| holders[p] == 1));
+        .partition(|l| !l.ports.iter().any(|p| shared_ports.contains(*p)));
     if !shared.is_empty() {
         dropped.insert(Flaw::Overlap, shared.len());
     }
-    let kept = kept.into_iter().cloned().collect();
     Checked { kept, dropped }
 }
 
@@ -133,11 +135,32 @@ fn flaw(key: &str, lease: &Lease, rules: &LoadRules, now: SystemTime) -> Option<
     ports_flaw(lease, rules).or_else(|| time_flaw(lease, now))
 }
 
+/// Every port of 1-65535 as one bit: 8 KiB, whatever the number of leases.
+struct PortSet(Vec<u64>);
+
+impl PortSet {
+    fn new() -> PortSet {
+        PortSet(vec![0; 1024])
+    }
+
+    /// Adds `port`; whether it was not there yet.
+    fn insert(&mut self, port: u16) -> bool {
+        let (word, bit) = (usize::from(port) / 64, 1u64 << (port % 64));
+        let new = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        new
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        self.0[usize::from(port) / 64] & (1u64 << (port % 64)) != 0
+    }
+}
+
 fn ports_flaw(lease: &Lease, rules: &LoadRules) -> Option<Flaw> {
-    let mut ports = lease.ports.clone();
-    ports.sort_unstable();
-    ports.dedup();
-    if ports.is_empty() || ports.len() != lease.ports.len() || ports.len() > MAX_COUNT as usize {
+    let ports = &lease.ports;
+    // At most 64 ports: a pairwise look for a port given twice needs no copy.
+    let twice = || (1..ports.len()).any(|i| ports[..i].contains(&ports[i]));
+    if ports.is_empty() || ports.len() > MAX_COUNT as usize || twice() {
         return Some(Flaw::PortCount);
     }
     if !ports.iter().all(|p| rules.range.contains(*p)) {
@@ -201,7 +224,7 @@ mod tests {
 
     fn check(leases: Vec<Lease>) -> Checked {
         let loaded = leases.into_iter().map(|l| (l.id.clone(), l)).collect();
-        check_leases(&loaded, &rules(), now())
+        check_leases(loaded, &rules(), now())
     }
 
     fn dropped_for(lease: Lease) -> Vec<Flaw> {
@@ -223,7 +246,7 @@ mod tests {
         }
         assert_eq!(dropped_for(lease(&"x".repeat(64), &[3050])), vec![]);
         let loaded = BTreeMap::from([("other".to_string(), lease("a", &[3050]))]);
-        let checked = check_leases(&loaded, &rules(), now());
+        let checked = check_leases(loaded, &rules(), now());
         assert_eq!(checked.dropped, BTreeMap::from([(Flaw::Id, 1)]));
     }
 

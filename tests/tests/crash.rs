@@ -1,11 +1,15 @@
 //! Crash test: concurrent leases, renewals, releases and port changes from
 //! several clients, SIGKILL at random moments, restart on the same state
 //! directory, and after each kill a check of every promise the state file
-//! makes. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
+//! and the journal after it make: what the next start recovers holds every
+//! acknowledged change. Some lives last past a snapshot, so kills land in
+//! journal appends, in snapshot rewrites and in between; the test counts
+//! where. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
 //! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
 
 use crate::fixture::{Launch, free_range};
-use dynport::state::StateFile;
+use dynport::state::journal::{self, Fit};
+use dynport::state::{StateFile, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -27,6 +31,22 @@ struct Acked {
     released: BTreeSet<String>,
     /// Ids whose DELETE was sent but not answered: either outcome is right.
     in_doubt: BTreeSet<String>,
+    /// Lease id -> the latest `expires_at` a renewal answered.
+    renewed: BTreeMap<String, String>,
+}
+
+/// Where the kills landed, as the files they left tell.
+#[derive(Default, Debug)]
+struct Landed {
+    /// A snapshot half-written: its temporary file was left.
+    in_snapshot: usize,
+    /// A journal append cut short: its last record torn.
+    in_append: usize,
+    /// After a snapshot replaced the state file, before the journal started
+    /// over: the old journal's `next` record told what to take from it.
+    between: usize,
+    /// A fresh journal half-written: its temporary file was left.
+    in_fresh_journal: usize,
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays.
@@ -98,6 +118,10 @@ fn client(port: &AtomicU16, stop: &AtomicBool, acked: &Mutex<Acked>, seed: u64) 
                 let path = format!("/api/v1/ports/leases/{id}/renew");
                 if let Some((status, answer)) = request(port, "POST", &path, "") {
                     assert_eq!(status, 200, "renewal of {id}: {answer}");
+                    let expires = answer["lease"]["expires_at"].as_str().unwrap().to_string();
+                    let mut acked = acked.lock().unwrap();
+                    let latest = acked.renewed.entry(id.clone()).or_default();
+                    *latest = expires.max(latest.clone());
                 }
             }
             _ => thread::sleep(Duration::from_millis(1)),
@@ -105,12 +129,13 @@ fn client(port: &AtomicU16, stop: &AtomicBool, acked: &Mutex<Acked>, seed: u64) 
     }
 }
 
-/// Every promise the state file makes, checked against what was acknowledged.
-fn check(state_file: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
-    let bytes =
-        std::fs::read(state_file).unwrap_or_else(|e| panic!("kill {kill}: no state file: {e}"));
-    let state = StateFile::parse(&bytes)
-        .unwrap_or_else(|e| panic!("kill {kill}: state file does not parse: {e}"));
+/// Every promise the state file and the journal make, checked against what
+/// was acknowledged: the state the next start recovers.
+fn check(dir: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
+    let state: StateFile = Store::new(dir)
+        .durable()
+        .unwrap_or_else(|e| panic!("kill {kill}: {e}"))
+        .unwrap_or_else(|| panic!("kill {kill}: no state file nor journal"));
     for (id, ports) in &acked.granted {
         if acked.released.contains(id) || acked.in_doubt.contains(id) {
             continue;
@@ -123,6 +148,13 @@ fn check(state_file: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
             &lease.ports, ports,
             "kill {kill}: lease {id} changed its ports"
         );
+        if let Some(expires) = acked.renewed.get(id) {
+            let stored = dynport::time::rfc3339(lease.expires_at);
+            assert!(
+                stored >= *expires,
+                "kill {kill}: lease {id} lost its renewal to {expires} (has {stored})"
+            );
+        }
     }
     for id in &acked.released {
         assert!(
@@ -169,7 +201,12 @@ fn one_life(launch: &Launch, acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
             thread::spawn(move || client(&port, &stop, &acked, seed))
         })
         .collect();
-    let until = Instant::now() + Duration::from_millis(20 + rng.below(250));
+    // One life in five outlasts the snapshot a second after the first change.
+    let life = match rng.below(5) {
+        0 => 1000 + rng.below(600),
+        _ => 20 + rng.below(250),
+    };
+    let until = Instant::now() + Duration::from_millis(life);
     while Instant::now() < until {
         if rng.below(4) == 0 {
             let now = port.load(Ordering::Relaxed);
@@ -197,13 +234,15 @@ fn acknowledged_changes_survive_sigkill() {
         .map_or_else(|_| RandomState::new().hash_one(0u8), |s| s.parse().unwrap());
     println!("crash test: {kills} kills, seed {seed} (DYNPORT_CRASH_SEED replays the schedule)");
     let launch = launch();
-    let (range, state_file) = (launch.range, launch.dir.state_file());
+    let (range, dir) = (launch.range, launch.dir.path().to_path_buf());
     let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut landed = Landed::default();
     let mut rng = Rng(seed | 1);
     let began = Instant::now();
     for kill in 1..=kills {
         one_life(&launch, &acked, &mut rng);
-        check(&state_file, &acked.lock().unwrap(), range, kill);
+        count_where(&dir, &mut landed);
+        check(&dir, &acked.lock().unwrap(), range, kill);
     }
     // One more start proves the last file is taken over, then a final check.
     let server = launch.start();
@@ -212,12 +251,35 @@ fn acknowledged_changes_survive_sigkill() {
         .expect("the server answers after the last kill");
     assert_eq!(status, 200);
     let acked = acked.lock().unwrap();
-    check(&state_file, &acked, range, kills + 1);
+    check(&dir, &acked, range, kills + 1);
     println!(
-        "crash test: {kills} kills survived in {:.1} s: {} leases acknowledged, {} releases acknowledged, {} releases in doubt",
+        "crash test: {kills} kills survived in {:.1} s: {} leases acknowledged, {} releases acknowledged, {} releases in doubt, {} renewals checked",
         began.elapsed().as_secs_f64(),
         acked.granted.len(),
         acked.released.len(),
-        acked.in_doubt.len()
+        acked.in_doubt.len(),
+        acked.renewed.len()
     );
+    println!(
+        "crash test: kills landed in a snapshot rewrite {}, in a journal append {}, between a snapshot and its fresh journal {}, in a fresh journal {}",
+        landed.in_snapshot, landed.in_append, landed.between, landed.in_fresh_journal
+    );
+}
+
+/// Reads what a kill left in `dir` (before the next start tidies it).
+fn count_where(dir: &Path, landed: &mut Landed) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        landed.in_snapshot += usize::from(name.starts_with(".dynamic_ports.json.tmp-"));
+        landed.in_fresh_journal += usize::from(name.starts_with(".dynamic_ports.journal.tmp-"));
+    }
+    let Ok(bytes) = std::fs::read(dir.join(journal::JOURNAL_FILE)) else {
+        return;
+    };
+    let snapshot = std::fs::read(dir.join("dynamic_ports.json"))
+        .ok()
+        .map(|s| journal::snapshot_id(&s));
+    let replay = journal::read(&bytes, snapshot).expect("a journal is never damaged by a kill");
+    landed.in_append += usize::from(replay.torn.is_some());
+    landed.between += usize::from(matches!(replay.fit, Fit::After(_)));
 }

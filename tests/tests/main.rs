@@ -14,6 +14,7 @@ mod dist;
 mod engine;
 mod guards;
 mod holders;
+mod journal;
 mod kernel_ports;
 mod leases;
 mod model;

@@ -239,14 +239,17 @@ fn refresh_thread_sees_ports_come_and_go() {
         port_state(&server, end) == "in_use"
     });
     assert!(seen, "port {end} not seen in use:\n{}", server.log());
-    assert_eq!(in_file(&server), "in_use", "{}", server.state());
+    // The refresh thread writes the state file right after the scan.
+    let written = poll_until(Duration::from_secs(5), || in_file(&server) == "in_use");
+    assert!(written, "{}", server.state());
 
     drop(held);
     let gone = poll_until(Duration::from_secs(5), || {
         port_state(&server, end) == "free"
     });
     assert!(gone, "port {end} not seen free again:\n{}", server.log());
-    assert_eq!(in_file(&server), Value::Null, "{}", server.state());
+    let written = poll_until(Duration::from_secs(5), || in_file(&server) == Value::Null);
+    assert!(written, "{}", server.state());
     let log = server.log();
     let loud = log
         .lines()
@@ -283,7 +286,12 @@ fn corrupt_state_file_is_kept_aside() {
     assert_eq!(state["version"], 1);
     assert_eq!(state["server_port"], server.port);
     let names = dir.names();
-    let expected = ["dynamic_ports.json", "dynamic_ports.lock", "dynport.sock"];
+    let expected = [
+        "dynamic_ports.journal",
+        "dynamic_ports.json",
+        "dynamic_ports.lock",
+        "dynport.sock",
+    ];
     let mut expected: Vec<String> = expected.iter().map(|n| n.to_string()).collect();
     expected.push(format!("dynamic_ports.json.corrupt-{digits}"));
     expected.sort();

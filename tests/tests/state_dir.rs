@@ -114,6 +114,28 @@ fn a_fifo_at_the_state_file_is_refused_not_waited_on() {
 }
 
 #[test]
+fn a_link_or_fifo_at_the_journal_is_refused_and_not_followed() {
+    let (_keep, target) = victim();
+    let launch = Launch::new(&[]);
+    let journal = launch.dir.path().join("dynamic_ports.journal");
+    symlink(&target, &journal).unwrap();
+    let (code, log) = refused(&launch);
+    assert_eq!(code, 2, "{log}");
+    let expected = format!(
+        "{} is a symbolic link, not a regular file; dynport neither follows nor reads it: remove it",
+        journal.display()
+    );
+    assert!(log.contains(&expected), "{log}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), VICTIM_TEXT);
+    std::fs::remove_file(&journal).unwrap();
+    mkfifo(&journal);
+    let (code, log) = refused(&launch);
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("dynamic_ports.journal is a FIFO"), "{log}");
+    assert_eq!(launch.dir.names(), vec!["dynamic_ports.journal"]);
+}
+
+#[test]
 fn a_fifo_at_the_lock_is_refused_not_waited_on() {
     let launch = Launch::new(&[]);
     mkfifo(&launch.dir.path().join("dynamic_ports.lock"));
@@ -195,7 +217,8 @@ fn an_oversized_state_file_is_kept_aside_and_the_server_starts() {
 const FORGED: &str = "2026-01-01T00:00:00Z [ERROR] forged";
 
 /// A state file whose text quotes a newline: the warning that names why it
-/// did not parse stays one line.
+/// did not parse stays one line. (A start reads past `ports`, which it
+/// rebuilds: the newline is in a lease.)
 #[test]
 fn a_corrupt_file_cannot_forge_a_log_line() {
     let launch = Launch::new(&[]);
@@ -204,8 +227,11 @@ fn a_corrupt_file_cannot_forge_a_log_line() {
         "version": 1, "updated_at": "2026-01-01T00:00:00Z",
         "port_range": {"start": start, "end": end},
         "server_port": null, "last_server_port": null, "server": null,
-        "ports": {(start.to_string()): {"state": format!("x\n{FORGED}"), "since": "t"}},
+        "ports": {},
         "last_scan": null,
+        "leases": {"a": {"id": "a", "ports": [start], "pool": "default", "owner": null,
+            "pid": null, "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-01T00:05:00Z", "protocol": format!("x\n{FORGED}")}},
     });
     std::fs::write(launch.dir.state_file(), text.to_string()).unwrap();
     let mut server = started(&launch);

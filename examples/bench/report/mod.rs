@@ -4,6 +4,7 @@
 
 mod get;
 mod own;
+mod storage;
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub struct Results {
     pub idle_switches: Option<crate::idle::Idle>,
     pub holders: Option<crate::holders::Holders>,
     pub portserver: Option<crate::portserver::Figures>,
+    pub storage: Option<crate::storage::Storage>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.
@@ -72,6 +74,9 @@ pub fn render(r: &Results, options: &Options) -> String {
         get::rows(&mut rows, r, &at);
     }
     own::rows(&mut rows, r);
+    if let Some(s) = &r.storage {
+        storage::rows(&mut rows, s);
+    }
     let mut out = caption(r, options);
     let errors = at[0].errors + at[1].errors;
     if errors > 0 {
@@ -101,11 +106,18 @@ pub fn render(r: &Results, options: &Options) -> String {
 
 /// What ran and how: the first lines above the table.
 fn caption(r: &Results, options: &Options) -> String {
-    let mut out = format!(
-        "dynport benchmark: {} rounds of {} s per server and connection count, medians; \
-         body {} bytes; wrk -t2; 127.0.0.1 only; load average {} before, {} after\n",
-        options.rounds, options.secs, r.body_bytes, r.load_before, r.load_after
-    );
+    let mut out = if r.runs[0][DYNPORT].is_empty() {
+        format!(
+            "dynport benchmark: 127.0.0.1 only; load average {} before, {} after\n",
+            r.load_before, r.load_after
+        )
+    } else {
+        format!(
+            "dynport benchmark: {} rounds of {} s per server and connection count, medians; \
+             body {} bytes; wrk -t2; 127.0.0.1 only; load average {} before, {} after\n",
+            options.rounds, options.secs, r.body_bytes, r.load_before, r.load_after
+        )
+    };
     match &options.baseline {
         Some(bin) => out.push_str(&format!("baseline: {}\n", bin.display())),
         None => out.push_str(

@@ -40,7 +40,7 @@ fn owners_that_are_not_printable_are_400_naming_owner() {
             "{owner:?}"
         );
     }
-    assert_eq!(f.app.view().counts.leased, 0);
+    assert_eq!(f.app.summary().counts.leased, 0);
     assert_eq!(std::fs::read(f.app.store().path()).unwrap(), before);
 }
 
@@ -101,7 +101,7 @@ fn unknown_fields_and_repeated_keys_are_400_naming_them_in_every_body() {
             "{path} {body}"
         );
     }
-    assert_eq!(f.app.view().counts.leased, 1);
+    assert_eq!(f.app.summary().counts.leased, 1);
     assert!(f.serving.listeners.lock().unwrap().is_empty());
     assert_eq!(std::fs::read(f.app.store().path()).unwrap(), before);
 }
@@ -126,9 +126,8 @@ fn the_server_grants_what_the_clients_body_asks_for() {
     );
     assert_eq!(res.status, 201);
     let read: LeaseAnswer<Lease> = serde_json::from_slice(&res.body).unwrap();
-    let file: Value =
-        serde_json::from_slice(&std::fs::read(f.app.store().path()).unwrap()).unwrap();
-    let saved: Lease = serde_json::from_value(file["leases"][&read.lease.id].clone()).unwrap();
+    let durable = f.app.store().durable().unwrap().unwrap();
+    let saved: Lease = durable.leases[&read.lease.id].clone();
     assert!(saved.pid_start.is_some(), "{saved:?}");
     // The API does not show when the process started; all else is the same.
     assert_eq!(

@@ -102,7 +102,7 @@ fn rebinding_reads_and_deletes_are_refused_before_they_act() {
     let rebind = [("Host", "rebind.attacker.example:8080")];
     assert_eq!(with(&f, "GET", "/api/v1/ports/leases", &rebind).status, 421);
     assert_eq!(with(&f, "DELETE", &one, &rebind).status, 421);
-    assert_eq!(f.app.view().counts.leased, 1, "the lease is still there");
+    assert_eq!(f.app.summary().counts.leased, 1, "the lease is still there");
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn changes_from_web_pages_are_403_and_change_nothing() {
             assert_no_cors(&res);
         }
     }
-    assert_eq!(f.app.view().counts.leased, 0);
+    assert_eq!(f.app.summary().counts.leased, 0);
     assert!(
         f.serving.listeners.lock().unwrap().is_empty(),
         "no port change"

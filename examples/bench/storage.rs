@@ -1,0 +1,274 @@
+//! Storage: what a lease change costs as leases grow. dynport on a range of
+//! 22,000 ports without a quota, some of them leased first for an hour, 64
+//! at a time; then the lease loop of `leases.rs`, the server's memory and
+//! the state file's size. Then start-up with 20,000 leases in the state, and
+//! `GET /api/v1/ports/leases` with 5,000.
+
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::client::{self, Client};
+use crate::leases::{Endpoint, LeaseLoad, lease_load};
+use crate::procs::{self, Child, TempDir};
+use crate::servers::{self, Server};
+use crate::{LEASE_CLIENTS, Options, table};
+
+/// 22,000 ports, below the kernel's usual ephemeral range (32768-60999).
+pub const RANGE: &str = "10000-31999";
+/// Ports leased before each lease loop.
+pub const FILLED: [usize; 4] = [0, 1_000, 5_000, 20_000];
+/// Ports per lease while filling.
+pub const FILL_CHUNK: usize = 64;
+/// Leases in the state for the start-up rows.
+pub const STARTUP_LEASES: usize = 20_000;
+/// Leases listed by the list rows.
+pub const LIST_LEASES: usize = 5_000;
+/// Lists timed.
+const LISTS: usize = 20;
+/// The flags of every server here besides `--range` and `--state-dir`.
+const FLAGS: [&str; 2] = ["--max-ports-per-uid", "none"];
+
+/// One lease loop after `leased` ports were leased first.
+pub struct Filled {
+    pub leased: usize,
+    /// How long leasing them took, `FILL_CHUNK` at a time on one connection.
+    pub fill: Duration,
+    pub loads: Vec<LeaseLoad>,
+    /// The most VmRSS seen during the loads (KiB).
+    pub rss_kib: u64,
+    /// The state file after the loads, once the server stopped.
+    pub state_bytes: u64,
+}
+
+/// Everything the storage part measured.
+#[derive(Default)]
+pub struct Storage {
+    pub filled: Vec<Filled>,
+    /// Spawn to first answer with `STARTUP_LEASES` leases in the state, sorted.
+    pub startups: Vec<Duration>,
+    /// VmRSS (KiB) after the first answer of each start-up, the most seen.
+    pub startup_rss_kib: u64,
+    /// The state file the start-ups read.
+    pub startup_state_bytes: u64,
+    /// `GET /api/v1/ports/leases` with `LIST_LEASES` leases, sorted.
+    pub lists: Vec<Duration>,
+    pub list_bytes: usize,
+}
+
+pub fn storage(options: &Options) -> io::Result<Storage> {
+    let mut storage = Storage::default();
+    for leased in FILLED {
+        storage.filled.push(filled(options, leased)?);
+    }
+    startups(options, &mut storage)?;
+    lists(options, &mut storage)?;
+    Ok(storage)
+}
+
+fn start(options: &Options, name: &'static str) -> io::Result<Server> {
+    servers::start_dynport_with(&options.dynport, name, Some(RANGE), &FLAGS)
+}
+
+fn filled(options: &Options, leased: usize) -> io::Result<Filled> {
+    let server = start(options, "storage")?;
+    let began = Instant::now();
+    fill(server.port, leased)?;
+    let fill = began.elapsed();
+    let duration = Duration::from_secs(options.lease_secs);
+    let (mut loads, mut rss_kib) = (Vec::new(), 0);
+    for round in 1..=options.lease_rounds {
+        let (load, rss) = sampled(server.child.pid(), || {
+            lease_load(&Endpoint::Tcp(server.port), LEASE_CLIENTS, duration)
+        })?;
+        eprintln!(
+            "bench: storage, {leased:>5} ports leased first, round {round}/{}: {:>5.0} grants/s, {} refused, p50 {:.3} ms, p99 {:.3} ms, {} KiB",
+            options.lease_rounds,
+            load.per_sec(),
+            load.failures,
+            table::ms(table::quantile(&load.latencies, 0.5)),
+            table::ms(table::quantile(&load.latencies, 0.99)),
+            rss
+        );
+        rss_kib = rss_kib.max(rss);
+        loads.push(load);
+    }
+    let dir = server
+        .stop()
+        .ok_or_else(|| io::Error::other("no state directory"))?;
+    let state_bytes = std::fs::metadata(dir.path().join("dynamic_ports.json"))?.len();
+    eprintln!(
+        "bench: storage, {leased:>5} ports leased first in {:.2} s; state file {state_bytes} bytes after the loads",
+        fill.as_secs_f64()
+    );
+    Ok(Filled {
+        leased,
+        fill,
+        loads,
+        rss_kib,
+        state_bytes,
+    })
+}
+
+/// Runs `work` while sampling the VmRSS of `pid` every 50 ms; returns what
+/// `work` returned and the most seen (KiB).
+fn sampled<T: Send>(pid: u32, work: impl FnOnce() -> io::Result<T> + Send) -> io::Result<(T, u64)> {
+    thread::scope(|scope| {
+        let running = scope.spawn(work);
+        let mut most = 0;
+        while !running.is_finished() {
+            most = most.max(procs::status(pid)?.rss_kib);
+            thread::sleep(Duration::from_millis(50));
+        }
+        let out = running
+            .join()
+            .map_err(|_| io::Error::other("a load panicked"))??;
+        Ok((out, most.max(procs::status(pid)?.rss_kib)))
+    })
+}
+
+/// Leases `ports` ports for an hour, `FILL_CHUNK` at a time, on one
+/// kept-alive connection.
+fn fill(port: u16, ports: usize) -> io::Result<()> {
+    let mut client = Client::connect(port)?;
+    let mut left = ports;
+    while left > 0 {
+        let count = left.min(FILL_CHUNK);
+        let body = format!(r#"{{"count":{count},"ttl_secs":3600}}"#);
+        expect_201(client.request("POST", "/api/v1/ports/lease", body.as_bytes())?)?;
+        left -= count;
+    }
+    Ok(())
+}
+
+/// `count` one-port leases for an hour, from `LEASE_CLIENTS` clients at once.
+fn grant_many(port: u16, count: usize) -> io::Result<()> {
+    let each = count.div_ceil(LEASE_CLIENTS);
+    let threads: Vec<_> = (0..LEASE_CLIENTS)
+        .map(|i| {
+            let mine = each.min(count.saturating_sub(i * each));
+            thread::spawn(move || {
+                let mut client = Client::connect(port)?;
+                for _ in 0..mine {
+                    let answer =
+                        client.request("POST", "/api/v1/ports/lease", br#"{"ttl_secs":3600}"#)?;
+                    expect_201(answer)?;
+                }
+                Ok::<_, io::Error>(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| io::Error::other("a granting client panicked"))??;
+    }
+    Ok(())
+}
+
+fn expect_201((status, body): (u16, Vec<u8>)) -> io::Result<()> {
+    if status == 201 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "a lease answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    )))
+}
+
+/// Start-up with `STARTUP_LEASES` leases in the state: granted by one
+/// server, which then stops; each start then reads them.
+fn startups(options: &Options, storage: &mut Storage) -> io::Result<()> {
+    let server = start(options, "startup")?;
+    let began = Instant::now();
+    grant_many(server.port, STARTUP_LEASES)?;
+    eprintln!(
+        "bench: storage, {STARTUP_LEASES} one-port leases granted in {:.2} s",
+        began.elapsed().as_secs_f64()
+    );
+    let dir = server
+        .stop()
+        .ok_or_else(|| io::Error::other("no state directory"))?;
+    let runs = options.startup_runs.div_ceil(4);
+    for _ in 0..runs {
+        let (took, rss) = start_once(options, &dir)?;
+        storage.startups.push(took);
+        storage.startup_rss_kib = storage.startup_rss_kib.max(rss);
+    }
+    storage.startups.sort_unstable();
+    storage.startup_state_bytes = std::fs::metadata(dir.path().join("dynamic_ports.json"))?.len();
+    eprintln!(
+        "bench: storage, start-up with {STARTUP_LEASES} leases: median {:.2} ms of {runs}, VmRSS {} KiB, state file {} bytes",
+        table::ms(table::quantile(&storage.startups, 0.5)),
+        storage.startup_rss_kib,
+        storage.startup_state_bytes
+    );
+    Ok(())
+}
+
+/// Spawns dynport on the state of `dir` and times it to its first answer,
+/// on the port it served last (it tries that one first); returns the time
+/// and its VmRSS then.
+fn start_once(options: &Options, dir: &TempDir) -> io::Result<(Duration, u64)> {
+    let port = last_server_port(dir.path())?;
+    let mut cmd = Command::new(&options.dynport);
+    cmd.args(["--range", RANGE, "--state-dir"])
+        .arg(dir.path())
+        .args(["--log-level", "warn"])
+        .args(FLAGS)
+        .stdin(Stdio::null());
+    let began = Instant::now();
+    let child = Child::spawn(&mut cmd, false)?;
+    let stream = loop {
+        match TcpStream::connect(client::addr(port)) {
+            Ok(stream) => break stream,
+            Err(_) if began.elapsed() < Duration::from_secs(10) => thread::yield_now(),
+            Err(e) => return Err(e),
+        }
+    };
+    let (status, _) = Client::tcp(stream)?.request("GET", "/healthz", b"")?;
+    let took = began.elapsed();
+    if status != 200 {
+        return Err(io::Error::other(format!("/healthz answered {status}")));
+    }
+    let rss = procs::status(child.pid())?.rss_kib;
+    child.terminate(Duration::from_secs(6));
+    Ok((took, rss))
+}
+
+fn last_server_port(dir: &Path) -> io::Result<u16> {
+    let bytes = std::fs::read(dir.join("dynamic_ports.json"))?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes)?;
+    state["last_server_port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| io::Error::other("no last_server_port in the state file"))
+}
+
+/// `GET /api/v1/ports/leases` with `LIST_LEASES` leases, `LISTS` times on
+/// one kept-alive connection.
+fn lists(options: &Options, storage: &mut Storage) -> io::Result<()> {
+    let server = start(options, "list")?;
+    grant_many(server.port, LIST_LEASES)?;
+    let mut client = Client::connect(server.port)?;
+    for _ in 0..LISTS {
+        let began = Instant::now();
+        let (status, body) = client.request("GET", "/api/v1/ports/leases", b"")?;
+        storage.lists.push(began.elapsed());
+        if status != 200 {
+            return Err(io::Error::other(format!("the list answered {status}")));
+        }
+        storage.list_bytes = body.len();
+    }
+    storage.lists.sort_unstable();
+    eprintln!(
+        "bench: storage, GET /api/v1/ports/leases with {LIST_LEASES} leases: median {:.2} ms, {} bytes",
+        table::ms(table::quantile(&storage.lists, 0.5)),
+        storage.list_bytes
+    );
+    server.stop();
+    Ok(())
+}
