@@ -1,7 +1,8 @@
 //! The refresh thread: rescans the range every `--refresh-secs`, brings
 //! the state file up to the journal about a second after it falls behind
 //! (and at once after a scan that changed something), and stops at once
-//! when asked, not after its sleep. Lease changes are the commit thread's
+//! when asked, not after its sleep; it also ends each lease when its time is
+//! up, waking for it then. Lease changes are the commit thread's
 //! ([`crate::app::Committer`]): neither a scan nor a snapshot delays them.
 
 use crate::app::App;
@@ -33,10 +34,12 @@ impl Refresh {
                 loop {
                     let due = app.snapshot_due().map(|d| retry_at.map_or(d, |r| d.max(r)));
                     let timer = due.map_or_else(never, at);
+                    let lease_end = app.next_lease_end().map_or_else(never, at);
                     select! {
                         recv(stopped) -> _ => return,
                         recv(behind) -> _ => {}
                         recv(timer) -> _ => retry_at = snapshot(&app),
+                        recv(lease_end) -> _ => app.end_leases_due(),
                         recv(ticks) -> _ => match app.refresh() {
                             Ok(true) => retry_at = snapshot(&app),
                             Ok(false) => {}

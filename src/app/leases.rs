@@ -121,6 +121,7 @@ impl App {
                     .then(|| table.cursors().get(&lease.pool).copied())
                     .flatten();
                 let undo_id = lease.id.clone();
+                self.expires_at(lease.expires_at);
                 Ok(Made {
                     record: Record::Put {
                         seq,
@@ -211,6 +212,7 @@ impl App {
                 self.may_manage(table, id, who)?;
                 let before = table.lease(id).cloned();
                 let lease = table.renew(id, ttl, self.lease_now())?;
+                self.expires_at(lease.expires_at);
                 Ok(Made {
                     record: Record::Put {
                         seq,

@@ -152,6 +152,10 @@ pub struct App {
     summary: RwLock<Arc<Summary>>,
     /// The time leases live by: the wall clock moved on by the boot clock.
     clock: crate::time::LeaseClock,
+    /// When the refresh thread ends the next lease, in lease-clock
+    /// nanoseconds since the epoch (`u64::MAX`: no lease): a lease that
+    /// ends sooner wakes it.
+    next_end: AtomicU64,
 }
 
 impl App {
@@ -197,7 +201,37 @@ impl App {
             notifier: OnceLock::new(),
             summary: RwLock::new(summary),
             clock: crate::time::LeaseClock::system(),
+            next_end: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// When the next lease's time is up, as an instant of this process: the
+    /// refresh thread sleeps until then (or until woken), so a lease ends
+    /// when due, not at the next scan. Plans the wake-up that a lease ending
+    /// sooner must then cause.
+    pub fn next_lease_end(&self) -> Option<Instant> {
+        let soonest = self.held_read().table.leases().map(|l| l.expires_at).min();
+        self.next_end
+            .store(soonest.map_or(u64::MAX, nanos), Ordering::Relaxed);
+        let left = soonest?
+            .duration_since(self.lease_now())
+            .unwrap_or(Duration::ZERO);
+        Some(Instant::now() + left)
+    }
+
+    /// Wakes the refresh thread when a lease granted or renewed now ends
+    /// before the one it waits for.
+    fn expires_at(&self, at: std::time::SystemTime) {
+        if nanos(at) < self.next_end.load(Ordering::Relaxed) {
+            self.next_end.store(nanos(at), Ordering::Relaxed);
+            self.wake_snapshots();
+        }
+    }
+
+    /// Ends the leases whose time is up (the refresh thread, when the next
+    /// one is due).
+    pub fn end_leases_due(&self) {
+        self.end_due_leases();
     }
 
     /// Now, as leases count it: a step of the wall clock does not move it
@@ -372,6 +406,12 @@ impl App {
         self.bump(&mut held);
         self.checkpoint_with(&mut disk, &held)
     }
+}
+
+/// `t` in nanoseconds since the epoch, for an atomic.
+fn nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn check_requested(table: &PortTable, current: u16, port: u16) -> Result<u16, ApiError> {

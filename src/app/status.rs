@@ -22,7 +22,10 @@ impl App {
             n => format!("{n} leases"),
         };
         match held.table.server_port() {
-            Some(port) => format!("serving on {}, {leases}", SocketAddr::new(self.facts.host, port)),
+            Some(port) => format!(
+                "serving on {}, {leases}",
+                SocketAddr::new(self.facts.host, port)
+            ),
             None => format!("not serving, {leases}"),
         }
     }

@@ -3,12 +3,11 @@
 //! kept aside and the state file used alone, a journal without a state file
 //! gives its leases back, and a state file from before the journal loads.
 
-
+use crate::fixture::Launch;
 use dynport::lease::{Lease, Protocol};
 use dynport::ports::PortRange;
 use dynport::state::journal::{Journal, Record};
 use dynport::state::{StateFile, Store};
-use crate::fixture::Launch;
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

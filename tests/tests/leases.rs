@@ -345,3 +345,28 @@ fn bad_owners_and_unknown_fields_are_refused_and_nothing_is_leased() {
         (201, Some("Zoë's 构建 🚀"))
     );
 }
+
+/// A lease ends when its time is up, not at the next scan (here a minute
+/// away): the refresh thread sleeps until the next lease's end.
+#[test]
+fn a_lease_ends_when_due_not_at_the_next_scan() {
+    let server = Server::start(&["--refresh-secs", "60"]);
+    let began = std::time::Instant::now();
+    let (status, answer) = server
+        .json_request("POST", "/api/v1/ports/lease", r#"{"ttl_secs": 1}"#)
+        .unwrap();
+    assert_eq!(status, 201, "{answer}");
+    let ended = format!(
+        "lease {} ended (expired)",
+        answer["lease"]["id"].as_str().unwrap()
+    );
+    crate::fixture::eventually(std::time::Duration::from_secs(10), &ended, || {
+        server.log().contains(&ended)
+    });
+    let took = began.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900)
+            && took < std::time::Duration::from_millis(1500),
+        "ended {took:?} after its 1 s grant"
+    );
+}
