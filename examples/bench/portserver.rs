@@ -65,7 +65,7 @@ impl Load {
 pub struct Figures {
     pub dynport: Vec<Load>,
     pub google: Vec<Load>,
-    /// Rounds in which dynport's state file held fewer leases than the
+    /// Rounds in which dynport's state file and journal held fewer leases than the
     /// grants its clients were answered: answers given before they were
     /// durable.
     pub not_durable: usize,
@@ -100,8 +100,9 @@ fn report(round: usize, server: &str, load: &Load) {
     );
 }
 
-/// dynport with a portserver socket; also whether its state file held
-/// every lease its clients were answered, once they were all answered.
+/// dynport with a portserver socket; also whether its state file and
+/// journal held every lease its clients were answered, once they were all
+/// answered.
 fn against_dynport(bin: &Path, client: &Path, name: &str) -> io::Result<(Load, bool)> {
     let state = TempDir::new("portserver-state")?;
     let range = format!("{}-{}", RANGE.0, RANGE.1);
@@ -115,7 +116,7 @@ fn against_dynport(bin: &Path, client: &Path, name: &str) -> io::Result<(Load, b
     let server = Child::spawn(&mut cmd, true)?;
     wait_for_socket(name)?;
     let clients = spawn_clients(client, &address)?;
-    let leased_at_end = || leases_in(&state.path().join("dynamic_ports.json"));
+    let leased_at_end = || leases_in(state.path());
     let (load, leased) = collect(clients, Some(&leased_at_end))?;
     let durable = leased.is_some_and(|leased| leased >= load.grants);
     server.terminate(Duration::from_secs(6));
@@ -218,12 +219,13 @@ fn collect(
     Ok((load, leased))
 }
 
-/// The leases in dynport's state file.
-fn leases_in(file: &Path) -> io::Result<u64> {
-    let text = std::fs::read(file)?;
-    let state: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(state["leases"].as_object().map_or(0, |l| l.len() as u64))
+/// The leases durable in dynport's state directory: the state file and
+/// the journal after it, read as the next start reads them.
+fn leases_in(dir: &Path) -> io::Result<u64> {
+    let state = dynport::state::Store::new(dir)
+        .durable()
+        .map_err(io::Error::other)?;
+    Ok(state.map_or(0, |s| s.leases.len() as u64))
 }
 
 /// The table's rows: both rates (medians of the rounds) and their ratio.
@@ -247,7 +249,7 @@ pub fn rows(rows: &mut Vec<Row>, f: &Figures) {
     ));
     if f.not_durable > 0 {
         rows.push(Row::dynport(
-            "  rounds with answers not in the state file",
+            "  rounds with answers not in the state file or journal",
             f.not_durable.to_string(),
         ));
     }
