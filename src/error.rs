@@ -93,6 +93,30 @@ impl From<crate::principal::Refusal> for ApiError {
     }
 }
 
+impl From<crate::app::AppError> for ApiError {
+    /// The status each of the app's reasons is answered with.
+    fn from(e: crate::app::AppError) -> ApiError {
+        use crate::app::AppError;
+        use crate::lease::LeaseError;
+        match e {
+            AppError::Lease(LeaseError::UnknownPool(name)) => {
+                ApiError::NotFound(format!("pool: no pool named {name}"))
+            }
+            AppError::Lease(LeaseError::UnknownLease(id)) => {
+                ApiError::NotFound(format!("no live lease {id}"))
+            }
+            AppError::Lease(LeaseError::Invalid(m)) | AppError::PortOutsideRange(m) => {
+                ApiError::BadRequest(m)
+            }
+            AppError::Lease(LeaseError::Unavailable(m)) | AppError::PortUnavailable(m) => {
+                ApiError::Conflict(m)
+            }
+            AppError::Lease(LeaseError::Refused(refusal)) => refusal.into(),
+            AppError::Storage(m) | AppError::Serving(m) => ApiError::Unavailable(m),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message())

@@ -10,6 +10,7 @@ use crate::process::is_alive;
 use crate::time::now_rfc3339;
 use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A lease as the API shows it.
@@ -70,8 +71,19 @@ pub fn grant(app: &App, request: &Request) -> Result<Reply, ApiError> {
                 })
             })?;
     }
+    let metrics = Arc::clone(&app.metrics);
     Ok(answer_later(
-        |done| app.grant(&req, done),
+        |done| {
+            app.grant(
+                &req,
+                Box::new(move |outcome| {
+                    if let Err(e) = &outcome {
+                        metrics.deny(e.denial());
+                    }
+                    done(outcome)
+                }),
+            )
+        },
         |lease| json(201, &success(lease)),
     ))
 }
@@ -86,7 +98,7 @@ fn answer_later(
     start(Box::new(move |outcome| {
         completion.complete(match outcome {
             Ok(lease) => ok(&lease),
-            Err(e) => e.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         });
     }));
     Reply::Later(later)

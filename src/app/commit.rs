@@ -4,8 +4,7 @@
 //! answered only then. The thread does nothing else, so a slow scan or a
 //! snapshot being written never delays an answer.
 
-use super::{App, Disk, Done, Held, Undo, storage_error};
-use crate::error::ApiError;
+use super::{App, AppError, Disk, Done, Held, Undo};
 use crate::gather::Gather;
 use crate::metrics::Metrics;
 use crate::state::journal::Record;
@@ -43,7 +42,7 @@ impl Waiter {
 }
 
 /// Whom to tell what, once a batch is durable or failed.
-type Told = Vec<(Done<()>, Result<(), ApiError>)>;
+type Told = Vec<(Done<()>, Result<(), AppError>)>;
 
 impl App {
     /// Opens the commit queue: from now on a lease change does not hold its
@@ -126,7 +125,7 @@ impl App {
                                 .undo
                                 .into_iter()
                                 .for_each(|undo| undo(&mut held.table));
-                            Err(storage_error(&e))
+                            Err(AppError::storage(&e))
                         }
                     };
                     told.extend(waiter.done.map(|tell| (tell, outcome)));

@@ -3,12 +3,11 @@
 //! lock ([`App::enqueue`]), and answered once it is durable.
 
 use super::commit::Waiter;
-use super::{App, Done, Held, Undo, can_bind_everywhere};
-use crate::error::ApiError;
+use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
-use crate::metrics::{Denial, Metrics};
+use crate::metrics::Metrics;
 use crate::ports::PortTable;
-use crate::principal::{Principal, Refusal};
+use crate::principal::Principal;
 use crate::state::journal::Record;
 use crate::time::{now_rfc3339, rfc3339};
 use std::sync::Arc;
@@ -82,7 +81,7 @@ impl App {
                     true => drop(held),
                     false => self.enqueue(held, Waiter::new(seq, records, None, None)),
                 }
-                done(Err(lease_error(e)));
+                done(Err(AppError::Lease(e)));
             }
         }
     }
@@ -94,27 +93,20 @@ impl App {
         let who = Principal::from_uid(req.uid);
         let metrics = Arc::clone(&self.metrics);
         let granted: Done<Lease> = Box::new(move |outcome| {
-            match &outcome {
-                Ok(lease) => {
-                    Metrics::add(&metrics.grants, 1);
-                    log::info!(
-                        "lease {} granted: ports {:?} in pool {}",
-                        lease.id.escape_debug(),
-                        lease.ports,
-                        lease.pool.escape_debug()
-                    );
-                }
-                // Refusals are counted where they are made.
-                Err(ApiError::Unavailable(_)) => metrics.deny(Denial::Storage),
-                Err(_) => {}
+            if let Ok(lease) = &outcome {
+                Metrics::add(&metrics.grants, 1);
+                log::info!(
+                    "lease {} granted: ports {:?} in pool {}",
+                    lease.id.escape_debug(),
+                    lease.ports,
+                    lease.pool.escape_debug()
+                );
             }
             done(outcome);
         });
         self.lease_change(
             |table, seq| {
-                let lease = self
-                    .grant_in(table, req, id, who)
-                    .inspect_err(|e| self.metrics.deny(lease_denial(e)))?;
+                let lease = self.grant_in(table, req, id, who)?;
                 let cursor = req
                     .port
                     .is_none()
@@ -236,28 +228,6 @@ impl App {
                 .map_err(LeaseError::Refused),
             None => Ok(()),
         }
-    }
-}
-
-/// How a refused grant is counted.
-fn lease_denial(e: &LeaseError) -> Denial {
-    match e {
-        LeaseError::UnknownPool(_) => Denial::UnknownPool,
-        LeaseError::Invalid(_) => Denial::BadRequest,
-        LeaseError::Refused(Refusal::Quota(_)) => Denial::Quota,
-        LeaseError::Refused(Refusal::Forbidden(_)) => Denial::Forbidden,
-        LeaseError::Refused(Refusal::Invalid(_)) => Denial::BadRequest,
-        _ => Denial::Unavailable,
-    }
-}
-
-fn lease_error(e: LeaseError) -> ApiError {
-    match e {
-        LeaseError::UnknownPool(name) => ApiError::NotFound(format!("pool: no pool named {name}")),
-        LeaseError::UnknownLease(id) => ApiError::NotFound(format!("no live lease {id}")),
-        LeaseError::Invalid(m) => ApiError::BadRequest(m),
-        LeaseError::Unavailable(m) => ApiError::Conflict(m),
-        LeaseError::Refused(refusal) => refusal.into(),
     }
 }
 

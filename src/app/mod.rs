@@ -15,7 +15,6 @@
 //! change whose journal write fails is undone and answered 503, and the next
 //! commit writes a whole snapshot, so the disk never holds half of it.
 
-use crate::error::ApiError;
 use crate::kernel_ports::KernelPorts;
 use crate::metrics::Metrics;
 use crate::ports::{PortTable, Protocols};
@@ -31,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLoc
 use std::time::{Duration, Instant};
 
 mod commit;
+mod error;
 mod kernel;
 mod leases;
 mod read;
@@ -38,6 +38,7 @@ mod snapshot;
 mod status;
 
 pub use commit::{Committer, Waiter};
+pub use error::AppError;
 pub use read::{LeaseFilter, Summary};
 
 /// What the engine does for the app: swap its listener, count requests.
@@ -121,7 +122,7 @@ pub struct Start {
 type Undo = Box<dyn FnOnce(&mut PortTable) + Send>;
 
 /// Hears how a change ended: durable, or refused or undone with the reason.
-pub type Done<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
+pub type Done<T> = Box<dyn FnOnce(Result<T, AppError>) + Send>;
 
 /// dynport's shared state.
 pub struct App {
@@ -355,31 +356,31 @@ impl App {
     /// current one. The new listener is bound and the state file written
     /// before this returns; nothing changes on an error. Port changes are
     /// rare, so this holds every lock throughout.
-    pub fn change_port(&self, requested: Option<u16>) -> Result<(u16, u16), ApiError> {
+    pub fn change_port(&self, requested: Option<u16>) -> Result<(u16, u16), AppError> {
         let _snapshots = self.snapshots();
         let mut disk = self.disk();
         let mut held = self.held_write();
         let old = held.table.server_port().unwrap_or(0);
         let new = match requested {
             Some(port) => check_requested(&held.table, old, port)?,
-            None => held
-                .table
-                .next_free_after(old)
-                .ok_or_else(|| ApiError::Conflict("no free port left in the range".to_string()))?,
+            None => held.table.next_free_after(old).ok_or_else(|| {
+                AppError::PortUnavailable("no free port left in the range".to_string())
+            })?,
         };
-        let listener = bind(self.facts.host, new)
-            .map_err(|e| ApiError::Conflict(format!("port {new} could not be bound: {e}")))?;
+        let listener = bind(self.facts.host, new).map_err(|e| {
+            AppError::PortUnavailable(format!("port {new} could not be bound: {e}"))
+        })?;
         let before = (held.table.server_port(), held.last_server_port);
         held.table.set_server_port(Some(new), &now_rfc3339());
         held.last_server_port = Some(new);
         self.bump(&mut held);
         let saved = self
             .checkpoint_with(&mut disk, &held)
-            .map_err(|e| storage_error(&e));
+            .map_err(|e| AppError::storage(&e));
         let served = saved.and_then(|()| {
             self.serving
                 .replace_listener(listener)
-                .map_err(|e| ApiError::Unavailable(format!("could not serve on port {new}: {e}")))
+                .map_err(|e| AppError::Serving(format!("could not serve on port {new}: {e}")))
         });
         if let Err(e) = served {
             held.table.set_server_port(before.0, &now_rfc3339());
@@ -414,31 +415,25 @@ fn nanos(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn check_requested(table: &PortTable, current: u16, port: u16) -> Result<u16, ApiError> {
+fn check_requested(table: &PortTable, current: u16, port: u16) -> Result<u16, AppError> {
     let range = table.range();
     if !range.contains(port) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AppError::PortOutsideRange(format!(
             "port: {port} is outside the managed range {range}"
         )));
     }
     if port == current {
-        return Err(ApiError::Conflict(format!(
+        return Err(AppError::PortUnavailable(format!(
             "port {port} is already the server's port"
         )));
     }
     match table.state(port) {
         None => Ok(port),
-        Some(entry) => Err(ApiError::Conflict(format!(
+        Some(entry) => Err(AppError::PortUnavailable(format!(
             "port {port} is not free: it is {}",
             entry.state.as_str()
         ))),
     }
-}
-
-fn storage_error(e: &io::Error) -> ApiError {
-    ApiError::Unavailable(format!(
-        "the state file could not be written, nothing was changed: {e}"
-    ))
 }
 
 /// Binds a listener on `host:port`; the bind itself is the test of a port.

@@ -5,7 +5,7 @@
 use super::listen::Listening;
 use super::request::{self, MAX_LINE, Refused};
 use super::{DEADLINE, MAX_WAITING};
-use crate::app::App;
+use crate::app::{App, AppError};
 use crate::error::ApiError;
 use crate::http::epoll::{Epoll, Events, Interest};
 use crate::lease::Lease;
@@ -194,7 +194,14 @@ impl Portserver {
             Err(refused) => return refuse(&self.app, &refused, Some(client.peer)),
         };
         let stream = client.stream;
-        (self.app).grant(&req, Box::new(move |outcome| answer(&stream, pid, outcome)));
+        let metrics = Arc::clone(&self.app.metrics);
+        let answered = Box::new(move |outcome: Result<Lease, AppError>| {
+            if let Err(e) = &outcome {
+                metrics.deny(e.denial());
+            }
+            answer(&stream, pid, outcome)
+        });
+        (self.app).grant(&req, answered);
     }
 
     fn cut_overdue(&mut self, now: Instant) {
@@ -254,11 +261,11 @@ fn refuse(app: &App, refused: &Refused, peer: Option<u32>) {
 /// Writes the port of a durable lease and closes; a refusal closes with
 /// nothing, which portpicker reads as "no port". The few bytes fit in the
 /// fresh socket's buffer, so the non-blocking write does not fall short.
-fn answer(stream: &UnixStream, pid: u32, outcome: Result<Lease, ApiError>) {
+fn answer(stream: &UnixStream, pid: u32, outcome: Result<Lease, AppError>) {
     let lease = match outcome {
         Ok(lease) => lease,
         Err(e) => {
-            let why = e.message();
+            let why = ApiError::from(e).message();
             return log::debug!("portserver: no port for pid {pid}: {}", why.escape_debug());
         }
     };

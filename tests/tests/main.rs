@@ -1,7 +1,9 @@
 //! dynport's integration tests, in one binary so that the fixture and
 //! dynport's library compile once: each module tests one concern through
-//! the real binary (`tests/engine_threads.rs` stays a binary of its own, as
-//! it counts the threads of its process).
+//! the real binary. Two stay binaries of their own: `tests/engine_threads.rs`
+//! counts the threads of its process, and `tests/kernel_ports.rs` works in
+//! the kernel's ephemeral range, from which these tests' outgoing
+//! connections would draw while it runs.
 
 mod fixture;
 
@@ -15,7 +17,6 @@ mod engine;
 mod guards;
 mod holders;
 mod journal;
-mod kernel_ports;
 mod leases;
 mod model;
 mod port_change;

@@ -3,7 +3,12 @@
 //! keeping leased and server ports in the host's `ip_local_reserved_ports`
 //! (as root), never touching the entries of others, restoring the file's
 //! first value when each test ends. A test binary of its own: these tests
-//! change a file the whole host shares, so they run one at a time.
+//! change a file the whole host shares, so they run one at a time, and
+//! their ports lie in the kernel's ephemeral range, from which the other
+//! tests' outgoing connections would draw if they ran beside them.
+
+#[path = "tests/fixture/mod.rs"]
+mod fixture;
 
 use crate::fixture::{Launch, TempDir, eventually, port_is_free, run_to_end};
 use dynport::kernel_ports::{format_list, parse_list, parse_range};
