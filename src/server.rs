@@ -1,7 +1,7 @@
 //! Wiring: lock the state directory, load the state, scan, bind, serve, and
 //! shut down cleanly on SIGINT or SIGTERM.
 
-use crate::app::{self, App, Committer, Facts, Start};
+use crate::app::{self, App, Committer, Facts, Scan, Start};
 use crate::config::Settings;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
@@ -343,9 +343,7 @@ fn first_table(
     settings: &Settings,
     saved: Option<StateFile>,
 ) -> Result<(PortTable, ScanInfo), Fatal> {
-    let began = Instant::now();
-    let in_use = scanner
-        .scan(settings.range)
+    let scan = Scan::of(scanner, settings.range)
         .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
     let now = now_rfc3339();
     let mut table = PortTable::new(settings.range);
@@ -353,16 +351,11 @@ fn first_table(
         table.add_pool(&pool.name, pool.range);
     }
     table.exclude(&settings.exclude, &now);
-    table.apply_scan(&in_use, &now);
-    let info = ScanInfo {
-        at: now.clone(),
-        duration_ms: (began.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
-        in_use: table.counts().in_use,
-    };
+    let (_, info) = scan.apply(&mut table);
     log::debug!(
         "first scan by {}: {} ports in use",
         scanner.method().as_str(),
-        in_use.len()
+        scan.seen.len()
     );
     if let Some(saved) = saved {
         let pools = settings.pools.iter().map(|p| (p.name.as_str(), p.range));
@@ -394,13 +387,8 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
     for (pool, port) in &saved.cursors {
         table.set_cursor(pool, *port);
     }
-    for (lease, reason) in table.end_due(SystemTime::now(), &crate::process::is_alive) {
-        log::info!(
-            "lease {} ended ({}): ports {:?} freed",
-            lease.id.escape_debug(),
-            reason.as_str(),
-            lease.ports
-        );
+    for (lease, reason) in table.end_due(SystemTime::now(), &crate::process::alive_checker()) {
+        crate::app::log_end(&lease, reason);
     }
 }
 

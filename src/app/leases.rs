@@ -45,12 +45,7 @@ impl App {
                 _ => &self.metrics.expiries,
             };
             Metrics::add(counter, 1);
-            log::info!(
-                "lease {} ended ({}): ports {:?} freed",
-                lease.id.escape_debug(),
-                reason.as_str(),
-                lease.ports
-            );
+            log_end(&lease, reason);
             records.push(Record::End { seq, id: lease.id });
         }
         records
@@ -229,6 +224,17 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The log line of a lease's end, the same whether the refresh thread ends
+/// it or a server finds it over at start.
+pub fn log_end(lease: &Lease, reason: EndReason) {
+    log::info!(
+        "lease {} ended ({}): ports {:?} freed",
+        lease.id.escape_debug(),
+        reason.as_str(),
+        lease.ports
+    );
 }
 
 /// A lease id: 16 hex digits, unique within this host's history in practice.

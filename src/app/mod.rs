@@ -39,6 +39,7 @@ mod status;
 
 pub use commit::{Committer, Waiter};
 pub use error::AppError;
+pub use leases::log_end;
 pub use read::{LeaseFilter, Summary};
 
 /// What the engine does for the app: swap its listener, count requests.
@@ -321,29 +322,22 @@ impl App {
     /// the state file.
     pub fn refresh(&self) -> io::Result<bool> {
         let range = self.summary().range;
-        let began = Instant::now();
-        let in_use = self.scanner.scan(range)?;
-        let took = began.elapsed();
+        let scan = Scan::of(&self.scanner, range)?;
         Metrics::add(&self.metrics.scans, 1);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = u64::try_from(scan.took.as_nanos()).unwrap_or(u64::MAX);
         self.metrics.last_scan_nanos.store(nanos, Ordering::Relaxed);
-        let now = now_rfc3339();
         let changed = {
             let mut held = self.held_write();
-            let changed = held.table.apply_scan(&in_use, &now);
-            held.last_scan = Some(ScanInfo {
-                at: now.clone(),
-                duration_ms: (took.as_secs_f64() * 1e6).round() / 1000.0,
-                in_use: held.table.counts().in_use,
-            });
+            let (changed, info) = scan.apply(&mut held.table);
+            held.last_scan = Some(info);
             self.bump(&mut held);
             changed
         };
         log::debug!(
             "scan of {range} by {} took {:.3} ms: {} in use, changed: {changed}",
             self.scan_method(),
-            took.as_secs_f64() * 1000.0,
-            in_use.len()
+            scan.took.as_secs_f64() * 1000.0,
+            scan.seen.len()
         );
         let stepped = self.follow_wall_clock();
         self.end_due_leases();
@@ -406,6 +400,38 @@ impl App {
         held.server = None;
         self.bump(&mut held);
         self.checkpoint_with(&mut disk, &held)
+    }
+}
+
+/// One scan of a range, taken without a lock, and what it took.
+pub struct Scan {
+    pub seen: Vec<crate::ports::Seen>,
+    pub took: Duration,
+}
+
+impl Scan {
+    /// Scans `range` now; the one scan code of a server's start and of its
+    /// refresh thread.
+    pub fn of(scanner: &Scanner, range: crate::ports::PortRange) -> io::Result<Scan> {
+        let began = Instant::now();
+        let seen = scanner.scan(range)?;
+        Ok(Scan {
+            seen,
+            took: began.elapsed(),
+        })
+    }
+
+    /// Takes the scan into `table`: whether that changed it, and the scan's
+    /// record for the state file.
+    pub fn apply(&self, table: &mut PortTable) -> (bool, ScanInfo) {
+        let now = now_rfc3339();
+        let changed = table.apply_scan(&self.seen, &now);
+        let info = ScanInfo {
+            at: now,
+            duration_ms: (self.took.as_secs_f64() * 1e6).round() / 1000.0,
+            in_use: table.counts().in_use,
+        };
+        (changed, info)
     }
 }
 

@@ -72,7 +72,14 @@ impl Manager {
         }
         self.socket.set_read_timeout(Some(timeout)).unwrap();
         let mut buf = [0u8; 1024];
-        match self.socket.recv(&mut buf) {
+        let received = loop {
+            // A signal to this process (its tests' children end) interrupts.
+            match self.socket.recv(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match received {
             Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(e)
                 if matches!(
