@@ -7,6 +7,7 @@
 use super::target::{BaseUrl, Target};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -67,12 +68,6 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
                 check_owner(target, &format!("unix:{}", path.display()), || {
                     crate::sys::peer_cred(&stream).map(|(_, uid)| Some(uid))
                 })?;
-                stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .map_err(exchange)?;
-                stream
-                    .set_write_timeout(Some(IO_TIMEOUT))
-                    .map_err(exchange)?;
                 return send_bytes(stream, &bytes);
             }
             // A socket left by a server that died: TCP says more.
@@ -85,12 +80,6 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
         // The server's end of this very connection, as the kernel knows it.
         crate::scan::tcp_socket_uid(stream.peer_addr()?, stream.local_addr()?)
     })?;
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .map_err(exchange)?;
-    stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .map_err(exchange)?;
     send_bytes(stream, &bytes)
 }
 
@@ -98,7 +87,16 @@ fn exchange(e: io::Error) -> HttpError {
     HttpError::Exchange(e.to_string())
 }
 
-fn send_bytes(mut stream: impl Read + Write, bytes: &[u8]) -> Result<Response, HttpError> {
+/// Sends `bytes` and reads the answer, neither waiting more than
+/// [`IO_TIMEOUT`] for the other end, on TCP and on the Unix socket alike.
+fn send_bytes(mut stream: impl Read + Write + AsFd, bytes: &[u8]) -> Result<Response, HttpError> {
+    let timeout = libc::timeval {
+        tv_sec: IO_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        crate::sys::set_option(&stream, libc::SOL_SOCKET, option, &timeout).map_err(exchange)?;
+    }
     stream.write_all(bytes).map_err(exchange)?;
     read_response(&mut stream)
 }
