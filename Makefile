@@ -26,9 +26,12 @@ test-deps:
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-# 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
-# the state file against every acknowledged answer; 15 minutes at most.
+# 1,000 SIGKILLs under concurrent lease traffic (some in the middle of a
+# port change, some the moment the state file is being rewritten), each
+# followed by a check of the state file and the journal against every
+# acknowledged answer; the run 15 minutes at most, after the build.
 crash:
+	$(CARGO) test --release --test crash --no-run
 	DYNPORT_CRASH_KILLS=1000 timeout 900 $(CARGO) test --release --test crash -- --nocapture
 
 # Mixed traffic at 256 connections for SOAK_SECS (600 by default), sampling
