@@ -52,9 +52,12 @@ portpicker:
 test: export DYNPORT_REQUIRE_PORTPICKER = $(shell [ "$$(id -u)" = 0 ] && echo 1)
 bench: portpicker
 
-# 1,000 SIGKILLs under concurrent lease traffic, each followed by a check of
-# the state file against every acknowledged answer; 15 minutes at most.
+# 1,000 SIGKILLs under concurrent lease traffic (some in the middle of a
+# port change, some the moment the state file is being rewritten), each
+# followed by a check of the state file and the journal against every
+# acknowledged answer; the run 15 minutes at most, after the build.
 crash:
+	$(CARGO) test --release --test tests --no-run
 	DYNPORT_CRASH_KILLS=1000 timeout 900 $(CARGO) test --release --test tests crash:: -- --nocapture
 
 # Mixed traffic at 256 connections for SOAK_SECS (600 by default), sampling

@@ -15,7 +15,7 @@
 //! (`storage.rs`).
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
-//! [--startup-runs N] [--dynport PATH] [--baseline PATH]
+//! [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH]
 //! [--only get|scan|startup|lease|idle|holders|portserver|storage]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
@@ -67,6 +67,8 @@ pub struct Options {
     pub lease_secs: u64,
     pub lease_rounds: usize,
     pub startup_runs: usize,
+    /// `--filled 0,20000`: the storage part's fill levels, and nothing else of it.
+    pub filled: Option<Vec<usize>>,
     /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
     /// `portserver` or `storage`.
     only: Option<String>,
@@ -82,7 +84,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage]"
             );
             return ExitCode::from(2);
         }
@@ -309,6 +311,7 @@ fn parse_args() -> Result<Options, String> {
         lease_secs: 5,
         lease_rounds: 3,
         startup_runs: 20,
+        filled: None,
         only: None,
         dynport: release.join("dynport"),
         baseline: None,
@@ -324,6 +327,11 @@ fn parse_args() -> Result<Options, String> {
             "--lease-secs" => options.lease_secs = number(value()?)?.max(1),
             "--lease-rounds" => options.lease_rounds = number(value()?)?.max(1) as usize,
             "--startup-runs" => options.startup_runs = number(value()?)?.max(1) as usize,
+            "--filled" => {
+                let levels: Result<Vec<u64>, String> =
+                    value()?.split(',').map(|n| number(n.to_string())).collect();
+                options.filled = Some(levels?.into_iter().map(|n| n as usize).collect());
+            }
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {

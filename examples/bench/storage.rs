@@ -59,13 +59,18 @@ pub struct Storage {
     pub list_bytes: usize,
 }
 
+/// Every storage figure; with `--filled`, only the lease loops after those
+/// fills (to look at one closely).
 pub fn storage(options: &Options) -> io::Result<Storage> {
     let mut storage = Storage::default();
-    for leased in FILLED {
+    let levels = options.filled.clone().unwrap_or(FILLED.to_vec());
+    for leased in levels {
         storage.filled.push(filled(options, leased)?);
     }
-    startups(options, &mut storage)?;
-    lists(options, &mut storage)?;
+    if options.filled.is_none() {
+        startups(options, &mut storage)?;
+        lists(options, &mut storage)?;
+    }
     Ok(storage)
 }
 

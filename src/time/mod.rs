@@ -51,7 +51,7 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 
 /// Serde support for `SystemTime` fields written as RFC 3339 strings.
 pub mod rfc3339_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -61,10 +61,24 @@ pub mod rfc3339_serde {
     /// Drops a fraction of a second, which dynport never writes, so that a
     /// time read from the state file is written back unchanged.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = String::deserialize(d)?;
-        let t = super::parse_rfc3339(&text)
-            .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))?;
-        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        Ok(UNIX_EPOCH + Duration::from_secs(since.as_secs()))
+        d.deserialize_str(TimeVisitor)
+    }
+
+    /// Reads the text where it lies, without a string of its own: a state
+    /// of 20,000 leases holds 40,000 times.
+    struct TimeVisitor;
+
+    impl serde::de::Visitor<'_> for TimeVisitor {
+        type Value = SystemTime;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 time")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SystemTime, E> {
+            let t = super::parse_rfc3339(text).ok_or_else(|| E::custom("not an RFC 3339 time"))?;
+            let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            Ok(UNIX_EPOCH + Duration::from_secs(since.as_secs()))
+        }
     }
 }

@@ -2,9 +2,12 @@
 //! several clients, SIGKILL at random moments, restart on the same state
 //! directory, and after each kill a check of every promise the state file
 //! and the journal after it make: what the next start recovers holds every
-//! acknowledged change. Some lives last past a snapshot, so kills land in
-//! journal appends, in snapshot rewrites and in between; the test counts
-//! where. `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
+//! acknowledged change. Lease clients append to the journal all the time, so
+//! kills land in appends; some kills are sent in the middle of a port change
+//! (a state-file rewrite) and some the moment the refresh thread's temporary
+//! file shows it rewriting the state file; the test counts what the files
+//! left say. (A SIGKILL cannot tear a record: what `write` took stays in the
+//! page cache. Torn and damaged journals are `tests/journal.rs`'s.) `DYNPORT_CRASH_KILLS` sets the number of kills (30 by default;
 //! `make crash` runs 1,000) and `DYNPORT_CRASH_SEED` replays a run.
 
 use crate::fixture::{Launch, free_range};
@@ -47,6 +50,10 @@ struct Landed {
     between: usize,
     /// A fresh journal half-written: its temporary file was left.
     in_fresh_journal: usize,
+    /// Kills sent the moment a temporary file was seen.
+    snapshot_seen: usize,
+    /// Kills sent while a port change was in flight.
+    in_port_change: usize,
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays.
@@ -73,10 +80,17 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serd
     crate::fixture::json_request(port, method, path, &[], body)
 }
 
-/// One client's traffic until `stop`: leases, renewals, releases.
-fn client(port: &AtomicU16, stop: &AtomicBool, acked: &Mutex<Acked>, seed: u64) {
+/// One client's traffic until `stop`: leases, renewals, releases, of the
+/// leases it is handed (those the server holds from earlier lives, so that
+/// the pools never fill up and every life makes changes) and of its own.
+fn client(
+    port: &AtomicU16,
+    stop: &AtomicBool,
+    acked: &Mutex<Acked>,
+    seed: u64,
+    mut mine: Vec<String>,
+) {
     let mut rng = Rng(seed | 1);
-    let mut mine: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let port = port.load(Ordering::Relaxed);
         match rng.below(10) {
@@ -189,24 +203,91 @@ fn check(dir: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
     }
 }
 
-/// One life of the server: traffic for a random while, then SIGKILL.
-fn one_life(launch: &Launch, acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
+/// How a life ends: SIGKILL at a random moment, in the middle of a port
+/// change (which rewrites the state file before its answer), or as soon as
+/// a temporary file shows that the refresh thread is rewriting the state
+/// file or starting the journal over.
+#[derive(Clone, Copy, PartialEq)]
+enum Death {
+    Random,
+    InPortChange,
+    InSnapshot,
+    /// The moment the new state file is renamed into place: while the
+    /// journal starts over.
+    AfterRename,
+}
+
+/// One life of the server: traffic, then SIGKILL as `death` says.
+fn one_life(launch: &Launch, acked: &Arc<Mutex<Acked>>, rng: &mut Rng, landed: &mut Landed) {
     let mut server = launch.start();
     let port = Arc::new(AtomicU16::new(server.port));
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS as u64)
+    let live = leases_of(server.port);
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             let (port, stop, acked) = (Arc::clone(&port), Arc::clone(&stop), Arc::clone(acked));
-            let seed = rng.below(u64::MAX) ^ i;
-            thread::spawn(move || client(&port, &stop, &acked, seed))
+            let seed = rng.below(u64::MAX) ^ i as u64;
+            let mine = live.iter().skip(i).step_by(CLIENTS).cloned().collect();
+            thread::spawn(move || client(&port, &stop, &acked, seed, mine))
         })
         .collect();
-    // One life in five outlasts the snapshot a second after the first change.
-    let life = match rng.below(5) {
-        0 => 1000 + rng.below(600),
-        _ => 20 + rng.below(250),
+    let death = match rng.below(10) {
+        0..=4 => Death::Random,
+        5..=7 => Death::InPortChange,
+        8 => Death::InSnapshot,
+        _ => Death::AfterRename,
     };
-    let until = Instant::now() + Duration::from_millis(life);
+    let mut in_flight = None;
+    match death {
+        Death::Random => {
+            let life = Duration::from_millis(20 + rng.below(250));
+            change_ports_for(&port, rng, life);
+        }
+        Death::InPortChange => {
+            let life = Duration::from_millis(20 + rng.below(150));
+            change_ports_for(&port, rng, life);
+            let now = port.load(Ordering::Relaxed);
+            in_flight = Some(thread::spawn(move || {
+                request(now, "POST", "/api/v1/server/port/change", "")
+            }));
+            thread::sleep(Duration::from_micros(rng.below(4000)));
+        }
+        Death::InSnapshot => {
+            landed.snapshot_seen += usize::from(wait_for_temp(launch.dir.path(), true).is_some());
+        }
+        Death::AfterRename => {
+            if let Some(temp) = wait_for_temp(launch.dir.path(), false) {
+                landed.snapshot_seen += usize::from(wait_until_gone(&temp));
+            }
+        }
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(change) = in_flight {
+        let _ = change.join();
+        landed.in_port_change += 1;
+    }
+    for client in clients {
+        client.join().expect("a client saw a wrong answer");
+    }
+}
+
+/// The ids of the server's leases: those acknowledged and those whose
+/// answer a kill cut off, which would otherwise fill the pools for an hour.
+fn leases_of(port: u16) -> Vec<String> {
+    let Some((200, answer)) = request(port, "GET", "/api/v1/ports/leases", "") else {
+        panic!("the lease list did not answer");
+    };
+    let leases = answer["leases"].as_array().unwrap();
+    leases
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Port changes now and then, for `how_long`, following the server.
+fn change_ports_for(port: &AtomicU16, rng: &mut Rng, how_long: Duration) {
+    let until = Instant::now() + how_long;
     while Instant::now() < until {
         if rng.below(4) == 0 {
             let now = port.load(Ordering::Relaxed);
@@ -219,11 +300,40 @@ fn one_life(launch: &Launch, acked: &Arc<Mutex<Acked>>, rng: &mut Rng) {
         }
         thread::sleep(Duration::from_millis(10 + rng.below(40)));
     }
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().expect("a client saw a wrong answer");
+}
+
+/// Waits (3 s at most) until a temporary file of the state file (or, with
+/// `journal_too`, of the journal) is in `dir`: the refresh thread is writing
+/// one, about a second after the first lease change. Returns its path.
+fn wait_for_temp(dir: &Path, journal_too: bool) -> Option<std::path::PathBuf> {
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let names = std::fs::read_dir(dir).unwrap();
+        let temp = names
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|n| {
+                n.starts_with(".dynamic_ports.json.tmp-")
+                    || (journal_too && n.starts_with(".dynamic_ports.journal.tmp-"))
+            });
+        if let Some(name) = temp {
+            return Some(dir.join(name));
+        }
+        thread::sleep(Duration::from_micros(100));
     }
+    None
+}
+
+/// Waits (1 s at most) until `temp` is gone: renamed into place (or
+/// removed). Whether it went.
+fn wait_until_gone(temp: &Path) -> bool {
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if !temp.exists() {
+            return true;
+        }
+        thread::sleep(Duration::from_micros(50));
+    }
+    false
 }
 
 #[test]
@@ -240,7 +350,7 @@ fn acknowledged_changes_survive_sigkill() {
     let mut rng = Rng(seed | 1);
     let began = Instant::now();
     for kill in 1..=kills {
-        one_life(&launch, &acked, &mut rng);
+        one_life(&launch, &acked, &mut rng, &mut landed);
         count_where(&dir, &mut landed);
         check(&dir, &acked.lock().unwrap(), range, kill);
     }
@@ -261,8 +371,15 @@ fn acknowledged_changes_survive_sigkill() {
         acked.renewed.len()
     );
     println!(
-        "crash test: kills landed in a snapshot rewrite {}, in a journal append {}, between a snapshot and its fresh journal {}, in a fresh journal {}",
-        landed.in_snapshot, landed.in_append, landed.between, landed.in_fresh_journal
+        "crash test: {} kills sent while a port change was in flight, {} the moment a temporary file was seen; \
+         the files left tell: in a state-file rewrite {}, between a rewrite and its fresh journal {}, \
+         in a fresh journal {}, a torn journal record {}",
+        landed.in_port_change,
+        landed.snapshot_seen,
+        landed.in_snapshot,
+        landed.between,
+        landed.in_fresh_journal,
+        landed.in_append
     );
 }
 
