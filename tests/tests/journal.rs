@@ -185,5 +185,10 @@ fn a_state_file_from_before_the_journal_loads_and_gets_one() {
     assert_eq!(status, 201);
     assert_eq!(server.state()["leases"].as_object().unwrap().len(), 2);
     let log = server.log();
-    assert!(!log.contains("[WARN]"), "{log}");
+    // The one warning a server may give whatever its files: that it may not
+    // filter handshakes, when it runs without the privilege.
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("[WARN]") && !l.contains("may not filter handshakes"));
+    assert_eq!(warnings.count(), 0, "{log}");
 }
