@@ -125,9 +125,14 @@ const HOLDER: &str = r#"
 import json, os, socket, sys, portpicker
 
 def bindable(port):
+    # As a server binds: SO_REUSEADDR for TCP, so that the TIME_WAIT left
+    # by a connection of another test on this port does not count; dynport
+    # checks the same way.
     try:
         for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             s = socket.socket(socket.AF_INET, kind)
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("", port))
             s.close()
         return True
