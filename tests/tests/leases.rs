@@ -347,7 +347,8 @@ fn bad_owners_and_unknown_fields_are_refused_and_nothing_is_leased() {
 }
 
 /// A lease ends when its time is up, not at the next scan (here a minute
-/// away): the refresh thread sleeps until the next lease's end.
+/// away): the refresh thread sleeps until the next lease's end. The bound
+/// leaves a busy machine room; the point is "not at the next scan".
 #[test]
 fn a_lease_ends_when_due_not_at_the_next_scan() {
     let server = Server::start(&["--refresh-secs", "60"]);
@@ -365,8 +366,7 @@ fn a_lease_ends_when_due_not_at_the_next_scan() {
     });
     let took = began.elapsed();
     assert!(
-        took >= std::time::Duration::from_millis(900)
-            && took < std::time::Duration::from_millis(1500),
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
         "ended {took:?} after its 1 s grant"
     );
 }
