@@ -24,6 +24,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// dynport's state directory.
+    pub fn state_dir(&self) -> Option<&Path> {
+        Some(self.state_dir.as_ref()?.path())
+    }
+
     /// Stops the server with SIGTERM (SIGKILL after 6 s) and hands back its
     /// state directory, which lives on.
     pub fn stop(self) -> Option<TempDir> {

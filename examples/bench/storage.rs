@@ -64,9 +64,7 @@ pub struct Storage {
 pub fn storage(options: &Options) -> io::Result<Storage> {
     let mut storage = Storage::default();
     let levels = options.filled.clone().unwrap_or(FILLED.to_vec());
-    for leased in levels {
-        storage.filled.push(filled(options, leased)?);
-    }
+    storage.filled = lease_loops(options, &levels)?;
     if options.filled.is_none() {
         startups(options, &mut storage)?;
         lists(options, &mut storage)?;
@@ -78,44 +76,66 @@ fn start(options: &Options, name: &'static str) -> io::Result<Server> {
     servers::start_dynport_with(&options.dynport, name, Some(RANGE), &FLAGS)
 }
 
-fn filled(options: &Options, leased: usize) -> io::Result<Filled> {
-    let server = start(options, "storage")?;
-    let began = Instant::now();
-    fill(server.port, leased)?;
-    let fill = began.elapsed();
-    let duration = Duration::from_secs(options.lease_secs);
-    let (mut loads, mut rss_kib) = (Vec::new(), 0);
-    for round in 1..=options.lease_rounds {
-        let (load, rss) = sampled(server.child.pid(), || {
-            lease_load(&Endpoint::Tcp(server.port), LEASE_CLIENTS, duration)
-        })?;
-        eprintln!(
-            "bench: storage, {leased:>5} ports leased first, round {round}/{}: {:>5.0} grants/s, {} refused, p50 {:.3} ms, p99 {:.3} ms, {} KiB",
-            options.lease_rounds,
-            load.per_sec(),
-            load.failures,
-            table::ms(table::quantile(&load.latencies, 0.5)),
-            table::ms(table::quantile(&load.latencies, 0.99)),
-            rss
-        );
-        rss_kib = rss_kib.max(rss);
-        loads.push(load);
+/// One server per fill level, all filled first; then rounds that take the
+/// levels in turn, so that a machine getting busier or quieter weighs on
+/// all of them alike; then each stops and leaves its state file.
+fn lease_loops(options: &Options, levels: &[usize]) -> io::Result<Vec<Filled>> {
+    let mut running = Vec::new();
+    for &leased in levels {
+        let server = start(options, "storage")?;
+        let began = Instant::now();
+        fill(server.port, leased)?;
+        let fill = began.elapsed();
+        let filled = Filled {
+            leased,
+            fill,
+            loads: Vec::new(),
+            rss_kib: 0,
+            state_bytes: 0,
+        };
+        running.push((server, filled));
     }
-    let dir = server
-        .stop()
-        .ok_or_else(|| io::Error::other("no state directory"))?;
-    let state_bytes = std::fs::metadata(dir.path().join("dynamic_ports.json"))?.len();
+    for round in 1..=options.lease_rounds {
+        for (server, filled) in &mut running {
+            lease_round(options, round, server, filled)?;
+        }
+    }
+    let mut done = Vec::new();
+    for (server, mut filled) in running {
+        let dir = server
+            .stop()
+            .ok_or_else(|| io::Error::other("no state directory"))?;
+        filled.state_bytes = std::fs::metadata(dir.path().join("dynamic_ports.json"))?.len();
+        eprintln!(
+            "bench: storage, {:>5} ports leased first in {:.2} s; state file {} bytes after the loads",
+            filled.leased,
+            filled.fill.as_secs_f64(),
+            filled.state_bytes
+        );
+        done.push(filled);
+    }
+    Ok(done)
+}
+
+/// One lease loop against `server`, sampling its memory meanwhile.
+fn lease_round(options: &Options, round: usize, server: &Server, f: &mut Filled) -> io::Result<()> {
+    let duration = Duration::from_secs(options.lease_secs);
+    let (load, rss) = sampled(server.child.pid(), || {
+        lease_load(&Endpoint::Tcp(server.port), LEASE_CLIENTS, duration)
+    })?;
     eprintln!(
-        "bench: storage, {leased:>5} ports leased first in {:.2} s; state file {state_bytes} bytes after the loads",
-        fill.as_secs_f64()
+        "bench: storage, {:>5} ports leased first, round {round}/{}: {:>5.0} grants/s, {} refused, p50 {:.3} ms, p99 {:.3} ms, {} KiB",
+        f.leased,
+        options.lease_rounds,
+        load.per_sec(),
+        load.failures,
+        table::ms(table::quantile(&load.latencies, 0.5)),
+        table::ms(table::quantile(&load.latencies, 0.99)),
+        rss
     );
-    Ok(Filled {
-        leased,
-        fill,
-        loads,
-        rss_kib,
-        state_bytes,
-    })
+    f.rss_kib = f.rss_kib.max(rss);
+    f.loads.push(load);
+    Ok(())
 }
 
 /// Runs `work` while sampling the VmRSS of `pid` every 50 ms; returns what
@@ -253,11 +273,34 @@ fn last_server_port(dir: &Path) -> io::Result<u16> {
         .ok_or_else(|| io::Error::other("no last_server_port in the state file"))
 }
 
+/// Waits (10 s at most) until the state file holds every change, as it
+/// does a second or so after the last one: the lists are timed on a server
+/// at rest, not beside the writing of the 5,000 grants just made. (A
+/// dynport without a journal has nothing to wait for.)
+fn settle(server: &Server) -> io::Result<()> {
+    let dir = server
+        .state_dir()
+        .ok_or_else(|| io::Error::other("no state directory"))?;
+    let journal = dir.join("dynamic_ports.journal");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The journal is its header alone once the state file caught up.
+    while std::fs::metadata(&journal).is_ok_and(|m| m.len() > 64) {
+        if Instant::now() > deadline {
+            return Err(io::Error::other(
+                "the state file did not catch up within 10 s",
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/ports/leases` with `LIST_LEASES` leases, `LISTS` times on
 /// one kept-alive connection.
 fn lists(options: &Options, storage: &mut Storage) -> io::Result<()> {
     let server = start(options, "list")?;
     grant_many(server.port, LIST_LEASES)?;
+    settle(&server)?;
     let mut client = Client::connect(server.port)?;
     for _ in 0..LISTS {
         let began = Instant::now();
