@@ -520,7 +520,7 @@ fn handler_panic_gives_500_and_the_worker_lives_on() {
 #[test]
 fn replace_listener_moves_new_connections_to_the_new_port() {
     if !gentle_retire_supported() {
-        skipped(format_args!(
+        crate::fixture::skipped(format_args!(
             "the kernel refuses SO_ATTACH_FILTER on a listener to this unprivileged \
              process, so the old port takes connections for 100 ms more"
         ));
@@ -826,11 +826,4 @@ fn timeouts_fire_when_they_are_due() {
             "408 {over:?} after its deadline"
         );
     }
-}
-
-/// Says that the running test was skipped, and why, where `cargo test`
-/// shows it: straight to stderr, past the capture of passing tests' output.
-fn skipped(why: std::fmt::Arguments<'_>) {
-    let test = thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
 }
