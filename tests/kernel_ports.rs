@@ -158,7 +158,9 @@ fn a_range_below_the_kernels_is_not_warned() {
 fn reserve_kernel_without_the_right_to_write_exits_2_naming_the_fix() {
     let dir = TempDir::new();
     let state = dir.path().join("state");
-    let mut cmd = Command::new(crate::fixture::BIN);
+    let mut cmd = Command::new(crate::fixture::for_everyone(std::path::Path::new(
+        crate::fixture::BIN,
+    )));
     cmd.env_clear()
         .args(["--reserve-kernel", "--range", "40000-40010", "--state-dir"])
         .arg(&state);

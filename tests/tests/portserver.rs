@@ -334,7 +334,9 @@ fn users_may_name_only_their_own_processes_and_the_quota_holds() {
 /// running [`zz_ask_for_another_user`] (nothing else here can connect as
 /// another user), and returns the answer.
 fn ask_as(user: &User, address: &str, line: &str) -> String {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = Command::new(crate::fixture::for_everyone(
+        &std::env::current_exe().unwrap(),
+    ));
     command
         .args([
             "portserver::zz_ask_for_another_user",

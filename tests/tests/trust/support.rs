@@ -72,7 +72,7 @@ impl Out {
 /// Runs `dynport args` as `user` (this process when `None`) in an
 /// environment of `PATH` and `env` only.
 pub fn dynport_as(user: Option<&User>, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(crate::fixture::for_everyone(std::path::Path::new(BIN)));
     command.args(args).env_clear().envs(env.iter().copied());
     command.env("PATH", std::env::var("PATH").unwrap_or_default());
     run(as_user(&mut command, user))

@@ -127,7 +127,7 @@ impl Drop for Proc {
 pub fn server_as(user: &User, port: u16, dir: &Path, log: &Path) -> Proc {
     std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid)).unwrap();
     let range = format!("{port}-{port}");
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(crate::fixture::for_everyone(std::path::Path::new(BIN)));
     command
         .args(["--range", &range, "--unix-socket", "none", "--state-dir"])
         .arg(dir)
