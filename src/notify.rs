@@ -94,9 +94,15 @@ impl Notifier {
     }
 
     /// `STATUS=` when `status` differs from the last one sent, between
-    /// [`Notifier::ready`] and [`Notifier::stopping`].
-    pub fn status(&self, status: &str) {
+    /// [`Notifier::ready`] and [`Notifier::stopping`]. `status` is made
+    /// only when there is a service manager to tell: it follows every
+    /// durable change.
+    pub fn status(&self, status: impl FnOnce() -> String) {
+        if self.target.is_none() {
+            return;
+        }
         let mut said = self.said();
+        let status = status();
         if said.phase == Phase::Ready && said.status != status {
             said.status = status.to_string();
             self.send(&format!("STATUS={status}"));
@@ -239,13 +245,13 @@ mod tests {
         let (path, socket) = temp_socket("order");
         let path_text = path.to_str().unwrap().to_string();
         let notifier = Notifier::from_lookup(env(&[("NOTIFY_SOCKET", &path_text)]));
-        notifier.status("too early");
+        notifier.status(|| "too early".to_string());
         notifier.ready(|| "serving on 127.0.0.1:3000, 0 leases".to_string());
-        notifier.status("serving on 127.0.0.1:3000, 0 leases");
-        notifier.status("serving on 127.0.0.1:3001, 0 leases");
+        notifier.status(|| "serving on 127.0.0.1:3000, 0 leases".to_string());
+        notifier.status(|| "serving on 127.0.0.1:3001, 0 leases".to_string());
         notifier.watchdog();
         notifier.stopping("shutting down");
-        notifier.status("too late");
+        notifier.status(|| "too late".to_string());
         notifier.watchdog();
         let expected = [
             "READY=1\nSTATUS=serving on 127.0.0.1:3000, 0 leases",

@@ -4,8 +4,23 @@
 /// The start time of `pid` in clock ticks since boot, `None` when no such
 /// process runs (a zombie counts as exited).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
+    parse_stat(&read_stat(pid)?)
+}
+
+/// `/proc/PID/stat`. A process may name itself with any bytes, so the
+/// name is read leniently: it must not make the process look gone.
+fn read_stat(pid: u32) -> Option<String> {
+    let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The start time of `pid` (as [`start_time`]) and its command name,
+/// from one read of `/proc/PID/stat`.
+pub fn start_and_command(pid: u32) -> Option<(u64, String)> {
+    let stat = read_stat(pid)?;
+    let start = parse_stat(&stat)?;
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
+    Some((start, name.to_string()))
 }
 
 /// Field 22 (`starttime`) of a `/proc/PID/stat` line, unless the state is
@@ -71,6 +86,18 @@ pub fn memory_rss_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_read_gives_the_start_time_and_the_command_name() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let (start, command) = start_and_command(me).unwrap();
+        assert_eq!(
+            (Some(start), command.as_str()),
+            (start_time(me), comm.trim_end())
+        );
+        assert_eq!(start_and_command(u32::MAX), None);
+    }
 
     #[test]
     fn stat_start_time_counts_fields_after_the_name() {

@@ -124,6 +124,22 @@ pub fn random_u64() -> io::Result<u64> {
     Ok(u64::from_ne_bytes(bytes))
 }
 
+/// A descriptor of process `pid` that becomes readable when it exits
+/// (pidfd_open(2), Linux 5.3), and never names a later process that reuses
+/// the pid.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain system call on integers; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor, and nothing else
+    // owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
 /// Time since boot, suspend included (`CLOCK_BOOTTIME`): only ever forward.
 pub fn boottime() -> std::time::Duration {
     let mut ts = libc::timespec {

@@ -35,9 +35,10 @@ impl App {
     /// Ends the due leases of `held` as part of change `seq`; returns the
     /// records of their ends.
     fn end_due(&self, held: &mut Held, seq: u64) -> Vec<Record> {
-        let ended = held
-            .table
-            .end_due(self.lease_now(), &crate::process::alive_checker());
+        let (table, owners) = (&mut held.table, &mut held.owners);
+        owners.collect_exits();
+        let ended = table.end_due(self.lease_now(), &owners.checker());
+        owners.forget_ended(&|pid| table.ties_pid(pid));
         let mut records = Vec::with_capacity(ended.len());
         for (lease, reason) in ended {
             let counter = match reason {
@@ -66,6 +67,12 @@ impl App {
         let mut records = self.end_due(&mut held, seq);
         match change(&mut held.table, seq) {
             Ok(made) => {
+                if let Record::Put { lease, .. } = &made.record
+                    && let Some(pid) = lease.pid
+                {
+                    let Held { table, owners, .. } = &mut *held;
+                    owners.watch((pid, lease.pid_start), &|pid| table.ties_pid(pid));
+                }
                 records.push(made.record);
                 let out = made.out;
                 let tell: Done<()> = Box::new(move |outcome| done(outcome.map(|()| out)));

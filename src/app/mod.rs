@@ -33,6 +33,7 @@ mod commit;
 mod error;
 mod kernel;
 mod leases;
+mod owners;
 mod read;
 mod snapshot;
 mod status;
@@ -66,6 +67,8 @@ struct Held {
     server: Option<ServerInfo>,
     /// Counts changes; the journal and the snapshots name changes by it.
     seq: u64,
+    /// The processes leases are tied to.
+    owners: owners::Owners,
 }
 
 impl Held {
@@ -168,7 +171,12 @@ impl App {
         serving: Box<dyn Serving>,
         start: Start,
     ) -> App {
+        let mut owners = owners::Owners::new();
+        for process in start.table.tied_processes() {
+            owners.watch(process, &|_| true);
+        }
         let held = Held {
+            owners,
             last_server_port: start.table.server_port(),
             server: Some(ServerInfo {
                 pid: facts.pid,

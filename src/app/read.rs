@@ -32,7 +32,7 @@ impl Summary {
             server_port: held.table.server_port(),
             counts: held.table.counts(),
             last_scan: held.last_scan.clone(),
-            leases: held.table.leases().count(),
+            leases: held.table.lease_count(),
             server_port_json: OnceLock::new(),
             seq: held.seq,
         }

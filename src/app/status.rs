@@ -17,7 +17,7 @@ impl App {
     /// `serving on 127.0.0.1:3000, 2 leases`.
     pub fn status_line(&self) -> String {
         let held = self.held_read();
-        let leases = match held.table.leases().count() {
+        let leases = match held.table.lease_count() {
             1 => "1 lease".to_string(),
             n => format!("{n} leases"),
         };
@@ -43,7 +43,7 @@ impl App {
     /// leave in the order changes are stored.
     pub(super) fn tell_status(&self) {
         if let Some(notifier) = self.notifier.get() {
-            notifier.status(&self.status_line());
+            notifier.status(|| self.status_line());
         }
     }
 }

@@ -4,9 +4,10 @@
 //! change the table's entries or leases. The allocation rules are pure:
 //! time is passed in, and the bind check and process liveness are injected.
 
-use super::{PortEntry, PortRange, PortState, PortTable, Protocols};
+use super::{PortEntry, PortRange, PortState, PortTable, Process, Protocols};
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::time::rfc3339;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 impl PortTable {
@@ -20,17 +21,33 @@ impl PortTable {
         self.leases.values()
     }
 
+    /// How many leases are live.
+    pub fn lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
     pub fn lease(&self, id: &str) -> Option<&Lease> {
         self.leases.get(id)
     }
 
     /// The live leased ports of the principal with `uid` (`None`: remote).
     pub fn ports_held_by(&self, uid: Option<u32>) -> usize {
-        self.leases
-            .values()
-            .filter(|l| l.uid == uid)
-            .map(|l| l.ports.len())
-            .sum()
+        self.index.held_by(uid)
+    }
+
+    /// Every process some lease is tied to, each once.
+    pub fn tied_processes(&self) -> impl Iterator<Item = Process> + '_ {
+        self.index.tied().map(|(process, _)| process)
+    }
+
+    /// Whether some lease is tied to a process with `pid`.
+    pub fn ties_pid(&self, pid: u32) -> bool {
+        self.index.ties_pid(pid)
+    }
+
+    /// The soonest end of a lease's TTL.
+    pub fn next_lease_end(&self) -> Option<SystemTime> {
+        self.index.next_end()
     }
 
     /// The lease holding `port`, if any.
@@ -178,6 +195,10 @@ impl PortTable {
             entry.lease_id = Some(lease.id.clone());
             self.entries.insert(port, entry);
         }
+        if let Some(old) = self.leases.get(&lease.id) {
+            self.index.remove(old);
+        }
+        self.index.add(&lease);
         self.leases.insert(lease.id.clone(), lease);
         true
     }
@@ -188,6 +209,7 @@ impl PortTable {
             .leases
             .remove(id)
             .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
+        self.index.remove(&lease);
         for port in &lease.ports {
             if self.entries.get(port).and_then(|e| e.lease_id.as_deref()) == Some(id) {
                 self.entries.remove(port);
@@ -210,31 +232,42 @@ impl PortTable {
             .get_mut(id)
             .filter(|l| l.expires_at > now)
             .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
+        self.index.remove(lease);
         let ttl = ttl.unwrap_or(Duration::from_secs(lease.ttl_secs));
         lease.expires_at = now + ttl;
         lease.ttl_secs = ttl.as_secs();
+        self.index.add(lease);
         Ok(lease.clone())
     }
 
     /// Puts back a lease as it was before a renewal whose save failed.
     pub fn restore(&mut self, lease: Lease) {
         if let Some(slot) = self.leases.get_mut(&lease.id) {
+            self.index.remove(slot);
+            self.index.add(&lease);
             *slot = lease;
         }
     }
 
     /// Ends every lease whose time has passed or whose process has exited.
-    /// `alive(pid, start)` says whether that process still runs.
+    /// `alive(pid, start)` says whether that process still runs; it is
+    /// asked once per process, however many leases are tied to it, and
+    /// leases that are neither due nor tied are not visited at all.
     pub fn end_due(
         &mut self,
         now: SystemTime,
         alive: &dyn Fn(u32, Option<u64>) -> bool,
     ) -> Vec<(Lease, EndReason)> {
-        let due: Vec<(String, EndReason)> = self
-            .leases
-            .values()
-            .filter_map(|lease| Some((lease.id.clone(), lease.end_reason(now, alive)?)))
+        let mut due: BTreeMap<String, EndReason> = (self.index.ended_by(now))
+            .map(|id| (id.to_string(), EndReason::Expired))
             .collect();
+        for ((pid, start), ids) in self.index.tied() {
+            if !alive(pid, start) {
+                for id in ids {
+                    due.entry(id.clone()).or_insert(EndReason::OwnerExited);
+                }
+            }
+        }
         due.into_iter()
             .filter_map(|(id, reason)| self.release(&id).ok().map(|l| (l, reason)))
             .collect()
@@ -247,6 +280,8 @@ impl PortTable {
             lease.created_at = step.apply(lease.created_at);
             lease.expires_at = step.apply(lease.expires_at);
         }
+        self.index = super::index::LeaseIndex::default();
+        self.leases.values().for_each(|lease| self.index.add(lease));
         self.leases.len()
     }
 }
@@ -453,6 +488,66 @@ mod tests {
             ("owned", EndReason::OwnerExited)
         );
         assert_eq!(t.counts().leased, 0);
+    }
+
+    #[test]
+    fn each_process_is_asked_about_once_however_many_leases_it_holds() {
+        let mut t = table();
+        let owned = LeaseRequest {
+            pid: Some(77),
+            pid_start: Some(5),
+            ..ask(1)
+        };
+        for id in ["a", "b", "c"] {
+            grant(&mut t, &owned, id).unwrap();
+        }
+        grant(&mut t, &ask(1), "plain").unwrap();
+        let asked = std::cell::Cell::new(0);
+        let alive = |_: u32, _: Option<u64>| {
+            asked.set(asked.get() + 1);
+            true
+        };
+        assert!(t.end_due(at(30), &alive).is_empty());
+        assert_eq!(asked.get(), 1);
+        assert!(t.ties_pid(77) && !t.ties_pid(78));
+        let ended = t.end_due(at(30), &|_, _| false);
+        let ids: Vec<&str> = ended.iter().map(|(l, _)| l.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!(!t.ties_pid(77));
+        assert_eq!(t.tied_processes().count(), 0);
+    }
+
+    #[test]
+    fn ports_held_by_each_principal_follow_grants_and_ends() {
+        let mut t = table();
+        let alice = LeaseRequest {
+            uid: Some(1000),
+            ..ask(3)
+        };
+        grant(&mut t, &alice, "a").unwrap();
+        grant(&mut t, &ask(2), "r").unwrap();
+        assert_eq!((t.ports_held_by(Some(1000)), t.ports_held_by(None)), (3, 2));
+        t.release("a").unwrap();
+        assert_eq!((t.ports_held_by(Some(1000)), t.ports_held_by(None)), (0, 2));
+        assert_eq!(t.end_due(at(60), &|_, _| true).len(), 1);
+        assert_eq!(t.ports_held_by(None), 0);
+    }
+
+    #[test]
+    fn a_lease_ends_at_its_latest_time_after_renewal_restore_and_clock_steps() {
+        let mut t = table();
+        let before = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        t.renew("a", Some(Duration::from_secs(300)), at(50))
+            .unwrap();
+        assert_eq!(t.next_lease_end(), Some(at(350)));
+        assert!(t.end_due(at(100), &|_, _| true).is_empty());
+        t.restore(before);
+        assert_eq!(t.next_lease_end(), Some(at(60)));
+        let step = crate::time::Step::Forward(Duration::from_secs(40));
+        t.follow_wall_step(step);
+        assert!(t.end_due(at(99), &|_, _| true).is_empty());
+        assert_eq!(t.end_due(at(100), &|_, _| true).len(), 1);
+        assert_eq!(t.next_lease_end(), None);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod index;
 mod leases;
+pub use index::Process;
 use std::collections::BTreeMap;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
@@ -202,6 +204,8 @@ pub struct PortTable {
     server_port: Option<u16>,
     /// Live leases by id.
     leases: BTreeMap<String, crate::lease::Lease>,
+    /// What lease changes look up in the live leases.
+    index: index::LeaseIndex,
     /// Named pools, `default` (the whole range) among them.
     pools: BTreeMap<String, PortRange>,
     /// Where round-robin hand-out goes on in each pool.
@@ -216,6 +220,7 @@ impl PortTable {
             entries: BTreeMap::new(),
             server_port: None,
             leases: BTreeMap::new(),
+            index: index::LeaseIndex::default(),
             pools: BTreeMap::from([(crate::lease::DEFAULT_POOL.to_string(), range)]),
             cursors: BTreeMap::new(),
         }

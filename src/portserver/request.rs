@@ -105,14 +105,19 @@ pub fn may_name(peer: u32, pid: u32, pid_uid: Option<u32>) -> Result<(), Refused
 /// The lease `peer` asks for `pid` from `pool`, once the rule lets it:
 /// one port, tied to the process, owned by its command name.
 pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Refused> {
-    may_name(peer, pid, crate::process::real_uid(pid))?;
-    let start = crate::process::start_time(pid).ok_or(Refused::NoProcess(pid))?;
+    // Root may name any process: its uid is only read for others.
+    let pid_uid = match peer {
+        0 => Some(0),
+        _ => crate::process::real_uid(pid),
+    };
+    may_name(peer, pid, pid_uid)?;
+    let (start, command) = crate::process::start_and_command(pid).ok_or(Refused::NoProcess(pid))?;
     Ok(LeaseRequest {
         count: 1,
         port: None,
         pool: pool.to_string(),
         ttl: TTL,
-        owner: command_name(pid),
+        owner: owner_name(&command),
         uid: Some(peer),
         // portpicker's ports are free in TCP and UDP alike.
         protocol: Protocol::Both,
@@ -121,14 +126,11 @@ pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Re
     })
 }
 
-/// `/proc/PID/comm` when it is an owner the API would accept; any process
-/// may set its own name to anything.
-fn command_name(pid: u32) -> Option<String> {
-    let bytes = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
-    let name = String::from_utf8(bytes).ok()?;
-    let name = name.strip_suffix('\n').unwrap_or(&name);
-    crate::wire::owner("owner", name).ok()?;
-    Some(name.to_string())
+/// A process's command name when it is an owner the API would accept; any
+/// process may set its own name to anything.
+fn owner_name(command: &str) -> Option<String> {
+    crate::wire::owner("owner", command).ok()?;
+    Some(command.to_string())
 }
 
 /// Client bytes made safe for a log line.
