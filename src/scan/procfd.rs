@@ -11,18 +11,21 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Room for many directory records per read: `/proc` lists every process.
 const NAMES_BUF: usize = 32 * 1024;
 /// `socket:[` and the 20 digits of the largest inode, and `]`.
 const LINK_BUF: usize = 32;
+/// Processes above which a lookup shares its walk with a second thread.
+const SPLIT_ABOVE: usize = 256;
 
 /// For each inode of `wanted`, the pid of a process holding it: the
 /// lowest. Processes are walked by ascending pid (the parent of a forked
 /// server before its children), and the walk stops as soon as every inode
-/// is found. The walk runs on the thread that asks (an HTTP worker), so a
-/// lookup costs no thread of its own.
+/// is found. It runs on the thread that asks (an HTTP worker), helped by
+/// one more when there are many processes: see [`Walk::split`].
 pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
     let mut search = Search::new(wanted);
     if search.done() {
@@ -33,8 +36,18 @@ pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
     };
     let mut buf = vec![0u8; NAMES_BUF];
     let pids = walk.pids(&mut buf);
+    if pids.len() > SPLIT_ABOVE && cpus() > 1 {
+        return walk.split(&pids, search, &mut buf);
+    }
     walk.run(&pids, &mut search, None, &mut buf);
     search.found
+}
+
+/// The CPUs dynport may run on, asked once: std reads the cgroup's quota
+/// files on every call, which would cost each lookup more than it saves.
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// A walk of the processes under one proc root.
@@ -74,6 +87,44 @@ impl Walk {
         }
     }
 
+    /// Walks the lower half of `pids` on this thread and the upper half on
+    /// a helper. A walk is bound by system calls (an `openat`, a
+    /// `getdents64` and a `readlinkat` per descriptor: tens of µs per
+    /// process), so with 1,000 processes one thread alone takes about the
+    /// 30 ms a lookup may; two halves on two cores take about half. The
+    /// helper lives only for this lookup, which is asked on demand (`dynport
+    /// who`, a port's state), never by the periodic scan, so the engine's
+    /// fixed threads stay as they are. The upper half stops once the lower
+    /// found every inode, and the lower half's finds win, so the lowest pid
+    /// still holds each inode. Without a helper, one thread walks it all.
+    fn split(&self, pids: &[u32], mut lower: Search, buf: &mut [u8]) -> HashMap<u64, u32> {
+        let (low, high) = pids.split_at(pids.len() / 2);
+        let lower_done = AtomicBool::new(false);
+        let mut upper = lower.clone();
+        let helper = || {
+            self.run(
+                high,
+                &mut upper,
+                Some(&lower_done),
+                &mut vec![0u8; NAMES_BUF],
+            );
+            upper
+        };
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("dynport-who".into())
+                .spawn_scoped(scope, helper);
+            self.run(low, &mut lower, None, buf);
+            lower_done.store(lower.done(), Ordering::Relaxed);
+            match spawned.map(|h| h.join()) {
+                Ok(Ok(upper)) => lower.merge(upper),
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => self.run(high, &mut lower, None, buf),
+            }
+        });
+        lower.found
+    }
+
     /// Hands `on_inode` the inode of each socket process `pid` has open
     /// until it returns true, and returns whether it did. A process dynport
     /// may not look into (another user's) or that has exited holds nothing.
@@ -110,6 +161,7 @@ pub(super) fn command(proc_root: &Path, pid: u32) -> Option<String> {
 }
 
 /// The inodes still looked for, and the pid of each found.
+#[derive(Clone)]
 struct Search {
     left: Vec<u64>,
     found: HashMap<u64, u32>,
@@ -142,6 +194,13 @@ impl Search {
 
     fn done(&self) -> bool {
         self.left.is_empty()
+    }
+
+    /// Takes in what `other`, a search for the same inodes, found.
+    fn merge(&mut self, other: Search) {
+        for (inode, pid) in other.found {
+            self.offer(pid, inode);
+        }
     }
 }
 

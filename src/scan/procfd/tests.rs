@@ -112,3 +112,77 @@ fn a_fd_directory_path_is_written_without_allocating() {
         "a longer path before leaves no trace"
     );
 }
+
+/// A fake `/proc` of processes 1 to 600, each holding its own socket
+/// `100_000 + pid`, and the shared sockets `shared` names with their pids.
+fn split_proc(name: &str, shared: &[(u32, u64)]) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("dynport-procfd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for pid in 1..=600u32 {
+        let fd = root.join(pid.to_string()).join("fd");
+        std::fs::create_dir_all(&fd).unwrap();
+        symlink(format!("socket:[{}]", 100_000 + pid), fd.join("3")).unwrap();
+    }
+    for (n, &(pid, inode)) in shared.iter().enumerate() {
+        let link = root
+            .join(pid.to_string())
+            .join("fd")
+            .join((10 + n).to_string());
+        symlink(format!("socket:[{inode}]"), link).unwrap();
+    }
+    root
+}
+
+#[test]
+fn a_split_walk_finds_the_lowest_holder_in_either_half() {
+    // Processes 1 to 300 are the lower half, 301 to 600 the upper.
+    let shared = [
+        (450, 42),
+        (120, 42),
+        (590, 43),
+        (250, 44),
+        (200, 44),
+        (580, 45),
+        (320, 45),
+    ];
+    let root = split_proc("split", &shared);
+    let walk = Walk::open(&root).unwrap();
+    let mut buf = vec![0u8; NAMES_BUF];
+    let pids = walk.pids(&mut buf);
+    assert_eq!(
+        pids,
+        (1..=600).collect::<Vec<u32>>(),
+        "ascending, whatever the listing"
+    );
+    // 1 is never found, so both halves are walked to their end.
+    let found = walk.split(&pids, Search::new(&[42, 43, 44, 45, 1, 100_301]), &mut buf);
+    let expected = HashMap::from([(42, 120), (43, 590), (44, 200), (45, 320), (100_301, 301)]);
+    assert_eq!(found, expected);
+    assert_eq!(find(&root, &[42, 43, 44, 45, 1, 100_301]), expected);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_split_walk_keeps_the_lower_half_s_find_when_it_stops_first() {
+    let root = split_proc("split-early", &[(599, 42), (2, 42)]);
+    let walk = Walk::open(&root).unwrap();
+    let mut buf = vec![0u8; NAMES_BUF];
+    let pids = walk.pids(&mut buf);
+    let found = walk.split(&pids, Search::new(&[42, 100_003]), &mut buf);
+    assert_eq!(found, HashMap::from([(42, 2), (100_003, 3)]));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_walk_told_to_stop_looks_into_no_more_processes() {
+    let root = split_proc("stop", &[]);
+    let walk = Walk::open(&root).unwrap();
+    let mut buf = vec![0u8; NAMES_BUF];
+    let pids = walk.pids(&mut buf);
+    let mut search = Search::new(&[100_001]);
+    walk.run(&pids, &mut search, Some(&AtomicBool::new(true)), &mut buf);
+    assert_eq!(search.found, HashMap::new());
+    walk.run(&pids, &mut search, Some(&AtomicBool::new(false)), &mut buf);
+    assert_eq!(search.found, HashMap::from([(100_001, 1)]));
+    std::fs::remove_dir_all(&root).unwrap();
+}
