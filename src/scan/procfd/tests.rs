@@ -113,12 +113,12 @@ fn a_fd_directory_path_is_written_without_allocating() {
     );
 }
 
-/// A fake `/proc` of processes 1 to 600, each holding its own socket
+/// A fake `/proc` of processes 1 to `count`, each holding its own socket
 /// `100_000 + pid`, and the shared sockets `shared` names with their pids.
-fn split_proc(name: &str, shared: &[(u32, u64)]) -> PathBuf {
+fn split_proc(name: &str, count: u32, shared: &[(u32, u64)]) -> PathBuf {
     let root = std::env::temp_dir().join(format!("dynport-procfd-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    for pid in 1..=600u32 {
+    for pid in 1..=count {
         let fd = root.join(pid.to_string()).join("fd");
         std::fs::create_dir_all(&fd).unwrap();
         symlink(format!("socket:[{}]", 100_000 + pid), fd.join("3")).unwrap();
@@ -145,7 +145,7 @@ fn a_split_walk_finds_the_lowest_holder_in_either_half() {
         (580, 45),
         (320, 45),
     ];
-    let root = split_proc("split", &shared);
+    let root = split_proc("split", 600, &shared);
     let walk = Walk::open(&root).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
     let pids = walk.pids(&mut buf);
@@ -164,7 +164,7 @@ fn a_split_walk_finds_the_lowest_holder_in_either_half() {
 
 #[test]
 fn a_split_walk_keeps_the_lower_half_s_find_when_it_stops_first() {
-    let root = split_proc("split-early", &[(599, 42), (2, 42)]);
+    let root = split_proc("split-early", 40, &[(39, 42), (2, 42)]);
     let walk = Walk::open(&root).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
     let pids = walk.pids(&mut buf);
@@ -175,7 +175,7 @@ fn a_split_walk_keeps_the_lower_half_s_find_when_it_stops_first() {
 
 #[test]
 fn a_walk_told_to_stop_looks_into_no_more_processes() {
-    let root = split_proc("stop", &[]);
+    let root = split_proc("stop", 40, &[]);
     let walk = Walk::open(&root).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
     let pids = walk.pids(&mut buf);
