@@ -11,6 +11,52 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// The bytes of a `getdents64` record before its name: inode (8), offset
 /// (8), record length (2) and type (1).
 const NAME_AT: usize = 19;
+/// The longest `getdents64` record: a 255-byte name and its NUL, padded
+/// to 8 bytes.
+const MAX_RECORD: usize = (NAME_AT + 256).next_multiple_of(8);
+
+/// How a directory's listing is known to have ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ends {
+    /// At a read that returns nothing: true of every file system.
+    AtEmptyRead,
+    /// Also at a read that left room for one more record of any size:
+    /// procfs fills the buffer until it runs out of entries, so the empty
+    /// read after such a read is a system call a walk of `/proc` saves
+    /// (one per process). Other file systems, remote and FUSE ones among
+    /// them, may return less than fits before their end.
+    AtShortRead,
+}
+
+impl Ends {
+    /// How listings on the file system of `dir` end.
+    pub(super) fn of(dir: &OwnedFd) -> Ends {
+        if is_procfs(dir) {
+            Ends::AtShortRead
+        } else {
+            Ends::AtEmptyRead
+        }
+    }
+
+    /// Whether a read that filled `filled` bytes of a `room`-byte buffer
+    /// was the last one with names.
+    fn after(self, filled: usize, room: usize) -> bool {
+        self == Ends::AtShortRead && room.saturating_sub(filled) >= MAX_RECORD
+    }
+}
+
+/// Whether `dir` is on procfs.
+fn is_procfs(dir: &OwnedFd) -> bool {
+    // SAFETY: statfs is plain data, for which all zeroes is a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs(2) only writes the statfs passed by pointer; `dir`
+    // is open for the whole call.
+    let rc = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) };
+    rc == 0 && u64::try_from(fs.f_type).ok() == Some(PROC_SUPER_MAGIC)
+}
+
+/// `PROC_SUPER_MAGIC`, whose type differs between C libraries.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
 /// Opens the directory `path`, relative to `dir` when given.
 pub(super) fn open_dir(dir: Option<&OwnedFd>, path: &CStr) -> io::Result<OwnedFd> {
@@ -28,10 +74,12 @@ pub(super) fn open_dir(dir: Option<&OwnedFd>, path: &CStr) -> io::Result<OwnedFd
 
 /// Hands `on_name` each name in the directory `dir` (`.` and `..`
 /// included), reading records into `buf`, until it returns true or the
-/// directory ends. Returns whether `on_name` stopped the reading.
+/// directory ends as `ends` tells. Returns whether `on_name` stopped the
+/// reading.
 pub(super) fn each_name(
     dir: &OwnedFd,
     buf: &mut [u8],
+    ends: Ends,
     on_name: &mut dyn FnMut(&CStr) -> bool,
 ) -> io::Result<bool> {
     loop {
@@ -51,9 +99,13 @@ pub(super) fn each_name(
         if n == 0 {
             return Ok(false);
         }
+        let room = buf.len();
         let filled = buf.get(..n as usize).unwrap_or(buf);
         if records(filled).any(&mut *on_name) {
             return Ok(true);
+        }
+        if ends.after(filled.len(), room) {
+            return Ok(false);
         }
     }
 }
@@ -139,7 +191,7 @@ mod tests {
         let fd = open_dir(None, &path).unwrap();
         let mut buf = [0u8; 512]; // several reads
         let mut seen = Vec::new();
-        let stopped = each_name(&fd, &mut buf, &mut |name| {
+        let stopped = each_name(&fd, &mut buf, Ends::AtEmptyRead, &mut |name| {
             let mut target = [0u8; 64];
             if let Some(t) = read_link(&fd, name, &mut target) {
                 seen.push(String::from_utf8(t.to_vec()).unwrap());
@@ -152,11 +204,54 @@ mod tests {
         assert_eq!(seen, expected);
         let fd = open_dir(None, &path).unwrap();
         let mut count = 0;
-        let stopped = each_name(&fd, &mut buf, &mut |_| {
+        let stopped = each_name(&fd, &mut buf, Ends::AtEmptyRead, &mut |_| {
             count += 1;
             count == 5
         });
         assert_eq!((stopped.unwrap(), count), (true, 5));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_read_that_left_room_for_any_record_ends_a_listing_early() {
+        assert_eq!(MAX_RECORD, 280);
+        let short = Ends::AtShortRead;
+        assert!(short.after(48, 32 * 1024));
+        assert!(short.after(32 * 1024 - 280, 32 * 1024));
+        assert!(
+            !short.after(32 * 1024 - 279, 32 * 1024),
+            "a long name may not fit"
+        );
+        assert!(!short.after(0, 279), "a small buffer never tells");
+        assert!(!Ends::AtEmptyRead.after(48, 32 * 1024));
+    }
+
+    #[test]
+    fn only_procfs_listings_end_at_a_short_read() {
+        let proc = open_dir(None, c"/proc").unwrap();
+        assert_eq!(Ends::of(&proc), Ends::AtShortRead);
+        let tmp = std::ffi::CString::new(std::env::temp_dir().to_str().unwrap()).unwrap();
+        assert_eq!(Ends::of(&open_dir(None, &tmp).unwrap()), Ends::AtEmptyRead);
+    }
+
+    #[test]
+    fn a_proc_fd_directory_read_to_a_short_read_lists_every_descriptor() {
+        let held: Vec<std::fs::File> = (0..300)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let fds = open_dir(None, c"/proc/self/fd").unwrap();
+        let mut buf = [0u8; 4096]; // two reads at least: 300 records of 24 bytes
+        let mut seen = std::collections::HashSet::new();
+        let stopped = each_name(&fds, &mut buf, Ends::AtShortRead, &mut |name| {
+            seen.insert(name.to_str().unwrap().parse::<i32>().unwrap_or(-1));
+            false
+        });
+        assert!(!stopped.unwrap());
+        let missing: Vec<i32> = held
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .filter(|fd| !seen.contains(fd))
+            .collect();
+        assert_eq!(missing, Vec::<i32>::new());
     }
 }

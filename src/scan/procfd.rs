@@ -4,76 +4,153 @@
 //! user's, or every one when it runs as root).
 #![forbid(unsafe_code)]
 
-use super::dirfd;
+use super::dirfd::{self, Ends};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Room for many directory records per read: `/proc` lists every process.
 const NAMES_BUF: usize = 32 * 1024;
 /// `socket:[` and the 20 digits of the largest inode, and `]`.
 const LINK_BUF: usize = 32;
+/// Processes above which a lookup shares its walk with a second thread.
+const SPLIT_ABOVE: usize = 256;
 
 /// For each inode of `wanted`, the pid of a process holding it: the
-/// lowest found. Processes are walked in the order `proc_root` lists them
-/// (ascending pids in `/proc`, so the parent of a forked server usually
-/// comes before its children), and the walk stops as soon as every inode
-/// is found. The walk runs on the thread that asks (an HTTP worker), so a
-/// lookup costs no thread of its own.
+/// lowest. Processes are walked by ascending pid (the parent of a forked
+/// server before its children), and the walk stops as soon as every inode
+/// is found. It runs on the thread that asks (an HTTP worker), helped by
+/// one more when there are many processes: see [`Walk::split`].
 pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
     let mut search = Search::new(wanted);
     if search.done() {
         return search.found;
     }
-    let root = CString::new(proc_root.as_os_str().as_bytes()).ok();
-    let Some(root) = root.and_then(|r| dirfd::open_dir(None, &r).ok()) else {
+    let Some(walk) = Walk::open(proc_root) else {
         return search.found;
     };
     let mut buf = vec![0u8; NAMES_BUF];
-    for pid in pids(&root, &mut buf) {
-        if search.done() {
-            break;
-        }
-        sockets_of(&root, pid, &mut buf, &mut |inode| search.offer(pid, inode));
+    let pids = walk.pids(&mut buf);
+    if pids.len() > SPLIT_ABOVE && cpus() > 1 {
+        return walk.split(&pids, search, &mut buf);
     }
+    walk.run(&pids, &mut search, None, &mut buf);
     search.found
 }
 
-/// The processes `root` lists: its entries that are all digits. `self`,
-/// `sys` and the rest are no process.
-fn pids(root: &OwnedFd, buf: &mut [u8]) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let _ = dirfd::each_name(root, buf, &mut |name| {
-        pids.extend(pid_of(name));
-        false
-    });
-    pids
+/// The CPUs dynport may run on, asked once: std reads the cgroup's quota
+/// files on every call, which would cost each lookup more than it saves.
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// Hands `on_inode` the inode of each socket process `pid` has open until
-/// it returns true, and returns whether it did. A process dynport may not
-/// look into (another user's) or that has exited holds nothing.
-fn sockets_of(
-    root: &OwnedFd,
-    pid: u32,
-    buf: &mut [u8],
-    on_inode: &mut dyn FnMut(u64) -> bool,
-) -> bool {
-    let Ok(path) = CString::new(format!("{pid}/fd")) else {
-        return false;
-    };
-    let Ok(fds) = dirfd::open_dir(Some(root), &path) else {
-        return false;
-    };
-    let mut link = [0u8; LINK_BUF];
-    let stopped = dirfd::each_name(&fds, buf, &mut |name| {
-        dirfd::read_link(&fds, name, &mut link)
-            .and_then(socket_inode)
-            .is_some_and(&mut *on_inode)
-    });
-    stopped.unwrap_or(false)
+/// A walk of the processes under one proc root.
+struct Walk {
+    root: OwnedFd,
+    ends: Ends,
+}
+
+impl Walk {
+    fn open(proc_root: &Path) -> Option<Walk> {
+        let path = CString::new(proc_root.as_os_str().as_bytes()).ok()?;
+        let root = dirfd::open_dir(None, &path).ok()?;
+        let ends = Ends::of(&root);
+        Some(Walk { root, ends })
+    }
+
+    /// The processes the root lists, ascending: its entries that are all
+    /// digits. `self`, `sys` and the rest are no process.
+    fn pids(&self, buf: &mut [u8]) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let _ = dirfd::each_name(&self.root, buf, self.ends, &mut |name| {
+            pids.extend(pid_of(name));
+            false
+        });
+        pids.sort_unstable(); // `/proc` lists them so already; a copy may not
+        pids
+    }
+
+    /// Offers `search` the sockets of each of `pids` in turn, until it is
+    /// done or `stop` is set.
+    fn run(&self, pids: &[u32], search: &mut Search, stop: Option<&AtomicBool>, buf: &mut [u8]) {
+        for &pid in pids {
+            if search.done() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return;
+            }
+            self.sockets_of(pid, buf, &mut |inode| search.offer(pid, inode));
+        }
+    }
+
+    /// Walks the lower half of `pids` on this thread and the upper half on
+    /// a helper. A walk is bound by system calls (an `openat`, a
+    /// `getdents64` and a `readlinkat` per descriptor: tens of µs per
+    /// process), so with 1,000 processes one thread alone takes about the
+    /// 30 ms a lookup may; two halves on two cores take about half. The
+    /// helper lives only for this lookup, which is asked on demand (`dynport
+    /// who`, a port's state), never by the periodic scan, so the engine's
+    /// fixed threads stay as they are. The upper half stops once the lower
+    /// found every inode, and the lower half's finds win, so the lowest pid
+    /// still holds each inode. Without a helper, one thread walks it all.
+    fn split(&self, pids: &[u32], mut lower: Search, buf: &mut [u8]) -> HashMap<u64, u32> {
+        let (low, high) = pids.split_at(pids.len() / 2);
+        let lower_done = AtomicBool::new(false);
+        let mut upper = lower.clone();
+        let helper = || {
+            self.run(
+                high,
+                &mut upper,
+                Some(&lower_done),
+                &mut vec![0u8; NAMES_BUF],
+            );
+            upper
+        };
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("dynport-who".into())
+                .spawn_scoped(scope, helper);
+            self.run(low, &mut lower, None, buf);
+            lower_done.store(lower.done(), Ordering::Relaxed);
+            match spawned.map(|h| h.join()) {
+                Ok(Ok(upper)) => lower.merge(upper),
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => self.run(high, &mut lower, None, buf),
+            }
+        });
+        lower.found
+    }
+
+    /// Hands `on_inode` the inode of each socket process `pid` has open
+    /// until it returns true, and returns whether it did. A process dynport
+    /// may not look into (another user's) or that has exited holds nothing.
+    fn sockets_of(&self, pid: u32, buf: &mut [u8], on_inode: &mut dyn FnMut(u64) -> bool) -> bool {
+        let mut path = [0u8; 16];
+        let Some(path) = fd_dir(pid, &mut path) else {
+            return false;
+        };
+        let Ok(fds) = dirfd::open_dir(Some(&self.root), path) else {
+            return false;
+        };
+        let mut link = [0u8; LINK_BUF];
+        let stopped = dirfd::each_name(&fds, buf, self.ends, &mut |name| {
+            dirfd::read_link(&fds, name, &mut link)
+                .and_then(socket_inode)
+                .is_some_and(&mut *on_inode)
+        });
+        stopped.unwrap_or(false)
+    }
+}
+
+/// `PID/fd`, written into `buf` instead of allocated: a walk makes one for
+/// every process.
+fn fd_dir(pid: u32, buf: &mut [u8; 16]) -> Option<&CStr> {
+    write!(&mut buf[..], "{pid}/fd\0").ok()?;
+    CStr::from_bytes_until_nul(buf).ok()
 }
 
 /// The command name of process `pid` (`/proc/PID/comm`), when it can be read.
@@ -84,6 +161,7 @@ pub(super) fn command(proc_root: &Path, pid: u32) -> Option<String> {
 }
 
 /// The inodes still looked for, and the pid of each found.
+#[derive(Clone)]
 struct Search {
     left: Vec<u64>,
     found: HashMap<u64, u32>,
@@ -117,6 +195,13 @@ impl Search {
     fn done(&self) -> bool {
         self.left.is_empty()
     }
+
+    /// Takes in what `other`, a search for the same inodes, found.
+    fn merge(&mut self, other: Search) {
+        for (inode, pid) in other.found {
+            self.offer(pid, inode);
+        }
+    }
 }
 
 /// The inode of a `socket:[INODE]` link target; `None` for any other file.
@@ -139,105 +224,4 @@ fn number(digits: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{MetadataExt, symlink};
-    use std::path::PathBuf;
-
-    #[test]
-    fn socket_links_name_their_inode() {
-        assert_eq!(socket_inode(b"socket:[123]"), Some(123));
-        assert_eq!(socket_inode(b"socket:[4294967296]"), Some(4_294_967_296));
-        assert_eq!(socket_inode(b"socket:[]"), None);
-        assert_eq!(socket_inode(b"socket:[12a]"), None);
-        assert_eq!(socket_inode(b"socket:[+12]"), None);
-        assert_eq!(socket_inode(b"socket:[12"), None);
-        assert_eq!(socket_inode(b"pipe:[123]"), None);
-        assert_eq!(socket_inode(b"/dev/null"), None);
-    }
-
-    #[test]
-    fn only_numeric_proc_entries_are_processes() {
-        assert_eq!(pid_of(c"4242"), Some(4242));
-        assert_eq!(pid_of(c"self"), None);
-        assert_eq!(pid_of(c"thread-self"), None);
-        assert_eq!(pid_of(c""), None);
-        assert_eq!(pid_of(c"99999999999"), None);
-    }
-
-    #[test]
-    fn search_is_done_once_every_inode_is_found() {
-        let mut search = Search::new(&[7, 0, 5, 7]);
-        assert!(!search.offer(10, 6));
-        assert!(!search.offer(11, 7));
-        assert!(!search.offer(12, 7), "7 was found already");
-        assert!(search.offer(13, 5));
-        assert!(search.offer(9, 7), "a lower pid found later wins");
-        assert_eq!(search.found, HashMap::from([(7, 9), (5, 13)]));
-        assert!(Search::new(&[0]).done(), "inode 0 is never looked for");
-    }
-
-    /// A fake `/proc`: processes with `fd` links and a `comm`, and entries
-    /// that are no process.
-    fn fake_proc(name: &str) -> PathBuf {
-        let root =
-            std::env::temp_dir().join(format!("dynport-procfd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let process = |pid: &str, links: &[(&str, &str)], comm: &str| {
-            let fd = root.join(pid).join("fd");
-            std::fs::create_dir_all(&fd).unwrap();
-            for (n, target) in links {
-                symlink(target, fd.join(n)).unwrap();
-            }
-            std::fs::write(root.join(pid).join("comm"), comm).unwrap();
-        };
-        process("1", &[("0", "/dev/null"), ("3", "socket:[100]")], "init\n");
-        process(
-            "42",
-            &[("4", "socket:[200]"), ("5", "pipe:[300]")],
-            "python3\n",
-        );
-        process("sys", &[("6", "socket:[300]")], "not a process\n");
-        std::fs::create_dir_all(root.join("43")).unwrap(); // no fd directory
-        root
-    }
-
-    #[test]
-    fn find_matches_inodes_to_the_processes_holding_them() {
-        let root = fake_proc("find");
-        let found = find(&root, &[100, 200, 300, 400]);
-        assert_eq!(found, HashMap::from([(100, 1), (200, 42)]));
-        assert_eq!(command(&root, 42).as_deref(), Some("python3"));
-        assert_eq!(command(&root, 43), None);
-        assert_eq!(find(&root, &[]), HashMap::new());
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn a_walk_of_many_processes_finds_the_lowest_holder() {
-        let root = std::env::temp_dir().join(format!("dynport-procfd-many-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        for pid in 1..=750 {
-            let fd = root.join(pid.to_string()).join("fd");
-            std::fs::create_dir_all(&fd).unwrap();
-            symlink(format!("socket:[{}]", 100_000 + pid), fd.join("3")).unwrap();
-            if pid % 100 == 7 {
-                symlink("socket:[42]", fd.join("4")).unwrap(); // shared, as after fork
-            }
-        }
-        // 1 is never found, so every process is looked into.
-        let found = find(&root, &[42, 100_600, 1]);
-        assert_eq!(found, HashMap::from([(42, 7), (100_600, 600)]));
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn find_sees_a_socket_of_this_process_in_proc() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let link = format!("/proc/self/fd/{}", listener.as_raw_fd());
-        let inode = std::fs::metadata(link).unwrap().ino();
-        let found = find(Path::new("/proc"), &[inode]);
-        assert_eq!(found, HashMap::from([(inode, std::process::id())]));
-    }
-}
+mod tests;
