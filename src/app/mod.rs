@@ -24,7 +24,7 @@ use crate::state::{ScanInfo, ServerInfo, StateRef, Store};
 use crate::time::now_rfc3339;
 use crossbeam_channel::Sender;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -479,21 +479,6 @@ pub fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
 /// address and, where the host has IPv6, on every IPv6 address: the
 /// grant-time check of a lease.
 pub fn can_bind_everywhere(port: u16, protocols: Protocols) -> bool {
-    let tcp = |ip| bind(ip, port).map(drop);
-    let udp = |ip| UdpSocket::bind(SocketAddr::new(ip, port)).map(drop);
-    (!protocols.tcp || bindable_everywhere(tcp)) && (!protocols.udp || bindable_everywhere(udp))
-}
-
-/// Whether `bind` succeeds on the IPv4 wildcard and on the IPv6 one, a host
-/// without IPv6 passing the second.
-fn bindable_everywhere(bind: impl Fn(IpAddr) -> io::Result<()>) -> bool {
-    let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).is_ok();
-    let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
-        Ok(()) => true,
-        Err(e) => matches!(
-            e.raw_os_error(),
-            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
-        ),
-    };
-    v4 && v6
+    use crate::scan::{Proto, bindable};
+    (!protocols.tcp || bindable(Proto::Tcp, port)) && (!protocols.udp || bindable(Proto::Udp, port))
 }

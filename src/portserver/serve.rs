@@ -145,26 +145,29 @@ impl Portserver {
             Ok((_, uid)) => uid,
             Err(e) => return refuse(&self.app, &Refused::NoPeer(e.to_string()), None),
         };
-        let key = self.next_key;
-        self.next_key += 1;
-        let registered = stream
-            .set_nonblocking(true)
-            .and_then(|()| self.epoll.add(&stream, key, Interest::Read));
-        if let Err(e) = registered {
-            log::warn!("portserver: cannot wait for a client: {e}");
-            return;
+        if let Err(e) = stream.set_nonblocking(true) {
+            return log::warn!("portserver: cannot wait for a client: {e}");
         }
-        let deadline = Instant::now() + DEADLINE;
-        self.deadlines.insert((deadline, key));
-        let line = Vec::with_capacity(16);
-        let client = Client {
+        let mut client = Client {
             stream,
             peer,
-            line,
-            deadline,
+            line: Vec::with_capacity(16),
+            deadline: Instant::now() + DEADLINE,
         };
+        // Most clients have sent their line by now: they are answered
+        // without ever being watched.
+        match client.read_line() {
+            Ok(Some(pid)) => return self.grant(client, pid),
+            Ok(None) => {}
+            Err(refused) => return refuse(&self.app, &refused, Some(peer)),
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        if let Err(e) = self.epoll.add(&client.stream, key, Interest::Read) {
+            return log::warn!("portserver: cannot wait for a client: {e}");
+        }
+        self.deadlines.insert((client.deadline, key));
         self.waiting.insert(key, client);
-        self.readable(key);
     }
 
     /// Reads what client `key` sent; a whole line goes to be granted.

@@ -19,6 +19,7 @@ mod tests;
 
 pub use holders::{Holder, holders};
 pub use owner::tcp_socket_uid;
+pub use probe::bindable;
 
 use crate::ports::{PortRange, Protocols, Seen};
 use std::io;

@@ -44,6 +44,33 @@ fn ipv6_available() -> io::Result<bool> {
     }
 }
 
+/// Whether `port` can be bound in `proto` on every address of the host, as
+/// a lease promises at its grant: one bind of `[::]` made dual-stack
+/// (`IPV6_V6ONLY` off, whatever the host's default), which fails while
+/// any IPv6 or IPv4 socket holds the port, or of `0.0.0.0` on a host
+/// without IPv6. Bound, never listened on, and closed at once.
+pub fn bindable(proto: Proto, port: u16) -> bool {
+    let dual = socket(Family::V6, proto).and_then(|fd| {
+        let off: libc::c_int = 0;
+        crate::sys::set_option(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &off)?;
+        bind_wildcard(&fd, Family::V6, port)
+    });
+    match dual {
+        Ok(()) => true,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+            ) =>
+        {
+            socket(Family::V4, proto)
+                .and_then(|fd| bind_wildcard(&fd, Family::V4, port))
+                .is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether binding the wildcard address of `family` on `port` fails because
 /// the port is taken. A port this process may not bind (`EACCES`, below
 /// `ip_unprivileged_port_start`) tells nothing and counts as not in use.
@@ -121,4 +148,44 @@ fn bind_wildcard(fd: &OwnedFd, family: Family, port: u16) -> io::Result<()> {
 
 fn socklen<T>() -> libc::socklen_t {
     size_of::<T>() as libc::socklen_t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv6Addr, TcpListener, UdpSocket};
+
+    /// A UDP socket on `[::]` for IPv6 alone, as some services bind.
+    fn udp_v6_only() -> (UdpSocket, u16) {
+        let fd = socket(Family::V6, Proto::Udp).unwrap();
+        let on: libc::c_int = 1;
+        crate::sys::set_option(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on).unwrap();
+        bind_wildcard(&fd, Family::V6, 0).unwrap();
+        let socket = UdpSocket::from(fd);
+        let port = socket.local_addr().unwrap().port();
+        (socket, port)
+    }
+
+    #[test]
+    fn a_port_held_in_one_family_is_not_bindable_in_that_protocol() {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        assert!(!bindable(Proto::Tcp, port));
+        drop(tcp);
+        assert!(bindable(Proto::Tcp, port));
+
+        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        assert!(!bindable(Proto::Udp, port));
+        assert!(bindable(Proto::Tcp, port));
+        drop(udp);
+
+        if UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+            return crate::skipped(format_args!("no IPv6 on this host: the IPv6-only case"));
+        }
+        let (v6, port) = udp_v6_only();
+        assert!(!bindable(Proto::Udp, port));
+        drop(v6);
+        assert!(bindable(Proto::Udp, port));
+    }
 }
