@@ -376,12 +376,19 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
         );
     }
     for lease in checked.kept {
-        let (id, had) = (lease.id.clone(), lease.ports.clone());
-        let shown = id.escape_debug();
-        if !table.insert_lease(lease, now) {
-            log::warn!("lease {shown} dropped: none of its ports {had:?} can be held now");
-        } else if table.lease(&id).is_some_and(|l| l.ports.len() != had.len()) {
-            log::warn!("lease {shown} keeps only the ports it can still hold");
+        let had = lease.ports.len();
+        let id = lease.id.clone();
+        match table.insert_lease(lease, now) {
+            Ok(kept) if kept == had => {}
+            Ok(_) => log::warn!(
+                "lease {} keeps only the ports it can still hold",
+                id.escape_debug()
+            ),
+            Err(lease) => log::warn!(
+                "lease {} dropped: none of its ports {:?} can be held now",
+                lease.id.escape_debug(),
+                lease.ports
+            ),
         }
     }
     for (pool, port) in &saved.cursors {

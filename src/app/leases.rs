@@ -179,7 +179,7 @@ impl App {
                         id: lease.id.clone(),
                     },
                     undo: Box::new(move |t| {
-                        t.insert_lease(back, &now_rfc3339());
+                        let _ = t.insert_lease(back, &now_rfc3339());
                     }),
                     out: lease,
                 })

@@ -5,7 +5,7 @@
 //! takes out.
 
 use crate::lease::Lease;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 /// A process a lease is tied to: its pid and, when known, its start time.
@@ -13,17 +13,20 @@ pub type Process = (u32, Option<u64>);
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct LeaseIndex {
-    /// Each lease's end, soonest first.
-    ends: BTreeSet<(SystemTime, String)>,
+    /// The leases ending at each time, soonest first. Leases granted
+    /// together end in the same second, so the ids of a time are hashed,
+    /// not ordered: a lease goes in and out without comparing ids.
+    ends: BTreeMap<SystemTime, HashSet<String>>,
     /// The leases tied to each process.
-    tied: BTreeMap<Process, BTreeSet<String>>,
+    tied: BTreeMap<Process, HashSet<String>>,
     /// The leased ports of each principal (`None`: remote).
     held: HashMap<Option<u32>, usize>,
 }
 
 impl LeaseIndex {
     pub(super) fn add(&mut self, lease: &Lease) {
-        self.ends.insert((lease.expires_at, lease.id.clone()));
+        let ending = self.ends.entry(lease.expires_at).or_default();
+        ending.insert(lease.id.clone());
         if let Some(pid) = lease.pid {
             let ids = self.tied.entry((pid, lease.pid_start)).or_default();
             ids.insert(lease.id.clone());
@@ -32,7 +35,12 @@ impl LeaseIndex {
     }
 
     pub(super) fn remove(&mut self, lease: &Lease) {
-        self.ends.remove(&(lease.expires_at, lease.id.clone()));
+        if let Some(ending) = self.ends.get_mut(&lease.expires_at) {
+            ending.remove(&lease.id);
+            if ending.is_empty() {
+                self.ends.remove(&lease.expires_at);
+            }
+        }
         if let Some(pid) = lease.pid {
             let process = (pid, lease.pid_start);
             if let Some(ids) = self.tied.get_mut(&process) {
@@ -50,21 +58,20 @@ impl LeaseIndex {
         }
     }
 
-    /// The leases whose end is at or before `now`, soonest first.
+    /// The leases whose end is at or before `now`.
     pub(super) fn ended_by(&self, now: SystemTime) -> impl Iterator<Item = &str> {
-        self.ends
-            .iter()
-            .take_while(move |(end, _)| *end <= now)
-            .map(|(_, id)| id.as_str())
+        (self.ends.range(..=now))
+            .flat_map(|(_, ids)| ids)
+            .map(String::as_str)
     }
 
     /// The soonest end of any lease.
     pub(super) fn next_end(&self) -> Option<SystemTime> {
-        self.ends.first().map(|(end, _)| *end)
+        self.ends.first_key_value().map(|(end, _)| *end)
     }
 
     /// Every process some lease is tied to, each once, with its leases.
-    pub(super) fn tied(&self) -> impl Iterator<Item = (Process, &BTreeSet<String>)> {
+    pub(super) fn tied(&self) -> impl Iterator<Item = (Process, &HashSet<String>)> {
         self.tied.iter().map(|(process, ids)| (*process, ids))
     }
 

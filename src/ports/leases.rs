@@ -107,7 +107,8 @@ impl PortTable {
             };
             self.cursors.insert(req.pool.clone(), next);
         }
-        self.insert_lease(lease.clone(), &rfc3339(now));
+        // Every port was just found free, so the lease is kept whole.
+        let _ = self.insert_lease(lease.clone(), &rfc3339(now));
         Ok(lease)
     }
 
@@ -178,18 +179,20 @@ impl PortTable {
 
     /// Puts a lease into the table: at grant, and when the state file is
     /// loaded at start. Ports another lease or the server holds are dropped
-    /// from it; a lease left with no port is not kept.
-    pub fn insert_lease(&mut self, mut lease: Lease, since: &str) -> bool {
-        lease.ports.retain(|p| {
+    /// from it; a lease left with no port is not kept, and is handed back.
+    /// Returns how many ports it keeps.
+    pub fn insert_lease(&mut self, mut lease: Lease, since: &str) -> Result<usize, Box<Lease>> {
+        let holdable = |p: &u16| {
             self.range.contains(*p)
                 && !matches!(
                     self.entries.get(p).map(|e| e.state),
                     Some(PortState::Leased | PortState::Server | PortState::Excluded)
                 )
-        });
-        if lease.ports.is_empty() {
-            return false;
+        };
+        if !lease.ports.iter().any(holdable) {
+            return Err(Box::new(lease));
         }
+        lease.ports.retain(holdable);
         for &port in &lease.ports {
             let mut entry = PortEntry::new(PortState::Leased, since);
             entry.lease_id = Some(lease.id.clone());
@@ -199,8 +202,9 @@ impl PortTable {
             self.index.remove(old);
         }
         self.index.add(&lease);
+        let kept = lease.ports.len();
         self.leases.insert(lease.id.clone(), lease);
-        true
+        Ok(kept)
     }
 
     /// Ends a lease and frees its ports.
@@ -598,12 +602,12 @@ mod tests {
         let mut restored = lease.clone();
         restored.id = "b".into();
         restored.ports = vec![100, 101, 102];
-        assert!(t.insert_lease(restored, "t"));
+        assert_eq!(t.insert_lease(restored, "t"), Ok(1));
         assert_eq!(t.lease("b").unwrap().ports, vec![102]);
         let mut empty = lease;
         empty.id = "c".into();
         empty.ports = vec![101];
-        assert!(!t.insert_lease(empty, "t"));
+        assert!(t.insert_lease(empty, "t").is_err());
         assert!(t.lease("c").is_none());
     }
 
