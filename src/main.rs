@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fewer_malloc_arenas();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| dynport::client::is_command(a)) {
         return dynport::client::main(args, |k| std::env::var(k).ok());
@@ -47,3 +48,19 @@ fn main() -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// glibc gives each thread that allocates its own arena, up to eight per
+/// core, and each keeps pages of its own resident. dynport's threads
+/// allocate little (the workers' buffers are reused, and most small
+/// allocations are served by each thread's cache without taking a lock), so
+/// two arenas (the main one and one the other threads share) serve them as
+/// well and keep an idle server smaller.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fewer_malloc_arenas() {
+    // SAFETY: mallopt only sets a malloc parameter; called first thing in
+    // main, before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fewer_malloc_arenas() {}

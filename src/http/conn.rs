@@ -49,8 +49,12 @@ pub(crate) struct Conn {
     pub phase: Phase,
     /// Received bytes of a request not yet complete.
     pub pending_in: Vec<u8>,
-    /// Encoded answer bytes not yet written.
-    pub pending_out: Vec<u8>,
+    /// Encoded answer bytes, written up to `out_sent`; see [`Conn::unsent`].
+    pending_out: Vec<u8>,
+    /// How much of `pending_out` the socket has taken. A cursor rather than
+    /// shifting the rest to the front after each partial write, which cost
+    /// a large answer (a lease list of 1 MiB) a copy per write.
+    out_sent: usize,
     /// When the first byte of the current, incomplete request arrived.
     pub request_started: Option<Instant>,
     /// Whether `100 Continue` went out for the current request.
@@ -74,6 +78,7 @@ impl Conn {
             phase: Phase::Reading,
             pending_in: Vec::new(),
             pending_out: Vec::new(),
+            out_sent: 0,
             request_started: None,
             continue_sent: false,
             deadline,
@@ -107,6 +112,53 @@ impl Conn {
     /// closed silently on timeout, at shutdown, or to make room for a new one.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Reading && self.request_started.is_none()
+    }
+
+    /// The encoded answer bytes the socket has not taken yet.
+    pub fn unsent(&self) -> &[u8] {
+        &self.pending_out[self.out_sent..]
+    }
+
+    /// Keeps `out[written..]` for when the socket takes more. With nothing
+    /// else waiting, `out` itself is kept (and left empty), so an answer is
+    /// not copied again however large it is.
+    pub fn keep_unsent(&mut self, out: &mut Vec<u8>, written: usize) {
+        if written >= out.len() {
+            return;
+        }
+        if self.unsent().is_empty() {
+            self.pending_out = std::mem::take(out);
+            self.out_sent = written;
+        } else {
+            self.pending_out.extend_from_slice(&out[written..]);
+        }
+    }
+
+    /// Writes what is unsent with `write`, which returns how much the
+    /// socket took, and records it.
+    pub fn write_unsent(
+        &mut self,
+        write: impl FnOnce(&mut Stream, &[u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let written = write(&mut self.stream, &self.pending_out[self.out_sent..])?;
+        self.mark_sent(written);
+        Ok(written)
+    }
+
+    /// Records that the socket took `n` more bytes; once all are written
+    /// the buffer is freed, so a parked connection holds no answer's room.
+    fn mark_sent(&mut self, n: usize) {
+        self.out_sent += n;
+        if self.out_sent >= self.pending_out.len() {
+            self.pending_out = Vec::new();
+            self.out_sent = 0;
+        }
+    }
+
+    /// Moves what is unsent to the end of `out`.
+    pub fn take_unsent(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.unsent());
+        self.mark_sent(self.pending_out.len() - self.out_sent);
     }
 
     /// Sets the deadline for waiting in the reading phase: the request timeout
