@@ -375,21 +375,14 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
             "of the {loaded} leases in the state file, {checked}: only leases that obey the rules of new leases are kept",
         );
     }
-    for lease in checked.kept {
-        let had = lease.ports.len();
-        let id = lease.id.clone();
-        match table.insert_lease(lease, now) {
-            Ok(kept) if kept == had => {}
-            Ok(_) => log::warn!(
-                "lease {} keeps only the ports it can still hold",
-                id.escape_debug()
-            ),
-            Err(lease) => log::warn!(
-                "lease {} dropped: none of its ports {:?} can be held now",
-                lease.id.escape_debug(),
-                lease.ports
-            ),
-        }
+    let loaded = table.insert_loaded(checked.kept, now);
+    for id in loaded.partial {
+        let shown = id.escape_debug();
+        log::warn!("lease {shown} keeps only the ports it can still hold");
+    }
+    for lease in loaded.dropped {
+        let (shown, ports) = (lease.id.escape_debug(), &lease.ports);
+        log::warn!("lease {shown} dropped: none of its ports {ports:?} can be held now");
     }
     for (pool, port) in &saved.cursors {
         table.set_cursor(pool, *port);

@@ -138,10 +138,38 @@ struct Lean {
     #[allow(dead_code)]
     ports: serde::de::IgnoredAny,
     last_scan: Option<ScanInfo>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "leases_at_once")]
     leases: BTreeMap<String, Lease>,
     #[serde(default)]
     cursors: BTreeMap<String, u16>,
+}
+
+/// The `leases` map read into a list and built at once: dynport writes it
+/// sorted, and a map built from sorted entries compares each key once,
+/// where inserting them one by one searches the tree for each (20,000
+/// leases: a few milliseconds of every start). The last of a repeated key
+/// wins, as in a map filled entry by entry.
+fn leases_at_once<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Lease>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(String, Lease)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of leases by id")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    Ok(d.deserialize_map(Entries)?.into_iter().collect())
 }
 
 /// The schema of [`StateFile`], borrowed from the live table: a snapshot is

@@ -6,7 +6,11 @@
 
 use crate::lease::Lease;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::SystemTime;
+
+/// Lease ids, hashed by [`IdHash`].
+type Ids = HashSet<String, BuildHasherDefault<IdHash>>;
 
 /// A process a lease is tied to: its pid and, when known, its start time.
 pub type Process = (u32, Option<u64>);
@@ -16,9 +20,9 @@ pub(super) struct LeaseIndex {
     /// The leases ending at each time, soonest first. Leases granted
     /// together end in the same second, so the ids of a time are hashed,
     /// not ordered: a lease goes in and out without comparing ids.
-    ends: BTreeMap<SystemTime, HashSet<String>>,
+    ends: BTreeMap<SystemTime, Ids>,
     /// The leases tied to each process.
-    tied: BTreeMap<Process, HashSet<String>>,
+    tied: BTreeMap<Process, Ids>,
     /// The leased ports of each principal (`None`: remote).
     held: HashMap<Option<u32>, usize>,
 }
@@ -71,7 +75,7 @@ impl LeaseIndex {
     }
 
     /// Every process some lease is tied to, each once, with its leases.
-    pub(super) fn tied(&self) -> impl Iterator<Item = (Process, &HashSet<String>)> {
+    pub(super) fn tied(&self) -> impl Iterator<Item = (Process, &Ids)> {
         self.tied.iter().map(|(process, ids)| (*process, ids))
     }
 
@@ -85,5 +89,38 @@ impl LeaseIndex {
 
     pub(super) fn held_by(&self, uid: Option<u32>) -> usize {
         self.held.get(&uid).copied().unwrap_or(0)
+    }
+}
+
+/// The hash of the index's sets: a multiply-rotate over eight bytes at a
+/// time, many times cheaper than std's SipHash on a 16-character id. The
+/// ids are dynport's own (made by the server, or loaded from its own state
+/// file and checked), so nobody chooses them to collide.
+#[derive(Default)]
+pub(super) struct IdHash(u64);
+
+impl Hasher for IdHash {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            self.add(u64::from_le_bytes(w));
+        }
+        let mut rest = [0; 8];
+        rest[..words.remainder().len()].copy_from_slice(words.remainder());
+        self.add(u64::from_le_bytes(rest) ^ bytes.len() as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The top bits pick the table's group: mixed down from the whole.
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+}
+
+impl IdHash {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }

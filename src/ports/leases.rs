@@ -10,6 +10,15 @@ use crate::time::rfc3339;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+/// What became of the leases put back at start.
+#[derive(Debug, Default, PartialEq)]
+pub struct Loaded {
+    /// The ids of the leases that keep only some of their ports.
+    pub partial: Vec<String>,
+    /// The leases none of whose ports can be held now.
+    pub dropped: Vec<Lease>,
+}
+
 impl PortTable {
     /// Adds a named pool; the caller has checked it lies in the range and
     /// overlaps no other.
@@ -182,21 +191,8 @@ impl PortTable {
     /// from it; a lease left with no port is not kept, and is handed back.
     /// Returns how many ports it keeps.
     pub fn insert_lease(&mut self, mut lease: Lease, since: &str) -> Result<usize, Box<Lease>> {
-        let holdable = |p: &u16| {
-            self.range.contains(*p)
-                && !matches!(
-                    self.entries.get(p).map(|e| e.state),
-                    Some(PortState::Leased | PortState::Server | PortState::Excluded)
-                )
-        };
-        if !lease.ports.iter().any(holdable) {
+        if !self.hold_ports(&mut lease, since) {
             return Err(Box::new(lease));
-        }
-        lease.ports.retain(holdable);
-        for &port in &lease.ports {
-            let mut entry = PortEntry::new(PortState::Leased, since);
-            entry.lease_id = Some(lease.id.clone());
-            self.entries.insert(port, entry);
         }
         if let Some(old) = self.leases.get(&lease.id) {
             self.index.remove(old);
@@ -205,6 +201,64 @@ impl PortTable {
         let kept = lease.ports.len();
         self.leases.insert(lease.id.clone(), lease);
         Ok(kept)
+    }
+
+    /// Puts back the leases a starting server loaded, as
+    /// [`PortTable::insert_lease`] would one by one, but into a table that
+    /// holds no lease yet the lease map is built at once from them (sorted
+    /// by id, as the state file keeps them): 20,000 leases are not each
+    /// searched for in a growing tree.
+    pub fn insert_loaded(&mut self, leases: Vec<Lease>, since: &str) -> Loaded {
+        let mut loaded = Loaded::default();
+        if !self.leases.is_empty() {
+            for lease in leases {
+                let (id, had) = (lease.id.clone(), lease.ports.len());
+                match self.insert_lease(lease, since) {
+                    Ok(kept) if kept == had => {}
+                    Ok(_) => loaded.partial.push(id),
+                    Err(lease) => loaded.dropped.push(*lease),
+                }
+            }
+            return loaded;
+        }
+        let mut kept = Vec::with_capacity(leases.len());
+        for mut lease in leases {
+            let had = lease.ports.len();
+            if !self.hold_ports(&mut lease, since) {
+                loaded.dropped.push(lease);
+                continue;
+            }
+            if lease.ports.len() != had {
+                loaded.partial.push(lease.id.clone());
+            }
+            self.index.add(&lease);
+            kept.push((lease.id.clone(), lease));
+        }
+        self.leases = kept.into_iter().collect();
+        loaded
+    }
+
+    /// Marks the ports of `lease` it can hold leased by it, after dropping
+    /// from it those outside the range or held by another lease, the server
+    /// or an exclusion; false, changing nothing, when none is left.
+    fn hold_ports(&mut self, lease: &mut Lease, since: &str) -> bool {
+        let holdable = |p: &u16| {
+            self.range.contains(*p)
+                && !matches!(
+                    self.entries.get(p).map(|e| e.state),
+                    Some(PortState::Leased | PortState::Server | PortState::Excluded)
+                )
+        };
+        if !lease.ports.iter().any(holdable) {
+            return false;
+        }
+        lease.ports.retain(holdable);
+        for &port in &lease.ports {
+            let mut entry = PortEntry::new(PortState::Leased, since);
+            entry.lease_id = Some(lease.id.clone());
+            self.entries.insert(port, entry);
+        }
+        true
     }
 
     /// Ends a lease and frees its ports.
@@ -592,6 +646,43 @@ mod tests {
         assert_eq!(t.state(100).unwrap().state, PortState::Leased);
         assert_eq!(t.state(100).unwrap().lease_id.as_deref(), Some("a"));
         assert_eq!(t.state(109).unwrap().state, PortState::Excluded);
+    }
+
+    #[test]
+    fn loaded_leases_are_put_back_as_one_by_one() {
+        let lease = |id: &str, ports: &[u16]| Lease {
+            ports: ports.to_vec(),
+            id: id.to_string(),
+            ..table()
+                .grant(&ask(1), "x".into(), at(0), &mut |_| true)
+                .unwrap()
+        };
+        let leases = || {
+            vec![
+                lease("a", &[100, 101]),
+                lease("b", &[101, 102]),
+                lease("c", &[101]),
+            ]
+        };
+        let mut at_once = table();
+        at_once.set_server_port(Some(109), "t");
+        let mut one_by_one = at_once.clone();
+        let loaded = at_once.insert_loaded(leases(), "t");
+        assert_eq!(loaded.partial, ["b"]);
+        assert_eq!(loaded.dropped, [lease("c", &[101])]);
+        for l in leases() {
+            let _ = one_by_one.insert_lease(l, "t");
+        }
+        assert_eq!(at_once, one_by_one);
+        assert_eq!(at_once.lease("b").unwrap().ports, [102]);
+        assert_eq!(at_once.next_lease_end(), Some(at(60)));
+        // Into a table that holds leases already, one by one.
+        let mut more = at_once.clone();
+        let loaded = more.insert_loaded(vec![lease("d", &[102, 103])], "t");
+        assert_eq!(
+            (loaded.partial, more.ports_held_by(None)),
+            (vec!["d".to_string()], 4)
+        );
     }
 
     #[test]

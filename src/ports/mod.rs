@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 mod index;
 mod leases;
 pub use index::Process;
+pub use leases::Loaded;
 use std::collections::BTreeMap;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
