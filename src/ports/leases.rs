@@ -204,14 +204,13 @@ impl PortTable {
     }
 
     /// Puts back the leases a starting server loaded, as
-    /// [`PortTable::insert_lease`] would one by one, but into a table that
-    /// holds no lease yet the lease map is built at once from them (sorted
-    /// by id, as the state file keeps them): 20,000 leases are not each
-    /// searched for in a growing tree.
-    pub fn insert_loaded(&mut self, leases: Vec<Lease>, since: &str) -> Loaded {
+    /// [`PortTable::insert_lease`] would one by one; into a table that
+    /// holds no lease yet, the loaded map itself becomes the table's, so
+    /// that 20,000 leases are neither moved nor searched for in a tree.
+    pub fn insert_loaded(&mut self, mut leases: BTreeMap<String, Lease>, since: &str) -> Loaded {
         let mut loaded = Loaded::default();
         if !self.leases.is_empty() {
-            for lease in leases {
+            for lease in leases.into_values() {
                 let (id, had) = (lease.id.clone(), lease.ports.len());
                 match self.insert_lease(lease, since) {
                     Ok(kept) if kept == had => {}
@@ -221,20 +220,19 @@ impl PortTable {
             }
             return loaded;
         }
-        let mut kept = Vec::with_capacity(leases.len());
-        for mut lease in leases {
+        leases.retain(|key, lease| {
             let had = lease.ports.len();
-            if !self.hold_ports(&mut lease, since) {
-                loaded.dropped.push(lease);
-                continue;
+            if key != &lease.id || !self.hold_ports(lease, since) {
+                loaded.dropped.push(lease.clone());
+                return false;
             }
             if lease.ports.len() != had {
                 loaded.partial.push(lease.id.clone());
             }
-            self.index.add(&lease);
-            kept.push((lease.id.clone(), lease));
-        }
-        self.leases = kept.into_iter().collect();
+            self.index.add(lease);
+            true
+        });
+        self.leases = leases;
         loaded
     }
 
@@ -658,11 +656,14 @@ mod tests {
                 .unwrap()
         };
         let leases = || {
-            vec![
+            let all = [
                 lease("a", &[100, 101]),
                 lease("b", &[101, 102]),
                 lease("c", &[101]),
-            ]
+            ];
+            all.into_iter()
+                .map(|l| (l.id.clone(), l))
+                .collect::<BTreeMap<_, _>>()
         };
         let mut at_once = table();
         at_once.set_server_port(Some(109), "t");
@@ -670,7 +671,7 @@ mod tests {
         let loaded = at_once.insert_loaded(leases(), "t");
         assert_eq!(loaded.partial, ["b"]);
         assert_eq!(loaded.dropped, [lease("c", &[101])]);
-        for l in leases() {
+        for l in leases().into_values() {
             let _ = one_by_one.insert_lease(l, "t");
         }
         assert_eq!(at_once, one_by_one);
@@ -678,7 +679,8 @@ mod tests {
         assert_eq!(at_once.next_lease_end(), Some(at(60)));
         // Into a table that holds leases already, one by one.
         let mut more = at_once.clone();
-        let loaded = more.insert_loaded(vec![lease("d", &[102, 103])], "t");
+        let d = BTreeMap::from([("d".to_string(), lease("d", &[102, 103]))]);
+        let loaded = more.insert_loaded(d, "t");
         assert_eq!(
             (loaded.partial, more.ports_held_by(None)),
             (vec!["d".to_string()], 4)

@@ -68,8 +68,8 @@ impl Flaw {
 /// The outcome of [`check_leases`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked {
-    /// The leases that obey every rule, in id order.
-    pub kept: Vec<Lease>,
+    /// The leases that obey every rule, by id.
+    pub kept: BTreeMap<String, Lease>,
     /// How many were dropped, by reason.
     pub dropped: BTreeMap<Flaw, usize>,
 }
@@ -101,24 +101,24 @@ pub fn check_leases(
     rules: &LoadRules,
     now: SystemTime,
 ) -> Checked {
+    // Checked in place: 20,000 leases are not moved to a new list.
+    let mut kept = loaded;
     let mut dropped = BTreeMap::new();
-    let mut sound = Vec::with_capacity(loaded.len());
-    for (key, lease) in loaded {
-        match flaw(&key, &lease, rules, now) {
-            Some(flaw) => *dropped.entry(flaw).or_insert(0) += 1,
-            None => sound.push(lease),
+    kept.retain(|key, lease| match flaw(key, lease, rules, now) {
+        Some(flaw) => {
+            *dropped.entry(flaw).or_insert(0) += 1;
+            false
         }
-    }
+        None => true,
+    });
     let (mut held, mut shared_ports) = (PortSet::new(), PortSet::new());
-    for &port in sound.iter().flat_map(|l| &l.ports) {
+    for &port in kept.values().flat_map(|l| &l.ports) {
         if !held.insert(port) {
             shared_ports.insert(port);
         }
     }
-    // Kept in place: 20,000 leases are not moved to a new list.
-    let mut kept = sound;
     let before = kept.len();
-    kept.retain(|l| !l.ports.iter().any(|p| shared_ports.contains(*p)));
+    kept.retain(|_, l| !l.ports.iter().any(|p| shared_ports.contains(*p)));
     if kept.len() < before {
         dropped.insert(Flaw::Overlap, before - kept.len());
     }
@@ -236,7 +236,7 @@ mod tests {
     fn a_sound_lease_is_kept() {
         let ok = lease("0123456789abcdef", &[3050, 3051]);
         let checked = check(vec![ok.clone()]);
-        assert_eq!(checked.kept, vec![ok]);
+        assert_eq!(checked.kept.values().cloned().collect::<Vec<_>>(), vec![ok]);
         assert_eq!(checked.dropped_count(), 0);
     }
 
@@ -343,7 +343,7 @@ mod tests {
             lease("d", &[3052]),
             lease("e", &[3053]),
         ]);
-        let kept: Vec<&str> = checked.kept.iter().map(|l| l.id.as_str()).collect();
+        let kept: Vec<&str> = checked.kept.keys().map(String::as_str).collect();
         assert_eq!(kept, vec!["e"]);
         assert_eq!(checked.dropped, BTreeMap::from([(Flaw::Overlap, 4)]));
     }
