@@ -8,10 +8,12 @@ use crate::metrics::Denial;
 use crate::principal::{Principal, Refusal};
 use crate::process::is_alive;
 use crate::time::now_rfc3339;
-use crate::wire::{self, LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody, Status};
+use crate::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+mod list_json;
 
 /// A lease as the API shows it.
 #[derive(Serialize)]
@@ -28,13 +30,17 @@ pub struct LeaseView<'a> {
     ttl_secs: u64,
 }
 
-/// A time written as RFC 3339 straight into the answer: a list of
-/// thousands of leases makes no string per time.
+/// A time written as RFC 3339 straight into the answer, without a string
+/// of its own. One [`stamp`](crate::time::stamp) cannot show (before 1970,
+/// after 9999) goes to humantime, which refuses it as it always has.
 struct Time(SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(self.0))
+        match crate::time::stamp::format(self.0) {
+            Some(stamp) => s.serialize_str(stamp.as_str()),
+            None => s.collect_str(&humantime::format_rfc3339_seconds(self.0)),
+        }
     }
 }
 
@@ -157,13 +163,8 @@ pub fn list(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
     };
     let timestamp = now_rfc3339();
     Ok(app.with_leases(&filter, |leases| {
-        let leases: Vec<LeaseView> = leases.map(LeaseView::from).collect();
-        // Room for the whole answer at once (a lease takes about 200
-        // bytes): a list of thousands is not copied over as it grows.
-        let mut body = Vec::with_capacity(64 + 256 * leases.len());
-        let answer = LeasesAnswer { leases, timestamp };
-        // Plain structs serialise into a Vec without fail.
-        let _ = serde_json::to_writer(&mut body, &answer);
+        let mut body = Vec::new();
+        list_json::write_list(&mut body, leases, &timestamp);
         Response::json(200, body)
     }))
 }

@@ -3,12 +3,18 @@
 use std::time::SystemTime;
 
 mod lease_clock;
+pub mod stamp;
 
 pub use lease_clock::{LeaseClock, STEP, Step};
 
 /// Formats `t` as RFC 3339 in UTC with second precision, e.g. `2026-11-25T19:00:00Z`.
+/// Times [`stamp`] cannot show (before 1970, after 9999) go to humantime,
+/// which refuses them as it always did.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    match stamp::format(t) {
+        Some(stamp) => stamp.as_str().to_string(),
+        None => humantime::format_rfc3339_seconds(t).to_string(),
+    }
 }
 
 /// The current time as RFC 3339. Every answer carries one, so each thread
