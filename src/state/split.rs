@@ -27,15 +27,13 @@ pub struct Cut {
 }
 
 impl Cut {
-    /// The cut of `bytes` as dynport lays the file out, a third into its
-    /// `leases` map (the first half also holds every other field, and the
-    /// second's thread also scans the whole file: so they take about as
-    /// long); `None` when it is laid out otherwise.
+    /// The cut of `bytes` as dynport lays the file out, near the middle of
+    /// its `leases` map; `None` when it is laid out otherwise.
     pub fn find(bytes: &[u8]) -> Option<Cut> {
         const KEY: &[u8] = b"\n  \"leases\": {";
         let open = memmem::find(bytes, KEY)? + KEY.len() - 1;
         let close = open + memmem::find(&bytes[open..], b"\n  }")? + 3;
-        let middle = open + (close - open) * 1 / 3;
+        let middle = open + (close - open) / 2;
         let entry = memmem::find(&bytes[middle..close], b"\n    },\n    \"")?;
         let comma = middle + entry + 6;
         Some(Cut { open, comma, close })
