@@ -9,7 +9,6 @@ pub mod files;
 pub mod frame;
 pub mod journal;
 pub mod leases;
-mod split;
 mod store;
 
 pub use journal::JOURNAL_FILE;
@@ -101,10 +100,7 @@ impl StateFile {
     /// and in a large state the map is a third of the file. `ports` is
     /// then empty.
     pub fn parse_for_start(bytes: &[u8]) -> Result<StateFile, String> {
-        let lean = match Self::parse_halves(bytes) {
-            Some(lean) => lean,
-            None => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
-        };
+        let lean: Lean = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         StateFile {
             version: lean.version,
             updated_at: lean.updated_at,
@@ -118,34 +114,6 @@ impl StateFile {
             cursors: lean.cursors,
         }
         .checked()
-    }
-
-    /// A large file dynport wrote, read in two halves on two threads (see
-    /// [`split`]); `None` when it is small, laid out otherwise, or either
-    /// half does not read: the caller then reads it whole, and reports
-    /// what is wrong with it.
-    fn parse_halves(bytes: &[u8]) -> Option<Lean> {
-        if bytes.len() < split::SPLIT_FROM {
-            return None;
-        }
-        let cut = split::Cut::find(bytes)?;
-        let read_second = || {
-            let second = cut.second(bytes);
-            let mut de = serde_json::Deserializer::from_slice(&second);
-            let entries = leases_at_once(&mut de).and_then(|e| de.end().map(|()| e));
-            cut.holds_in(bytes).then_some(entries.ok()?)
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let second = std::thread::Builder::new()
-                .spawn_scoped(s, read_second)
-                .ok()?;
-            let first = serde_json::from_slice::<Lean>(&cut.first(bytes)).ok();
-            Some((first, second.join().ok().flatten()))
-        })?;
-        let (mut lean, mut second) = (first?, second?);
-        // The second half comes later in the file: it wins a repeated id.
-        lean.leases.append(&mut second);
-        Some(lean)
     }
 
     fn checked(self) -> Result<StateFile, String> {
@@ -387,45 +355,6 @@ mod tests {
         value["version"] = 2.into();
         let err = StateFile::parse_for_start(value.to_string().as_bytes()).unwrap_err();
         assert_eq!(err, "unknown version 2");
-    }
-
-    /// A state file of many leases, as dynport writes it: past
-    /// [`split::SPLIT_FROM`], so read in two halves.
-    fn large() -> StateFile {
-        let mut state = sample();
-        let lease = |i: u16| Lease {
-            id: format!("{i:016x}"),
-            ports: vec![3000 + i],
-            pool: "default".to_string(),
-            owner: Some(format!("job \"{i}\" {{x}}")),
-            uid: Some(u32::from(i)),
-            protocol: crate::lease::Protocol::Both,
-            pid: None,
-            pid_start: None,
-            created_at: std::time::UNIX_EPOCH,
-            expires_at: std::time::UNIX_EPOCH,
-            ttl_secs: 60,
-        };
-        state.leases = (0..6000).map(|i| (format!("{i:016x}"), lease(i))).collect();
-        state
-    }
-
-    #[test]
-    fn a_large_file_read_in_halves_reads_as_read_whole() {
-        let text = serde_json::to_vec_pretty(&large()).unwrap();
-        assert!(text.len() >= split::SPLIT_FROM);
-        assert!(split::Cut::find(&text).is_some_and(|cut| cut.holds_in(&text)));
-        let mut expected = large();
-        expected.ports.clear();
-        assert_eq!(StateFile::parse_for_start(&text).unwrap(), expected);
-        // A lease broken in the second half is reported as when read whole.
-        let broken = String::from_utf8(text).unwrap().replacen(
-            "\"ports\": [\n        8999",
-            "\"ports\": [\n        \"x\"",
-            1,
-        );
-        let err = StateFile::parse_for_start(broken.as_bytes()).unwrap_err();
-        assert!(err.contains("invalid type: string \"x\""), "{err}");
     }
 
     #[test]
