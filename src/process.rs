@@ -46,8 +46,9 @@ pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
 }
 
 /// [`is_alive`] for many leases at once, reading each pid's `/proc` entry
-/// once: a portpicker client holds one lease per port under the same pid,
-/// and a check of every lease at each grant would read it for each.
+/// once: the check of the leases a starting server loads, before any
+/// process is watched (a portpicker client holds one lease per port under
+/// the same pid).
 pub fn alive_checker() -> impl Fn(u32, Option<u64>) -> bool {
     let starts = std::cell::RefCell::new(std::collections::HashMap::new());
     move |pid, start| {

@@ -138,7 +138,7 @@ impl App {
         id: String,
         who: Principal,
     ) -> Result<Lease, LeaseError> {
-        // Counting a principal's ports walks every lease: only when a quota
+        // The table keeps each principal's count; asked only when a quota
         // can refuse.
         if self.facts.rules.max_ports_per_uid.is_some() {
             let held = table.ports_held_by(req.uid);
