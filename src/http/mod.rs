@@ -23,6 +23,7 @@ mod shared;
 mod stream;
 mod worker;
 mod write;
+pub(crate) use write::push_number;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};

@@ -82,8 +82,9 @@ fn push_extra_header(out: &mut Vec<u8>, name: &str, value: &str) {
     push_header(out, name, value);
 }
 
-/// Decimal digits without going through `fmt`, which shows up on the hot path.
-fn push_number(out: &mut Vec<u8>, mut n: u64) {
+/// Decimal digits without going through `fmt`, which shows up on the hot
+/// path; also how the lease list writes its numbers.
+pub(crate) fn push_number(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use super::Time;
+use crate::http::push_number;
 use crate::lease::{Lease, Protocol};
 use crate::time::stamp;
 use std::time::SystemTime;
@@ -32,7 +33,7 @@ fn write_lease(out: &mut Vec<u8>, l: &Lease) {
         if i > 0 {
             out.push(b',');
         }
-        number(out, port.into());
+        push_number(out, port.into());
     }
     out.extend_from_slice(b"],\"pool\":");
     string(out, &l.pool);
@@ -52,7 +53,7 @@ fn write_lease(out: &mut Vec<u8>, l: &Lease) {
     out.extend_from_slice(b",\"expires_at\":");
     time(out, l.expires_at);
     out.extend_from_slice(b",\"ttl_secs\":");
-    number(out, l.ttl_secs);
+    push_number(out, l.ttl_secs);
     out.push(b'}');
 }
 
@@ -72,24 +73,9 @@ fn string(out: &mut Vec<u8>, text: &str) {
 
 fn optional_number(out: &mut Vec<u8>, n: Option<u32>) {
     match n {
-        Some(n) => number(out, n.into()),
+        Some(n) => push_number(out, n.into()),
         None => out.extend_from_slice(b"null"),
     }
-}
-
-/// `n` in decimal, as serde_json writes integers.
-fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut from = digits.len();
-    loop {
-        from -= 1;
-        digits[from] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[from..]);
 }
 
 fn protocol(p: Protocol) -> &'static [u8] {
