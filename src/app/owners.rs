@@ -26,6 +26,8 @@ pub(super) struct Owners {
     watched: HashMap<u32, OwnedFd>,
     /// The pids the kernel reported exited, until their leases end.
     exited: HashSet<u32>,
+    /// Room for the exits one wait reports.
+    events: Events,
 }
 
 impl Owners {
@@ -37,6 +39,7 @@ impl Owners {
             epoll,
             watched: HashMap::new(),
             exited: HashSet::new(),
+            events: Events::with_capacity(EXITS_PER_WAIT),
         }
     }
 
@@ -81,21 +84,19 @@ impl Owners {
         if self.watched.is_empty() {
             return;
         }
-        let mut events = Events::with_capacity(EXITS_PER_WAIT);
         loop {
-            if epoll
-                .wait(&mut events, Some(std::time::Duration::ZERO))
-                .is_err()
-            {
+            let waited = epoll.wait(&mut self.events, Some(std::time::Duration::ZERO));
+            if waited.is_err() {
                 return;
             }
-            let pids: Vec<u32> = events.keys().map(|key| key as u32).collect();
-            for &pid in &pids {
+            let mut reported = 0;
+            for pid in self.events.keys().map(|key| key as u32) {
                 // Closing the pidfd takes it out of the epoll.
                 self.watched.remove(&pid);
                 self.exited.insert(pid);
+                reported += 1;
             }
-            if pids.len() < EXITS_PER_WAIT {
+            if reported < EXITS_PER_WAIT {
                 return;
             }
         }
