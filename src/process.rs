@@ -46,9 +46,9 @@ pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
 }
 
 /// [`is_alive`] for many leases at once, reading each pid's `/proc` entry
-/// once: the check of the leases a starting server loads, before any
-/// process is watched (a portpicker client holds one lease per port under
-/// the same pid).
+/// once (a portpicker client holds one lease per port under the same pid):
+/// for the leases a starting server loads, and for processes no pidfd
+/// watches.
 pub fn alive_checker() -> impl Fn(u32, Option<u64>) -> bool {
     let starts = std::cell::RefCell::new(std::collections::HashMap::new());
     move |pid, start| {

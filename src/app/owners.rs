@@ -9,7 +9,6 @@
 
 use crate::http::epoll::{Epoll, Events, Interest};
 use crate::ports::Process;
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 
@@ -44,8 +43,7 @@ impl Owners {
     }
 
     /// Watches the process a lease is tied to, from when the lease is in
-    /// the table.
-    /// `tied` says whether some lease is still tied to a pid: processes
+    /// the table. `tied` says whether some lease is still tied to a pid: processes
     /// whose leases were all released are let go when room is needed.
     pub(super) fn watch(&mut self, (pid, start): Process, tied: &dyn Fn(u32) -> bool) {
         if self.watched.contains_key(&pid) || self.exited.contains(&pid) {
@@ -110,22 +108,16 @@ impl Owners {
     }
 
     /// Whether a lease's process still runs, for [`crate::ports::PortTable::end_due`]:
-    /// a watched process by its pidfd, any other by `/proc`, read once per
-    /// pid however many leases ask.
+    /// a watched process by its pidfd, any other by `/proc`
+    /// ([`crate::process::alive_checker`]: read once per pid however many
+    /// leases ask).
     pub(super) fn checker(&self) -> impl Fn(u32, Option<u64>) -> bool + '_ {
-        let polled = RefCell::new(HashMap::new());
+        let polled = crate::process::alive_checker();
         move |pid, start| {
             if self.exited.contains(&pid) {
                 return false;
             }
-            if self.watched.contains_key(&pid) {
-                return true;
-            }
-            let mut polled = polled.borrow_mut();
-            let now = *polled
-                .entry(pid)
-                .or_insert_with(|| crate::process::start_time(pid));
-            now.is_some_and(|now| start.is_none_or(|then| then == now))
+            self.watched.contains_key(&pid) || polled(pid, start)
         }
     }
 }
