@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod gather;
+pub mod hash;
 pub mod http;
 pub mod kernel_ports;
 pub mod lease;

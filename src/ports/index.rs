@@ -4,13 +4,14 @@
 //! holds. Kept in step by the table alone, at every lease it puts in or
 //! takes out.
 
+use crate::hash::IdHasher;
 use crate::lease::Lease;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::time::SystemTime;
 
-/// Lease ids, hashed by [`IdHash`].
-type Ids = HashSet<String, BuildHasherDefault<IdHash>>;
+/// Lease ids, hashed by [`IdHasher`].
+type Ids = HashSet<String, BuildHasherDefault<IdHasher>>;
 
 /// A process a lease is tied to: its pid and, when known, its start time.
 pub type Process = (u32, Option<u64>);
@@ -89,38 +90,5 @@ impl LeaseIndex {
 
     pub(super) fn held_by(&self, uid: Option<u32>) -> usize {
         self.held.get(&uid).copied().unwrap_or(0)
-    }
-}
-
-/// The hash of the index's sets: a multiply-rotate over eight bytes at a
-/// time, many times cheaper than std's SipHash on a 16-character id. The
-/// ids are dynport's own (made by the server, or loaded from its own state
-/// file and checked), so nobody chooses them to collide.
-#[derive(Default)]
-pub(super) struct IdHash(u64);
-
-impl Hasher for IdHash {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in words.by_ref() {
-            let mut w = [0; 8];
-            w.copy_from_slice(word);
-            self.add(u64::from_le_bytes(w));
-        }
-        let mut rest = [0; 8];
-        rest[..words.remainder().len()].copy_from_slice(words.remainder());
-        self.add(u64::from_le_bytes(rest) ^ bytes.len() as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The top bits pick the table's group: mixed down from the whole.
-        let h = self.0;
-        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
-    }
-}
-
-impl IdHash {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
