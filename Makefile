@@ -6,7 +6,7 @@
 CARGO ?= cargo
 
 .PHONY: run build test test-deps lint bench crash soak fuzz clean portpicker \
-	install uninstall deb dist-files verify-units
+	install uninstall deb dist-files verify-units hot-code
 
 # dynport refuses a state directory that group or others may write to, and
 # git creates state/ group-writable in a clone made under umask 002.
@@ -133,7 +133,7 @@ BIN ?= target/release/dynport
 # Points the units at the binary where it is installed.
 UNIT_SED = sed 's|/usr/local/bin/dynport|$(BINDIR)/dynport|g'
 
-target/release/dynport: Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+target/release/dynport: Cargo.toml Cargo.lock build.rs dist/hot-code.ld $(shell find src -name '*.rs')
 	$(CARGO) build --release --bin dynport
 
 install: $(BIN)
@@ -161,6 +161,11 @@ uninstall:
 # Writes dist/man/dynport.1 and dist/completions/ from the --help texts.
 dist-files:
 	$(CARGO) run --example dist_files
+
+# Writes dist/hot-code.ld, the functions the linker puts first because an
+# idle server runs them (see dist/hot-code); needs valgrind.
+hot-code:
+	dist/hot-code
 
 # systemd-analyze verify on the units as `make install` lays them out.
 verify-units: $(BIN)

@@ -5,6 +5,7 @@
 //! own output, not through the generator, so the two checks are separate.
 
 mod files;
+mod hot_code;
 mod install;
 mod man;
 mod shells;
