@@ -6,7 +6,7 @@
 
 use crate::hash::IdHasher;
 use crate::lease::Lease;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::time::SystemTime;
 
@@ -24,8 +24,9 @@ pub(super) struct LeaseIndex {
     ends: BTreeMap<SystemTime, Ids>,
     /// The leases tied to each process.
     tied: BTreeMap<Process, Ids>,
-    /// The leased ports of each principal (`None`: remote).
-    held: HashMap<Option<u32>, usize>,
+    /// The leased ports of each principal (`None`: remote): a few on any
+    /// host, so ordered rather than hashed.
+    held: BTreeMap<Option<u32>, usize>,
 }
 
 impl LeaseIndex {

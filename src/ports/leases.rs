@@ -247,10 +247,13 @@ impl PortTable {
                     Some(PortState::Leased | PortState::Server | PortState::Excluded)
                 )
         };
-        if !lease.ports.iter().any(holdable) {
-            return false;
+        // Most often every port is holdable: one look at each then.
+        if !lease.ports.iter().all(holdable) {
+            if !lease.ports.iter().any(holdable) {
+                return false;
+            }
+            lease.ports.retain(holdable);
         }
-        lease.ports.retain(holdable);
         for &port in &lease.ports {
             let mut entry = PortEntry::new(PortState::Leased, since);
             entry.lease_id = Some(lease.id.clone());
