@@ -82,9 +82,15 @@ pub mod rfc3339_serde {
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SystemTime, E> {
-            let t = super::parse_rfc3339(text).ok_or_else(|| E::custom("not an RFC 3339 time"))?;
-            let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-            Ok(UNIX_EPOCH + Duration::from_secs(since.as_secs()))
+            from_text(text).ok_or_else(|| E::custom("not an RFC 3339 time"))
         }
+    }
+
+    /// What [`deserialize`] makes of `text`: the time, to the second.
+    pub fn from_text(text: &str) -> Option<SystemTime> {
+        let since = super::parse_rfc3339(text)?
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Some(UNIX_EPOCH + Duration::from_secs(since.as_secs()))
     }
 }
