@@ -320,6 +320,29 @@ mod tests {
         dir
     }
 
+    /// A lease of `ports` in the default pool for uid 1000, made at
+    /// `created_at` for `ttl_secs`.
+    pub(super) fn lease_at(
+        id: &str,
+        ports: &[u16],
+        created_at: std::time::SystemTime,
+        ttl_secs: u64,
+    ) -> Lease {
+        Lease {
+            id: id.to_string(),
+            ports: ports.to_vec(),
+            pool: crate::lease::DEFAULT_POOL.to_string(),
+            owner: None,
+            uid: Some(1000),
+            protocol: crate::lease::Protocol::Both,
+            pid: None,
+            pid_start: None,
+            created_at,
+            expires_at: created_at + std::time::Duration::from_secs(ttl_secs),
+            ttl_secs,
+        }
+    }
+
     pub(super) fn sample() -> StateFile {
         let mut state =
             StateFile::empty(PortRange::new(3000, 9000).unwrap(), "2026-11-25T19:00:00Z");

@@ -228,21 +228,35 @@ impl<'t> Cursor<'t> {
     /// after its key and colon (with the whitespace after the colon read),
     /// through the closing `}`.
     fn members(&mut self, mut member: impl FnMut(&mut Self, &'t str) -> Option<()>) -> Option<()> {
+        self.items(b'}', |c| {
+            let key = c.string()?;
+            c.ws();
+            c.eat(b':')?;
+            c.ws();
+            member(c, key)
+        })
+    }
+
+    /// The elements of an array whose `[` was read, each handed to
+    /// `element`, through the closing `]`.
+    fn elements(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(b']', element)
+    }
+
+    /// Items separated by commas, each read by `item` after the whitespace
+    /// before it, through `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.ws();
-        if self.eat(b'}').is_some() {
+        if self.eat(close).is_some() {
             return Some(());
         }
         loop {
             self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            member(self, key)?;
+            item(self)?;
             self.ws();
             match self.peek()? {
                 b',' => self.at += 1,
-                b'}' => {
+                b if b == close => {
                     self.at += 1;
                     return Some(());
                 }
@@ -263,23 +277,7 @@ impl<'t> Cursor<'t> {
             }
             b'[' => {
                 self.at += 1;
-                self.ws();
-                if self.eat(b']').is_some() {
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
+                self.elements(|c| c.skip(depth + 1))
             }
             b'"' => self.string().map(drop),
             b'n' => self.literal(b"null"),
@@ -392,23 +390,11 @@ impl<'t> Cursor<'t> {
     fn ports(&mut self) -> Option<Vec<u16>> {
         self.eat(b'[')?;
         let mut ports = Vec::with_capacity(1);
-        self.ws();
-        if self.eat(b']').is_some() {
-            return Some(ports);
-        }
-        loop {
-            self.ws();
-            ports.push(self.integer()?.try_into().ok()?);
-            self.ws();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(ports);
-                }
-                _ => return None,
-            }
-        }
+        self.elements(|c| {
+            ports.push(c.integer()?.try_into().ok()?);
+            Some(())
+        })?;
+        Some(ports)
     }
 
     /// A time as the state file writes it, read as serde reads it.
@@ -420,24 +406,16 @@ impl<'t> Cursor<'t> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::sample;
+    use crate::state::tests::{lease_at, sample};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn lease(id: &str, ports: &[u16]) -> Lease {
-        let created_at = UNIX_EPOCH + Duration::from_secs(1_795_633_200);
-        Lease {
-            id: id.to_string(),
-            ports: ports.to_vec(),
-            pool: "default".to_string(),
-            owner: None,
-            uid: Some(1000),
-            protocol: Protocol::Both,
-            pid: None,
-            pid_start: None,
-            created_at,
-            expires_at: created_at + Duration::from_secs(600),
-            ttl_secs: 600,
-        }
+        lease_at(
+            id,
+            ports,
+            UNIX_EPOCH + Duration::from_secs(1_795_633_200),
+            600,
+        )
     }
 
     /// A state with leases of every shape the file holds.

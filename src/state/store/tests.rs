@@ -3,7 +3,7 @@
 use super::*;
 use crate::lease::{Lease, Protocol};
 use crate::state::journal::{Journal, Record};
-use crate::state::tests::{sample, temp_dir};
+use crate::state::tests::{lease_at, sample, temp_dir};
 use std::time::Duration;
 
 fn range() -> PortRange {
@@ -11,20 +11,12 @@ fn range() -> PortRange {
 }
 
 fn lease(id: &str, port: u16) -> Lease {
-    let at = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-    Lease {
-        id: id.to_string(),
-        ports: vec![port],
-        pool: "default".to_string(),
-        owner: None,
-        uid: Some(1000),
-        protocol: Protocol::Both,
-        pid: None,
-        pid_start: None,
-        created_at: at,
-        expires_at: at + Duration::from_secs(300),
-        ttl_secs: 300,
-    }
+    lease_at(
+        id,
+        &[port],
+        UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+        300,
+    )
 }
 
 fn put(seq: u64, id: &str, port: u16) -> Vec<u8> {
