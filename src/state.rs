@@ -103,17 +103,21 @@ impl StateFile {
     /// its text (`direct`); serde reads any other.
     pub fn parse_for_start(bytes: &[u8]) -> Result<StateFile, String> {
         let text = text_of(bytes)?;
-        if let Some(state) = direct::parse_for_start(text) {
-            return state.checked();
+        match direct::parse_for_start(text) {
+            Some(state) => state.checked(),
+            None => Self::lean_by_serde(text),
         }
-        Self::parse_for_start_by_serde(bytes)
     }
 
     /// [`StateFile::parse_for_start`] by serde alone, as every file was
     /// read before `direct`: for the fuzz target and the tests that compare
     /// the two.
     pub fn parse_for_start_by_serde(bytes: &[u8]) -> Result<StateFile, String> {
-        let lean: Lean = serde_json::from_str(text_of(bytes)?).map_err(|e| e.to_string())?;
+        Self::lean_by_serde(text_of(bytes)?)
+    }
+
+    fn lean_by_serde(text: &str) -> Result<StateFile, String> {
+        let lean: Lean = serde_json::from_str(text).map_err(|e| e.to_string())?;
         lean.into_state().checked()
     }
 
