@@ -11,7 +11,7 @@
 //! same.
 #![forbid(unsafe_code)]
 
-use super::StateFile;
+use super::{Lean, StateFile};
 use crate::lease::{Lease, Protocol};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -90,18 +90,19 @@ pub fn parse_for_start(text: &str) -> Option<StateFile> {
     if c.at != c.text.len() || !seen.has(6) {
         return None;
     }
-    Some(StateFile {
+    let lean = Lean {
         version: fields.version?,
         updated_at: fields.updated_at?,
         port_range: fields.port_range?,
         server_port: fields.server_port,
         last_server_port: fields.last_server_port,
         server: fields.server,
-        ports: BTreeMap::new(),
+        ports: serde::de::IgnoredAny,
         last_scan: fields.last_scan,
         leases: fields.leases.into_iter().collect(),
         cursors: fields.cursors,
-    })
+    };
+    Some(lean.into_state())
 }
 
 /// The members of the state file read so far.
