@@ -15,10 +15,12 @@ pub enum Denial {
     Forbidden,
     /// Over `--max-ports-per-uid`.
     Quota,
+    /// A caller of this host whose socket could not vouch for a user.
+    Unidentified,
 }
 
 impl Denial {
-    pub const ALL: [Denial; 7] = [
+    pub const ALL: [Denial; 8] = [
         Denial::BadRequest,
         Denial::UnknownPool,
         Denial::Unavailable,
@@ -26,6 +28,7 @@ impl Denial {
         Denial::Storage,
         Denial::Forbidden,
         Denial::Quota,
+        Denial::Unidentified,
     ];
 
     pub fn label(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Denial {
             Denial::Storage => "storage",
             Denial::Forbidden => "forbidden",
             Denial::Quota => "quota",
+            Denial::Unidentified => "unidentified",
         }
     }
 }
@@ -45,7 +49,7 @@ impl Denial {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub grants: AtomicU64,
-    denials: [AtomicU64; 7],
+    denials: [AtomicU64; Denial::ALL.len()],
     pub expiries: AtomicU64,
     pub owner_exits: AtomicU64,
     pub releases: AtomicU64,

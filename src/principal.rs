@@ -1,6 +1,8 @@
 //! Who is asking, and what each may do. Every request comes from a
-//! principal: a local uid, as the kernel tells it, or `remote`. The rules
-//! here are pure: the server's uid and what `/proc` says are passed in.
+//! principal: a local uid, as the kernel tells it, `remote` (a peer on
+//! another host), or *unidentified* (a caller of this host the kernel
+//! would not vouch for). The rules here are pure: the server's uid and what
+//! `/proc` says are passed in.
 
 use crate::http::Peer;
 use std::fmt;
@@ -10,21 +12,29 @@ use std::fmt;
 pub enum Principal {
     /// A local user, by uid.
     User(u32),
-    /// A caller dynport cannot attribute: another host, or a lookup that
-    /// failed. All remote callers count as one.
+    /// A peer on another host. All remote callers count as one.
     Remote,
+    /// A caller on this host whose socket could not vouch for a user: it
+    /// closed, reset or changed before it was identified. It may read and
+    /// change nothing; all such callers count as one.
+    Unidentified,
 }
 
 impl Principal {
     pub fn of(peer: &Peer) -> Principal {
-        peer.uid.map_or(Principal::Remote, Principal::User)
+        match (peer.uid, peer.local) {
+            (Some(uid), _) => Principal::User(uid),
+            (None, true) => Principal::Unidentified,
+            (None, false) => Principal::Remote,
+        }
     }
 
-    /// The uid a lease of this principal records; `None` for `remote`.
+    /// The uid a lease of this principal records; `None` for `remote`
+    /// (and for an unidentified caller, which is granted nothing).
     pub fn uid(self) -> Option<u32> {
         match self {
             Principal::User(uid) => Some(uid),
-            Principal::Remote => None,
+            Principal::Remote | Principal::Unidentified => None,
         }
     }
 
@@ -39,6 +49,7 @@ impl fmt::Display for Principal {
         match self {
             Principal::User(uid) => write!(f, "uid {uid}"),
             Principal::Remote => f.write_str("remote callers"),
+            Principal::Unidentified => f.write_str("an unidentified caller"),
         }
     }
 }
@@ -112,6 +123,9 @@ impl Rules {
             Principal::Remote => Err(Refusal::Forbidden(format!(
                 "pid: a remote caller may not tie a lease to process {pid}"
             ))),
+            Principal::Unidentified => Err(Refusal::Forbidden(format!(
+                "pid: an unidentified caller may not tie a lease to process {pid}"
+            ))),
         }
     }
 
@@ -146,6 +160,7 @@ fn owner_words(owner: Principal) -> String {
     match owner {
         Principal::User(uid) => format!("uid {uid}"),
         Principal::Remote => "a remote caller".to_string(),
+        Principal::Unidentified => "an unidentified caller".to_string(),
     }
 }
 
@@ -161,11 +176,30 @@ mod tests {
     };
 
     #[test]
-    fn peer_with_a_uid_is_that_user_and_without_is_remote() {
+    fn peer_with_a_uid_is_that_user_without_is_remote_or_unidentified_when_local() {
         let mut peer = Peer::default();
         assert_eq!(Principal::of(&peer), Remote);
         peer.uid = Some(1000);
         assert_eq!(Principal::of(&peer), User(1000));
+        peer.local = true;
+        assert_eq!(Principal::of(&peer), User(1000));
+        peer.uid = None;
+        assert_eq!(Principal::of(&peer), Principal::Unidentified);
+        assert_eq!(Principal::of(&Peer::unix()), Principal::Unidentified);
+    }
+
+    #[test]
+    fn an_unidentified_caller_may_change_nothing() {
+        let who = Principal::Unidentified;
+        assert!(RULES.may_manage(who, "ab", None).is_err());
+        assert!(RULES.may_manage(who, "ab", Some(0)).is_err());
+        assert!(RULES.may_name_pid(who, 4242, Some(0)).is_err());
+        let gated = Rules {
+            token_set: true,
+            ..RULES
+        };
+        assert!(gated.may_change_port(who).is_err());
+        assert!(!RULES.is_operator(who));
     }
 
     #[test]

@@ -73,8 +73,11 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let unix = bind_unix(settings)?;
     let portserver = bind_portserver(settings)?;
 
+    let connections = EngineConfig::default().max_connections;
     let mut engine = Engine::new(EngineConfig {
         workers: settings.workers,
+        max_connections: connections,
+        max_connections_per_peer: settings.max_connections_per_uid.min(connections / 4).max(1),
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
@@ -239,6 +242,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
             token_set: settings.token.is_some(),
         },
         allow_hosts: settings.allow_hosts.clone(),
+        unix_socket: settings.unix_socket.clone(),
         pid: std::process::id(),
         started,
     }

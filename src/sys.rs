@@ -152,6 +152,52 @@ pub fn boottime() -> std::time::Duration {
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Whether `ip` is one of this host's own addresses: loopback, or the
+/// address of one of its interfaces (getifaddrs(3)). A peer at such an
+/// address is a process of this host, whichever address it bound. When
+/// the interfaces cannot be listed, every address counts as the host's
+/// own: a caller is then unidentified, never taken for a remote one.
+pub fn is_own_address(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = ip.to_canonical();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return true;
+    }
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `list` is a valid place for the kernel's list, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return true;
+    }
+    let mut found = false;
+    let mut at = list;
+    while !at.is_null() && !found {
+        // SAFETY: `at` is an entry of the list getifaddrs returned, which
+        // lives until freeifaddrs; `ifa_addr`, when set, points at a
+        // sockaddr of the size its family says.
+        let entry = unsafe { &*at };
+        let address = match entry.ifa_addr {
+            a if a.is_null() => None,
+            a => match i32::from(unsafe { (*a).sa_family }) {
+                libc::AF_INET => {
+                    let v4 = unsafe { &*a.cast::<libc::sockaddr_in>() };
+                    let octets = v4.sin_addr.s_addr.to_ne_bytes();
+                    Some(IpAddr::V4(Ipv4Addr::from(octets)))
+                }
+                libc::AF_INET6 => {
+                    let v6 = unsafe { &*a.cast::<libc::sockaddr_in6>() };
+                    Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+                }
+                _ => None,
+            },
+        };
+        found = address == Some(ip);
+        at = entry.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +240,15 @@ mod tests {
         let e = read_into_spare(&b, &mut buf, 8).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn loopback_and_the_hosts_interfaces_are_its_own_addresses() {
+        for own in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_own_address(own.parse().unwrap()), "{own}");
+        }
+        // TEST-NET-3 is never assigned to a host.
+        assert!(!is_own_address("203.0.113.77".parse().unwrap()));
+        assert!(!is_own_address("2001:db8::77".parse().unwrap()));
     }
 }

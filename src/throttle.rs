@@ -25,28 +25,29 @@ pub const MAX_PEERS: usize = 1792;
 /// Whom failures are counted against. A local caller by the uid the kernel
 /// vouches for, over the Unix socket or TCP alike: every local user shares
 /// the loopback address, and one user's failures must not block the
-/// others. Any other peer by its address, as the contract says.
+/// others. A remote peer by its address. A caller of this host that could
+/// not be identified never reaches the token check (it is refused first),
+/// so no key is spent on loopback addresses, which any local user may
+/// rotate at will.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PeerKey {
     Uid(u32),
     Ip(IpAddr),
-    /// The Unix socket, when the kernel would not name the peer.
-    Unix,
+    /// A caller of this host the kernel would not name.
+    Unidentified,
     /// A request built in memory (tests of the router).
     Unknown,
 }
 
 impl PeerKey {
     pub fn of(peer: &Peer) -> PeerKey {
-        if let Some(uid) = peer.uid {
-            return PeerKey::Uid(uid);
-        }
-        match peer.addr {
+        match (peer.uid, peer.local, peer.addr) {
+            (Some(uid), ..) => PeerKey::Uid(uid),
+            (None, true, _) | (None, false, PeerAddr::Unix) => PeerKey::Unidentified,
             // An IPv4 client of a server on `[::]` arrives as ::ffff:a.b.c.d;
             // it is the same peer as a.b.c.d.
-            PeerAddr::Ip(ip) => PeerKey::Ip(ip.to_canonical()),
-            PeerAddr::Unix => PeerKey::Unix,
-            PeerAddr::Unknown => PeerKey::Unknown,
+            (None, false, PeerAddr::Ip(ip)) => PeerKey::Ip(ip.to_canonical()),
+            (None, false, PeerAddr::Unknown) => PeerKey::Unknown,
         }
     }
 }
@@ -56,7 +57,7 @@ impl fmt::Display for PeerKey {
         match self {
             PeerKey::Uid(uid) => write!(f, "local uid {uid}"),
             PeerKey::Ip(ip) => write!(f, "{ip}"),
-            PeerKey::Unix => f.write_str("the Unix socket (uid unknown)"),
+            PeerKey::Unidentified => f.write_str("an unidentified caller of this host"),
             PeerKey::Unknown => f.write_str("an unknown peer"),
         }
     }
@@ -358,12 +359,14 @@ mod tests {
             addr: PeerAddr::Ip(mapped),
             uid: None,
             pid: None,
+            local: false,
         };
         assert_eq!(PeerKey::of(&peer), ip(1));
         let unix = Peer {
             addr: PeerAddr::Unix,
             uid: Some(1000),
             pid: Some(7),
+            local: true,
         };
         assert_eq!(PeerKey::of(&unix), PeerKey::Uid(1000));
         assert_eq!(PeerKey::of(&unix).to_string(), "local uid 1000");
@@ -371,11 +374,25 @@ mod tests {
             addr: PeerAddr::Ip(mapped),
             uid: Some(1000),
             pid: None,
+            local: true,
         };
         assert_eq!(
             PeerKey::of(&local_tcp),
             PeerKey::Uid(1000),
             "the same user on TCP"
         );
+    }
+
+    #[test]
+    fn callers_of_this_host_without_a_uid_share_one_key_whatever_their_address() {
+        let from = |addr: &str| Peer {
+            addr: PeerAddr::Ip(addr.parse().unwrap()),
+            uid: None,
+            pid: None,
+            local: true,
+        };
+        assert_eq!(PeerKey::of(&from("127.0.0.1")), PeerKey::Unidentified);
+        assert_eq!(PeerKey::of(&from("127.4.5.6")), PeerKey::Unidentified);
+        assert_eq!(PeerKey::of(&Peer::unix()), PeerKey::Unidentified);
     }
 }

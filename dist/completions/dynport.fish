@@ -26,6 +26,7 @@ complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l log-level -x -a 'error warn info debug trace' -d 'error, warn, info, debug or trace'
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l unix-socket -r -F -d 'The API on a Unix socket too, where the kernel tells who connects'
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l max-ports-per-uid -x -d 'Live leased ports one user may hold, 1 to 65535, or none'
+complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l max-connections-per-uid -x -d 'Open HTTP connections one user may hold, TCP and Unix socket together, 1 to 1024'
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l reserve-kernel -d 'Keep every leased port, and the server\'s own, that lies in the kernel\'s ephemeral range in /proc/sys/net/ipv4/ip_local_reserved_ports, so no outgoing connection takes it'
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l pool -x -d 'A named pool inside the range'
 complete -c dynport -n 'not __fish_seen_subcommand_from help lease release renew leases status url run who' -l exclude -x -d 'Ports never handed out nor chosen by the server'

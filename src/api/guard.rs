@@ -4,15 +4,17 @@
 //!
 //! Order, for every request: 421 for a foreign `Host` (before routing, reads
 //! included), then 404 and 405 (routing), then for a mutating request 403
-//! when a web page sent it, 429 when its peer is blocked, 401 for a missing
-//! or wrong token. A page never reaches the token check, so it can neither
+//! when a web page sent it, 403 when a caller of this host could not be
+//! identified, 429 when its peer is blocked, 401 for a missing or wrong
+//! token. A page never reaches the token check, so it can neither
 //! guess the token nor get a local peer blocked; and since dynport sends no
 //! CORS headers, it cannot read any answer at all.
 
 use super::App;
 use crate::error::ApiError;
 use crate::http::Request;
-use crate::metrics::Metrics;
+use crate::metrics::{Denial, Metrics};
+use crate::principal::Principal;
 use crate::throttle::{Note, PeerKey};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::MutexGuard;
@@ -96,6 +98,32 @@ pub fn browser(req: &Request) -> Result<(), ApiError> {
         req.header("sec-fetch-site").unwrap_or("-")
     );
     Err(ApiError::Forbidden(FROM_WEB_PAGE.to_string()))
+}
+
+/// Refuses a change from a caller of this host whose socket could not vouch
+/// for a user (it closed, reset or changed before it was identified):
+/// such a caller is never taken for root or for a remote caller, and gets
+/// no token check, so it can neither guess the token nor get anyone else
+/// throttled.
+pub fn identified(app: &App, req: &Request) -> Result<(), ApiError> {
+    if Principal::of(&req.peer) != Principal::Unidentified {
+        return Ok(());
+    }
+    app.metrics.deny(Denial::Unidentified);
+    let socket = match &app.facts.unix_socket {
+        Some(path) => format!("connect over the Unix socket {}", path.display()),
+        None => "connect over dynport's Unix socket (this server runs with --unix-socket none)"
+            .to_string(),
+    };
+    log::debug!(
+        "refused {} {} from an unidentified caller",
+        req.method.escape_debug(),
+        req.path.escape_debug()
+    );
+    Err(ApiError::Forbidden(format!(
+        "could not tell who is asking: the client's socket closed or changed before it \
+         was identified; {socket}"
+    )))
 }
 
 /// Checks the bearer token, when one is configured, through the throttle:

@@ -79,7 +79,7 @@ pub fn handle(app: &App, req: &Request) -> Reply {
 }
 
 /// The checks run in the order `guard` documents: Host, route, method,
-/// then for a change: web page, throttle, token.
+/// then for a change: web page, identity, throttle, token.
 fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
     guard::host(req, &app.facts.allow_hosts)?;
     let route = Route::resolve(&req.path)
@@ -95,6 +95,7 @@ fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
     }
     if method != "GET" {
         guard::browser(req)?;
+        guard::identified(app, req)?;
         guard::token(app, req).inspect_err(|_| {
             if matches!(route, Route::Lease) {
                 app.metrics.deny(crate::metrics::Denial::Unauthorized);

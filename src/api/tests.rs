@@ -75,6 +75,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
             token_set: token.is_some(),
         },
         allow_hosts: Vec::new(),
+        unix_socket: Some("state/dynport.sock".into()),
         pid: 42,
         started: Instant::now(),
     };
@@ -122,12 +123,32 @@ pub(super) fn answer(app: &App, req: &Request) -> Response {
     handle(app, req).resolve()
 }
 
-/// A request from this host's uid `uid`, over TCP from loopback.
+/// A request from this host's uid `uid`, over TCP from loopback; without
+/// a uid, from a remote caller (another host).
 pub(super) fn from_uid(uid: Option<u32>) -> Peer {
+    match uid {
+        Some(_) => Peer {
+            addr: PeerAddr::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            uid,
+            pid: None,
+            local: true,
+        },
+        None => Peer {
+            addr: PeerAddr::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            uid: None,
+            pid: None,
+            local: false,
+        },
+    }
+}
+
+/// A caller of this host whose socket could not vouch for a user.
+pub(super) fn unidentified() -> Peer {
     Peer {
-        addr: PeerAddr::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        uid,
+        addr: PeerAddr::Ip(IpAddr::V4(Ipv4Addr::new(127, 9, 9, 9))),
+        uid: None,
         pid: None,
+        local: true,
     }
 }
 

@@ -179,3 +179,76 @@ fn quota_refuses_what_would_exceed_it_and_spares_operators() {
     let (status, _) = lease(&f.app, BOB, r#"{"count":2}"#);
     assert_eq!(status, 201, "another user has a quota of their own");
 }
+
+#[test]
+fn an_unidentified_caller_reads_but_every_change_is_403_before_the_token() {
+    use super::tests::unidentified;
+    let f = fixture("trust-unidentified", Some("s3cret"));
+    let id = {
+        let bearer = [("Authorization", "Bearer s3cret")];
+        let peer = from_uid(Some(OPERATOR));
+        let (status, body) = call_as(&f.app, peer, "POST", "/api/v1/ports/lease", &bearer, "{}");
+        assert_eq!(status, 201, "{body}");
+        body["lease"]["id"].as_str().unwrap().to_string()
+    };
+    let expected = "could not tell who is asking: the client's socket closed or changed \
+                    before it was identified; connect over the Unix socket state/dynport.sock";
+    let path = format!("/api/v1/ports/leases/{id}");
+    let renew = format!("{path}/renew");
+    let changes = [
+        ("POST", "/api/v1/ports/lease", "{}"),
+        ("DELETE", path.as_str(), ""),
+        ("POST", renew.as_str(), ""),
+        ("POST", "/api/v1/server/port/change", ""),
+    ];
+    // With the right token, a wrong one (which would count against the
+    // throttle) and none: the same 403, and nothing changes.
+    for token in ["Bearer s3cret", "Bearer guess", ""] {
+        for (method, target, body) in changes {
+            let headers: &[(&str, &str)] = match token {
+                "" => &[],
+                t => &[("Authorization", t)],
+            };
+            let (status, answer) = call_as(&f.app, unidentified(), method, target, headers, body);
+            assert_eq!((status, answer["error"].as_str()), (403, Some(expected)));
+        }
+    }
+    assert_eq!(
+        f.app.metrics.denials(crate::metrics::Denial::Unidentified),
+        12
+    );
+    assert_eq!(
+        f.app.metrics.denials(crate::metrics::Denial::Unauthorized),
+        0
+    );
+    assert_eq!(
+        f.app.auth_throttle.lock().unwrap().tracked(),
+        0,
+        "never throttled"
+    );
+    assert_eq!(one(&f.app, &id)["id"], id.as_str(), "still leased");
+    assert!(f.serving.listeners.lock().unwrap().is_empty(), "not moved");
+    // Reads are everyone's; a web page is told it is a web page first.
+    let (status, _) = call_as(
+        &f.app,
+        unidentified(),
+        "GET",
+        "/api/v1/ports/leases",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    let origin = [("Origin", "http://evil.example")];
+    let (status, answer) = call_as(
+        &f.app,
+        unidentified(),
+        "POST",
+        "/api/v1/ports/lease",
+        &origin,
+        "{}",
+    );
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (403, Some(crate::api::guard::FROM_WEB_PAGE))
+    );
+}

@@ -111,6 +111,9 @@ pub struct Facts {
     /// Names besides IP addresses and `localhost` that `Host` may give
     /// (`--allow-host`), lower-case.
     pub allow_hosts: Vec<String>,
+    /// The Unix socket the server serves, which an unidentified caller is
+    /// told to use.
+    pub unix_socket: Option<std::path::PathBuf>,
     pub pid: u32,
     pub started: Instant,
 }

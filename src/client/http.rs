@@ -78,7 +78,8 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
     let stream = connect(&target.url).map_err(HttpError::Connect)?;
     check_owner(target, &target.url.to_string(), || {
         // The server's end of this very connection, as the kernel knows it.
-        crate::scan::tcp_socket_uid(stream.peer_addr()?, stream.local_addr()?)
+        let (server, client) = (stream.peer_addr()?, stream.local_addr()?);
+        crate::scan::tcp_socket_uid(server, client, crate::scan::Vouching::Full)
     })?;
     send_bytes(stream, &bytes)
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     pub unix_socket: Option<PathBuf>,
     /// The live leased ports one principal may hold; `None` for no limit.
     pub max_ports_per_uid: Option<usize>,
+    /// Open HTTP connections one principal may hold.
+    pub max_connections_per_uid: usize,
     pub refresh: Duration,
     pub workers: usize,
     pub fallback_port: u16,
@@ -161,6 +163,12 @@ Flags:                        Variable                Default
       Live leased ports one user (or all remote callers together) may
       hold, 1 to 65535, or none. Root and dynport's own user are not
       counted.
+  --max-connections-per-uid N  DYNPORT_MAX_CONNECTIONS_PER_UID  256
+      Open HTTP connections one user may hold, TCP and Unix socket
+      together, 1 to 1024; remote callers count as one user, and so do
+      callers of this host that could not be identified. Over it a new
+      connection gets 503 with Retry-After. Never more than a quarter of
+      what the file descriptor limit leaves for connections.
   --reserve-kernel            DYNPORT_RESERVE_KERNEL  off
       Keep every leased port, and the server's own, that lies in the
       kernel's ephemeral range (ip_local_port_range) in

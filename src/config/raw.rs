@@ -30,6 +30,11 @@ pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", 
 pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
 pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
 pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
+pub const MAX_CONNECTIONS_PER_UID: Key = key(
+    "max-connections-per-uid",
+    "DYNPORT_MAX_CONNECTIONS_PER_UID",
+    "N",
+);
 pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
 pub const RESERVE_KERNEL: Key = key("reserve-kernel", "DYNPORT_RESERVE_KERNEL", "");
 pub const PORTSERVER_SOCKET: Key = key("portserver-socket", "DYNPORT_PORTSERVER_SOCKET", "ADDR");
@@ -51,6 +56,7 @@ pub const SERVE_KEYS: &[Key] = &[
     TOKEN_FILE,
     UNIX_SOCKET,
     MAX_PORTS_PER_UID,
+    MAX_CONNECTIONS_PER_UID,
     ALLOW_HOST,
     RESERVE_KERNEL,
     PORTSERVER_SOCKET,

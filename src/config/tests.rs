@@ -38,6 +38,7 @@ fn defaults_apply_when_nothing_is_given() {
         state_dir: PathBuf::from("state"),
         unix_socket: Some(PathBuf::from("state/dynport.sock")),
         max_ports_per_uid: Some(1024),
+        max_connections_per_uid: 256,
         refresh: Duration::from_secs(60),
         workers: 4,
         fallback_port: 3000,
@@ -522,6 +523,19 @@ fn max_ports_per_uid_takes_a_number_or_none() {
         "{}",
         e
     );
+}
+
+#[test]
+fn max_connections_per_uid_takes_a_number_from_1_to_1024() {
+    assert_eq!(serve(&[], &[]).max_connections_per_uid, 256);
+    let settings = serve(&["--max-connections-per-uid", "8"], &[]);
+    assert_eq!(settings.max_connections_per_uid, 8);
+    let settings = serve(&[], &[("DYNPORT_MAX_CONNECTIONS_PER_UID", "1024")]);
+    assert_eq!(settings.max_connections_per_uid, 1024);
+    for bad in ["0", "1025", "none", "-1"] {
+        let e = error(&["--max-connections-per-uid", bad], &[]);
+        assert!(e.starts_with("--max-connections-per-uid: "), "{bad}: {e}");
+    }
 }
 
 #[test]

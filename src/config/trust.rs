@@ -1,5 +1,5 @@
-//! The settings of who may do what: the Unix socket the API is served on and
-//! the quota of leased ports per principal.
+//! The settings of who may do what: the Unix socket the API is served on,
+//! the quota of leased ports and the share of connections per principal.
 
 use super::ConfigError;
 use super::raw::{self, Raw};
@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub const SOCKET_FILE: &str = "dynport.sock";
 /// The live leased ports one principal may hold at most, by default.
 pub const DEFAULT_MAX_PORTS_PER_UID: usize = 1024;
+/// The open HTTP connections one principal may hold at most, by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 256;
 /// `sun_path` holds 108 bytes, the last one a NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -53,4 +55,16 @@ pub fn max_ports_per_uid<L: Fn(&str) -> Option<String>>(
     }
     let n = super::serve::bounded(text, &(1..=65_535)).map_err(|p| value.error(p))?;
     Ok(Some(n as usize))
+}
+
+/// `--max-connections-per-uid N`: open HTTP connections per principal,
+/// TCP and the Unix socket together.
+pub fn max_connections_per_uid<L: Fn(&str) -> Option<String>>(
+    raw: &Raw<L>,
+) -> Result<usize, ConfigError> {
+    let Some(value) = raw.get(raw::MAX_CONNECTIONS_PER_UID) else {
+        return Ok(DEFAULT_MAX_CONNECTIONS_PER_UID);
+    };
+    let n = super::serve::bounded(value.text()?, &(1..=1024)).map_err(|p| value.error(p))?;
+    Ok(n as usize)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Peer;
 use super::later::Later;
+use super::share::Holder;
 use super::shared::Shared;
 use super::stream::Stream;
 use super::write::Framing;
@@ -59,18 +60,29 @@ pub(crate) struct Conn {
     pub request_started: Option<Instant>,
     /// Whether `100 Continue` went out for the current request.
     pub continue_sent: bool,
+    /// Whether `pending_in` holds requests held back because earlier
+    /// answers were not read yet; they are answered before reading more.
+    pub backlog: bool,
     /// When the engine stops waiting for whatever `phase` waits for.
     pub deadline: Instant,
-    /// Who is at the other end; see [`Conn::identify`].
+    /// Who is at the other end, found as it was accepted.
     pub peer: Peer,
-    /// Whether `peer` has been looked up.
-    identified: bool,
+    /// Whose share of the connections it counts in.
+    holder: Holder,
     pub shared: Arc<Shared>,
 }
 
 impl Conn {
-    /// A freshly accepted connection, idle until its first byte.
-    pub fn new(stream: Stream, peer: Peer, key: usize, shared: Arc<Shared>, now: Instant) -> Conn {
+    /// A freshly accepted connection, idle until its first byte, counted
+    /// in the share of `holder` (already taken).
+    pub fn new(
+        stream: Stream,
+        peer: Peer,
+        holder: Holder,
+        key: usize,
+        shared: Arc<Shared>,
+        now: Instant,
+    ) -> Conn {
         let deadline = now + shared.config.idle_timeout;
         Conn {
             stream,
@@ -81,30 +93,11 @@ impl Conn {
             out_sent: 0,
             request_started: None,
             continue_sent: false,
+            backlog: false,
             deadline,
             peer,
-            identified: false,
+            holder,
             shared,
-        }
-    }
-
-    /// Finds who is at the other end, once per connection, by a worker
-    /// (so the poller never waits on the kernel's socket table): the
-    /// `SO_PEERCRED` of the Unix socket, or the owner of the client's
-    /// socket for TCP from this host.
-    pub fn identify(&mut self) {
-        if std::mem::replace(&mut self.identified, true) {
-            return;
-        }
-        match &self.stream {
-            Stream::Unix(s) => match crate::sys::peer_cred(s) {
-                Ok((pid, uid)) => (self.peer.pid, self.peer.uid) = (Some(pid), Some(uid)),
-                Err(e) => log::debug!("no credentials for a Unix socket peer: {e}"),
-            },
-            Stream::Tcp(s) if self.shared.config.identify_peers => {
-                self.peer.uid = super::stream::tcp_owner(s);
-            }
-            Stream::Tcp(_) => {}
         }
     }
 
@@ -177,6 +170,7 @@ impl Drop for Conn {
         // Closing the stream (after this) removes it from epoll; the key is
         // free once no event for it can come any more.
         self.shared.registry().release(self.key);
+        self.shared.shares.give_back(self.holder);
         self.shared
             .stats
             .open_connections

@@ -3,7 +3,7 @@
 //! the connection cap, and carries out listener swaps and shutdown.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::Response;
 use super::conn::Conn;
 use super::epoll::{Events, Interest};
+use super::share::Holder;
 use super::shared::Shared;
 use super::stream::Stream;
 use super::write::{self, Framing};
-use super::{Peer, PeerAddr, Response};
 
 /// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;
@@ -59,6 +60,8 @@ pub(crate) struct PollLoop {
     batch: Vec<Conn>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    /// Freed to accept and refuse a connection when no descriptor is left.
+    spare: Option<std::fs::File>,
 }
 
 impl PollLoop {
@@ -80,6 +83,7 @@ impl PollLoop {
             batch: Vec::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
+            spare: spare_descriptor(),
         };
         poll_loop.set_listener(listener)?;
         if let Some(unix) = unix {
@@ -269,13 +273,14 @@ impl PollLoop {
                 return true;
             };
             match accepted {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) if is_out_of_descriptors(&e) && self.refuse_with_spare(key) => {}
                 Err(e) => {
                     log::warn!("accepting a connection failed, pausing: {e}");
                     let until = Instant::now() + ACCEPT_BACKOFF;
@@ -289,24 +294,22 @@ impl PollLoop {
         drained
     }
 
-    /// One connection from the listener with `key`, with what the accept
-    /// tells of its peer; `None` when there is no such listener.
-    fn accept_one(&self, key: usize) -> Option<io::Result<(Stream, Peer)>> {
+    /// One connection from the listener with `key`, with the address the
+    /// accept gave (none on the Unix socket); `None` when there is no such
+    /// listener.
+    fn accept_one(&self, key: usize) -> Option<io::Result<(Stream, Option<SocketAddr>)>> {
         let tcp = match (key, &self.listener, &self.retiring) {
             (LISTENER, Some(listener), _) | (RETIRING, _, Some((listener, _))) => listener,
             (UNIX, ..) => {
                 let accepted = self.unix.as_ref()?.accept();
-                return Some(accepted.map(|(stream, _)| (Stream::Unix(stream), Peer::unix())));
+                return Some(accepted.map(|(stream, _)| (Stream::Unix(stream), None)));
             }
             _ => return None,
         };
-        Some(tcp.accept().map(|(stream, addr)| {
-            let peer = Peer {
-                addr: PeerAddr::Ip(addr.ip().to_canonical()),
-                ..Peer::default()
-            };
-            (Stream::Tcp(stream), peer)
-        }))
+        Some(
+            tcp.accept()
+                .map(|(stream, addr)| (Stream::Tcp(stream), Some(addr))),
+        )
     }
 
     fn rearm_listeners(&mut self) {
@@ -332,10 +335,34 @@ impl PollLoop {
         self.shared.poller.rearm(listener, key, Interest::Read)
     }
 
-    /// Takes a new connection in, making room by closing the oldest idle one
-    /// when the cap is reached, or refusing it when none is idle.
-    fn admit(&mut self, stream: Stream, peer: Peer) {
+    /// With the descriptor table full: frees the spare descriptor, accepts
+    /// one connection with it, answers 503 and closes it, and takes the
+    /// spare again, so that clients are told at once rather than left
+    /// waiting. False when there is no spare to free (then accepting
+    /// pauses).
+    fn refuse_with_spare(&mut self, key: usize) -> bool {
+        if self.spare.take().is_none() {
+            return false;
+        }
+        if let Some(Ok((stream, _))) = self.accept_one(key) {
+            log::warn!("out of file descriptors: refusing a connection with 503");
+            refuse(stream, &self.shared, &Refused::Descriptors);
+        }
+        self.spare = spare_descriptor();
+        self.spare.is_some()
+    }
+
+    /// Takes a new connection in: identifies its peer, refuses it when its
+    /// principal's share is full, makes room by closing the oldest idle
+    /// connection when the engine's cap is reached, or refuses it when none
+    /// is idle.
+    fn admit(&mut self, stream: Stream, addr: Option<SocketAddr>) {
         let shared = &self.shared;
+        let peer = super::stream::identify(&stream, addr, shared.config.identify_peers);
+        let holder = Holder::of(&peer);
+        if !shared.shares.take(holder) {
+            return refuse(stream, shared, &Refused::Share(holder));
+        }
         if shared.stats.open_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
             let oldest = shared.registry().take_oldest_idle();
             match oldest {
@@ -343,11 +370,15 @@ impl PollLoop {
                     log::debug!("connection cap reached: closing the oldest idle connection");
                     drop(old);
                 }
-                None => return refuse(stream, shared),
+                None => {
+                    shared.shares.give_back(holder);
+                    return refuse(stream, shared, &Refused::Cap);
+                }
             }
         }
         if let Err(e) = stream.set_up() {
             log::debug!("cannot set up an accepted connection: {e}");
+            shared.shares.give_back(holder);
             return;
         }
         let key = shared.registry().reserve();
@@ -355,7 +386,14 @@ impl PollLoop {
             .stats
             .open_connections
             .fetch_add(1, Ordering::Relaxed);
-        let conn = Conn::new(stream, peer, key, Arc::clone(shared), Instant::now());
+        let conn = Conn::new(
+            stream,
+            peer,
+            holder,
+            key,
+            Arc::clone(shared),
+            Instant::now(),
+        );
         if let Err(e) = shared.poller.add(&conn.stream, key, Interest::Read) {
             log::warn!("cannot wait on an accepted connection: {e}");
             return;
@@ -392,13 +430,44 @@ impl PollLoop {
     }
 }
 
-/// Answers 503 on a connection over the cap and closes it at once. The
+/// Why a new connection is turned away.
+enum Refused {
+    /// The engine's cap is reached and no connection is idle.
+    Cap,
+    /// This principal's share is full.
+    Share(Holder),
+    /// The process has no descriptor left.
+    Descriptors,
+}
+
+/// A descriptor kept open to be closed when the table is full, so that a
+/// connection can still be accepted and told so.
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null")
+        .inspect_err(|e| log::warn!("cannot keep a spare descriptor: {e}"))
+        .ok()
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Answers 503 on a connection turned away and closes it at once. The
 /// answer is written without waiting; input already there is read first so
 /// that closing does not turn into a reset that destroys the answer.
-fn refuse(mut stream: Stream, shared: &Shared) {
-    log::debug!("connection cap reached and no idle connection: refusing with 503");
+fn refuse(mut stream: Stream, shared: &Shared, why: &Refused) {
+    let message = match why {
+        Refused::Cap => "too many open connections; try again later".to_string(),
+        Refused::Share(holder) => format!(
+            "too many open connections from {holder} (at most {} each, \
+             --max-connections-per-uid); close some and try again",
+            shared.shares.cap()
+        ),
+        Refused::Descriptors => "the server is out of file descriptors; try again later".into(),
+    };
+    log::debug!("refusing a connection with 503: {message}");
     let mut out = Vec::with_capacity(256);
-    let resp = Response::error(503, "too many open connections; try again later");
+    let resp = Response::error(503, &message).with_header("Retry-After", "1");
     let framing = Framing {
         close: true,
         keep_alive_10: false,

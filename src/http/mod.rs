@@ -19,6 +19,7 @@ mod later;
 mod parse;
 mod registry;
 mod retire;
+mod share;
 mod shared;
 mod stream;
 mod worker;
@@ -72,6 +73,10 @@ pub struct Peer {
     pub uid: Option<u32>,
     /// The client's process, known on the Unix socket only.
     pub pid: Option<u32>,
+    /// Whether the peer is on this host: the Unix socket, or TCP from one
+    /// of the host's own addresses. A local peer whose `uid` the kernel
+    /// would not vouch for is *unidentified*, never a remote caller.
+    pub local: bool,
 }
 
 /// Where a connection comes from.
@@ -90,6 +95,7 @@ impl Peer {
     pub fn unix() -> Peer {
         Peer {
             addr: PeerAddr::Unix,
+            local: true,
             ..Peer::default()
         }
     }
@@ -207,12 +213,15 @@ pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 pub struct EngineConfig {
     pub workers: usize,
     pub max_connections: usize,
+    /// Open connections one principal may hold: a local user, remote
+    /// peers together, unidentified callers of this host together.
+    pub max_connections_per_peer: usize,
     pub max_head_bytes: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     /// Whether TCP peers on this host are identified through the kernel's
-    /// socket table (one lookup per connection).
+    /// socket table (one lookup per connection, as it is accepted).
     pub identify_peers: bool,
 }
 
@@ -221,6 +230,7 @@ impl Default for EngineConfig {
         EngineConfig {
             workers: 4,
             max_connections: 1024,
+            max_connections_per_peer: 256,
             max_head_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(5),
@@ -324,6 +334,8 @@ fn validate(config: &EngineConfig) -> io::Result<()> {
         "workers must be at least 1"
     } else if config.max_connections == 0 {
         "max_connections must be at least 1"
+    } else if config.max_connections_per_peer == 0 {
+        "max_connections_per_peer must be at least 1"
     } else if config.max_head_bytes < 64 {
         "max_head_bytes must be at least 64"
     } else {

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::conn::Conn;
 use super::epoll::{Epoll, Interest};
 use super::registry::{Parked, Registry};
+use super::share::Shares;
 use super::write;
 use super::{EngineConfig, Stats};
 
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     pub config: EngineConfig,
     pub poller: Epoll,
     registry: Mutex<Registry>,
+    /// Each principal's share of the open connections.
+    pub shares: Shares,
     pub stats: Counters,
     /// Set at shutdown: answers close their connection.
     pub shutting_down: AtomicBool,
@@ -59,6 +62,7 @@ impl Counters {
 impl Shared {
     pub fn new(config: EngineConfig) -> io::Result<Shared> {
         Ok(Shared {
+            shares: Shares::new(config.max_connections_per_peer),
             config,
             poller: Epoll::new()?,
             registry: Mutex::new(Registry::default()),

@@ -2,9 +2,11 @@
 //! alike; only how the peer is identified differs.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+
+use super::{Peer, PeerAddr};
 
 pub(crate) enum Stream {
     Tcp(TcpStream),
@@ -59,15 +61,48 @@ impl AsFd for Stream {
     }
 }
 
-/// The uid owning the client's end of `stream`, when that end is a socket
-/// of this host: from loopback, or from one of the host's own addresses.
-pub(crate) fn tcp_owner(stream: &TcpStream) -> Option<u32> {
-    let (peer, local) = (stream.peer_addr().ok()?, stream.local_addr().ok()?);
-    let ip = peer.ip().to_canonical();
-    if !ip.is_loopback() && ip != local.ip().to_canonical() {
-        return None;
+/// Who is at the other end of a connection just accepted from `addr` (the
+/// Unix socket's peer has none): the `SO_PEERCRED` of the Unix socket, or,
+/// for TCP from one of this host's own addresses, the owner of the
+/// client's socket as the kernel's socket table vouches for it. A TCP peer
+/// of this host that the table does not vouch for (its socket already
+/// closed, reset or in TIME-WAIT) is left without a uid: unidentified,
+/// never a remote caller and never uid 0. `identify_tcp` off (a bare
+/// engine) leaves every TCP peer without a uid, as a remote one.
+pub(crate) fn identify(stream: &Stream, addr: Option<SocketAddr>, identify_tcp: bool) -> Peer {
+    match (stream, addr) {
+        (Stream::Unix(s), _) => {
+            let mut peer = Peer::unix();
+            match crate::sys::peer_cred(s) {
+                Ok((pid, uid)) => (peer.pid, peer.uid) = (Some(pid), Some(uid)),
+                Err(e) => log::debug!("no credentials for a Unix socket peer: {e}"),
+            }
+            peer
+        }
+        (Stream::Tcp(s), Some(addr)) => {
+            let mut peer = Peer {
+                addr: PeerAddr::Ip(addr.ip().to_canonical()),
+                ..Peer::default()
+            };
+            if identify_tcp && crate::sys::is_own_address(addr.ip()) {
+                peer.local = true;
+                peer.uid = tcp_owner(s, addr);
+            }
+            peer
+        }
+        (Stream::Tcp(_), None) => Peer::default(),
     }
-    crate::scan::tcp_socket_uid(peer, local).unwrap_or_else(|e| {
+}
+
+/// The uid owning the client's end `peer` of `stream`, when that end is a
+/// socket of this host that can vouch for it (see
+/// [`crate::scan::tcp_socket_uid`]).
+fn tcp_owner(stream: &TcpStream, peer: SocketAddr) -> Option<u32> {
+    let local = stream
+        .local_addr()
+        .inspect_err(|e| log::debug!("no local address for a connection from {peer}: {e}"))
+        .ok()?;
+    crate::scan::tcp_socket_uid(peer, local, crate::scan::Vouching::Held).unwrap_or_else(|e| {
         log::debug!("cannot look up the owner of {peer}: {e}");
         None
     })

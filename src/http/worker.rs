@@ -26,6 +26,11 @@ use super::{Handler, Peer, Reply, Response};
 const MAX_TURNS: usize = 8;
 /// An output buffer grown beyond this by a large answer is not kept.
 const KEEP_OUT_CAPACITY: usize = 256 * 1024;
+/// Answers waiting to be written past which no further pipelined request
+/// of the connection is parsed until the client reads them: a client that
+/// sends thousands of requests for a large answer and reads nothing holds
+/// about one answer, not thousands.
+const MAX_UNSENT: usize = 64 * 1024;
 
 /// What a connection needs next.
 enum Next {
@@ -103,7 +108,6 @@ impl Worker {
         let mut turns = 0;
         loop {
             turns += 1;
-            conn.identify();
             self.peer = conn.peer;
             let next = match conn.phase {
                 Phase::Reading => self.read_turn(&mut conn),
@@ -113,6 +117,8 @@ impl Worker {
             };
             match next {
                 Next::Again if turns < MAX_TURNS => continue,
+                // Requests held back are waiting: no event will announce them.
+                Next::Again if conn.backlog => return self.shared.resume(conn),
                 Next::Later(later) => match later.park(conn) {
                     Some(answered) => conn = answered,
                     None => return,
@@ -134,6 +140,12 @@ impl Worker {
         let now = Instant::now();
         if now >= conn.deadline {
             return self.expire(conn);
+        }
+        if std::mem::take(&mut conn.backlog) {
+            // Requests already received and held back: answered before
+            // anything more is read.
+            let held = std::mem::take(&mut conn.pending_in);
+            return self.answer(conn, &held, true, now);
         }
         let have = conn.pending_in.len();
         let limit = self.input_limit();
@@ -169,8 +181,9 @@ impl Worker {
         self.out.clear();
         let after = self.answer_input(conn, input, now);
         match self.send_or_defer(conn, after, now) {
-            // The read filled the buffer, so more is likely waiting.
-            Next::Wait if full => Next::Again,
+            // The read filled the buffer, so more is likely waiting; or
+            // requests were held back, which no event will announce.
+            Next::Wait if full || conn.backlog => Next::Again,
             other => other,
         }
     }
@@ -185,6 +198,7 @@ impl Worker {
         if after == After::KeepAlive && !rest.is_empty() {
             conn.pending_in.extend_from_slice(rest);
             conn.request_started.get_or_insert(now);
+            conn.backlog = self.out.len() >= MAX_UNSENT;
         }
         if after == After::Close && !rest.is_empty() && self.deferred.is_none() {
             // Input beyond the last answer: close gently, as after an error.
@@ -251,7 +265,7 @@ impl Worker {
         input: &[u8],
     ) -> (usize, After) {
         let mut pos = 0;
-        while pos < input.len() {
+        while pos < input.len() && self.out.len() < MAX_UNSENT {
             match parse::parse(&input[pos..], self.limits) {
                 Parsed::Complete(framed) => {
                     pos += framed.len;

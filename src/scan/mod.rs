@@ -18,7 +18,7 @@ mod procnet;
 mod tests;
 
 pub use holders::{Holder, holders};
-pub use owner::tcp_socket_uid;
+pub use owner::{Vouching, tcp_socket_uid};
 pub use probe::bindable;
 
 use crate::ports::{PortRange, Protocols, Seen};

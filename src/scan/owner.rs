@@ -27,21 +27,50 @@ struct LookupRequest {
 // Sent as raw bytes, so it must have no padding.
 const _: () = assert!(size_of::<LookupRequest>() == 16 + 56);
 
+/// TCP states in which the client's end of a connection still speaks for
+/// its owner: open, or shut for writing by the client (`nc -N`), which
+/// still waits for its answer. From `<netinet/tcp.h>`.
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_FIN_WAIT1: u8 = 4;
+const TCP_FIN_WAIT2: u8 = 5;
+
+/// Which ends of a connection may vouch for their owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vouching {
+    /// A client's end, as dynport identifies a caller: a full socket that a
+    /// descriptor still holds (nonzero inode), its connection open or
+    /// half-closed by that client (which still waits for its answer).
+    Held,
+    /// A server's end, as the client checks who it talks to: a full socket,
+    /// open or half-closed, held or still waiting in its listener's queue
+    /// (which has no descriptor yet, and the listener's owner).
+    Full,
+}
+
 /// The uid owning the TCP socket whose local end is `local` and remote end
-/// `remote`, both on this host; `None` when the kernel knows no such socket.
+/// `remote`, both on this host, when that socket can vouch for it as
+/// `vouching` says. `None` for anything else: no such socket, a TIME-WAIT
+/// or other mini-socket (which the kernel reports as uid 0), an orphan
+/// whose descriptor was closed, or a socket in another state. Never a
+/// guess: an owner found this way is exactly the user whose process holds
+/// that end now.
 ///
 /// For a connection accepted by dynport, `local` is the peer's address (the
 /// client's own end) and `remote` dynport's. IPv4 clients of an IPv6
 /// listener show as mapped addresses; their socket is an IPv4 one.
-pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+pub fn tcp_socket_uid(
+    local: SocketAddr,
+    remote: SocketAddr,
+    vouching: Vouching,
+) -> io::Result<Option<u32>> {
     let (l, r) = (local.ip().to_canonical(), remote.ip().to_canonical());
     let found = match (l, r) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => lookup(libc::AF_INET, local, remote)?,
+        (IpAddr::V4(_), IpAddr::V4(_)) => lookup(libc::AF_INET, local, remote, vouching)?,
         _ => None,
     };
     match found {
         Some(uid) => Ok(Some(uid)),
-        None if l.is_ipv6() || local.is_ipv6() => lookup(libc::AF_INET6, local, remote),
+        None if l.is_ipv6() || local.is_ipv6() => lookup(libc::AF_INET6, local, remote, vouching),
         None => Ok(None),
     }
 }
@@ -53,14 +82,19 @@ thread_local! {
     static SOCKET: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
 }
 
-fn lookup(family: libc::c_int, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+fn lookup(
+    family: libc::c_int,
+    local: SocketAddr,
+    remote: SocketAddr,
+    vouching: Vouching,
+) -> io::Result<Option<u32>> {
     SOCKET.with(|cell| {
         let mut slot = cell.borrow_mut();
         let fd = match slot.take() {
             Some(fd) => fd,
             None => netlink::open()?,
         };
-        let found = ask(&fd, family, local, remote)?;
+        let found = ask(&fd, family, local, remote, vouching)?;
         *slot = Some(fd);
         Ok(found)
     })
@@ -73,20 +107,33 @@ fn ask(
     family: libc::c_int,
     local: SocketAddr,
     remote: SocketAddr,
+    vouching: Vouching,
 ) -> io::Result<Option<u32>> {
     let seq = netlink::NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
     netlink::send_request(fd, &lookup_request(family, local, remote, seq))?;
     let mut buf = [0u8; REPLY_BUF_LEN];
     loop {
         let len = netlink::receive(fd, &mut buf)?;
-        let mut uid = None;
-        match netlink::parse_replies(&buf[..len], seq, &mut |s: DiagSocket| uid = Some(s.uid)) {
-            Ok(_) if uid.is_some() => return Ok(uid),
-            Ok(_) => continue,
+        let mut found = None;
+        match netlink::parse_replies(&buf[..len], seq, &mut |s: DiagSocket| found = Some(s)) {
+            Ok(_) => match found {
+                Some(socket) => return Ok(vouched_owner(&socket, vouching)),
+                None => continue,
+            },
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The owner of `socket` when it can vouch for it; see [`tcp_socket_uid`].
+fn vouched_owner(socket: &DiagSocket, vouching: Vouching) -> Option<u32> {
+    let live = matches!(
+        socket.state,
+        TCP_ESTABLISHED | TCP_FIN_WAIT1 | TCP_FIN_WAIT2
+    );
+    let held = socket.inode != 0 || vouching == Vouching::Full;
+    (live && held).then_some(socket.uid)
 }
 
 fn lookup_request(
@@ -157,7 +204,10 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, peer) = listener.accept().unwrap();
         let local = accepted.local_addr().unwrap();
-        assert_eq!(tcp_socket_uid(peer, local).unwrap(), Some(own_uid()));
+        assert_eq!(
+            tcp_socket_uid(peer, local, Vouching::Held).unwrap(),
+            Some(own_uid())
+        );
         drop(client);
     }
 
@@ -186,7 +236,10 @@ mod tests {
         let (accepted, peer) = listener.accept().unwrap();
         assert!(peer.is_ipv6(), "{peer} should be a mapped address");
         let local = accepted.local_addr().unwrap();
-        assert_eq!(tcp_socket_uid(peer, local).unwrap(), Some(own_uid()));
+        assert_eq!(
+            tcp_socket_uid(peer, local, Vouching::Held).unwrap(),
+            Some(own_uid())
+        );
     }
 
     #[test]
@@ -194,6 +247,75 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(tcp_socket_uid(nobody, addr).unwrap(), None);
+        assert_eq!(tcp_socket_uid(nobody, addr, Vouching::Held).unwrap(), None);
+    }
+
+    /// A connection accepted from loopback: the client, the server's end,
+    /// and the client's address as the server sees it.
+    fn connection() -> (TcpStream, TcpStream, SocketAddr, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let local = accepted.local_addr().unwrap();
+        (client, accepted, peer, local)
+    }
+
+    /// Waits (at most 5 s) for the kernel to move the client's end into
+    /// `state`, as the socket table shows it.
+    fn wait_for_state(peer: SocketAddr, local: SocketAddr, state: u8) -> DiagSocket {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let fd = netlink::open().unwrap();
+            let mut found = None;
+            let seq = netlink::NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+            netlink::send_request(&fd, &lookup_request(libc::AF_INET, peer, local, seq)).unwrap();
+            let mut buf = [0u8; REPLY_BUF_LEN];
+            let len = netlink::receive(&fd, &mut buf).unwrap();
+            let _ = netlink::parse_replies(&buf[..len], seq, &mut |s| found = Some(s));
+            match found {
+                Some(s) if s.state == state => return s,
+                _ if std::time::Instant::now() > deadline => panic!("no socket in state {state}"),
+                _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_that_shut_its_writing_side_is_still_its_owner() {
+        let (client, _accepted, peer, local) = connection();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        wait_for_state(peer, local, TCP_FIN_WAIT2);
+        assert_eq!(
+            tcp_socket_uid(peer, local, Vouching::Held).unwrap(),
+            Some(own_uid())
+        );
+    }
+
+    #[test]
+    fn a_closed_client_whose_socket_is_an_orphan_has_no_owner() {
+        let (client, _accepted, peer, local) = connection();
+        drop(client);
+        let orphan = wait_for_state(peer, local, TCP_FIN_WAIT2);
+        assert_eq!(orphan.inode, 0);
+        assert_eq!(tcp_socket_uid(peer, local, Vouching::Held).unwrap(), None);
+        let full = tcp_socket_uid(peer, local, Vouching::Full).unwrap();
+        assert_eq!(
+            full,
+            Some(own_uid()),
+            "a full socket still, for a server's end"
+        );
+    }
+
+    #[test]
+    fn a_time_wait_mini_socket_is_never_root() {
+        let (client, accepted, peer, local) = connection();
+        drop(client);
+        wait_for_state(peer, local, TCP_FIN_WAIT2);
+        drop(accepted);
+        let mini = wait_for_state(peer, local, 6);
+        assert_eq!((mini.uid, mini.inode), (0, 0), "the kernel's view of it");
+        for vouching in [Vouching::Held, Vouching::Full] {
+            assert_eq!(tcp_socket_uid(peer, local, vouching).unwrap(), None);
+        }
     }
 }

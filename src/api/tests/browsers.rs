@@ -215,6 +215,7 @@ fn peer(ip: &str) -> Peer {
         addr: PeerAddr::Ip(ip.parse::<IpAddr>().unwrap()),
         uid: None,
         pid: None,
+        local: false,
     }
 }
 
@@ -282,6 +283,7 @@ fn unix_socket_users_are_throttled_apart() {
         addr: PeerAddr::Unix,
         uid: Some(uid),
         pid: Some(7),
+        local: true,
     };
     for _ in 0..21 {
         assert_eq!(change(&f, unix(1000), "guess").status, 401);
