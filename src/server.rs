@@ -74,10 +74,12 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let portserver = bind_portserver(settings)?;
 
     let connections = EngineConfig::default().max_connections;
+    let per_user = settings.max_connections_per_uid.min(connections / 4).max(1);
+    log::info!("open connections at most {connections}, {per_user} per user");
     let mut engine = Engine::new(EngineConfig {
         workers: settings.workers,
         max_connections: connections,
-        max_connections_per_peer: settings.max_connections_per_uid.min(connections / 4).max(1),
+        max_connections_per_peer: per_user,
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;

@@ -214,7 +214,9 @@ pub struct EngineConfig {
     pub workers: usize,
     pub max_connections: usize,
     /// Open connections one principal may hold: a local user, remote
-    /// peers together, unidentified callers of this host together.
+    /// peers together, unidentified callers of this host together. The
+    /// engine alone does not share (it is `max_connections`); the server
+    /// sets it from `--max-connections-per-uid`.
     pub max_connections_per_peer: usize,
     pub max_head_bytes: usize,
     pub max_body_bytes: usize,
@@ -230,7 +232,7 @@ impl Default for EngineConfig {
         EngineConfig {
             workers: 4,
             max_connections: 1024,
-            max_connections_per_peer: 256,
+            max_connections_per_peer: 1024,
             max_head_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(5),

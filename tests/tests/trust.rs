@@ -6,7 +6,7 @@
 //! `dynport-alice` and `dynport-bob` when run as root, and say they are
 //! skipped otherwise.
 
-mod support;
+pub(crate) mod support;
 pub(crate) mod users;
 
 use crate::fixture::{EXIT_TIMEOUT, START_TIMEOUT, Server, TempDir, eventually};
