@@ -16,7 +16,7 @@
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders|portserver|storage]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|portserver|storage|pipelined]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -24,6 +24,7 @@ mod client;
 mod holders;
 mod idle;
 mod leases;
+mod pipelined;
 mod portserver;
 mod procs;
 mod report;
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage|pipelined]"
             );
             return ExitCode::from(2);
         }
@@ -144,6 +145,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("storage") {
         results.storage = Some(storage::storage(options)?);
+    }
+    if options.wants("pipelined") {
+        results.pipelined = Some(pipelined::measure(&options.dynport)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -336,10 +340,10 @@ fn parse_args() -> Result<Options, String> {
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
                 part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders"
-                | "portserver" | "storage") => options.only = Some(part.to_string()),
+                | "portserver" | "storage" | "pipelined") => options.only = Some(part.to_string()),
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle, holders, portserver or storage"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders, portserver, storage or pipelined"
                     ));
                 }
             },

@@ -46,6 +46,7 @@ pub struct Results {
     pub holders: Option<crate::holders::Holders>,
     pub portserver: Option<crate::portserver::Figures>,
     pub storage: Option<crate::storage::Storage>,
+    pub pipelined: Option<crate::pipelined::Pipelined>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.

@@ -59,6 +59,9 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
     if let Some(figures) = &r.portserver {
         crate::portserver::rows(rows, figures);
     }
+    if let Some(pipelined) = &r.pipelined {
+        rows.extend(crate::pipelined::rows(pipelined));
+    }
 }
 
 fn scan_rows(rows: &mut Vec<Row>, s: &Scans) {
