@@ -442,3 +442,65 @@ fn pipelined_reads_no_one_reads_do_not_multiply_memory() {
     }
     sender.join().unwrap();
 }
+
+/// Token guesses from a fresh 127.x.y.z address each: `read` ones print
+/// each answer's status on a line; blind ones reset the socket at once
+/// (the attacker then looks for a new lease in the list, which anyone may
+/// read), the last of them with the right token.
+const GUESSER: &str = r#"
+import socket, struct, sys
+port, guesses, mode, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+for i in range(guesses):
+    s = socket.socket()
+    s.bind(("127.%d.%d.%d" % (1 + i // 250, 1 + i % 250, 3 if mode == "read" else 4), 0))
+    s.connect(("127.0.0.1", port))
+    guess = token if mode == "blind" and i == guesses - 1 else "guess%d" % i
+    s.sendall(b"POST /api/v1/ports/lease HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Authorization: Bearer %s\r\nContent-Length: 0\r\n\r\n" % guess.encode())
+    if mode == "read":
+        print(s.recv(4096).split(b" ")[1].decode(), flush=True)
+    else:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+"#;
+
+#[test]
+fn token_guesses_from_rotating_loopback_addresses_count_against_their_user() {
+    let Some((alice, _)) = alice_and_bob() else {
+        return;
+    };
+    if !has_python() {
+        return;
+    }
+    let server = Launch::with_range(free_range(12), &["--token", TOKEN]).start();
+    let guess = |mode: &str| {
+        let args = [
+            server.port.to_string(),
+            "25".into(),
+            mode.into(),
+            TOKEN.into(),
+        ];
+        python_as(&alice, GUESSER, &args)
+            .wait_with_output()
+            .unwrap()
+    };
+    let out = guess("read");
+    let statuses: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    // More than 20 failures within a minute: 429 for the rest of it.
+    let mut expected = vec!["401"; 21];
+    expected.extend(["429"; 4]);
+    assert_eq!(statuses, expected, "one user, whatever her address");
+    // Blind guesses on reset sockets are hers too, or unidentified and
+    // never checked: they were once a remote caller's, one throttle key per
+    // address, so the right token among them leased a port.
+    assert!(guess("blind").status.success());
+    eventually(EXIT_TIMEOUT, "the guesses to be over", || {
+        metric(&server, "dynport_http_open_connections") <= 1.0
+    });
+    let leases = server.get("/api/v1/ports/leases").json()["leases"].clone();
+    assert_eq!(leases, serde_json::json!([]), "a blind guess leased a port");
+    // Root, on the same loopback, is not blocked by her guesses.
+    let bearer = format!("Bearer {TOKEN}");
+    let lease = server.post("/api/v1/ports/lease", "{}", &[("Authorization", &bearer)]);
+    assert_eq!(lease.status, 201);
+}
