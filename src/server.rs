@@ -80,6 +80,8 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
         workers: settings.workers,
         max_connections: connections,
         max_connections_per_peer: per_user,
+        // The operators, who may hold what they like, as with the quota.
+        unshared_uids: vec![0, crate::process::own_uid()],
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;

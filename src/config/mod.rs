@@ -166,9 +166,10 @@ Flags:                        Variable                Default
   --max-connections-per-uid N  DYNPORT_MAX_CONNECTIONS_PER_UID  256
       Open HTTP connections one user may hold, TCP and Unix socket
       together, 1 to 1024; remote callers count as one user, and so do
-      callers of this host that could not be identified. Over it a new
-      connection gets 503 with Retry-After. Never more than a quarter of
-      what the file descriptor limit leaves for connections.
+      callers of this host that could not be identified; root and
+      dynport's own user are not limited. Over it a new connection gets
+      503 with Retry-After. Never more than a quarter of the connections
+      the server takes in all.
   --reserve-kernel            DYNPORT_RESERVE_KERNEL  off
       Keep every leased port, and the server's own, that lies in the
       kernel's ephemeral range (ip_local_port_range) in

@@ -218,6 +218,9 @@ pub struct EngineConfig {
     /// engine alone does not share (it is `max_connections`); the server
     /// sets it from `--max-connections-per-uid`.
     pub max_connections_per_peer: usize,
+    /// Local users with no share, limited by `max_connections` alone: the
+    /// host's operators.
+    pub unshared_uids: Vec<u32>,
     pub max_head_bytes: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
@@ -233,6 +236,7 @@ impl Default for EngineConfig {
             workers: 4,
             max_connections: 1024,
             max_connections_per_peer: 1024,
+            unshared_uids: Vec::new(),
             max_head_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(5),

@@ -1,7 +1,8 @@
 //! Each principal's share of the open connections: a local user by uid,
 //! remote peers together, unidentified callers of this host together. One
 //! user's idle or silent connections fill their own share, never the
-//! others'.
+//! others'. The uids given as exempt (the host's operators) have no share:
+//! only the engine's own cap limits them.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,15 +43,21 @@ impl fmt::Display for Holder {
 /// principals connected, which the global connection cap bounds.
 pub(crate) struct Shares {
     cap: usize,
+    exempt: Vec<u32>,
     open: Mutex<HashMap<Holder, usize>>,
 }
 
 impl Shares {
-    pub fn new(cap: usize) -> Shares {
+    pub fn new(cap: usize, exempt: Vec<u32>) -> Shares {
         Shares {
             cap,
+            exempt,
             open: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn is_exempt(&self, holder: Holder) -> bool {
+        matches!(holder, Holder::Uid(uid) if self.exempt.contains(&uid))
     }
 
     pub fn cap(&self) -> usize {
@@ -60,6 +67,9 @@ impl Shares {
     /// Counts one more connection of `holder`; false, counting nothing,
     /// when its share is full.
     pub fn take(&self, holder: Holder) -> bool {
+        if self.is_exempt(holder) {
+            return true;
+        }
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(holder).or_insert(0);
         if *count >= self.cap {
@@ -71,6 +81,9 @@ impl Shares {
 
     /// One connection of `holder` closed.
     pub fn give_back(&self, holder: Holder) {
+        if self.is_exempt(holder) {
+            return;
+        }
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = open.get_mut(&holder) {
             *count -= 1;
@@ -94,7 +107,7 @@ mod tests {
 
     #[test]
     fn each_holder_has_its_own_share_and_gets_it_back_on_close() {
-        let shares = Shares::new(2);
+        let shares = Shares::new(2, vec![0]);
         let (alice, bob) = (Holder::Uid(1000), Holder::Uid(1001));
         assert!(shares.take(alice) && shares.take(alice));
         assert!(!shares.take(alice), "a third is over the cap");

@@ -62,7 +62,10 @@ impl Counters {
 impl Shared {
     pub fn new(config: EngineConfig) -> io::Result<Shared> {
         Ok(Shared {
-            shares: Shares::new(config.max_connections_per_peer),
+            shares: Shares::new(
+                config.max_connections_per_peer,
+                config.unshared_uids.clone(),
+            ),
             config,
             poller: Epoll::new()?,
             registry: Mutex::new(Registry::default()),
