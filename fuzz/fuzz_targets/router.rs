@@ -105,7 +105,7 @@ fn app(world: &World) -> App {
     table.apply_scan(&dynport::ports::tcp_only(&[range.start + 1]), NOW);
     table.set_server_port(Some(range.start), NOW);
     let now = SystemTime::now();
-    table.insert_lease(
+    let inserted = table.insert_lease(
         Lease {
             id: "00000000000000aa".to_string(),
             ports: vec![range.end],
@@ -121,6 +121,7 @@ fn app(world: &World) -> App {
         },
         NOW,
     );
+    assert!(inserted.is_ok(), "the fixture's lease fits its table");
     let facts = Facts {
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         workers: 4,
@@ -133,6 +134,7 @@ fn app(world: &World) -> App {
             token_set: true,
         },
         allow_hosts: vec!["dynport.fuzz".to_string()],
+        unix_socket: None,
         pid: std::process::id(),
         started: Instant::now(),
     };

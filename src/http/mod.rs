@@ -13,6 +13,9 @@
 mod conn;
 mod engine;
 pub(crate) mod epoll;
+/// Only for the fuzz targets (cargo fuzz builds with `--cfg fuzzing`) and
+/// its own tests: no release build carries it.
+#[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod later;
