@@ -3,6 +3,7 @@
 
 use crate::app::{self, App, Committer, Facts, Scan, Start};
 use crate::config::Settings;
+use crate::fd_budget::FdBudget;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
 use crate::notify::Notifier;
@@ -45,6 +46,7 @@ const SHUTTING_DOWN: &str = "shutting down: finishing requests in flight";
 /// stops.
 pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let started = Instant::now();
+    let budget = crate::fd_budget::raise_and_size();
     let dir = &settings.state_dir;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
@@ -90,7 +92,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     };
     let serving = Box::new(control.clone());
     let app = Arc::new(App::new(
-        facts(settings, started),
+        facts(settings, started, &budget),
         store,
         scanner,
         serving,
@@ -226,7 +228,7 @@ fn on_signal() -> Result<crossbeam_channel::Receiver<()>, Fatal> {
     Ok(signals)
 }
 
-fn facts(settings: &Settings, started: Instant) -> Facts {
+fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
     Facts {
         host: settings.host,
         workers: settings.workers,
@@ -241,6 +243,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
         allow_hosts: settings.allow_hosts.clone(),
         pid: std::process::id(),
         started,
+        pid_watches: budget.pid_watches,
     }
 }
 

@@ -135,6 +135,7 @@ fn app(world: &World) -> App {
         allow_hosts: vec!["dynport.fuzz".to_string()],
         pid: std::process::id(),
         started: Instant::now(),
+        pid_watches: 1024,
     };
     let start = Start {
         table,

@@ -77,6 +77,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
         allow_hosts: Vec::new(),
         pid: 42,
         started: Instant::now(),
+        pid_watches: 1024,
     };
     let start = Start {
         table,

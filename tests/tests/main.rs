@@ -17,6 +17,7 @@ mod engine;
 mod guards;
 mod holders;
 mod journal;
+mod lease_processes;
 mod leases;
 mod model;
 mod port_change;
