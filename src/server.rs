@@ -132,7 +132,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
         .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
     let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
-    let portserver = serve_portserver(portserver, &app)?;
+    let portserver = serve_portserver(portserver, &app, budget.portserver_waiting)?;
     // Ready once the port answers and every thread a request may wait on
     // runs.
     app.tell_ready();
@@ -207,12 +207,13 @@ fn bind_portserver(settings: &Settings) -> Result<Option<(Listening, String)>, F
 fn serve_portserver(
     bound: Option<(Listening, String)>,
     app: &Arc<App>,
+    max_waiting: usize,
 ) -> Result<Option<portserver::Running>, Fatal> {
     let Some((listening, pool)) = bound else {
         return Ok(None);
     };
     let address = listening.address().to_string();
-    let running = portserver::spawn(listening, Arc::clone(app), pool)
+    let running = portserver::spawn(listening, Arc::clone(app), pool, max_waiting)
         .map_err(|e| Fatal(format!("cannot start the portserver thread: {e}")))?;
     log::info!("portserver listening on {address} (PORTSERVER_ADDRESS={address})");
     Ok(Some(running))
