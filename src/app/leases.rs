@@ -55,6 +55,8 @@ impl App {
         held.owners.polled_exits(gone);
         let seq = self.bump(&mut held);
         let ends = self.end_due(&mut held, seq);
+        let Held { table, owners, .. } = &mut *held;
+        owners.promote(&|pid| table.ties_pid(pid));
         if !ends.is_empty() {
             self.enqueue(held, Waiter::new(seq, ends, None, None));
         }

@@ -35,6 +35,8 @@ pub(super) struct Owners {
     exited: HashSet<u32>,
     /// Room for the exits one wait reports.
     events: Events,
+    /// How a pidfd is had: [`crate::sys::pidfd_open`] but in tests.
+    open: fn(u32) -> std::io::Result<OwnedFd>,
 }
 
 impl Owners {
@@ -50,6 +52,7 @@ impl Owners {
             polled: HashMap::new(),
             exited: HashSet::new(),
             events: Events::with_capacity(EXITS_PER_WAIT),
+            open: crate::sys::pidfd_open,
         }
     }
 
@@ -92,7 +95,7 @@ impl Owners {
         if self.watched.len() >= self.cap {
             return Err(format!("the cap of {} pidfds is reached", self.cap));
         }
-        let pidfd = match crate::sys::pidfd_open(pid) {
+        let pidfd = match (self.open)(pid) {
             Ok(pidfd) => pidfd,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                 self.exited.insert(pid);
@@ -136,6 +139,29 @@ impl Owners {
                 return;
             }
         }
+    }
+
+    /// Watches polled processes by a pidfd again while there is room,
+    /// after letting go of the processes no lease is tied to any more; so
+    /// polling stops once the processes past the cap are gone.
+    pub(super) fn promote(&mut self, tied: &dyn Fn(u32) -> bool) {
+        if self.polled.is_empty() {
+            return;
+        }
+        self.watched.retain(|&pid, _| tied(pid));
+        let room = self.cap.saturating_sub(self.watched.len());
+        let some: Vec<Process> = (self.polled.iter().take(room))
+            .map(|(&pid, &start)| (pid, start))
+            .collect();
+        let was_polling = self.polling();
+        for (pid, start) in some {
+            self.polled.remove(&pid);
+            if self.open_watch(pid, start).is_err() {
+                self.polled.insert(pid, start);
+                break;
+            }
+        }
+        self.note_polling_ended(was_polling);
     }
 
     /// Whether some process is polled: the refresh thread then polls once
@@ -259,6 +285,38 @@ mod tests {
         assert!(!owners.polling());
         first.kill().expect("kill");
         first.wait().expect("reaped");
+    }
+
+    #[test]
+    fn a_process_is_polled_when_no_descriptor_is_left_for_its_pidfd() {
+        let mut owners = Owners::new(1024);
+        owners.open = |_| Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(owners.watch(own(), &|_| true));
+        assert!(owners.watched.is_empty() && owners.polling());
+        assert!(owners.checker()(own().0, own().1));
+        owners.promote(&|_| true);
+        assert!(owners.polling(), "still no descriptor");
+        owners.open = crate::sys::pidfd_open;
+        owners.promote(&|_| true);
+        assert!(!owners.polling() && owners.watched.contains_key(&own().0));
+    }
+
+    #[test]
+    fn a_polled_process_gets_a_pidfd_once_a_watched_one_is_gone() {
+        let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep runs");
+        let gone = (sleeper.id(), crate::process::start_time(sleeper.id()));
+        let mut owners = Owners::new(1);
+        assert!(!owners.watch(gone, &|_| true));
+        assert!(owners.watch(own(), &|_| true));
+        owners.promote(&|_| true);
+        assert!(owners.polling(), "no room yet");
+        sleeper.kill().expect("kill");
+        sleeper.wait().expect("reaped");
+        owners.collect_exits();
+        owners.forget_ended(&|pid| pid != gone.0);
+        owners.promote(&|pid| pid != gone.0);
+        assert!(!owners.polling());
+        assert_eq!(owners.watched.keys().collect::<Vec<_>>(), [&own().0]);
     }
 
     #[test]
