@@ -7,6 +7,7 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fd_budget;
 pub mod gather;
 pub mod hash;
 pub mod http;

@@ -45,6 +45,22 @@ pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// Whether process `pid`, started at `start` when known, has exited, for
+/// the poll of processes no pidfd watches: `None` when `/proc` could not
+/// say (this process out of descriptors, say), so that a failed read never
+/// ends a lease.
+pub fn has_exited(pid: u32, start: Option<u64>) -> Option<bool> {
+    match std::fs::read(format!("/proc/{pid}/stat")) {
+        Ok(bytes) => {
+            let now = parse_stat(&String::from_utf8_lossy(&bytes));
+            Some(now.is_none_or(|now| start.is_some_and(|then| then != now)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// [`is_alive`] for many leases at once, reading each pid's `/proc` entry
 /// once (a portpicker client holds one lease per port under the same pid):
 /// for the leases a starting server loads, and for processes no pidfd
@@ -130,6 +146,16 @@ mod tests {
             assert!(!alive(me, Some(start + 1)));
             assert!(!alive(u32::MAX, None));
         }
+    }
+
+    #[test]
+    fn a_poll_says_exited_only_when_proc_says_so() {
+        let me = std::process::id();
+        let start = start_time(me).unwrap();
+        assert_eq!(has_exited(me, Some(start)), Some(false));
+        assert_eq!(has_exited(me, None), Some(false));
+        assert_eq!(has_exited(me, Some(start + 1)), Some(true));
+        assert_eq!(has_exited(u32::MAX, None), Some(true));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the state file up to the journal about a second after it falls behind
 //! (and at once after a scan that changed something), and stops at once
 //! when asked, not after its sleep; it also ends each lease when its time is
-//! up, waking for it then. Lease changes are the commit thread's
+//! up, waking for it then, and polls the lease processes no pidfd watches
+//! once a second while there are any. Lease changes are the commit thread's
 //! ([`crate::app::Committer`]): neither a scan nor a snapshot delays them.
 
 use crate::app::App;
@@ -31,15 +32,22 @@ impl Refresh {
             .name("refresh".to_string())
             .spawn(move || {
                 let mut retry_at: Option<Instant> = None;
+                let mut poll_at: Option<Instant> = None;
                 loop {
                     let due = app.snapshot_due().map(|d| retry_at.map_or(d, |r| d.max(r)));
                     let timer = due.map_or_else(never, at);
                     let lease_end = app.next_lease_end().map_or_else(never, at);
+                    poll_at = next_poll(&app, poll_at);
+                    let poll = poll_at.map_or_else(never, at);
                     select! {
                         recv(stopped) -> _ => return,
                         recv(behind) -> _ => {}
                         recv(timer) -> _ => retry_at = snapshot(&app),
                         recv(lease_end) -> _ => app.end_leases_due(),
+                        recv(poll) -> _ => {
+                            app.poll_lease_processes();
+                            poll_at = None;
+                        }
                         recv(ticks) -> _ => match app.refresh() {
                             Ok(true) => retry_at = snapshot(&app),
                             Ok(false) => {}
@@ -56,6 +64,16 @@ impl Refresh {
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
+}
+
+/// When to poll the lease processes no pidfd watches next: `planned`, or
+/// a poll interval from now when none is planned; never while none is
+/// polled, so an idle server sleeps.
+fn next_poll(app: &App, planned: Option<Instant>) -> Option<Instant> {
+    if !app.polls_lease_processes() {
+        return None;
+    }
+    Some(planned.unwrap_or_else(|| Instant::now() + crate::app::POLL_EVERY))
 }
 
 /// Writes a snapshot; on failure (already logged) says when to try again.

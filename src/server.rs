@@ -3,6 +3,7 @@
 
 use crate::app::{self, App, Committer, Facts, Scan, Start};
 use crate::config::Settings;
+use crate::fd_budget::FdBudget;
 use crate::http::{Engine, EngineConfig, Handler};
 use crate::kernel_ports::{Kernel, KernelPorts};
 use crate::notify::Notifier;
@@ -45,6 +46,7 @@ const SHUTTING_DOWN: &str = "shutting down: finishing requests in flight";
 /// stops.
 pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let started = Instant::now();
+    let budget = crate::fd_budget::raise_and_size();
     let dir = &settings.state_dir;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
     let store = Store::new(dir);
@@ -97,7 +99,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     };
     let serving = Box::new(control.clone());
     let app = Arc::new(App::new(
-        facts(settings, started),
+        facts(settings, started, &budget),
         store,
         scanner,
         serving,
@@ -137,7 +139,7 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
         .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
     let refresh = Refresh::spawn(Arc::clone(&app), settings.refresh)
         .map_err(|e| Fatal(format!("cannot start the refresh thread: {e}")))?;
-    let portserver = serve_portserver(portserver, &app)?;
+    let portserver = serve_portserver(portserver, &app, budget.portserver_waiting)?;
     // Ready once the port answers and every thread a request may wait on
     // runs.
     app.tell_ready();
@@ -212,12 +214,13 @@ fn bind_portserver(settings: &Settings) -> Result<Option<(Listening, String)>, F
 fn serve_portserver(
     bound: Option<(Listening, String)>,
     app: &Arc<App>,
+    max_waiting: usize,
 ) -> Result<Option<portserver::Running>, Fatal> {
     let Some((listening, pool)) = bound else {
         return Ok(None);
     };
     let address = listening.address().to_string();
-    let running = portserver::spawn(listening, Arc::clone(app), pool)
+    let running = portserver::spawn(listening, Arc::clone(app), pool, max_waiting)
         .map_err(|e| Fatal(format!("cannot start the portserver thread: {e}")))?;
     log::info!("portserver listening on {address} (PORTSERVER_ADDRESS={address})");
     Ok(Some(running))
@@ -233,7 +236,7 @@ fn on_signal() -> Result<crossbeam_channel::Receiver<()>, Fatal> {
     Ok(signals)
 }
 
-fn facts(settings: &Settings, started: Instant) -> Facts {
+fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
     Facts {
         host: settings.host,
         workers: settings.workers,
@@ -249,6 +252,7 @@ fn facts(settings: &Settings, started: Instant) -> Facts {
         unix_socket: settings.unix_socket.clone(),
         pid: std::process::id(),
         started,
+        pid_watches: budget.pid_watches,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The system calls std does not offer, wrapped once for the scanner, the
 //! HTTP engine, the state directory and the configuration: opening a raw
 //! socket, setting an option, reading into memory that was never zeroed,
-//! random bytes, and the effective uid.
+//! random bytes, the effective uid, and the limit on open descriptors.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -138,6 +138,37 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor, and nothing else
     // owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// The soft and hard limits on this process's open descriptors
+/// (`RLIMIT_NOFILE`); `RLIM_INFINITY` reads as `u64::MAX`.
+// `rlim_t` is 32 bits wide on some 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+pub fn nofile_limits() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live rlimit the kernel writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
+/// Sets the soft limit on this process's open descriptors to `soft`,
+/// keeping the hard limit `hard` as it is.
+#[allow(clippy::unnecessary_cast)]
+pub fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: `limit` is a live rlimit the kernel only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Time since boot, suspend included (`CLOCK_BOOTTIME`): only ever forward.

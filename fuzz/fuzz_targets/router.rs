@@ -137,6 +137,7 @@ fn app(world: &World) -> App {
         unix_socket: None,
         pid: std::process::id(),
         started: Instant::now(),
+        pid_watches: 1024,
     };
     let start = Start {
         table,

@@ -78,6 +78,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
         unix_socket: Some("state/dynport.sock".into()),
         pid: 42,
         started: Instant::now(),
+        pid_watches: 1024,
     };
     let start = Start {
         table,

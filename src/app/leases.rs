@@ -6,7 +6,7 @@ use super::commit::Waiter;
 use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
 use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::metrics::Metrics;
-use crate::ports::PortTable;
+use crate::ports::{PortTable, Process};
 use crate::principal::Principal;
 use crate::state::journal::Record;
 use crate::time::{now_rfc3339, rfc3339};
@@ -24,9 +24,39 @@ impl App {
     /// Ends leases whose TTL passed or whose process exited, logging each,
     /// and queues their ends for the journal.
     pub(super) fn end_due_leases(&self) {
+        self.end_due_leases_after(&[]);
+    }
+
+    /// Whether some lease process is polled: the refresh thread then calls
+    /// [`App::poll_lease_processes`] once every [`super::POLL_EVERY`].
+    pub fn polls_lease_processes(&self) -> bool {
+        self.held_read().owners.polling()
+    }
+
+    /// Reads the lease processes no pidfd watches from `/proc`, without
+    /// holding a lock meanwhile, and ends the leases of those that exited.
+    pub fn poll_lease_processes(&self) {
+        let (polled, untied) = {
+            let held = self.held_read();
+            held.owners.polled(&|pid| held.table.ties_pid(pid))
+        };
+        let gone: Vec<Process> = (polled.into_iter())
+            .filter(|&(pid, start)| crate::process::has_exited(pid, start) == Some(true))
+            .collect();
+        if !gone.is_empty() || untied {
+            self.end_due_leases_after(&gone);
+        }
+    }
+
+    /// [`App::end_due_leases`], the processes a poll found `gone` counted
+    /// as exited.
+    fn end_due_leases_after(&self, gone: &[Process]) {
         let mut held = self.held_write();
+        held.owners.polled_exits(gone);
         let seq = self.bump(&mut held);
         let ends = self.end_due(&mut held, seq);
+        let Held { table, owners, .. } = &mut *held;
+        owners.promote(&|pid| table.ties_pid(pid));
         if !ends.is_empty() {
             self.enqueue(held, Waiter::new(seq, ends, None, None));
         }
@@ -71,7 +101,9 @@ impl App {
                     && let Some(pid) = lease.pid
                 {
                     let Held { table, owners, .. } = &mut *held;
-                    owners.watch((pid, lease.pid_start), &|pid| table.ties_pid(pid));
+                    if owners.watch((pid, lease.pid_start), &|pid| table.ties_pid(pid)) {
+                        self.wake_snapshots();
+                    }
                 }
                 records.push(made.record);
                 let out = made.out;

@@ -41,6 +41,7 @@ mod status;
 pub use commit::{Committer, Waiter};
 pub use error::AppError;
 pub use leases::log_end;
+pub use owners::POLL_EVERY;
 pub use read::{LeaseFilter, Summary};
 
 /// What the engine does for the app: swap its listener, count requests.
@@ -116,6 +117,9 @@ pub struct Facts {
     pub unix_socket: Option<std::path::PathBuf>,
     pub pid: u32,
     pub started: Instant,
+    /// Processes of pid-bound leases watched by a pidfd at most; the
+    /// processes of further leases are polled.
+    pub pid_watches: usize,
 }
 
 /// The port table and scan a server starts with.
@@ -174,8 +178,9 @@ impl App {
         serving: Box<dyn Serving>,
         start: Start,
     ) -> App {
-        let mut owners = owners::Owners::new();
+        let mut owners = owners::Owners::new(facts.pid_watches);
         for process in start.table.tied_processes() {
+            // The refresh thread, started later, sees whether to poll.
             owners.watch(process, &|_| true);
         }
         let held = Held {

@@ -6,7 +6,8 @@
 //!
 //! One small thread serves it: it accepts, reads each client's line
 //! without ever blocking on one, and cuts off a client silent for
-//! [`DEADLINE`]. The answer is written by the grant's callback once the
+//! [`DEADLINE`]. Each uid has at most [`MAX_WAITING_PER_UID`] clients
+//! waiting, so no user can crowd out another. The answer is written by the grant's callback once the
 //! lease is durable, from whichever thread made it so.
 
 mod listen;
@@ -26,8 +27,9 @@ use std::time::Duration;
 
 /// How long a client may take to send its line.
 pub const DEADLINE: Duration = Duration::from_secs(5);
-/// Clients waiting for their line at once; more are closed at once.
-pub const MAX_WAITING: usize = 1024;
+/// Clients of one uid (`SO_PEERCRED`) waiting for their line at once; its
+/// further ones are closed at once.
+pub const MAX_WAITING_PER_UID: usize = 64;
 
 /// The running portserver thread; [`Running::stop`] ends it.
 pub struct Running {
@@ -36,11 +38,17 @@ pub struct Running {
     thread: JoinHandle<()>,
 }
 
-/// Starts serving on `listening`, handing out ports of `pool`.
-pub fn spawn(listening: Listening, app: Arc<App>, pool: String) -> io::Result<Running> {
+/// Starts serving on `listening`, handing out ports of `pool`, with at
+/// most `max_waiting` clients waiting for their line, all uids together.
+pub fn spawn(
+    listening: Listening,
+    app: Arc<App>,
+    pool: String,
+    max_waiting: usize,
+) -> io::Result<Running> {
     let epoll = Arc::new(Epoll::new()?);
     let stop = Arc::new(AtomicBool::new(false));
-    let server = serve::Portserver::new(listening, Arc::clone(&epoll), app, pool)?;
+    let server = serve::Portserver::new(listening, Arc::clone(&epoll), app, pool, max_waiting)?;
     let stopping = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("portserver".to_string())

@@ -27,8 +27,12 @@ pub enum Refused {
     Unfinished,
     /// No line within the deadline.
     Silent,
-    /// Too many clients wait for their line already.
+    /// Too many clients wait for their line already, and the caller's
+    /// uid has as many of them as any.
     Busy,
+    /// The caller's uid has [`super::MAX_WAITING_PER_UID`] clients waiting
+    /// already.
+    Crowded(u32),
     /// The kernel did not say who connected.
     NoPeer(String),
     /// pid 0 or 1: no process that uses ports.
@@ -44,7 +48,7 @@ impl Refused {
     pub fn denial(&self) -> Denial {
         match self {
             Refused::OtherUser { .. } => Denial::Forbidden,
-            Refused::Busy => Denial::Unavailable,
+            Refused::Busy | Refused::Crowded(_) => Denial::Unavailable,
             _ => Denial::BadRequest,
         }
     }
@@ -58,6 +62,11 @@ impl fmt::Display for Refused {
             Refused::Unfinished => f.write_str("the client closed before its newline"),
             Refused::Silent => f.write_str("no request line within the deadline"),
             Refused::Busy => f.write_str("too many clients are waiting already"),
+            Refused::Crowded(uid) => write!(
+                f,
+                "uid {uid} has {} clients waiting already",
+                super::MAX_WAITING_PER_UID
+            ),
             Refused::NoPeer(e) => write!(f, "the kernel did not say who connected: {e}"),
             Refused::NotAClient(pid) => write!(f, "pid {pid} cannot own a lease"),
             Refused::NoProcess(pid) => write!(f, "no process {pid} is running"),

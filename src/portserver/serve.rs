@@ -1,10 +1,13 @@
 //! The portserver's thread: one epoll over the non-blocking listener and
 //! the clients still sending their line, each cut off at its deadline, so
-//! that no client can hold up another.
+//! that no client can hold up another. Each uid may have
+//! [`MAX_WAITING_PER_UID`] clients waiting; when all of them together reach
+//! the total cap, the uid with the most gives up its oldest, so one user's
+//! flood of silent clients never refuses another user's request.
 
 use super::listen::Listening;
 use super::request::{self, MAX_LINE, Refused};
-use super::{DEADLINE, MAX_WAITING};
+use super::{DEADLINE, MAX_WAITING_PER_UID};
 use crate::app::{App, AppError};
 use crate::error::ApiError;
 use crate::http::epoll::{Epoll, Events, Interest};
@@ -23,13 +26,22 @@ const ACCEPT_BATCH: usize = 64;
 /// How long accepting rests after an error such as running out of
 /// descriptors, rather than spinning on it.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often the log says that a uid's further clients are being closed.
+const CROWD_LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) struct Portserver {
     listening: Listening,
     epoll: Arc<Epoll>,
     app: Arc<App>,
     pool: String,
+    /// Clients waiting at most, all uids together (the descriptors they
+    /// hold: [`crate::fd_budget::FdBudget::portserver_waiting`]).
+    max_waiting: usize,
     waiting: HashMap<usize, Client>,
+    /// How many of `waiting` each uid has.
+    by_uid: HashMap<u32, usize>,
+    /// When the log last said that a uid had too many clients waiting.
+    crowd_logged: HashMap<u32, Instant>,
     /// When each waiting client is cut off, soonest first.
     deadlines: BTreeSet<(Instant, usize)>,
     next_key: usize,
@@ -51,6 +63,7 @@ impl Portserver {
         epoll: Arc<Epoll>,
         app: Arc<App>,
         pool: String,
+        max_waiting: usize,
     ) -> io::Result<Portserver> {
         epoll.add(&listening.listener, LISTENER, Interest::Read)?;
         Ok(Portserver {
@@ -58,7 +71,10 @@ impl Portserver {
             epoll,
             app,
             pool,
+            max_waiting,
             waiting: HashMap::new(),
+            by_uid: HashMap::new(),
+            crowd_logged: HashMap::new(),
             deadlines: BTreeSet::new(),
             next_key: LISTENER + 1,
             accept_paused_until: None,
@@ -135,12 +151,9 @@ impl Portserver {
         }
     }
 
-    /// Takes a new client, unless too many wait already, and reads what it
-    /// sent: usually its whole line is there by now.
+    /// Takes a new client and reads what it sent: usually its whole line
+    /// is there by now. One still to come waits, if its uid has room.
     fn admit(&mut self, stream: UnixStream) {
-        if self.waiting.len() >= MAX_WAITING {
-            return refuse(&self.app, &Refused::Busy, None);
-        }
         let peer = match crate::sys::peer_cred(&stream) {
             Ok((_, uid)) => uid,
             Err(e) => return refuse(&self.app, &Refused::NoPeer(e.to_string()), None),
@@ -161,13 +174,58 @@ impl Portserver {
             Ok(None) => {}
             Err(refused) => return refuse(&self.app, &refused, Some(peer)),
         }
+        if let Err(refused) = self.make_room(peer) {
+            return refuse(&self.app, &refused, Some(peer));
+        }
         let key = self.next_key;
         self.next_key += 1;
         if let Err(e) = self.epoll.add(&client.stream, key, Interest::Read) {
             return log::warn!("portserver: cannot wait for a client: {e}");
         }
         self.deadlines.insert((client.deadline, key));
+        *self.by_uid.entry(peer).or_default() += 1;
         self.waiting.insert(key, client);
+    }
+
+    /// Room for one more waiting client of `peer`: refused when `peer` has
+    /// [`MAX_WAITING_PER_UID`] waiting already, or when the total cap is
+    /// reached and no uid has more waiting than `peer`; otherwise the uid
+    /// with the most waiting gives up its oldest.
+    fn make_room(&mut self, peer: u32) -> Result<(), Refused> {
+        let total = self.waiting.len();
+        let top = match room_for(peer, &self.by_uid, total, self.max_waiting) {
+            Ok(None) => return Ok(()),
+            Ok(Some(top)) => top,
+            Err(refused) => {
+                if matches!(refused, Refused::Crowded(_)) {
+                    self.log_crowded(peer);
+                }
+                return Err(refused);
+            }
+        };
+        // The soonest deadline is the oldest client's.
+        let mut keys = self.deadlines.iter().map(|&(_, key)| key);
+        let oldest = keys.find(|key| self.waiting.get(key).is_some_and(|c| c.peer == top));
+        if let Some(client) = oldest.and_then(|key| self.leave(key)) {
+            refuse(&self.app, &Refused::Busy, Some(client.peer));
+        }
+        Ok(())
+    }
+
+    /// Warns that `uid`'s further clients are closed, at most once every
+    /// [`CROWD_LOG_EVERY`] per uid.
+    fn log_crowded(&mut self, uid: u32) {
+        let now = Instant::now();
+        self.crowd_logged
+            .retain(|_, at| now.duration_since(*at) < CROWD_LOG_EVERY);
+        if self.crowd_logged.contains_key(&uid) {
+            return;
+        }
+        self.crowd_logged.insert(uid, now);
+        log::warn!(
+            "portserver: uid {uid} has {MAX_WAITING_PER_UID} clients waiting for their line \
+             already; its further ones are closed at once (said at most once a minute)"
+        );
     }
 
     /// Reads what client `key` sent; a whole line goes to be granted.
@@ -222,6 +280,12 @@ impl Portserver {
     fn leave(&mut self, key: usize) -> Option<Client> {
         let client = self.waiting.remove(&key)?;
         self.deadlines.remove(&(client.deadline, key));
+        if let Some(count) = self.by_uid.get_mut(&client.peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_uid.remove(&client.peer);
+            }
+        }
         // The stream may live on in a grant's callback: stop watching it.
         let _ = self.epoll.delete(&client.stream);
         Some(client)
@@ -248,6 +312,31 @@ impl Client {
                 Err(_) => return Err(Refused::Unfinished),
             }
         }
+    }
+}
+
+/// Whether one more client of `peer` may wait, when `by_uid` counts the
+/// `waiting` clients of each uid and `max_waiting` is the total cap:
+/// `Ok(None)` when there is room, `Ok(Some(uid))` when the oldest client of
+/// `uid` (the uid with the most, which has more than `peer`) must make
+/// room, otherwise why not.
+fn room_for(
+    peer: u32,
+    by_uid: &HashMap<u32, usize>,
+    waiting: usize,
+    max_waiting: usize,
+) -> Result<Option<u32>, Refused> {
+    let own = by_uid.get(&peer).copied().unwrap_or(0);
+    if own >= MAX_WAITING_PER_UID {
+        return Err(Refused::Crowded(peer));
+    }
+    if waiting < max_waiting {
+        return Ok(None);
+    }
+    let most = by_uid.iter().max_by_key(|&(&uid, &n)| (n, uid));
+    match most {
+        Some((&top, &n)) if n > own => Ok(Some(top)),
+        _ => Err(Refused::Busy),
     }
 }
 
@@ -279,5 +368,33 @@ fn answer(stream: &UnixStream, pid: u32, outcome: Result<Lease, AppError>) {
         log::debug!(
             "portserver: pid {pid} did not take port {port} ({e}); its lease ends with the process"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_past_its_share_is_refused_whatever_the_room() {
+        let by_uid = HashMap::from([(1000, MAX_WAITING_PER_UID), (1001, 3)]);
+        let total = MAX_WAITING_PER_UID + 3;
+        assert_eq!(
+            room_for(1000, &by_uid, total, 1024),
+            Err(Refused::Crowded(1000))
+        );
+        assert_eq!(room_for(1001, &by_uid, total, 1024), Ok(None));
+        assert_eq!(room_for(1002, &by_uid, total, 1024), Ok(None));
+    }
+
+    #[test]
+    fn when_all_wait_the_uid_with_the_most_makes_room_for_another() {
+        let by_uid = HashMap::from([(1000, 40), (1001, 30), (1002, 30)]);
+        assert_eq!(room_for(1003, &by_uid, 100, 100), Ok(Some(1000)));
+        assert_eq!(room_for(1001, &by_uid, 100, 100), Ok(Some(1000)));
+        assert_eq!(room_for(1000, &by_uid, 100, 100), Err(Refused::Busy));
+        let even = HashMap::from([(1000, 50), (1001, 50)]);
+        assert_eq!(room_for(1001, &even, 100, 100), Err(Refused::Busy));
+        assert_eq!(room_for(1002, &even, 100, 100), Ok(Some(1001)));
     }
 }

@@ -18,6 +18,7 @@ mod fairness;
 mod guards;
 mod holders;
 mod journal;
+mod lease_processes;
 mod leases;
 mod model;
 mod port_change;

@@ -6,6 +6,7 @@
 //! (`make test` installs it); tests that need a second local user make one
 //! when run as root and say they are skipped otherwise.
 
+mod fair;
 mod support;
 #[allow(dead_code)]
 use crate::trust::users;
