@@ -75,7 +75,9 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
     let unix = bind_unix(settings)?;
     let portserver = bind_portserver(settings)?;
 
-    let connections = EngineConfig::default().max_connections;
+    // The engine's cap and each principal's share, under the descriptor
+    // limit (fd_budget never gives connections more than 1,024).
+    let connections = budget.connections;
     let per_user = settings.max_connections_per_uid.min(connections / 4).max(1);
     log::info!("open connections at most {connections}, {per_user} per user");
     let mut engine = Engine::new(EngineConfig {

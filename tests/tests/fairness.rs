@@ -297,13 +297,24 @@ fn changes_on_sockets_closed_or_reset_at_once_are_never_anyone_elses() {
 
 #[test]
 fn one_users_flood_of_connections_leaves_everyone_else_answered() {
+    flood_of_connections(Launch::with_range(free_range(12), &["--exclude", "none"]));
+}
+
+#[test]
+fn the_same_under_a_hard_limit_of_1024_descriptors() {
+    flood_of_connections(Launch::with_range(free_range(12), &["--exclude", "none"]).nofile(1024));
+}
+
+/// Alice opens 1,030 connections, each with half a request; past her share
+/// each is refused at once, and Bob and root are answered meanwhile.
+fn flood_of_connections(launch: Launch) {
     let Some((alice, bob)) = alice_and_bob() else {
         return;
     };
     if !has_python() {
         return;
     }
-    let server = Launch::with_range(free_range(12), &["--exclude", "none"]).start();
+    let server = launch.start();
     crate::trust::users::assert_reachable_by_all(server.dir().path());
     let share = share_of(&server);
     let n = 1030;
