@@ -279,10 +279,9 @@ fn refused(refusal: &Refusal, server_uid: Option<u32>) -> String {
         None => "you or root".to_string(),
     };
     match refusal {
-        Refusal::Owner { uid, .. } => format!(
-            "{shown} belongs to uid {uid}, not to {trusted}: nothing was sent (pass \
-             --server-uid {uid} if that user runs the server you mean)"
-        ),
+        Refusal::Owner { uid, .. } => {
+            format!("{shown} belongs to uid {uid}, not to {trusted}: nothing was sent")
+        }
         Refusal::Writable { mode, .. } => format!(
             "{shown} is writable by group or others (mode {mode:04o}), so anyone could \
              have put a server there: nothing was sent"
@@ -459,5 +458,35 @@ mod tests {
         std::os::unix::fs::symlink(&real, &path).unwrap();
         let message = unreachable(&dir.0);
         assert!(message.contains("symbolic link"), "{message}");
+    }
+
+    #[test]
+    fn another_users_directory_or_file_is_named_with_its_owner() {
+        let owner = |at: &str, end| Refusal::Owner {
+            at: at.into(),
+            uid: 1001,
+            mode: 0o755,
+            end,
+        };
+        assert_eq!(
+            refused(&owner("state", true), None),
+            "state/ belongs to uid 1001, not to you or root: nothing was sent"
+        );
+        assert_eq!(
+            refused(&owner("/srv/dynamic_ports.json", true), Some(7)),
+            "/srv/dynamic_ports.json belongs to uid 1001, not to you, root or uid 7 \
+             (--server-uid): nothing was sent"
+        );
+        let writable = Refusal::Writable {
+            at: "/srv".into(),
+            uid: 0,
+            mode: 0o777,
+            end: false,
+        };
+        assert_eq!(
+            refused(&writable, None),
+            "/srv/ is writable by group or others (mode 0777), so anyone could have put a \
+             server there: nothing was sent"
+        );
     }
 }
