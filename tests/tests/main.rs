@@ -19,6 +19,7 @@ mod holders;
 mod journal;
 mod leases;
 mod model;
+mod paths;
 mod port_change;
 mod portserver;
 mod server;
