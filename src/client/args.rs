@@ -19,6 +19,10 @@ pub const LOCAL_STATE_DIR: &str = "state";
 /// The state directory of the host's service (dist/systemd/dynport.service),
 /// looked in last, so that `dynport lease` works from any directory.
 pub const HOST_STATE_DIR: &str = "/var/lib/dynport";
+/// The user the host's service runs as (dist/systemd/dynport.service): a
+/// system user only root can have made, trusted as root is to own a state
+/// directory and the server in it.
+pub const HOST_SERVICE_USER: &str = "dynport";
 
 /// What `--token` on the command line earns: every user of the host can
 /// read a command line (`ps`, `/proc/PID/cmdline`).

@@ -200,8 +200,9 @@ struct Server {
 /// Finds the server through `DIR/dynamic_ports.json`, and its Unix socket
 /// `DIR/dynport.sock` when there is one; the server must be the state
 /// file's owner. The directory is reached by the server's own rule (see
-/// [`walk`]) with root, the caller and `server_uid` trusted, and so is the
-/// state file: anything of anyone else's is refused before a byte is sent.
+/// [`walk`]) with root, the caller, `server_uid` and the host service's
+/// user trusted, and so is the state file: anything of anyone else's is
+/// refused before a byte is sent.
 pub fn from_state_dir(dir: &Path, server_uid: Option<u32>) -> Result<Target, ClientError> {
     let path = dir.join(STATE_FILE);
     let unreachable = |why: String| ClientError::Unreachable(why);
@@ -213,8 +214,10 @@ pub fn from_state_dir(dir: &Path, server_uid: Option<u32>) -> Result<Target, Cli
             dir.display()
         ))
     };
+    let service = crate::state::dir::uid_of(super::args::HOST_SERVICE_USER);
     let owners: Vec<u32> = std::iter::once(crate::process::own_uid())
         .chain(server_uid)
+        .chain(service)
         .collect();
     let rule = Rule {
         owners: &owners,

@@ -123,11 +123,25 @@ pub fn user(uid: u32) -> String {
 /// name is a courtesy in a message, not worth a lookup that may block.
 fn user_name(uid: u32) -> Option<String> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
+    passwd_entries(&passwd)
+        .find(|&(_, id)| id == uid)
+        .map(|(name, _)| name.to_string())
+}
+
+/// The uid /etc/passwd gives the user `name`, if any: only root can have
+/// put it there.
+pub fn uid_of(name: &str) -> Option<u32> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd_entries(&passwd).find_map(|(n, id)| (n == name).then_some(id))
+}
+
+/// The printable names and uids of `name:password:uid:…` lines.
+fn passwd_entries(passwd: &str) -> impl Iterator<Item = (&str, u32)> {
+    passwd.lines().filter_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
         let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid && crate::text::is_printable(name)).then(|| name.to_string())
+        crate::text::is_printable(name).then_some((name, id))
     })
 }
 
@@ -255,5 +269,7 @@ mod tests {
     #[test]
     fn root_is_named_from_etc_passwd() {
         assert_eq!(user(0), "uid 0 (root)");
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(uid_of("no such user, not even one"), None);
     }
 }
