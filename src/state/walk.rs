@@ -66,7 +66,8 @@ impl Refusal {
 pub struct Rule<'a> {
     /// The uids trusted besides root.
     pub owners: &'a [u32],
-    /// Missing directories are made (mode `mode`, less the umask) when set.
+    /// Missing directories are made with this mode, whatever the umask,
+    /// when set.
     pub create: Option<u32>,
 }
 
