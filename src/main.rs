@@ -34,13 +34,17 @@ fn main() -> ExitCode {
                 log::error!("{e}");
                 return ExitCode::from(2);
             }
-            // A state directory others could write to is a configuration
-            // error: refused before anything is written there.
-            if let Err(e) = dynport::state::dir::prepare(&settings.state_dir) {
-                log::error!("{e}");
-                return ExitCode::from(2);
-            }
-            if let Err(e) = dynport::server::run(&settings, notifier) {
+            // A state directory (or a portserver socket's) that others
+            // could write to or swap is a configuration error: refused
+            // before anything is written there.
+            let dirs = match dynport::server::Dirs::prepare(&settings) {
+                Ok(dirs) => dirs,
+                Err(e) => {
+                    log::error!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = dynport::server::run(&settings, &dirs, notifier) {
                 log::error!("{e}");
                 return ExitCode::from(1);
             }

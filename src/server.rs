@@ -12,6 +12,7 @@ use crate::portserver::{self, Listening};
 use crate::principal::Rules;
 use crate::refresh::Refresh;
 use crate::scan::Scanner;
+use crate::state::files::Dir;
 use crate::state::journal::Fit;
 use crate::state::leases::{self, check_leases};
 use crate::state::{DirLock, JournalLoad, Loaded, LockError, ScanInfo, StateFile, Store};
@@ -40,23 +41,45 @@ impl fmt::Display for Fatal {
 /// What the log and the service manager hear when shutdown begins.
 const SHUTTING_DOWN: &str = "shutting down: finishing requests in flight";
 
-/// Runs the server until SIGINT or SIGTERM, in a state directory that
-/// [`crate::state::dir::prepare`] has checked, telling `notifier` (the
-/// service manager, if any) when it is ready, what it serves, and when it
-/// stops.
-pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
+/// The directories a server works in, checked at start and held open from
+/// then on: whatever happens to their paths later changes nothing.
+pub struct Dirs {
+    /// The state directory ([`crate::state::dir::prepare`]).
+    pub state: Dir,
+    /// The directory of a `--portserver-socket` path
+    /// ([`portserver::prepare`]).
+    pub portserver: Option<Dir>,
+}
+
+impl Dirs {
+    /// Checks and opens the directories of `settings`. The error is the
+    /// whole message of a configuration error (exit status 2).
+    pub fn prepare(settings: &Settings) -> Result<Dirs, String> {
+        let state = crate::state::dir::prepare(&settings.state_dir)?;
+        let portserver = match &settings.portserver {
+            Some(config) => portserver::prepare(&config.address)?,
+            None => None,
+        };
+        Ok(Dirs { state, portserver })
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, in the directories `dirs` holds,
+/// telling `notifier` (the service manager, if any) when it is ready, what
+/// it serves, and when it stops.
+pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), Fatal> {
     let started = Instant::now();
     let budget = crate::fd_budget::raise_and_size();
-    let dir = &settings.state_dir;
-    let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir, e))?;
+    let dir = &dirs.state;
+    let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir.path(), e))?;
     let store = Store::new(dir);
     match store.remove_stale_temps() {
         Ok(0) => {}
         Ok(n) => log::info!(
             "removed {n} temporary files a killed server left in {}",
-            dir.display()
+            dir.path().display()
         ),
-        Err(e) => log::warn!("cannot list {}: {e}", dir.display()),
+        Err(e) => log::warn!("cannot list {}: {e}", dir.path().display()),
     }
     let saved = load_saved(&store, settings.range)?;
     let last_port = saved.as_ref().and_then(|s| s.last_server_port);
@@ -72,8 +95,8 @@ pub fn run(settings: &Settings, notifier: Notifier) -> Result<(), Fatal> {
              and a client connecting then may be reset"
         );
     }
-    let unix = bind_unix(settings)?;
-    let portserver = bind_portserver(settings)?;
+    let unix = bind_unix(settings, dir)?;
+    let portserver = bind_portserver(settings, dirs.portserver.as_ref())?;
 
     // The engine's cap and each principal's share, under the descriptor
     // limit (fd_budget never gives connections more than 1,024).
@@ -189,22 +212,26 @@ fn start_watchdog(
     .map_err(|e| Fatal(format!("cannot start the watchdog thread: {e}")))
 }
 
-/// The Unix socket of `--unix-socket`, unless it is `none`.
-fn bind_unix(settings: &Settings) -> Result<Option<(UnixListener, SocketFile)>, Fatal> {
+/// The Unix socket of `--unix-socket`, unless it is `none`: in the state
+/// directory `dir` (by default), bound through its descriptor.
+fn bind_unix(settings: &Settings, dir: &Dir) -> Result<Option<(UnixListener, SocketFile)>, Fatal> {
     let Some(path) = &settings.unix_socket else {
         return Ok(None);
     };
-    let bound = crate::unix_socket::bind(path)
+    let bound = crate::unix_socket::bind(path, Some(dir))
         .map_err(|e| Fatal(format!("cannot listen on unix:{}: {e}", path.display())))?;
     Ok(Some(bound))
 }
 
 /// The socket of `--portserver-socket`, bound at start like the others.
-fn bind_portserver(settings: &Settings) -> Result<Option<(Listening, String)>, Fatal> {
+fn bind_portserver(
+    settings: &Settings,
+    dir: Option<&Dir>,
+) -> Result<Option<(Listening, String)>, Fatal> {
     let Some(config) = &settings.portserver else {
         return Ok(None);
     };
-    let listening = portserver::bind(&config.address).map_err(|e| {
+    let listening = portserver::bind(&config.address, dir).map_err(|e| {
         Fatal(format!(
             "cannot serve the portserver protocol on {}: {e}",
             config.address
@@ -268,8 +295,9 @@ fn write_failure(app: &App, e: &std::io::Error) -> Fatal {
 fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
     match e {
         LockError::Held { pid: Some(pid) } => Fatal(format!(
-            "state directory {} is in use by another dynport (pid {pid}); stop it or use another --state-dir",
-            dir.display()
+            "state directory {} is in use by {}; stop it or use another --state-dir",
+            dir.display(),
+            holder(pid)
         )),
         LockError::Held { pid: None } => Fatal(format!(
             "state directory {} is locked by another process; stop it or use another --state-dir",
@@ -282,13 +310,23 @@ fn lock_failure(dir: &std::path::Path, e: LockError) -> Fatal {
     }
 }
 
+/// `another dynport (pid 4242)`, or `pid 4242 (flock)` for another program.
+fn holder(pid: u32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    match comm.trim_end() {
+        "dynport" => format!("another dynport (pid {pid})"),
+        "" => format!("pid {pid}"),
+        comm => format!("pid {pid} ({})", comm.escape_debug()),
+    }
+}
+
 /// Loads the state the last server left: its state file and the journal
 /// after it. A corrupt file, or a journal damaged before its tail, is kept
 /// aside; a state left by a server that died is taken over.
 fn load_saved(store: &Store, range: crate::ports::PortRange) -> Result<Option<StateFile>, Fatal> {
     let recovered = store
         .recover(range)
-        .map_err(|e| Fatal(format!("cannot read {}: {e}", store.dir().display())))?;
+        .map_err(|e| Fatal(format!("cannot read {}: {e}", store.dir().path().display())))?;
     report_journal(store, &recovered.journal);
     match recovered.snapshot {
         Loaded::Missing => Ok(None),

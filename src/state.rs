@@ -11,18 +11,19 @@ pub mod frame;
 pub mod journal;
 pub mod leases;
 mod store;
+pub mod walk;
 
 pub use journal::JOURNAL_FILE;
 pub use store::{JournalLoad, Loaded, Recovered, Store, Temp, Written};
 
 use crate::lease::Lease;
 use crate::ports::{PortEntry, PortRange, PortTable};
+use files::Dir;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 pub const STATE_FILE: &str = "dynamic_ports.json";
 pub const LOCK_FILE: &str = "dynamic_ports.lock";
@@ -257,10 +258,15 @@ pub struct DirLock {
     _file: File,
 }
 
+/// The mode of the lock file: no other user may open it, so none can lock
+/// it and keep a server from starting.
+pub const LOCK_MODE: u32 = 0o600;
+
 /// Why the state directory could not be locked.
 #[derive(Debug)]
 pub enum LockError {
-    /// Another process holds it; its pid when the lock file names one.
+    /// Another process holds it: the pid the kernel says holds it now,
+    /// when it says.
     Held {
         pid: Option<u32>,
     },
@@ -268,48 +274,46 @@ pub enum LockError {
 }
 
 impl DirLock {
-    /// Takes the lock without waiting, then writes this process's pid into the
-    /// lock file so a second server can say who holds it.
-    pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
-        let path = dir.join(LOCK_FILE);
-        // Create it if need be, but hold it open read-only: a file open for
-        // writing would keep the directory's file system from being made
-        // read-only, and dynport must live through exactly that. The
-        // writable handle only writes the pid, through the same file.
-        let mut create = OpenOptions::new();
-        create.write(true).create(true).mode(files::FILE_MODE);
-        let mut writer = files::open_regular(&path, &mut create).map_err(LockError::Io)?;
-        let mut file =
-            files::open_regular(&path, OpenOptions::new().read(true)).map_err(LockError::Io)?;
-        same_file(&writer, &file).map_err(LockError::Io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = (&mut file).take(64).read_to_string(&mut text);
-                return Err(LockError::Held {
-                    pid: text.trim().parse().ok(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+    /// Takes the lock of `dir` without waiting. The lock file is made mode
+    /// [`LOCK_MODE`] (an older one is set to it) and opened without
+    /// following links; it is held open read-only, so the directory's file
+    /// system can be made read-only under a running server.
+    pub fn acquire(dir: &Dir) -> Result<DirLock, LockError> {
+        let flags = libc::O_RDONLY | libc::O_CREAT;
+        let file = dir
+            .open_regular(LOCK_FILE, flags, LOCK_MODE)
+            .map_err(LockError::Io)?;
+        let meta = file.metadata().map_err(LockError::Io)?;
+        if meta.mode() & 0o7777 != LOCK_MODE {
+            file.set_permissions(fs::Permissions::from_mode(LOCK_MODE))
+                .map_err(LockError::Io)?;
         }
-        writer.set_len(0).map_err(LockError::Io)?;
-        writeln!(writer, "{}", std::process::id()).map_err(LockError::Io)?;
-        Ok(DirLock { _file: file })
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => {
+                let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
+                let pid = lock_holder(&locks, meta.dev(), meta.ino());
+                Err(LockError::Held { pid })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(LockError::Io(e)),
+        }
     }
 }
 
-/// Refuses two handles of one path that are not one file: the name was
-/// replaced between the two opens.
-fn same_file(a: &File, b: &File) -> io::Result<()> {
-    let (a, b) = (a.metadata()?, b.metadata()?);
-    if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "the lock file was replaced while it was opened",
-        ))
-    }
+/// The pid that holds a lock on the file `dev`:`ino`, as `/proc/locks`
+/// (`locks`) tells: `1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`,
+/// device as hexadecimal major and minor. A waiter (`1: -> FLOCK …`) holds
+/// nothing, and an open file description lock names no pid (-1).
+pub fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let file = format!("{major:02x}:{minor:02x}:{ino}");
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [_, kind, _, _, pid, at, ..] if kind != "->" && at == file => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -486,13 +490,29 @@ mod tests {
     #[test]
     fn second_lock_names_holder_pid() {
         let dir = temp_dir("lock");
-        let first = DirLock::acquire(&dir).unwrap();
-        match DirLock::acquire(&dir) {
+        let held = Dir::open(&dir).unwrap();
+        let first = DirLock::acquire(&held).unwrap();
+        match DirLock::acquire(&held) {
             Err(LockError::Held { pid }) => assert_eq!(pid, Some(std::process::id())),
             other => panic!("expected the lock to be held, got {other:?}"),
         }
+        let mode = fs::metadata(dir.join(LOCK_FILE)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
         drop(first);
-        assert!(DirLock::acquire(&dir).is_ok());
+        assert!(DirLock::acquire(&held).is_ok());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_lock_holder_is_read_from_proc_locks() {
+        let dev = libc::makedev(0x103, 0x2);
+        let locks = "1: POSIX  ADVISORY  WRITE 77 103:02:999 0 EOF\n\
+                     2: OFDLCK ADVISORY  WRITE -1 103:02:1234 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 66 103:02:1234 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 4242 103:02:1234 0 EOF\n";
+        assert_eq!(lock_holder(locks, dev, 1234), Some(4242));
+        assert_eq!(lock_holder(locks, dev, 999), Some(77));
+        assert_eq!(lock_holder(locks, dev, 5), None);
+        assert_eq!(lock_holder("", dev, 1234), None);
     }
 }

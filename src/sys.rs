@@ -1,10 +1,13 @@
 //! The system calls std does not offer, wrapped once for the scanner, the
 //! HTTP engine, the state directory and the configuration: opening a raw
 //! socket, setting an option, reading into memory that was never zeroed,
-//! random bytes, the effective uid, and the limit on open descriptors.
+//! random bytes, the effective uid, the limit on open descriptors, and
+//! files opened, made, renamed and removed relative to a directory held
+//! open.
 
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A new socket, closed on exec, owned by the returned descriptor.
 pub fn socket(
@@ -169,6 +172,80 @@ pub fn set_nofile_soft(soft: u64, hard: u64) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Opens `name` relative to the directory `dir` (the working directory
+/// when `None`) with `flags` (`O_CLOEXEC` added) and, when it creates a
+/// file, `mode`: one name resolved from a directory held open, never a
+/// path from `/` that someone may have changed since.
+pub fn open_at(
+    dir: Option<BorrowedFd>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `name` is NUL-terminated and only read; `base` is an open
+    // directory borrowed for the whole call, or AT_FDCWD.
+    let fd = unsafe { libc::openat(base, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat(2) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes the directory `name` in `dir` with `mode` (less the umask).
+pub fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and only read; `dir` is open.
+    let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) };
+    check(rc)
+}
+
+/// Renames `from` to `to`, both in the directory `dir`.
+pub fn rename_at(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    let fd = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated and only read; `dir` is open.
+    let rc = unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) };
+    check(rc)
+}
+
+/// Removes the file `name` (never a directory, and a link itself, not
+/// what it points to) from the directory `dir`.
+pub fn unlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and only read; `dir` is open.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    check(rc)
+}
+
+/// The target of the symbolic link `link`, itself opened with `O_PATH |
+/// O_NOFOLLOW`: the link that was checked, not whatever has its name now.
+pub fn read_link(link: BorrowedFd) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: the empty name makes readlinkat(2) read the link `link` is
+    // open on; `buf` is writable for `buf.len()` bytes, the most it writes.
+    let n = unsafe {
+        libc::readlinkat(
+            link.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Time since boot, suspend included (`CLOCK_BOOTTIME`): only ever forward.

@@ -222,7 +222,7 @@ fn collect(
 /// The leases durable in dynport's state directory: the state file and
 /// the journal after it, read as the next start reads them.
 fn leases_in(dir: &Path) -> io::Result<u64> {
-    let state = dynport::state::Store::new(dir)
+    let state = dynport::state::Store::open(dir)?
         .durable()
         .map_err(io::Error::other)?;
     Ok(state.map_or(0, |s| s.leases.len() as u64))

@@ -147,7 +147,7 @@ fn app(world: &World) -> App {
     let scanner = Scanner::with_method(Method::Probe);
     App::new(
         facts,
-        Store::new(&world.dir),
+        Store::open(&world.dir).expect("the world's directory opens"),
         scanner,
         Box::new(FakeServing),
         start,

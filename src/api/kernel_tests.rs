@@ -64,7 +64,8 @@ fn leased_ports_are_reserved_before_the_answer_and_freed_before_the_release() {
     let f = fixture("kernel-on", None);
     let fake = FakeKernel::new("router");
     let (server, free) = (f.range.start, f.range.start + 2);
-    let reserver = Reserver::open(fake.kernel.clone(), f.range, &fake.dir).unwrap();
+    let dir = crate::state::files::Dir::open(&fake.dir).unwrap();
+    let reserver = Reserver::open(fake.kernel.clone(), f.range, &dir).unwrap();
     f.app.set_kernel_ports(KernelPorts {
         ephemeral: Some(f.range),
         reserver: Some(reserver),

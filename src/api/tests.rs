@@ -87,7 +87,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     };
     let app = App::new(
         facts,
-        Store::new(&dir),
+        Store::open(&dir).unwrap(),
         Scanner::with_method(Method::Probe),
         Box::new(std::sync::Arc::clone(&serving)),
         start,

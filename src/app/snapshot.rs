@@ -58,7 +58,7 @@ impl App {
     /// Counts and logs a failed write of the state directory.
     pub(super) fn write_failed(&self, e: &io::Error) {
         Metrics::add(&self.metrics.state_write_failures, 1);
-        log::warn!("cannot write {}: {e}", self.store.dir().display());
+        log::warn!("cannot write {}: {e}", self.store.dir().path().display());
     }
 
     /// Brings the state file up to the journal while commits go on: the

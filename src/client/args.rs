@@ -9,9 +9,26 @@ use crate::wire;
 use lexopt::Arg::{Long, Short, Value};
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The state directory looked in when it is there and nothing else is given:
+/// `make run`'s.
+pub const LOCAL_STATE_DIR: &str = "state";
+/// The state directory of the host's service (dist/systemd/dynport.service),
+/// looked in last, so that `dynport lease` works from any directory.
+pub const HOST_STATE_DIR: &str = "/var/lib/dynport";
+/// The user the host's service runs as (dist/systemd/dynport.service): a
+/// system user only root can have made, trusted as root is to own a state
+/// directory and the server in it.
+pub const HOST_SERVICE_USER: &str = "dynport";
+
+/// What `--token` on the command line earns: every user of the host can
+/// read a command line (`ps`, `/proc/PID/cmdline`).
+pub const TOKEN_ON_COMMAND_LINE: &str = "warning: --token on the command line can be read by \
+    every user of this host (ps, /proc/PID/cmdline); give it with --token-file or \
+    DYNPORT_TOKEN instead";
 
 /// The client subcommands, as typed after `dynport`.
 pub const COMMANDS: [&str; 8] = [
@@ -30,8 +47,13 @@ pub enum Parsed {
 #[derive(Debug, PartialEq)]
 pub struct Invocation {
     pub locate: Locate,
+    /// `--server-uid` (`DYNPORT_SERVER_UID`): a uid trusted, besides root and
+    /// the caller, to own the state directory and the server.
+    pub server_uid: Option<u32>,
     /// Sent as `Authorization: Bearer …` on mutating requests.
     pub token: Option<String>,
+    /// Said on stderr before anything else is done.
+    pub warnings: Vec<String>,
     /// Print the server's JSON answer instead of text for people.
     pub json: bool,
     pub command: Command,
@@ -94,7 +116,7 @@ pub struct RunOptions {
 }
 
 /// Options every command takes.
-const COMMON: &[&str] = &["url", "state-dir", "token", "token-file"];
+const COMMON: &[&str] = &["url", "state-dir", "server-uid", "token", "token-file"];
 const LEASE: &[&str] = &[
     "count", "port", "pool", "ttl", "owner", "pid", "protocol", "json",
 ];
@@ -118,6 +140,7 @@ fn accepts(command: &str, option: &str) -> bool {
 struct Raw {
     url: Option<String>,
     state_dir: Option<PathBuf>,
+    server_uid: Option<u32>,
     token: Option<String>,
     token_file: Option<PathBuf>,
     json: bool,
@@ -172,6 +195,7 @@ impl Raw {
             "socket" => self.socket = true,
             "url" => self.url = Some(value()?),
             "state-dir" => self.state_dir = Some(PathBuf::from(value()?)),
+            "server-uid" => self.server_uid = Some(number(&flag, &value()?)?),
             "token" => self.token = Some(token(&flag, value()?)?),
             "token-file" => self.token_file = Some(PathBuf::from(value()?)),
             "count" => l.count = Some(count(&flag, &value()?)?),
@@ -193,18 +217,30 @@ impl Raw {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Invocation, String> {
         let locate = self.locate(lookup)?;
+        let server_uid = match (self.server_uid, non_empty(lookup("DYNPORT_SERVER_UID"))) {
+            (Some(uid), _) => Some(uid),
+            (None, Some(uid)) => Some(number("DYNPORT_SERVER_UID", &uid)?),
+            (None, None) => None,
+        };
         let token = self.token(lookup)?;
+        let warnings = match self.token {
+            Some(_) => vec![TOKEN_ON_COMMAND_LINE.to_string()],
+            None => Vec::new(),
+        };
         let command = self.command(command)?;
         Ok(Invocation {
             locate,
+            server_uid,
             token,
+            warnings,
             json: self.json,
             command,
         })
     }
 
     /// `--url`, then `--state-dir`, then `DYNPORT_URL`, then
-    /// `DYNPORT_STATE_DIR`, then the directory `state`: a flag beats a variable.
+    /// `DYNPORT_STATE_DIR`, then the directory `state` when it is there,
+    /// else the host service's [`HOST_STATE_DIR`]: a flag beats a variable.
     fn locate(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Locate, String> {
         if let Some(url) = &self.url {
             let url = BaseUrl::parse(url).map_err(|e| format!("--url: {e}"))?;
@@ -217,8 +253,15 @@ impl Raw {
             let url = BaseUrl::parse(&url).map_err(|e| format!("DYNPORT_URL: {e}"))?;
             return Ok(Locate::Url(url, Source::Env));
         }
-        let dir = non_empty(lookup("DYNPORT_STATE_DIR")).unwrap_or_else(|| "state".to_string());
-        Ok(Locate::StateDir(PathBuf::from(dir)))
+        if let Some(dir) = non_empty(lookup("DYNPORT_STATE_DIR")) {
+            return Ok(Locate::StateDir(PathBuf::from(dir)));
+        }
+        let local = Path::new(LOCAL_STATE_DIR);
+        let dir = match local.symlink_metadata() {
+            Ok(_) => local,
+            Err(_) => Path::new(HOST_STATE_DIR),
+        };
+        Ok(Locate::StateDir(dir.to_path_buf()))
     }
 
     /// `--token`, `--token-file`, `DYNPORT_TOKEN`, `DYNPORT_TOKEN_FILE`, in that order.

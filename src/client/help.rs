@@ -5,8 +5,13 @@ const FINDING: &str = "\
 Finding the server:
   --url URL          its base URL, e.g. http://127.0.0.1:3456 [DYNPORT_URL]
   --state-dir DIR    read the server's address from DIR/dynamic_ports.json
-                     (default: state) [DYNPORT_STATE_DIR]
-  --token T          bearer token for changes [DYNPORT_TOKEN]
+                     (default: state when it is there, else
+                     /var/lib/dynport) [DYNPORT_STATE_DIR]
+  --server-uid UID   trust a state directory and server of uid UID too;
+                     otherwise only root's and yours are trusted, and
+                     nothing is sent to another's [DYNPORT_SERVER_UID]
+  --token T          bearer token for changes; every user can read a
+                     command line: prefer --token-file [DYNPORT_TOKEN]
   --token-file PATH  read the token from PATH, a regular file of yours (or
                      root's) that no one else may read [DYNPORT_TOKEN_FILE]
   -h, --help         print this help

@@ -62,8 +62,8 @@ impl std::fmt::Display for HttpError {
 /// socket when the target has one that accepts, else over TCP.
 pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
     let bytes = encode(&target.url, req);
-    if let Some(path) = &target.unix {
-        match UnixStream::connect(path) {
+    if let (Some(path), Some(at)) = (&target.unix, target.unix_at()) {
+        match UnixStream::connect(at) {
             Ok(stream) => {
                 check_owner(target, &format!("unix:{}", path.display()), || {
                     crate::sys::peer_cred(&stream).map(|(_, uid)| Some(uid))
@@ -279,6 +279,7 @@ mod tests {
             source: super::super::target::Source::Flag,
             unix: None,
             owner,
+            dir: None,
         }
     }
 

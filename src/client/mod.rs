@@ -87,7 +87,10 @@ where
 }
 
 fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
-    let api = Api::new(inv.locate.resolve()?, inv.token);
+    for warning in &inv.warnings {
+        eprintln!("dynport: {warning}");
+    }
+    let api = Api::new(inv.locate.resolve(inv.server_uid)?, inv.token);
     let json = inv.json;
     match inv.command {
         Command::Lease(opts) => {

@@ -4,11 +4,11 @@
 
 use super::ClientError;
 use crate::config::trust::SOCKET_FILE;
-use crate::state::{MAX_STATE_BYTES, STATE_FILE, files};
+use crate::state::files::{self, Dir};
+use crate::state::walk::{self, Refusal, Rule};
+use crate::state::{MAX_STATE_BYTES, STATE_FILE};
 use serde::Deserialize;
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -149,20 +149,37 @@ pub struct Target {
     /// The uid the server must run as: the owner of the state file it was
     /// found through. `None` for an address the user gave, trusted as given.
     pub owner: Option<u32>,
+    /// The state directory it was found through, held open: its socket is
+    /// reached through its descriptor, not by its path again.
+    pub dir: Option<Dir>,
+}
+
+impl Target {
+    /// Where to connect to the Unix socket: through the state directory's
+    /// descriptor when it is held.
+    pub fn unix_at(&self) -> Option<PathBuf> {
+        let path = self.unix.as_ref()?;
+        match (&self.dir, path.file_name()) {
+            (Some(dir), Some(name)) => Some(dir.through_fd(name)),
+            _ => Some(path.clone()),
+        }
+    }
 }
 
 impl Locate {
-    /// The server to talk to. Reading the state file can fail: that is
+    /// The server to talk to; a state directory must be root's, the
+    /// caller's or `server_uid`'s. Reading the state file can fail: that is
     /// "no server could be reached" (exit 3), and the message says why.
-    pub fn resolve(&self) -> Result<Target, ClientError> {
+    pub fn resolve(&self, server_uid: Option<u32>) -> Result<Target, ClientError> {
         match self {
             Locate::Url(url, source) => Ok(Target {
                 url: url.clone(),
                 source: source.clone(),
                 unix: None,
                 owner: None,
+                dir: None,
             }),
-            Locate::StateDir(dir) => from_state_dir(dir),
+            Locate::StateDir(dir) => from_state_dir(dir, server_uid),
         }
     }
 }
@@ -182,26 +199,48 @@ struct Server {
 
 /// Finds the server through `DIR/dynamic_ports.json`, and its Unix socket
 /// `DIR/dynport.sock` when there is one; the server must be the state
-/// file's owner.
-pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
+/// file's owner. The directory is reached by the server's own rule (see
+/// [`walk`]) with root, the caller, `server_uid` and the host service's
+/// user trusted, and so is the state file: anything of anyone else's is
+/// refused before a byte is sent.
+pub fn from_state_dir(dir: &Path, server_uid: Option<u32>) -> Result<Target, ClientError> {
     let path = dir.join(STATE_FILE);
     let unreachable = |why: String| ClientError::Unreachable(why);
-    // As the server reads it: no link followed, no FIFO waited on, capped.
-    let read = files::open_regular(&path, OpenOptions::new().read(true)).and_then(|file| {
-        let owner = file.metadata()?.uid();
-        let mut bytes = Vec::new();
-        file.take(MAX_STATE_BYTES).read_to_end(&mut bytes)?;
-        Ok((owner, bytes))
-    });
-    let (owner, bytes) = read.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => unreachable(format!(
+    let missing = || {
+        unreachable(format!(
             "no server found: {} does not exist; start one with \
              `dynport --state-dir {}`, or pass --url or --state-dir",
             path.display(),
             dir.display()
-        )),
+        ))
+    };
+    let service = crate::state::dir::uid_of(super::args::HOST_SERVICE_USER);
+    let owners: Vec<u32> = std::iter::once(crate::process::own_uid())
+        .chain(server_uid)
+        .chain(service)
+        .collect();
+    let rule = Rule {
+        owners: &owners,
+        create: None,
+    };
+    let held = walk::open_dir(dir, rule).map_err(|refusal| match refusal {
+        Refusal::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => missing(),
+        refusal => unreachable(refused(&refusal, server_uid)),
+    })?;
+    // As the server reads it: no link followed, no FIFO waited on, capped.
+    let read = held
+        .open_regular(STATE_FILE, libc::O_RDONLY, 0)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            let bytes = files::read_capped(file, MAX_STATE_BYTES)?.unwrap_or_default();
+            Ok((meta, bytes))
+        });
+    let (meta, bytes) = read.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(),
         _ => unreachable(format!("cannot read {}: {e}", path.display())),
     })?;
+    walk::check(&meta, &path, &owners, false)
+        .map_err(|refusal| unreachable(refused(&refusal, server_uid)))?;
     let running: Running = serde_json::from_slice(&bytes).map_err(|e| {
         unreachable(format!(
             "cannot find the server: {} is not a dynport state file ({e})",
@@ -215,8 +254,9 @@ pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
                 path,
                 pid: server.pid,
             },
-            unix: unix_socket(dir),
-            owner: Some(owner),
+            unix: unix_socket(&held),
+            owner: Some(meta.uid()),
+            dir: Some(held),
         }),
         _ => Err(unreachable(format!(
             "no server is running: {} says the server shut down; start one with \
@@ -227,11 +267,37 @@ pub fn from_state_dir(dir: &Path) -> Result<Target, ClientError> {
     }
 }
 
-/// The server's socket in `dir`, when a socket is there.
-fn unix_socket(dir: &Path) -> Option<PathBuf> {
-    let path = dir.join(SOCKET_FILE);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    meta.file_type().is_socket().then_some(path)
+/// Why the client talks to no server through a state directory: `state/
+/// belongs to uid 1001, not to you or root: nothing was sent`.
+fn refused(refusal: &Refusal, server_uid: Option<u32>) -> String {
+    let at = refusal.at();
+    let shown = match refusal {
+        Refusal::Owner { end: true, .. } if at.file_name() == Some(STATE_FILE.as_ref()) => {
+            at.display().to_string()
+        }
+        _ => walk::shown_as_dir(at),
+    };
+    let trusted = match server_uid {
+        Some(uid) => format!("you, root or uid {uid} (--server-uid)"),
+        None => "you or root".to_string(),
+    };
+    match refusal {
+        Refusal::Owner { uid, .. } => {
+            format!("{shown} belongs to uid {uid}, not to {trusted}: nothing was sent")
+        }
+        Refusal::Writable { mode, .. } => format!(
+            "{shown} is writable by group or others (mode {mode:04o}), so anyone could \
+             have put a server there: nothing was sent"
+        ),
+        Refusal::NotDir { .. } => format!("{} is not a directory: nothing was sent", at.display()),
+        Refusal::Io { error, .. } => format!("cannot use {}: {error}", at.display()),
+    }
+}
+
+/// The server's socket in `dir`, when a socket is there, as a path to show.
+fn unix_socket(dir: &Dir) -> Option<PathBuf> {
+    let meta = dir.lstat(SOCKET_FILE).ok()?;
+    meta.file_type().is_socket().then(|| dir.join(SOCKET_FILE))
 }
 
 #[cfg(test)]
@@ -322,7 +388,7 @@ mod tests {
     }
 
     fn unreachable(dir: &Path) -> String {
-        match from_state_dir(dir) {
+        match from_state_dir(dir, None) {
             Err(ClientError::Unreachable(m)) => m,
             other => panic!("expected unreachable, got {other:?}"),
         }
@@ -333,14 +399,14 @@ mod tests {
         let dir = TempDir::new("running");
         let server = r#"{"pid": 4242, "host": "::", "started_at": "2026-11-25T18:59:58Z"}"#;
         let path = dir.write_state(server, "3456");
-        let target = from_state_dir(&dir.0).unwrap();
+        let target = from_state_dir(&dir.0, None).unwrap();
         assert_eq!(target.url.to_string(), "http://[::1]:3456");
         assert_eq!(target.source, Source::StateFile { path, pid: 4242 });
         assert_eq!(target.unix, None);
         assert_eq!(target.owner, Some(crate::process::own_uid()));
         let socket = dir.0.join(SOCKET_FILE);
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        assert_eq!(from_state_dir(&dir.0).unwrap().unix, Some(socket));
+        assert_eq!(from_state_dir(&dir.0, None).unwrap().unix, Some(socket));
     }
 
     #[test]
@@ -395,5 +461,35 @@ mod tests {
         std::os::unix::fs::symlink(&real, &path).unwrap();
         let message = unreachable(&dir.0);
         assert!(message.contains("symbolic link"), "{message}");
+    }
+
+    #[test]
+    fn another_users_directory_or_file_is_named_with_its_owner() {
+        let owner = |at: &str, end| Refusal::Owner {
+            at: at.into(),
+            uid: 1001,
+            mode: 0o755,
+            end,
+        };
+        assert_eq!(
+            refused(&owner("state", true), None),
+            "state/ belongs to uid 1001, not to you or root: nothing was sent"
+        );
+        assert_eq!(
+            refused(&owner("/srv/dynamic_ports.json", true), Some(7)),
+            "/srv/dynamic_ports.json belongs to uid 1001, not to you, root or uid 7 \
+             (--server-uid): nothing was sent"
+        );
+        let writable = Refusal::Writable {
+            at: "/srv".into(),
+            uid: 0,
+            mode: 0o777,
+            end: false,
+        };
+        assert_eq!(
+            refused(&writable, None),
+            "/srv/ is writable by group or others (mode 0777), so anyone could have put a \
+             server there: nothing was sent"
+        );
     }
 }

@@ -164,6 +164,7 @@ mod tests {
             source: Source::Flag,
             unix: unix.then(|| "state/dynport.sock".into()),
             owner: None,
+            dir: None,
         };
         assert!(on_this_host(&target("127.0.0.1", false)));
         assert!(on_this_host(&target("[::1]", false)));

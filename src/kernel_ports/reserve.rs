@@ -11,12 +11,13 @@
 
 use super::{Kernel, format_list, merge, overlap, overlap_warning, parse_list, parse_range};
 use crate::ports::PortRange;
-use crate::state::{KERNEL_RECORD_FILE as RECORD_FILE, files};
+use crate::state::KERNEL_RECORD_FILE as RECORD_FILE;
+use crate::state::files::Dir;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -34,7 +35,7 @@ pub struct KernelPorts {
 impl KernelPorts {
     /// Reads the ephemeral range and, when `reserve`, takes charge of
     /// dynport's entries in the reserved list (see [`Reserver::open`]).
-    pub fn open(kernel: Kernel, state_dir: &Path, reserve: bool) -> io::Result<KernelPorts> {
+    pub fn open(kernel: Kernel, state_dir: &Dir, reserve: bool) -> io::Result<KernelPorts> {
         let ephemeral = read_range(&kernel);
         if !reserve {
             let ephemeral = ephemeral.ok();
@@ -123,7 +124,7 @@ struct Record {
 pub struct Reserver {
     kernel: Kernel,
     ephemeral: PortRange,
-    dir: PathBuf,
+    dir: Dir,
     boot_id: Option<String>,
     held: Mutex<Held>,
     /// How many entries are dynport's, for readers that must not wait.
@@ -142,13 +143,13 @@ struct Held {
 impl Reserver {
     /// Takes charge of dynport's entries: none, or those the record of a
     /// server that died in this boot names and the list still holds.
-    pub fn open(kernel: Kernel, ephemeral: PortRange, dir: &Path) -> io::Result<Reserver> {
+    pub fn open(kernel: Kernel, ephemeral: PortRange, dir: &Dir) -> io::Result<Reserver> {
         let boot_id = fs::read_to_string(&kernel.boot_id).ok();
         let reserver = Reserver {
             boot_id: boot_id.map(|b| b.trim().to_string()),
             kernel,
             ephemeral,
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             held: Mutex::new(Held {
                 ours: BTreeSet::new(),
                 synced: None,
@@ -205,7 +206,7 @@ impl Reserver {
     pub fn release_all(&self) -> io::Result<()> {
         let mut held = self.held();
         self.put(&mut held, &BTreeSet::new())?;
-        match fs::remove_file(self.dir.join(RECORD_FILE)) {
+        match self.dir.remove(RECORD_FILE) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -264,7 +265,7 @@ impl Reserver {
     /// The ports of the record, when there is one of this boot.
     fn load_record(&self) -> Option<BTreeSet<u16>> {
         let path = self.dir.join(RECORD_FILE);
-        let bytes = match files::read_capped(&path, RECORD_CAP) {
+        let bytes = match self.dir.read_capped(RECORD_FILE, RECORD_CAP) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return self.ignored(&path, "it is too big"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
@@ -301,12 +302,12 @@ impl Reserver {
             ports: format_list(ours),
         };
         let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
-        let (tmp, mut file) = files::create_temp(&self.dir, RECORD_FILE)?;
+        let (tmp, mut file) = self.dir.create_temp(RECORD_FILE)?;
         let written = file
             .write_all(&bytes)
-            .and_then(|()| fs::rename(&tmp, self.dir.join(RECORD_FILE)));
+            .and_then(|()| self.dir.rename(&tmp, RECORD_FILE));
         if written.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.dir.remove(&tmp);
         }
         written
     }

@@ -4,7 +4,6 @@
 use super::*;
 use crate::state::{KERNEL_RECORD_FILE, StateFile};
 use std::fs;
-use std::path::Path;
 
 fn set(ports: &[u16]) -> BTreeSet<u16> {
     ports.iter().copied().collect()
@@ -182,7 +181,8 @@ impl FakeKernel {
     }
 
     fn reserver(&self) -> Reserver {
-        Reserver::open(self.kernel.clone(), range(32768, 60999), &self.state_dir()).unwrap()
+        let dir = crate::state::files::Dir::open(&self.state_dir()).unwrap();
+        Reserver::open(self.kernel.clone(), range(32768, 60999), &dir).unwrap()
     }
 
     fn list(&self) -> String {
@@ -311,6 +311,7 @@ fn preflight_refuses_without_an_ephemeral_range() {
              to reserve: run without --reserve-kernel"
         )
     );
-    let opened = KernelPorts::open(fake.kernel.clone(), Path::new("/nonexistent"), false);
+    let dir = crate::state::files::Dir::open(&fake.state_dir()).unwrap();
+    let opened = KernelPorts::open(fake.kernel.clone(), &dir, false);
     assert_eq!(opened.unwrap().ephemeral, None);
 }

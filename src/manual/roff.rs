@@ -206,7 +206,7 @@ fn files(out: &mut Roff) {
         ),
         (
             state_dir(LOCK_FILE),
-            "Locked by the running server: a second server on the same directory exits 1.",
+            "Locked by the running server (mode 0600, so no other user can lock it): a second server on the same directory exits 1 naming the pid that holds it.",
         ),
         (
             state_dir(SOCKET_FILE),

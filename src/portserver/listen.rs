@@ -3,9 +3,13 @@
 //! or a name in Linux's abstract namespace.
 
 use crate::config::portserver::SocketAddress;
+use crate::state::dir::user;
+use crate::state::files::Dir;
+use crate::state::walk::{self, Refusal, Rule};
 use crate::unix_socket::SocketFile;
 use std::io;
 use std::os::unix::net::UnixListener;
+use std::path::Path;
 
 const FLAG: &str = "--portserver-socket";
 
@@ -25,13 +29,65 @@ impl Listening {
     }
 }
 
-/// Binds `address`. A path where another process still listens is refused
+/// Checks where `address` is before anything is bound, and holds the
+/// directory of a path: reached by the rule of the state directory (see
+/// [`crate::state::walk`]), so that it is root's or dynport's own and no
+/// one else may write to it, sticky or not: another user could otherwise
+/// have put a socket of their own at the path first, and portpicker would
+/// talk to them. An `@name` is only warned about: the abstract namespace
+/// has no owner check at all. The error is the whole message of a
+/// configuration error (exit status 2).
+pub fn prepare(address: &SocketAddress) -> Result<Option<Dir>, String> {
+    let path = match address {
+        SocketAddress::Abstract(_) => {
+            log::warn!(
+                "{FLAG} {address}: the abstract namespace has no owner check, so any user \
+                 could have taken the name first and portpicker would talk to them; give a \
+                 path in the state directory or /run/dynport/ instead"
+            );
+            return Ok(None);
+        }
+        SocketAddress::Path(path) => path,
+    };
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let rule = Rule {
+        owners: &[crate::sys::euid()],
+        create: None,
+    };
+    walk::open_dir(parent, rule).map(Some).map_err(|refusal| {
+        let why = match &refusal {
+            Refusal::Owner { uid, mode, .. } => format!(
+                "it belongs to {} (mode {mode:04o}), not to root or the user running dynport",
+                user(*uid)
+            ),
+            Refusal::Writable { uid, mode, .. } => format!(
+                "others may write to it (owner {}, mode {mode:04o})",
+                user(*uid)
+            ),
+            Refusal::NotDir { .. } => "it is not a directory".to_string(),
+            Refusal::Io { error, .. } => error.to_string(),
+        };
+        format!(
+            "{FLAG} {}: {}: {why}; another user could put a socket of their own there: give \
+             a path in the state directory or /run/dynport/",
+            path.display(),
+            refusal.at().display()
+        )
+    })
+}
+
+/// Binds `address`, through `dir` (its directory, as [`prepare`] holds it)
+/// for a path. A path where another process still listens is refused
 /// rather than taken over: the path may lie outside the state directory, so
 /// the directory's lock says nothing about who owns it.
-pub fn bind(address: &SocketAddress) -> io::Result<Listening> {
+pub fn bind(address: &SocketAddress, dir: Option<&Dir>) -> io::Result<Listening> {
     let (listener, file) = match address {
         SocketAddress::Path(path) => {
-            let (listener, file) = crate::unix_socket::bind_as(path, FLAG)?;
+            let dir = dir.filter(|d| Some(d.path()) == path.parent());
+            let (listener, file) = crate::unix_socket::bind_as(path, dir, FLAG)?;
             (listener, Some(file))
         }
         SocketAddress::Abstract(name) => (bind_abstract(name, address)?, None),
@@ -74,12 +130,12 @@ mod tests {
     #[test]
     fn an_abstract_name_is_taken_once() {
         let address = SocketAddress::Abstract(unique("twice").into_bytes());
-        let first = bind(&address).unwrap();
+        let first = bind(&address, None).unwrap();
         assert!(first._file.is_none());
-        let e = bind(&address).unwrap_err();
+        let e = bind(&address, None).unwrap_err();
         assert!(e.to_string().contains("is taken by another process"), "{e}");
         drop(first);
-        bind(&address).unwrap();
+        bind(&address, None).unwrap();
     }
 
     #[test]
@@ -89,10 +145,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ps.sock");
         let address = SocketAddress::Path(path.clone());
-        let live = bind(&address).unwrap();
+        let live = bind(&address, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666);
-        let e = bind(&address).unwrap_err();
+        let e = bind(&address, None).unwrap_err();
         assert!(
             e.to_string().starts_with("another process listens on"),
             "{e}"
@@ -101,7 +157,7 @@ mod tests {
         assert!(!path.exists(), "the socket file stayed");
         let plain = dir.join("plain");
         std::fs::write(&plain, b"keep").unwrap();
-        let e = bind(&SocketAddress::Path(PathBuf::from(&plain))).unwrap_err();
+        let e = bind(&SocketAddress::Path(PathBuf::from(&plain)), None).unwrap_err();
         assert!(
             e.to_string()
                 .contains("not a socket; remove it or give --portserver-socket")

@@ -14,7 +14,7 @@ mod listen;
 mod request;
 mod serve;
 
-pub use listen::{Listening, bind};
+pub use listen::{Listening, bind, prepare};
 pub use request::{MAX_LINE, TTL};
 
 use crate::app::App;

@@ -6,7 +6,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The bytes of a `getdents64` record before its name: inode (8), offset
 /// (8), record length (2) and type (1).
@@ -60,16 +60,8 @@ const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
 /// Opens the directory `path`, relative to `dir` when given.
 pub(super) fn open_dir(dir: Option<&OwnedFd>, path: &CStr) -> io::Result<OwnedFd> {
-    let base = dir.map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd);
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    // SAFETY: `path` is NUL-terminated and lives through the call, which
-    // only reads it; `base` is an open directory or AT_FDCWD.
-    let fd = unsafe { libc::openat(base, path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by openat(2) and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    crate::sys::open_at(dir.map(AsFd::as_fd), path, flags, 0)
 }
 
 /// Hands `on_name` each name in the directory `dir` (`.` and `..`

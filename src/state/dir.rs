@@ -1,88 +1,110 @@
 //! The state directory itself, checked before anything is written to it:
 //! created 0755 when missing, refused when another user could replace the
-//! files in it, as sshd and PostgreSQL refuse theirs.
+//! files in it or a directory on its path, as sshd and PostgreSQL refuse
+//! theirs, and held open from then on.
 
-use super::files::not_regular;
+use super::files::Dir;
+use super::walk::{self, Refusal, Rule};
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// The mode a missing state directory is created with: others may read the
 /// state file, only its owner may change what is there.
 pub const DIR_MODE: u32 = 0o755;
 
-/// Makes sure `dir` exists and is dynport's alone to change: owned by this
-/// process's effective uid or root, writable by neither group nor others, and
-/// holding nothing but a regular file where dynport's own files go. The
-/// error is the whole message of a configuration error (exit status 2).
-pub fn prepare(dir: &Path) -> Result<(), String> {
-    let meta = match fs::metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir)?,
-        Err(e) => return Err(format!("cannot use state directory {}: {e}", dir.display())),
+/// Reaches `dir` by the rule of [`walk`] (every component from `/` root's or
+/// this process's effective uid's, none writable by others but root's
+/// sticky directories), making it when missing, checks that nothing but a
+/// regular file sits where dynport's own files go, and holds it open: every
+/// later file operation goes through the descriptor returned. The error is
+/// the whole message of a configuration error (exit status 2).
+pub fn prepare(dir: &Path) -> Result<Dir, String> {
+    let euid = crate::sys::euid();
+    let rule = Rule {
+        owners: &[euid],
+        create: Some(DIR_MODE),
     };
-    if !meta.is_dir() {
-        return Err(format!(
-            "state directory {} is not a directory; give --state-dir a directory",
-            dir.display()
-        ));
-    }
-    check_owner_and_mode(dir, meta.uid(), meta.mode(), crate::sys::euid())?;
-    check_own_files(dir)
+    let opened = walk::open_dir(dir, rule).map_err(|r| refusal_message(dir, &r, euid))?;
+    check_own_files(&opened)?;
+    Ok(opened)
 }
 
-fn create(dir: &Path) -> Result<fs::Metadata, String> {
-    let failed = |e: std::io::Error| {
-        format!(
-            "cannot create state directory {}: {e}; create it or give another --state-dir",
-            dir.display()
-        )
-    };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(failed)?;
-    // The umask may have taken bits away; the mode is meant, not a default.
-    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(failed)?;
-    fs::metadata(dir).map_err(failed)
-}
-
-/// Refuses a directory that a user other than `euid` (or root) owns, or
-/// that group or others may write to.
-pub fn check_owner_and_mode(dir: &Path, uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+/// What a refusal of the state directory `dir` says: the component at
+/// fault, its owner and mode, and the fix.
+pub fn refusal_message(dir: &Path, refusal: &Refusal, euid: u32) -> String {
     let shown = dir.display();
-    let facts = format!("owner {}, mode {:04o}", user(uid), mode & 0o7777);
-    if uid != euid && uid != 0 {
-        let runner = if euid == 0 {
-            "root, which runs dynport".to_string()
-        } else {
-            format!("{}, which runs dynport, nor by root", user(euid))
-        };
-        return Err(format!(
-            "state directory {shown} is not owned by {runner} ({facts}): its owner \
-             could replace dynport's files; run chown {euid} {}, or use another --state-dir",
-            quoted(dir)
-        ));
+    match refusal {
+        Refusal::Owner { at, uid, mode, end } => {
+            let facts = facts(*uid, *mode);
+            let runner = runner(euid);
+            if *end {
+                format!(
+                    "state directory {} is not owned by {runner} ({facts}): its owner \
+                     could replace dynport's files; run chown {euid} {}, or use another --state-dir",
+                    at.display(),
+                    quoted(at)
+                )
+            } else {
+                format!(
+                    "state directory {shown}: {} on its path is not owned by {runner} \
+                     ({facts}): its owner could put another directory in its place; use a \
+                     --state-dir whose every directory from / is root's or dynport's own",
+                    at.display()
+                )
+            }
+        }
+        Refusal::Writable { at, uid, mode, end } => {
+            let facts = facts(*uid, *mode);
+            if *end {
+                format!(
+                    "state directory {} is writable by group or others ({facts}): they \
+                     could replace dynport's files; run chmod go-w {}, or use another --state-dir",
+                    at.display(),
+                    quoted(at)
+                )
+            } else {
+                format!(
+                    "state directory {shown}: {} on its path is writable by group or others \
+                     ({facts}) and is not root's with the sticky bit, as /tmp: they could put \
+                     another directory in its place; run chmod go-w {}, or use another --state-dir",
+                    at.display(),
+                    quoted(at)
+                )
+            }
+        }
+        Refusal::NotDir { at } if at.as_path() == dir => {
+            format!("state directory {shown} is not a directory; give --state-dir a directory")
+        }
+        Refusal::NotDir { at } => format!(
+            "state directory {shown}: {} on its path is not a directory; give --state-dir a directory",
+            at.display()
+        ),
+        Refusal::Io { at, error } => format!(
+            "cannot use state directory {shown}: {}: {error}; create it or give another --state-dir",
+            at.display()
+        ),
     }
-    if mode & 0o022 != 0 {
-        return Err(format!(
-            "state directory {shown} is writable by group or others ({facts}): they \
-             could replace dynport's files; run chmod go-w {}, or use another --state-dir",
-            quoted(dir)
-        ));
+}
+
+fn facts(uid: u32, mode: u32) -> String {
+    format!("owner {}, mode {:04o}", user(uid), mode & 0o7777)
+}
+
+fn runner(euid: u32) -> String {
+    if euid == 0 {
+        "root, which runs dynport".to_string()
+    } else {
+        format!("{}, which runs dynport, nor by root", user(euid))
     }
-    Ok(())
 }
 
 /// Refuses a link, FIFO, device or directory where dynport's own files go.
-fn check_own_files(dir: &Path) -> Result<(), String> {
+fn check_own_files(dir: &Dir) -> Result<(), String> {
     for name in super::OWN_FILES {
-        let path = dir.join(name);
-        if let Some(kind) = not_regular(&path) {
+        if let Some(kind) = dir.not_regular(name) {
             return Err(format!(
                 "{} is {kind}, not a regular file; dynport neither follows nor reads it: remove it",
-                path.display()
+                dir.join(name).display()
             ));
         }
     }
@@ -90,7 +112,7 @@ fn check_own_files(dir: &Path) -> Result<(), String> {
 }
 
 /// `uid 1000 (alice)`, or `uid 1000` when /etc/passwd does not name it.
-fn user(uid: u32) -> String {
+pub fn user(uid: u32) -> String {
     match user_name(uid) {
         Some(name) => format!("uid {uid} ({name})"),
         None => format!("uid {uid}"),
@@ -101,11 +123,25 @@ fn user(uid: u32) -> String {
 /// name is a courtesy in a message, not worth a lookup that may block.
 fn user_name(uid: u32) -> Option<String> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
+    passwd_entries(&passwd)
+        .find(|&(_, id)| id == uid)
+        .map(|(name, _)| name.to_string())
+}
+
+/// The uid /etc/passwd gives the user `name`, if any: only root can have
+/// put it there.
+pub fn uid_of(name: &str) -> Option<u32> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd_entries(&passwd).find_map(|(n, id)| (n == name).then_some(id))
+}
+
+/// The printable names and uids of `name:password:uid:…` lines.
+fn passwd_entries(passwd: &str) -> impl Iterator<Item = (&str, u32)> {
+    passwd.lines().filter_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
         let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid && crate::text::is_printable(name)).then(|| name.to_string())
+        crate::text::is_printable(name).then_some((name, id))
     })
 }
 
@@ -123,6 +159,7 @@ fn quoted(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("dynport-dir-{name}-{}", std::process::id()));
@@ -130,38 +167,63 @@ mod tests {
         dir
     }
 
+    fn writable(at: &str, mode: u32, end: bool) -> Refusal {
+        let at = at.into();
+        Refusal::Writable {
+            at,
+            uid: 0,
+            mode,
+            end,
+        }
+    }
+
+    fn owner(at: &str, uid: u32, end: bool) -> Refusal {
+        let at = at.into();
+        Refusal::Owner {
+            at,
+            uid,
+            mode: 0o755,
+            end,
+        }
+    }
+
     #[test]
     fn group_or_other_write_is_refused_naming_the_fix() {
         let dir = Path::new("/srv/state");
-        let e = check_owner_and_mode(dir, 0, 0o40775, 0).unwrap_err();
+        let e = refusal_message(dir, &writable("/srv/state", 0o775, true), 0);
         assert_eq!(
             e,
             "state directory /srv/state is writable by group or others (owner uid 0 (root), \
              mode 0775): they could replace dynport's files; run chmod go-w /srv/state, \
              or use another --state-dir"
         );
-        assert!(check_owner_and_mode(dir, 0, 0o41777, 0).is_err());
-        assert!(check_owner_and_mode(dir, 0, 0o40757, 0).is_err());
-        assert_eq!(check_owner_and_mode(dir, 0, 0o40755, 0), Ok(()));
-        assert_eq!(check_owner_and_mode(dir, 0, 0o40700, 0), Ok(()));
+        let e = refusal_message(dir, &writable("/srv", 0o777, false), 0);
+        assert_eq!(
+            e,
+            "state directory /srv/state: /srv on its path is writable by group or others \
+             (owner uid 0 (root), mode 0777) and is not root's with the sticky bit, as /tmp: \
+             they could put another directory in its place; run chmod go-w /srv, or use \
+             another --state-dir"
+        );
     }
 
     #[test]
     fn another_users_directory_is_refused_but_roots_is_not() {
         let dir = Path::new("/home/bob/my state");
-        assert_eq!(check_owner_and_mode(dir, 0, 0o40755, 4242), Ok(()));
-        assert_eq!(check_owner_and_mode(dir, 4242, 0o40755, 4242), Ok(()));
-        let e = check_owner_and_mode(dir, 4243, 0o40755, 4242).unwrap_err();
+        let e = refusal_message(dir, &owner("/home/bob/my state", 4243, true), 4242);
         assert_eq!(
             e,
             "state directory /home/bob/my state is not owned by uid 4242, which runs \
              dynport, nor by root (owner uid 4243, mode 0755): its owner could replace \
              dynport's files; run chown 4242 '/home/bob/my state', or use another --state-dir"
         );
-        let e = check_owner_and_mode(dir, 4243, 0o40755, 0).unwrap_err();
-        assert!(
-            e.contains("is not owned by root, which runs dynport ("),
-            "{e}"
+        let e = refusal_message(dir, &owner("/home/bob", 4243, false), 0);
+        assert_eq!(
+            e,
+            "state directory /home/bob/my state: /home/bob on its path is not owned by root, \
+             which runs dynport (owner uid 4243, mode 0755): its owner could put another \
+             directory in its place; use a --state-dir whose every directory from / is root's \
+             or dynport's own"
         );
     }
 
@@ -207,5 +269,7 @@ mod tests {
     #[test]
     fn root_is_named_from_etc_passwd() {
         assert_eq!(user(0), "uid 0 (root)");
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(uid_of("no such user, not even one"), None);
     }
 }

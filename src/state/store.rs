@@ -2,11 +2,12 @@
 //! (`dynamic_ports.json`), replaced atomically, and the journal after it.
 //! Start = snapshot + journal ([`Store::recover`]).
 
+use super::files::Dir;
 use super::journal::{self, Damaged, Fit, JOURNAL_FILE};
-use super::{MAX_STATE_BYTES, STATE_FILE, StateFile, files};
+use super::{MAX_STATE_BYTES, STATE_FILE, StateFile};
 use crate::ports::PortRange;
 use serde::Serialize;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,43 +54,51 @@ pub struct Recovered {
 /// A new, empty file beside the state file, for the next snapshot.
 #[derive(Debug)]
 pub struct Temp {
-    tmp: PathBuf,
+    tmp: String,
     file: File,
 }
 
 /// A snapshot written beside the state file, not yet in its place.
 #[derive(Debug)]
 pub struct Written {
-    tmp: PathBuf,
+    tmp: String,
     file: File,
     /// The snapshot's identity ([`journal::snapshot_id`]).
     pub id: u64,
 }
 
-/// Reads and writes the files of one state directory.
+/// Reads and writes the files of one state directory, each through the
+/// directory's descriptor.
 #[derive(Clone, Debug)]
 pub struct Store {
-    dir: PathBuf,
+    dir: Dir,
     path: PathBuf,
 }
 
 impl Store {
-    pub fn new(dir: &Path) -> Store {
+    pub fn new(dir: &Dir) -> Store {
         Store {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             path: dir.join(STATE_FILE),
         }
     }
 
-    /// The state file.
+    /// The store of the directory at `path` as it is now, unchecked: for
+    /// tests and tools that read a state.
+    pub fn open(path: &Path) -> io::Result<Store> {
+        Ok(Store::new(&Dir::open(path)?))
+    }
+
+    /// The state file, as a path to show.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Dir {
         &self.dir
     }
 
+    /// The journal, as a path to show.
     pub fn journal_path(&self) -> PathBuf {
         self.dir.join(JOURNAL_FILE)
     }
@@ -108,7 +117,7 @@ impl Store {
         &self,
         parse: fn(&[u8]) -> Result<StateFile, String>,
     ) -> io::Result<(Loaded, Option<u64>)> {
-        let parsed = match read(&self.path)? {
+        let parsed = match read(&self.dir, STATE_FILE)? {
             None => return Ok((Loaded::Missing, None)),
             Some(Ok(bytes)) => parse(&bytes).map(|s| (s, journal::snapshot_id(&bytes))),
             Some(Err(too_big)) => Err(too_big),
@@ -116,7 +125,7 @@ impl Store {
         match parsed {
             Ok((state, id)) => Ok((Loaded::Found(state), Some(id))),
             Err(reason) => {
-                let kept_as = self.keep_aside(&self.path, STATE_FILE)?;
+                let kept_as = self.keep_aside(STATE_FILE)?;
                 Ok((Loaded::Corrupt { kept_as, reason }, None))
             }
         }
@@ -130,8 +139,7 @@ impl Store {
     /// of `range`. Nothing is written: the caller saves what it starts from.
     pub fn recover(&self, range: PortRange) -> io::Result<Recovered> {
         let (mut snapshot, id) = self.load_with_id(StateFile::parse_for_start)?;
-        let journal_path = self.journal_path();
-        let bytes = match read(&journal_path)? {
+        let bytes = match read(&self.dir, JOURNAL_FILE)? {
             None => {
                 let journal = JournalLoad::Missing;
                 return Ok(Recovered { snapshot, journal });
@@ -139,7 +147,7 @@ impl Store {
             Some(Ok(bytes)) => bytes,
             Some(Err(why)) => {
                 let damage = Damaged { at: 0, why };
-                let kept_as = self.keep_aside(&journal_path, JOURNAL_FILE)?;
+                let kept_as = self.keep_aside(JOURNAL_FILE)?;
                 let journal = JournalLoad::Damaged { kept_as, damage };
                 return Ok(Recovered { snapshot, journal });
             }
@@ -157,7 +165,7 @@ impl Store {
                 JournalLoad::Read { fit, changes, torn }
             }
             Err(damage) => {
-                let kept_as = self.keep_aside(&journal_path, JOURNAL_FILE)?;
+                let kept_as = self.keep_aside(JOURNAL_FILE)?;
                 JournalLoad::Damaged { kept_as, damage }
             }
         };
@@ -169,7 +177,7 @@ impl Store {
     /// journal is an error.
     pub fn durable(&self) -> Result<Option<StateFile>, String> {
         let shown = |path: &Path, e: String| format!("{}: {e}", path.display());
-        let snapshot = read(&self.path).map_err(|e| shown(&self.path, e.to_string()))?;
+        let snapshot = read(&self.dir, STATE_FILE).map_err(|e| shown(&self.path, e.to_string()))?;
         let (mut state, id) = match snapshot {
             None => (None, None),
             Some(bytes) => {
@@ -179,7 +187,8 @@ impl Store {
             }
         };
         let journal_path = self.journal_path();
-        let bytes = read(&journal_path).map_err(|e| shown(&journal_path, e.to_string()))?;
+        let bytes =
+            read(&self.dir, JOURNAL_FILE).map_err(|e| shown(&journal_path, e.to_string()))?;
         if let Some(bytes) = bytes {
             let bytes = bytes.map_err(|e| shown(&journal_path, e))?;
             let replay = journal::read(&bytes, id).map_err(|d| {
@@ -212,7 +221,7 @@ impl Store {
     /// of a name no one can guess. Its open may wait (on a security module,
     /// say): it is made before the state is locked for writing.
     pub fn temp(&self) -> io::Result<Temp> {
-        let (tmp, file) = files::create_temp(&self.dir, STATE_FILE)?;
+        let (tmp, file) = self.dir.create_temp(STATE_FILE)?;
         Ok(Temp { tmp, file })
     }
 
@@ -223,7 +232,7 @@ impl Store {
         match write_json(&file, state) {
             Ok(id) => Ok(Written { tmp, file, id }),
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
+                let _ = self.dir.remove(&tmp);
                 Err(e)
             }
         }
@@ -232,7 +241,7 @@ impl Store {
     /// Syncs a written snapshot to the disk; on failure it is removed.
     pub fn sync(&self, written: &Written) -> io::Result<()> {
         written.file.sync_all().inspect_err(|_| {
-            let _ = fs::remove_file(&written.tmp);
+            let _ = self.dir.remove(&written.tmp);
         })
     }
 
@@ -241,16 +250,16 @@ impl Store {
     /// failure the snapshot is removed.
     pub fn install(&self, written: &Written) -> io::Result<()> {
         self.sync(written)?;
-        if let Err(e) = fs::rename(&written.tmp, &self.path) {
-            let _ = fs::remove_file(&written.tmp);
+        if let Err(e) = self.dir.rename(&written.tmp, STATE_FILE) {
+            let _ = self.dir.remove(&written.tmp);
             return Err(e);
         }
-        files::open_dir(&self.dir)?.sync_all()
+        self.dir.sync()
     }
 
     /// Drops a written snapshot that will not be installed.
     pub fn discard(&self, written: Written) {
-        let _ = fs::remove_file(&written.tmp);
+        let _ = self.dir.remove(&written.tmp);
     }
 
     /// Replaces the state file atomically with `state`; returns its identity.
@@ -267,8 +276,7 @@ impl Store {
     pub fn remove_stale_temps(&self) -> io::Result<usize> {
         let prefixes = [STATE_FILE, JOURNAL_FILE].map(|name| format!(".{name}.tmp-"));
         let mut removed = 0;
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name();
+        for name in self.dir.names()? {
             let ours = name.to_str().is_some_and(|name| {
                 prefixes.iter().any(|p| {
                     name.strip_prefix(p.as_str())
@@ -276,36 +284,37 @@ impl Store {
                 })
             });
             // Unlinking never follows a link, and a directory is left alone.
-            if ours && fs::remove_file(self.dir.join(&name)).is_ok() {
+            let name = name.to_string_lossy();
+            if ours && self.dir.remove(&name).is_ok() {
                 removed += 1;
             }
         }
         Ok(removed)
     }
 
-    /// Renames `path` to `NAME.corrupt-<unix seconds>` in the directory,
+    /// Renames `name` to `NAME.corrupt-<unix seconds>` in the directory,
     /// never over anything already there.
-    fn keep_aside(&self, path: &Path, name: &str) -> io::Result<PathBuf> {
+    fn keep_aside(&self, name: &str) -> io::Result<PathBuf> {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let base = format!("{name}.corrupt-{secs}");
-        let mut kept_as = self.dir.join(&base);
+        let mut kept_as = base.clone();
         let mut n = 1;
         // A dangling link counts as taken too: rename would replace it.
-        while fs::symlink_metadata(&kept_as).is_ok() {
-            kept_as = self.dir.join(format!("{base}.{n}"));
+        while self.dir.lstat(&kept_as).is_ok() {
+            kept_as = format!("{base}.{n}");
             n += 1;
         }
-        fs::rename(path, &kept_as)?;
-        Ok(kept_as)
+        self.dir.rename(name, &kept_as)?;
+        Ok(self.dir.join(&kept_as))
     }
 }
 
 /// A file of the directory: `None` when it is not there, `Err` with the
 /// reason when it is over [`MAX_STATE_BYTES`].
-fn read(path: &Path) -> io::Result<Option<Result<Vec<u8>, String>>> {
-    match files::read_capped(path, MAX_STATE_BYTES) {
+fn read(dir: &Dir, name: &str) -> io::Result<Option<Result<Vec<u8>, String>>> {
+    match dir.read_capped(name, MAX_STATE_BYTES) {
         Ok(Some(bytes)) => Ok(Some(Ok(bytes))),
         Ok(None) => Ok(Some(Err(format!(
             "it is over {} MiB",

@@ -146,7 +146,8 @@ fn client(
 /// Every promise the state file and the journal make, checked against what
 /// was acknowledged: the state the next start recovers.
 fn check(dir: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
-    let state: StateFile = Store::new(dir)
+    let state: StateFile = Store::open(dir)
+        .unwrap_or_else(|e| panic!("kill {kill}: {e}"))
         .durable()
         .unwrap_or_else(|e| panic!("kill {kill}: {e}"))
         .unwrap_or_else(|| panic!("kill {kill}: no state file nor journal"));

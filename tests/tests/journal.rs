@@ -50,8 +50,9 @@ fn with_journal(launch: &Launch, ports: &[u16]) {
     let (start, end) = launch.range;
     let state = StateFile::empty(PortRange::new(start, end).unwrap(), "2026-01-01T00:00:00Z");
     let dir = launch.dir.path();
-    let id = Store::new(dir).save(&state).unwrap();
-    let mut journal = Journal::create(dir, id, &[]).unwrap();
+    let store = Store::open(dir).unwrap();
+    let id = store.save(&state).unwrap();
+    let mut journal = Journal::create(store.dir(), id, &[]).unwrap();
     for (i, &port) in ports.iter().enumerate() {
         let seq = i as u64 + 2;
         journal

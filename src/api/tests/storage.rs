@@ -55,7 +55,7 @@ fn a_failed_journal_write_is_undone_and_the_next_commit_writes_a_snapshot() {
     let (status, first) = grant(&f);
     assert_eq!(status, 201, "{first}");
     let path = f.app.store().journal_path();
-    let planted = f.app.store().dir().join("planted");
+    let planted = f.app.store().dir().path().join("planted");
     std::fs::write(&planted, std::fs::read(&path).unwrap()).unwrap();
     std::fs::rename(&planted, &path).unwrap();
     let before = durable_leases(&f);
@@ -75,7 +75,7 @@ fn a_failed_journal_write_is_undone_and_the_next_commit_writes_a_snapshot() {
     assert_eq!(saved["leases"].as_object().unwrap().len(), 2, "{saved}");
     assert_eq!(journaled(&f), 0, "a fresh journal after the snapshot");
     assert_eq!(f.app.summary().counts.leased, 2);
-    let names: Vec<String> = std::fs::read_dir(f.app.store().dir())
+    let names: Vec<String> = std::fs::read_dir(f.app.store().dir().path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with(JOURNAL_FILE))

@@ -344,3 +344,33 @@ fn who_takes_one_port_and_json() {
     assert_eq!(usage("who", &["1", "2"]), "unexpected argument '2'");
     assert!(usage("who", &["--count", "2", "1"]).contains("--count"));
 }
+
+#[test]
+fn server_uid_comes_from_its_flag_or_its_variable() {
+    assert_eq!(ok("leases", &[]).server_uid, None);
+    assert_eq!(
+        ok("leases", &["--server-uid", "1001"]).server_uid,
+        Some(1001)
+    );
+    let vars = [("DYNPORT_SERVER_UID", "1002")];
+    assert_eq!(
+        parse_with(&vars, "leases", &[]).unwrap().server_uid,
+        Some(1002)
+    );
+    let inv = parse_with(&vars, "leases", &["--server-uid", "7"]).unwrap();
+    assert_eq!(inv.server_uid, Some(7));
+    assert_eq!(
+        usage("leases", &["--server-uid", "bob"]),
+        "--server-uid: expected a whole number, got 'bob'"
+    );
+}
+
+#[test]
+fn only_a_token_on_the_command_line_is_warned_about() {
+    assert_eq!(
+        ok("lease", &["--token", "t"]).warnings,
+        [TOKEN_ON_COMMAND_LINE]
+    );
+    let env = parse_with(&[("DYNPORT_TOKEN", "t")], "lease", &[]).unwrap();
+    assert_eq!(env.warnings, Vec::<String>::new());
+}

@@ -3,19 +3,18 @@
 //! answered.
 
 use super::{JOURNAL_FILE, Record};
-use crate::state::files;
+use crate::state::files::Dir;
 use crate::state::frame::{self, Frames};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
 
 /// The journal, appended to by one writer at a time. The file is opened
 /// for each append and closed after it, so no file stays open for writing
 /// and the file system can be made read-only under a running server.
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
+    dir: Dir,
     /// Device and inode of the file made by [`Journal::create`]: a file
     /// put in its place is never written to.
     file_id: (u64, u64),
@@ -30,33 +29,35 @@ impl Journal {
     /// `snapshot` and then `tail` (whole frames): written beside it, synced,
     /// renamed over it and the directory synced, so a crash leaves the old
     /// journal or the new one.
-    pub fn create(dir: &Path, snapshot: u64, tail: &[u8]) -> io::Result<Journal> {
+    pub fn create(dir: &Dir, snapshot: u64, tail: &[u8]) -> io::Result<Journal> {
         let mut bytes = Vec::with_capacity(64 + tail.len());
         Record::Follows { snapshot }.encode(&mut bytes);
         let header = bytes.len() as u64;
         bytes.extend_from_slice(tail);
-        let (tmp, file) = files::create_temp(dir, JOURNAL_FILE)?;
-        let path = dir.join(JOURNAL_FILE);
+        let (tmp, file) = dir.create_temp(JOURNAL_FILE)?;
         let written = file
             .write_all_at(&bytes, 0)
             .and_then(|()| file.sync_data())
             .and_then(|()| file.metadata())
-            .and_then(|meta| fs::rename(&tmp, &path).map(|()| (meta.dev(), meta.ino())));
+            .and_then(|meta| {
+                dir.rename(&tmp, JOURNAL_FILE)
+                    .map(|()| (meta.dev(), meta.ino()))
+            });
         let file_id = match written {
             Ok(file_id) => file_id,
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
+                let _ = dir.remove(&tmp);
                 return Err(e);
             }
         };
-        files::open_dir(dir)?.sync_all()?;
+        dir.sync()?;
         let appends = if tail.is_empty() {
             Vec::new()
         } else {
             vec![(0, header)]
         };
         Ok(Journal {
-            path,
+            dir: dir.clone(),
             file_id,
             len: bytes.len() as u64,
             appends,
@@ -74,13 +75,13 @@ impl Journal {
     }
 
     /// Opens the journal made by [`Journal::create`], and no other file.
-    fn open(&self, options: &mut OpenOptions) -> io::Result<File> {
-        let file = files::open_regular(&self.path, options)?;
+    fn open(&self, flags: libc::c_int) -> io::Result<File> {
+        let file = self.dir.open_regular(JOURNAL_FILE, flags, 0)?;
         let meta = file.metadata()?;
         if (meta.dev(), meta.ino()) != self.file_id {
             return Err(io::Error::other(format!(
                 "{} was replaced by another file",
-                self.path.display()
+                self.dir.join(JOURNAL_FILE).display()
             )));
         }
         Ok(file)
@@ -92,9 +93,7 @@ impl Journal {
     /// follow a torn frame; when even that fails the error says so and the
     /// journal must not be appended to again.
     pub fn append(&mut self, frames: &[u8], first_seq: Option<u64>) -> Result<(), AppendError> {
-        let file = self
-            .open(OpenOptions::new().write(true))
-            .map_err(AppendError::Undone)?;
+        let file = self.open(libc::O_WRONLY).map_err(AppendError::Undone)?;
         let written = file
             .write_all_at(frames, self.len)
             .and_then(|()| file.sync_data());
@@ -128,8 +127,7 @@ impl Journal {
             .map_or(self.len, |(_, at)| *at);
         let mut bytes = vec![0; (self.len - from) as usize];
         if !bytes.is_empty() {
-            self.open(OpenOptions::new().read(true))?
-                .read_exact_at(&mut bytes, from)?;
+            self.open(libc::O_RDONLY)?.read_exact_at(&mut bytes, from)?;
         }
         let mut tail = Vec::new();
         for (at, payload) in Frames::new(&bytes) {

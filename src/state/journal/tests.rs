@@ -210,7 +210,8 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn appends_land_after_the_header_and_a_fresh_journal_keeps_the_changes_after_a_cut() {
     let dir = temp_dir("append");
-    let mut j = Journal::create(&dir, 7, &[]).unwrap();
+    let held = crate::state::files::Dir::open(&dir).unwrap();
+    let mut j = Journal::create(&held, 7, &[]).unwrap();
     assert!(j.is_empty());
     j.append(&journal(&[put(2, "a", 3000), put(3, "b", 3001)]), Some(2))
         .unwrap();
@@ -233,7 +234,7 @@ fn appends_land_after_the_header_and_a_fresh_journal_keeps_the_changes_after_a_c
         j.frames_after(2).unwrap(),
         journal(&[put(3, "b", 3001), end(4, "a"), put(5, "c", 3002)])
     );
-    let fresh = Journal::create(&dir, 8, &tail).unwrap();
+    let fresh = Journal::create(&held, 8, &tail).unwrap();
     assert!(!fresh.is_empty());
     let replay = read(&fs::read(path(&dir)).unwrap(), Some(8)).unwrap();
     assert_eq!(replay.changes, vec![end(4, "a"), put(5, "c", 3002)]);

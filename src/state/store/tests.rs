@@ -4,6 +4,8 @@ use super::*;
 use crate::lease::{Lease, Protocol};
 use crate::state::journal::{Journal, Record};
 use crate::state::tests::{lease_at, sample, temp_dir};
+use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 fn range() -> PortRange {
@@ -35,9 +37,9 @@ fn put(seq: u64, id: &str, port: u16) -> Vec<u8> {
 /// grants `a` and `b`.
 fn with_journal(name: &str) -> (PathBuf, Store) {
     let dir = temp_dir(name);
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     let id = store.save(&sample()).unwrap();
-    let mut journal = Journal::create(&dir, id, &[]).unwrap();
+    let mut journal = Journal::create(store.dir(), id, &[]).unwrap();
     journal.append(&put(2, "a", 3002), Some(2)).unwrap();
     journal.append(&put(3, "b", 3003), Some(3)).unwrap();
     (dir, store)
@@ -69,7 +71,7 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn state_file_round_trips() {
     let dir = temp_dir("roundtrip");
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     assert_eq!(store.load().unwrap(), Loaded::Missing);
     let id = store.save(&sample()).unwrap();
     assert_eq!(store.load().unwrap(), Loaded::Found(sample()));
@@ -81,7 +83,7 @@ fn state_file_round_trips() {
 #[test]
 fn corrupt_file_is_kept_aside_not_overwritten() {
     let dir = temp_dir("corrupt");
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     fs::write(store.path(), b"{\"version\": 1, \"trunc").unwrap();
     let Loaded::Corrupt { kept_as, .. } = store.load().unwrap() else {
         panic!("a truncated file must be reported corrupt");
@@ -177,7 +179,7 @@ fn a_journal_without_snapshot_applies_to_an_empty_state() {
 #[test]
 fn a_snapshot_from_before_the_journal_loads_as_it_is() {
     let dir = temp_dir("before-journal");
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     let old = r#"{
   "version": 1,
   "updated_at": "2026-11-25T19:00:00Z",
@@ -252,7 +254,7 @@ fn a_borrowed_state_is_written_as_the_state_file_is() {
 #[test]
 fn a_snapshot_is_written_beside_and_only_installed_when_asked() {
     let dir = temp_dir("install");
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     let written = store.write_temp(&sample()).unwrap();
     assert_eq!(store.load().unwrap(), Loaded::Missing);
     assert_eq!(names(&dir).len(), 1);
@@ -269,7 +271,7 @@ fn a_snapshot_is_written_beside_and_only_installed_when_asked() {
 #[test]
 fn stale_temporary_files_are_removed_and_nothing_else() {
     let dir = temp_dir("stale");
-    let store = Store::new(&dir);
+    let store = Store::open(&dir).unwrap();
     let keep = [
         ".dynamic_ports.json.tmp-short",
         ".dynamic_ports.json.tmp-0123456789abcdeg",

@@ -178,7 +178,17 @@ fn a_token_is_needed_when_the_server_has_one() {
     let dir = server.state_dir();
     let env = [("DYNPORT_TOKEN", "s3cret"), ("DYNPORT_STATE_DIR", dir)];
     let out = client(&["lease"], &env);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    server.in_range(&out.stdout);
+    // Given on the command line, where every user can read it: a warning.
+    let out = client(
+        &["lease", "--token", "s3cret"],
+        &[("DYNPORT_STATE_DIR", dir)],
+    );
+    let warning = "dynport: warning: --token on the command line can be read by every \
+                   user of this host (ps, /proc/PID/cmdline); give it with --token-file or \
+                   DYNPORT_TOKEN instead\n";
+    assert_eq!((out.code, out.stderr.as_str()), (0, warning));
     server.in_range(&out.stdout);
 }
 

@@ -31,6 +31,9 @@ fn dynport_service_is_hardened_without_breaking_dynport() {
     assert_eq!(one("StateDirectory"), ["dynport"]);
     // Every user reaches the socket and reads the state file there.
     assert_eq!(one("StateDirectoryMode"), ["0755"]);
+    // Where a portserver socket goes: no other user may write there.
+    assert_eq!(one("RuntimeDirectory"), ["dynport"]);
+    assert_eq!(one("RuntimeDirectoryMode"), ["0755"]);
     // The scan and the lookup of who owns a connection use netlink.
     assert_eq!(
         one("RestrictAddressFamilies"),
