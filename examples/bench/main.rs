@@ -16,7 +16,7 @@
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders|portserver|storage]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -24,6 +24,7 @@ mod client;
 mod holders;
 mod idle;
 mod leases;
+mod lookups;
 mod portserver;
 mod procs;
 mod report;
@@ -69,8 +70,8 @@ pub struct Options {
     pub startup_runs: usize,
     /// `--filled 0,20000`: the storage part's fill levels, and nothing else of it.
     pub filled: Option<Vec<usize>>,
-    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
-    /// `portserver` or `storage`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`,
+    /// `idle`, `holders`, `lookups`, `portserver` or `storage`.
     only: Option<String>,
     pub dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
@@ -79,12 +80,15 @@ pub struct Options {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = lookups::client_mode(&std::env::args().collect::<Vec<_>>()) {
+        return code;
+    }
     let options = match parse_args() {
         Ok(options) => options,
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage]"
             );
             return ExitCode::from(2);
         }
@@ -138,6 +142,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("holders") {
         results.holders = Some(holders::measure()?);
+    }
+    if options.wants("lookups") {
+        results.lookups = lookups::measure(&options.dynport)?;
     }
     if options.wants("portserver") {
         results.portserver = Some(portserver::measure(&options.dynport)?);
@@ -335,11 +342,11 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders"
+                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders" | "lookups"
                 | "portserver" | "storage") => options.only = Some(part.to_string()),
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle, holders, portserver or storage"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders, lookups, portserver or storage"
                     ));
                 }
             },
