@@ -15,13 +15,12 @@ use std::time::Instant;
 pub fn lookup(app: &App, req: &Request, port: u16) -> Result<Lookup, ApiError> {
     let who = Principal::of(&req.peer);
     let rules = &app.facts.rules;
-    let _permit = match rules.is_operator(who) {
-        true => None,
-        false => Some(
-            app.holder_lookups
-                .begin(who, Instant::now())
-                .map_err(|r| refusal(who, r))?,
-        ),
+    // Held until the lookup ends: the caller's one at a time.
+    let _permit = if rules.is_operator(who) {
+        None
+    } else {
+        let began = app.holder_lookups.begin(who, Instant::now());
+        Some(began.map_err(|r| refusal(who, r))?)
     };
     Ok(read(port, scope(rules, who)))
 }

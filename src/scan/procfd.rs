@@ -129,12 +129,17 @@ impl Walk {
             if self.past_deadline() {
                 return true;
             }
+            let Some(pid) = pid_of(name) else {
+                return false;
+            };
             let of_scope = match scope {
                 Scope::Every => true,
                 Scope::OwnedBy(uid) => dirfd::owner(&self.root, name) == Some(uid),
                 Scope::Nothing => false,
             };
-            pids.extend(pid_of(name).filter(|_| of_scope));
+            if of_scope {
+                pids.push(pid);
+            }
             false
         });
         if stopped.unwrap_or(true) {
