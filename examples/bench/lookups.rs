@@ -1,16 +1,17 @@
 //! The fair-share figure of holder lookups: another user's `GET /healthz`
 //! p99 while one user (another uid: `dynport-alice` when it exists, else
 //! `nobody`) holds 60,000 descriptors and loops holder lookups on 16
-//! connections. The port asked is the server's own, whose socket no
-//! process of that user holds, so every lookup walks all of that user's
-//! descriptors, as a socket held only inside an `SCM_RIGHTS` message in
-//! flight makes it. Needs root, to run processes as that user; the
-//! looping client is this benchmark's own binary run as that user with
-//! [`CLIENT_FLAG`].
+//! connections. The port asked is held by a listener that only an
+//! `SCM_RIGHTS` message in flight holds, so no `/proc/*/fd` names it and
+//! every lookup walks every process it may. Needs root, to run processes
+//! as that user; the looping client is this benchmark's own binary run as
+//! that user with [`CLIENT_FLAG`].
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -33,7 +34,8 @@ const WARMUP: Duration = Duration::from_secs(1);
 const SAMPLE_FOR: Duration = Duration::from_secs(10);
 /// The most the other user's `/healthz` p99 may take.
 const GOAL_MS: f64 = 50.0;
-/// Runs this binary as the looping client: `--lookup-client PORT CONNS SECS`.
+/// Runs this binary as the looping client: `--lookup-client SERVER PORT
+/// CONNS SECS`.
 pub const CLIENT_FLAG: &str = "--lookup-client";
 
 /// What was measured.
@@ -59,11 +61,13 @@ pub fn measure(dynport: &Path) -> io::Result<Option<Lookups>> {
         return Ok(None);
     }
     let (user, uid, gid) = looping_user()?;
-    let server = servers::start_dynport(dynport, "dynport", None)?;
+    let (port, in_flight) = socket_in_flight()?;
+    let range = format!("{port}-{}", port + 1);
+    let server = servers::start_dynport(dynport, "dynport", Some(&range))?;
     let (holders, descriptors) = hold_descriptors(uid, gid)?;
     let bin = shared_copy_of_this_binary()?;
     let mut cmd = Command::new(bin.1.clone());
-    cmd.args([CLIENT_FLAG, &server.port.to_string()])
+    cmd.args([CLIENT_FLAG, &server.port.to_string(), &port.to_string()])
         .args([CONNS.to_string(), SECS.to_string()])
         .uid(uid)
         .gid(gid)
@@ -75,7 +79,7 @@ pub fn measure(dynport: &Path) -> io::Result<Option<Lookups>> {
     let mut latencies = sample_health(server.port, SAMPLE_FOR)?;
     let server_cores = (cpu_secs(server.child.pid())? - cpu) / began.elapsed().as_secs_f64();
     let counts = client.output()?;
-    drop((holders, server, bin));
+    drop((holders, server, bin, in_flight));
     let (answered, refused) = parse_counts(&counts)
         .ok_or_else(|| io::Error::other(format!("the looping client printed {counts:?}")))?;
     latencies.sort_unstable();
@@ -127,6 +131,57 @@ pub fn rows(l: &Lookups) -> [Row; 3] {
             format!("{:.2}", l.server_cores),
         ),
     ]
+}
+
+/// A TCP listener on a port whose next one is free too (for the server),
+/// sent over a socketpair and closed here: only the message in flight
+/// holds it until the pair is dropped.
+fn socket_in_flight() -> io::Result<(u16, (UnixStream, UnixStream))> {
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+            continue;
+        }
+        let pair = UnixStream::pair()?;
+        send_fd(&pair.0, listener.as_raw_fd())?;
+        return Ok((port, pair));
+    }
+    Err(io::Error::other("no two free ports in a row"))
+}
+
+/// Sends `fd` over `via` as `SCM_RIGHTS`, with one byte of data.
+fn send_fd(via: &UnixStream, fd: RawFd) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: byte.len(),
+    };
+    let fd_len = std::mem::size_of::<RawFd>() as u32;
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on their argument.
+    let (space, len) = unsafe { (libc::CMSG_SPACE(fd_len), libc::CMSG_LEN(fd_len)) };
+    let mut control = vec![0u64; (space as usize).div_ceil(8)]; // aligned for cmsghdr
+    // SAFETY: msghdr is plain data, for which all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as usize;
+    // SAFETY: `msg` points at `control`, which has room for one header and
+    // one descriptor (CMSG_SPACE), so the first header and its data lie in
+    // it; sendmsg(2) only reads `msg`, `iov` and `control`.
+    let sent = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = len as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        libc::sendmsg(via.as_raw_fd(), &msg, 0)
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `dynport-alice` (made by the trust tests) when it exists, else `nobody`:
@@ -182,7 +237,6 @@ fn hold_descriptors(uid: u32, gid: u32) -> io::Result<(Vec<Child>, usize)> {
 }
 
 fn dup(file: &std::fs::File) -> io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
     // SAFETY: dup(2) takes an open descriptor and returns a new one or -1.
     let fd = unsafe { libc::dup(file.as_raw_fd()) };
     if fd < 0 {
@@ -264,14 +318,16 @@ pub fn client_mode(args: &[String]) -> Option<ExitCode> {
         return None;
     }
     let number = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok());
-    let (Some(port), Some(conns), Some(secs)) = (number(2), number(3), number(4)) else {
-        eprintln!("bench: usage: bench {CLIENT_FLAG} PORT CONNS SECS");
+    let port = |i: usize| number(i).and_then(|n| u16::try_from(n).ok());
+    let (Some(server), Some(port), Some(conns), Some(secs)) =
+        (port(2), port(3), number(4), number(5))
+    else {
+        eprintln!("bench: usage: bench {CLIENT_FLAG} SERVER PORT CONNS SECS");
         return Some(ExitCode::from(2));
     };
-    let port = u16::try_from(port).unwrap_or(0);
     let end = Instant::now() + Duration::from_secs(secs);
     let loops: Vec<_> = (0..conns)
-        .map(|_| thread::spawn(move || lookup_loop(port, end)))
+        .map(|_| thread::spawn(move || lookup_loop(server, port, end)))
         .collect();
     let (mut answered, mut refused) = (0, 0);
     for handle in loops {
@@ -284,14 +340,15 @@ pub fn client_mode(args: &[String]) -> Option<ExitCode> {
 }
 
 /// Holder lookups of `port` one after another until `end`, on one
-/// connection made again whenever it fails: the 200s and the 429s.
-fn lookup_loop(port: u16, end: Instant) -> (u64, u64) {
+/// connection to `server` made again whenever it fails: the 200s and the
+/// 429s.
+fn lookup_loop(server: u16, port: u16, end: Instant) -> (u64, u64) {
     let path = format!("/api/v1/tools/port/state?port={port}");
     let (mut answered, mut refused) = (0, 0);
     let mut client = None;
     while Instant::now() < end {
         let Some(c) = client.as_mut() else {
-            client = Client::connect(port).ok();
+            client = Client::connect(server).ok();
             if client.is_none() {
                 thread::sleep(Duration::from_millis(10));
             }
