@@ -26,6 +26,9 @@ pub enum ApiError {
     /// Too many failed token checks from this peer; `retry_after` seconds
     /// until it may try again. 429.
     TooManyRequests { retry_after: u64 },
+    /// Over a share of something costly, such as holder lookups; the
+    /// message says which, `retry_after` seconds until it may try again. 429.
+    Throttled { retry_after: u64, message: String },
     /// dynport cannot do it now, e.g. the state file cannot be written. 503.
     Unavailable(String),
 }
@@ -40,7 +43,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,
             ApiError::MisdirectedHost(_) => 421,
-            ApiError::TooManyRequests { .. } => 429,
+            ApiError::TooManyRequests { .. } | ApiError::Throttled { .. } => 429,
             ApiError::Unavailable(_) => 503,
         }
     }
@@ -51,7 +54,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::Unavailable(m) => m.clone(),
+            | ApiError::Unavailable(m)
+            | ApiError::Throttled { message: m, .. } => m.clone(),
             ApiError::Unauthorized => {
                 "missing or wrong token: send Authorization: Bearer <token>".to_string()
             }
@@ -74,7 +78,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => response.with_header("WWW-Authenticate", "Bearer"),
             ApiError::MethodNotAllowed { allow } => response.with_header("Allow", allow),
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after } | ApiError::Throttled { retry_after, .. } => {
                 response.with_header("Retry-After", retry_after.to_string())
             }
             _ => response,

@@ -39,7 +39,8 @@ pub fn measure() -> io::Result<Holders> {
     let udp = UdpSocket::bind(("127.0.0.1", port))?;
     let holder = sleeper(&[tcp.as_raw_fd(), udp.as_raw_fd()])?;
     drop((tcp, udp)); // the holder's copies are now the only ones
-    let found = dynport::scan::holders(port)?;
+    // Checked without the server's budget, which a busy machine may pass.
+    let found = lookup(port, Duration::from_secs(60))?;
     if found.len() != 2 || found.iter().any(|h| h.pid != Some(holder.pid())) {
         return Err(io::Error::other(format!(
             "holders of port {port}: expected the TCP and UDP sockets of pid {}, got {found:?}",
@@ -49,7 +50,7 @@ pub fn measure() -> io::Result<Holders> {
     let mut times = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let (began, cpu) = (Instant::now(), process_cpu());
-        dynport::scan::holders(port)?;
+        lookup(port, dynport::scan::LOOKUP_BUDGET)?;
         times.push((began.elapsed(), process_cpu() - cpu));
     }
     times.sort_unstable();
@@ -66,6 +67,13 @@ pub fn measure() -> io::Result<Holders> {
         median,
         median_cpu,
     })
+}
+
+/// The holders of `port` as an operator's lookup finds them (what the
+/// server answers root), looked for until `budget` has passed.
+fn lookup(port: u16, budget: Duration) -> io::Result<Vec<dynport::scan::Holder>> {
+    let found = dynport::scan::lookup(port, dynport::scan::Scope::Every, budget)?;
+    Ok(found.holders)
 }
 
 /// The table rows.

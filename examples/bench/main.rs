@@ -16,7 +16,7 @@
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders|portserver|storage|pipelined]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -24,6 +24,7 @@ mod client;
 mod holders;
 mod idle;
 mod leases;
+mod lookups;
 mod pipelined;
 mod portserver;
 mod procs;
@@ -70,8 +71,8 @@ pub struct Options {
     pub startup_runs: usize,
     /// `--filled 0,20000`: the storage part's fill levels, and nothing else of it.
     pub filled: Option<Vec<usize>>,
-    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`
-    /// `portserver` or `storage`.
+    /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`,
+    /// `idle`, `holders`, `lookups`, `portserver`, `storage` or `pipelined`.
     only: Option<String>,
     pub dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
@@ -80,12 +81,15 @@ pub struct Options {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = lookups::client_mode(&std::env::args().collect::<Vec<_>>()) {
+        return code;
+    }
     let options = match parse_args() {
         Ok(options) => options,
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|portserver|storage|pipelined]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined]"
             );
             return ExitCode::from(2);
         }
@@ -139,6 +143,9 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("holders") {
         results.holders = Some(holders::measure()?);
+    }
+    if options.wants("lookups") {
+        results.lookups = lookups::measure(&options.dynport)?;
     }
     if options.wants("portserver") {
         results.portserver = Some(portserver::measure(&options.dynport)?);
@@ -339,11 +346,11 @@ fn parse_args() -> Result<Options, String> {
             "--dynport" => options.dynport = PathBuf::from(value()?),
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
-                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders"
+                part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders" | "lookups"
                 | "portserver" | "storage" | "pipelined") => options.only = Some(part.to_string()),
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle, holders, portserver, storage or pipelined"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders, lookups, portserver, storage or pipelined"
                     ));
                 }
             },

@@ -11,6 +11,7 @@ use crate::wire::ChangePortBody;
 use serde::Serialize;
 
 mod guard;
+mod holders;
 mod leases;
 mod metrics;
 mod query;
@@ -106,7 +107,7 @@ fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
         Route::Health => json(200, &serde_json::json!({"status": "ok"})),
         Route::ServerPort => server_port(app),
         Route::ChangePort => change_port(app, req)?,
-        Route::PortState => port_state(app, req.query.as_deref())?,
+        Route::PortState => port_state(app, req)?,
         Route::Overview => overview(app),
         Route::Metrics => metrics::render(app),
         Route::Leases => leases::list(app, req.query.as_deref())?,
@@ -214,13 +215,15 @@ struct OnePort<'a> {
     /// The sockets holding the port now; absent when none does.
     #[serde(skip_serializing_if = "Option::is_none")]
     holders: Option<Vec<crate::scan::Holder>>,
+    /// Whether the lookup of their processes ended within its budget.
+    complete: bool,
     timestamp: String,
 }
 
 /// `GET /api/v1/tools/port/state`: every port that is not free, those in
 /// one state with `?state=`, or one port with `?port=N`.
-fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
-    let found = query::parse(query, &["port", "state"])?;
+fn port_state(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let found = query::parse(req.query.as_deref(), &["port", "state"])?;
     let state = query::get(&found, "state").map(parse_state).transpose()?;
     let summary = app.summary();
     let range = summary.range;
@@ -246,6 +249,7 @@ fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
             "port: {port} is outside the managed range {range}"
         )));
     }
+    let found = holders::lookup(app, req, port)?;
     let entry = app.port_entry(port);
     Ok(json(
         200,
@@ -253,33 +257,11 @@ fn port_state(app: &App, query: Option<&str>) -> Result<Response, ApiError> {
             port,
             state: entry.as_ref().map_or("free", |e| e.state.as_str()),
             since: entry.as_ref().map(|e| e.since.as_str()),
-            holders: holders(port),
+            holders: Some(found.holders).filter(|h| !h.is_empty()),
+            complete: found.complete,
             timestamp: now_rfc3339(),
         },
     ))
-}
-
-/// Who holds `port` at this moment, as the kernel says (the port's state is
-/// as of the last scan): `None` when no socket does, or when the socket
-/// table cannot be read, which is logged once as a warning.
-fn holders(port: u16) -> Option<Vec<crate::scan::Holder>> {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    match crate::scan::holders(port) {
-        Ok(found) => Some(found).filter(|h| !h.is_empty()),
-        Err(e) => {
-            let once = !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed);
-            let level = if once {
-                log::Level::Warn
-            } else {
-                log::Level::Debug
-            };
-            log::log!(
-                level,
-                "who holds port {port}: cannot read the socket table: {e}"
-            );
-            None
-        }
-    }
 }
 
 /// The `port` parameter of a query string.

@@ -141,6 +141,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Failed token checks by peer, for the 429 and the log's rate limit.
     pub auth_throttle: Mutex<crate::throttle::AuthThrottle>,
+    /// Holder lookups by caller, for their share (one at a time, ten a
+    /// second).
+    pub holder_lookups: crate::scan::LookupLimit<crate::principal::Principal>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
@@ -206,6 +209,7 @@ impl App {
             facts,
             metrics: Arc::default(),
             auth_throttle: Mutex::default(),
+            holder_lookups: crate::scan::LookupLimit::default(),
             store,
             scanner,
             serving,

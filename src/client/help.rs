@@ -117,9 +117,12 @@ Usage: dynport who [OPTIONS] PORT
 Shows what holds PORT, one row per TCP listener and bound UDP socket, IPv4
 and IPv6, with the user that owns it and the process that holds it, as
 `ss -ltnup 'sport = :PORT'` or `lsof -i :PORT` show it. PID and COMMAND are `-`
-for a process the server may not look into (another user's, unless the
-server runs as root). USER is looked up in this host's /etc/passwd when
-the server runs on this host. PORT must lie in the server's range.
+for a process that is not the caller's own (uid 0 and the server's own uid
+see every one) or that the server may not look into (another user's, unless
+the server runs as root). The server looks for at most 100 ms; past that,
+a line under the table says the list may be incomplete. USER is looked up
+in this host's /etc/passwd when the server runs on this host. PORT must lie
+in the server's range.
 
 Options:
   --json             print the server's answer as JSON

@@ -13,8 +13,9 @@ use std::net::IpAddr;
 /// The user database read for names; NSS sources beyond it are not asked.
 const PASSWD: &str = "/etc/passwd";
 
-/// A header and one row per socket; when no socket holds the port, one
-/// line saying so with the port's state from `answer`.
+/// A header and one row per socket, and a last line when the server's
+/// lookup ran out of time; when no socket holds the port, one line saying
+/// so with the port's state from `answer`.
 pub fn table(
     port: u16,
     answer: &Value,
@@ -40,8 +41,17 @@ pub fn table(
             h.command.as_deref().map_or_else(dash, clean),
         ]
     }));
-    aligned(&rows)
+    let mut text = aligned(&rows);
+    if answer["complete"] == Value::Bool(false) {
+        text.push_str(INCOMPLETE);
+    }
+    text
 }
+
+/// Said under the table when the lookup stopped at its budget: the sockets
+/// are all there, but a `-` may be a process not looked into in time.
+const INCOMPLETE: &str = "the list may be incomplete: the lookup of processes stopped \
+                          after 100 ms, so a - under PID may be one not looked into\n";
 
 /// User names by uid, from this host's `/etc/passwd`; none when the server
 /// is not on this host or the file cannot be read.
@@ -120,6 +130,23 @@ mod tests {
              tcp    127.0.0.1  1000  alice  4242  python3\n\
              udp    ::         0     -      -     -\n"
         );
+    }
+
+    #[test]
+    fn an_incomplete_lookup_says_so_under_the_table() {
+        let holders = [holder(Proto::Tcp, "127.0.0.1", 1000, None, None)];
+        let answer = json!({"state": "in_use", "complete": false});
+        let out = table(4100, &answer, &holders, &HashMap::new());
+        assert_eq!(
+            out,
+            "PROTO  ADDRESS    UID   USER  PID  COMMAND\n\
+             tcp    127.0.0.1  1000  -     -    -\n\
+             the list may be incomplete: the lookup of processes stopped after 100 ms, \
+             so a - under PID may be one not looked into\n"
+        );
+        let answer = json!({"state": "in_use", "complete": true});
+        let out = table(4100, &answer, &holders, &HashMap::new());
+        assert_eq!(out.lines().count(), 2);
     }
 
     #[test]

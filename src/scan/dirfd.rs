@@ -64,6 +64,18 @@ pub(super) fn open_dir(dir: Option<&OwnedFd>, path: &CStr) -> io::Result<OwnedFd
     crate::sys::open_at(dir.map(AsFd::as_fd), path, flags, 0)
 }
 
+/// The uid that owns `name` in `dir`, without following a link there;
+/// `None` when it cannot be looked at (a process that has exited).
+pub(super) fn owner(dir: &OwnedFd, name: &CStr) -> Option<u32> {
+    // SAFETY: stat is plain data, for which all zeroes is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: fstatat(2) only reads the NUL-terminated `name` and writes
+    // the stat passed by pointer; `dir` is open for the whole call.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) };
+    (rc == 0).then_some(st.st_uid)
+}
+
 /// Hands `on_name` each name in the directory `dir` (`.` and `..`
 /// included), reading records into `buf`, until it returns true or the
 /// directory ends as `ends` tells. Returns whether `on_name` stopped the
@@ -202,6 +214,14 @@ mod tests {
         });
         assert_eq!((stopped.unwrap(), count), (true, 5));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_owner_of_a_proc_entry_is_its_process_s_user() {
+        let proc = open_dir(None, c"/proc").unwrap();
+        let me = std::ffi::CString::new(std::process::id().to_string()).unwrap();
+        assert_eq!(owner(&proc, &me), Some(crate::sys::euid()));
+        assert_eq!(owner(&proc, c"no-such-entry"), None);
     }
 
     #[test]

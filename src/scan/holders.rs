@@ -1,7 +1,8 @@
 //! Who holds a port, as `ss -ltnup 'sport = :PORT'` answers it: every
 //! socket bound to that one port (TCP listeners and UDP sockets, IPv4 and
 //! IPv6) from a `NETLINK_SOCK_DIAG` dump filtered to it, then the process
-//! holding each socket, found by its inode in `/proc/*/fd`. Asked only on
+//! holding each socket, found by its inode in `/proc/*/fd` among the
+//! processes the caller may see, within a time budget. Asked only on
 //! demand, never by the periodic scan.
 
 use super::netlink::{self, DiagSocket, RECV_BUF_LEN, TCP_LISTEN};
@@ -13,6 +14,16 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+mod limit;
+
+pub use limit::{LookupLimit, MAX_PER_SECOND, Permit, Refused};
+pub use procfd::Scope;
+
+/// The most wall-clock time one lookup takes: past it, it answers what it
+/// found with `complete: false`.
+pub const LOOKUP_BUDGET: Duration = Duration::from_millis(100);
 
 /// One socket holding a port, as `GET /api/v1/tools/port/state?port=N`
 /// shows it in `holders` and `dynport who` reads it.
@@ -23,28 +34,43 @@ pub struct Holder {
     pub address: IpAddr,
     /// The user that owns the socket, from the kernel's socket table.
     pub uid: u32,
-    /// The process holding it; `null` when dynport may not read that
-    /// process's `/proc/PID/fd` (another user's, unless dynport is root).
+    /// The process holding it; `null` when it is not the caller's to see
+    /// (another user's, unless an operator asks), when dynport may not
+    /// read its `/proc/PID/fd` (another user's, unless dynport is root),
+    /// or when the lookup ran out of time before it got to it.
     pub pid: Option<u32>,
     /// That process's command name (`/proc/PID/comm`).
     pub command: Option<String>,
 }
 
-/// Every socket holding `port` now, TCP before UDP, each by address; empty
-/// when none does. An error when the kernel's socket table cannot be read.
-pub fn holders(port: u16) -> io::Result<Vec<Holder>> {
-    holders_in(Path::new("/proc"), port)
+/// What one lookup found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// Every socket holding the port, TCP before UDP, each by address.
+    pub holders: Vec<Holder>,
+    /// Whether every process of the lookup's scope was looked into (or
+    /// every socket's process found) within the budget. The sockets
+    /// themselves are always all there: only a `pid` may be missing.
+    pub complete: bool,
 }
 
-/// [`holders`], with the processes looked up under `proc_root`.
-fn holders_in(proc_root: &Path, port: u16) -> io::Result<Vec<Holder>> {
+/// Every socket holding `port` now, with the processes of `scope` holding
+/// them, looked for until `budget` has passed since the call. An error
+/// when the kernel's socket table cannot be read.
+pub fn lookup(port: u16, scope: Scope, budget: Duration) -> io::Result<Lookup> {
+    let deadline = Instant::now() + budget;
+    lookup_in(Path::new("/proc"), port, scope, deadline)
+}
+
+/// [`lookup`], with the processes looked up under `proc_root`.
+fn lookup_in(proc_root: &Path, port: u16, scope: Scope, deadline: Instant) -> io::Result<Lookup> {
     let sockets = sockets_on(port)?;
     let inodes: Vec<u64> = sockets.iter().map(|(_, s)| u64::from(s.inode)).collect();
-    let owners = procfd::find(proc_root, &inodes);
+    let found = procfd::find(proc_root, &inodes, scope, deadline);
     let mut holders: Vec<Holder> = sockets
         .into_iter()
         .map(|(protocol, s)| {
-            let pid = owners.get(&u64::from(s.inode)).copied();
+            let pid = found.owners.get(&u64::from(s.inode)).copied();
             Holder {
                 protocol,
                 address: s.address,
@@ -55,7 +81,10 @@ fn holders_in(proc_root: &Path, port: u16) -> io::Result<Vec<Holder>> {
         })
         .collect();
     holders.sort_by_key(|h| (h.protocol, h.address, h.pid));
-    Ok(holders)
+    Ok(Lookup {
+        holders,
+        complete: found.complete,
+    })
 }
 
 /// The sockets bound to `port` that hold it: TCP listeners and UDP sockets

@@ -17,7 +17,9 @@ mod procnet;
 #[cfg(test)]
 mod tests;
 
-pub use holders::{Holder, holders};
+pub use holders::{
+    Holder, LOOKUP_BUDGET, Lookup, LookupLimit, MAX_PER_SECOND, Permit, Refused, Scope, lookup,
+};
 pub use owner::{Vouching, tcp_socket_uid};
 pub use probe::bindable;
 

@@ -1,7 +1,8 @@
 //! The processes holding sockets, found as `ss -p` and `lsof` find them: a
 //! socket's inode in the `socket:[INODE]` link of a `/proc/PID/fd` entry.
 //! Only processes whose `fd` directory dynport may read are seen (its own
-//! user's, or every one when it runs as root).
+//! user's, or every one when it runs as root), and of those only the ones
+//! the caller may see ([`Scope`]), until a deadline.
 #![forbid(unsafe_code)]
 
 use super::dirfd::{self, Ends};
@@ -13,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 /// Room for many directory records per read: `/proc` lists every process.
 const NAMES_BUF: usize = 32 * 1024;
@@ -21,26 +23,57 @@ const LINK_BUF: usize = 32;
 /// Processes above which a lookup shares its walk with a second thread.
 const SPLIT_ABOVE: usize = 256;
 
-/// For each inode of `wanted`, the pid of a process holding it: the
-/// lowest. Processes are walked by ascending pid (the parent of a forked
-/// server before its children), and the walk stops as soon as every inode
-/// is found. It runs on the thread that asks (an HTTP worker), helped by
-/// one more when there are many processes: see [`Walk::split`].
-pub(super) fn find(proc_root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
+/// Whose processes a lookup looks into, as `ss -p` shows a user only
+/// their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every process (an operator asks).
+    Every,
+    /// The processes whose `/proc/PID` this uid owns: its effective uid.
+    /// The kernel gives a process that may not be dumped (a setuid
+    /// program, one that changed its credentials) to root, so such a
+    /// process is not its user's here, as `ss -p` does not show it to them.
+    OwnedBy(u32),
+    /// None: a caller that is no local user.
+    Nothing,
+}
+
+/// What a walk found: the pid holding each inode found, and whether the
+/// walk looked into every process of its scope (or found every inode)
+/// before its deadline.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Found {
+    pub owners: HashMap<u64, u32>,
+    pub complete: bool,
+}
+
+/// For each inode of `wanted`, the pid of a process of `scope` holding it:
+/// the lowest. Processes are walked by ascending pid (the parent of a
+/// forked server before its children), and the walk stops as soon as every
+/// inode is found, or at `deadline`. It runs on the thread that asks (an
+/// HTTP worker), helped by one more when an operator asks and there are
+/// many processes: see [`Walk::split`].
+pub(super) fn find(proc_root: &Path, wanted: &[u64], scope: Scope, deadline: Instant) -> Found {
     let mut search = Search::new(wanted);
-    if search.done() {
-        return search.found;
+    if search.done() || scope == Scope::Nothing {
+        return search.into_found(true);
     }
-    let Some(walk) = Walk::open(proc_root) else {
-        return search.found;
+    let Some(walk) = Walk::open(proc_root, deadline) else {
+        return search.into_found(false);
     };
     let mut buf = vec![0u8; NAMES_BUF];
-    let pids = walk.pids(&mut buf);
-    if pids.len() > SPLIT_ABOVE && cpus() > 1 {
-        return walk.split(&pids, search, &mut buf);
+    let Some(pids) = walk.pids(scope, &mut buf) else {
+        return search.into_found(false);
+    };
+    // One user's lookups keep to one thread, so that they never take more
+    // than one core from the others.
+    if scope == Scope::Every && pids.len() > SPLIT_ABOVE && cpus() > 1 {
+        search = walk.split(&pids, search, &mut buf);
+    } else {
+        walk.run(&pids, &mut search, None, &mut buf);
     }
-    walk.run(&pids, &mut search, None, &mut buf);
-    search.found
+    let complete = search.done() || !walk.late.load(Ordering::Relaxed);
+    search.into_found(complete)
 }
 
 /// The CPUs dynport may run on, asked once: std reads the cgroup's quota
@@ -50,37 +83,80 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// A walk of the processes under one proc root.
+/// A walk of the processes under one proc root, until a deadline.
 struct Walk {
     root: OwnedFd,
     ends: Ends,
+    deadline: Instant,
+    /// Set once a walker saw the deadline pass.
+    late: AtomicBool,
 }
 
 impl Walk {
-    fn open(proc_root: &Path) -> Option<Walk> {
+    fn open(proc_root: &Path, deadline: Instant) -> Option<Walk> {
         let path = CString::new(proc_root.as_os_str().as_bytes()).ok()?;
         let root = dirfd::open_dir(None, &path).ok()?;
         let ends = Ends::of(&root);
-        Some(Walk { root, ends })
+        let late = AtomicBool::new(false);
+        Some(Walk {
+            root,
+            ends,
+            deadline,
+            late,
+        })
     }
 
-    /// The processes the root lists, ascending: its entries that are all
-    /// digits. `self`, `sys` and the rest are no process.
-    fn pids(&self, buf: &mut [u8]) -> Vec<u32> {
+    /// Whether the deadline has passed; remembered once it has. Asked
+    /// before every process and every descriptor: reading the clock costs
+    /// a small fraction of a `readlinkat`.
+    fn past_deadline(&self) -> bool {
+        if self.late.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            self.late.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// The processes of `scope` the root lists, ascending: its entries
+    /// that are all digits (`self`, `sys` and the rest are no process),
+    /// each owned by the scope's uid when it names one. The owner is one
+    /// `fstatat` of the entry, so another user's `fd` directory is never
+    /// opened, however many descriptors it holds. `None` when the listing
+    /// fails or the deadline passes before it ends.
+    fn pids(&self, scope: Scope, buf: &mut [u8]) -> Option<Vec<u32>> {
         let mut pids = Vec::new();
-        let _ = dirfd::each_name(&self.root, buf, self.ends, &mut |name| {
-            pids.extend(pid_of(name));
+        let stopped = dirfd::each_name(&self.root, buf, self.ends, &mut |name| {
+            if self.past_deadline() {
+                return true;
+            }
+            let Some(pid) = pid_of(name) else {
+                return false;
+            };
+            let of_scope = match scope {
+                Scope::Every => true,
+                Scope::OwnedBy(uid) => dirfd::owner(&self.root, name) == Some(uid),
+                Scope::Nothing => false,
+            };
+            if of_scope {
+                pids.push(pid);
+            }
             false
         });
+        if stopped.unwrap_or(true) {
+            return None;
+        }
         pids.sort_unstable(); // `/proc` lists them so already; a copy may not
-        pids
+        Some(pids)
     }
 
     /// Offers `search` the sockets of each of `pids` in turn, until it is
-    /// done or `stop` is set.
+    /// done, `stop` is set or the deadline passes.
     fn run(&self, pids: &[u32], search: &mut Search, stop: Option<&AtomicBool>, buf: &mut [u8]) {
         for &pid in pids {
             if search.done() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return;
+            }
+            if self.past_deadline() {
                 return;
             }
             self.sockets_of(pid, buf, &mut |inode| search.offer(pid, inode));
@@ -97,7 +173,7 @@ impl Walk {
     /// fixed threads stay as they are. The upper half stops once the lower
     /// found every inode, and the lower half's finds win, so the lowest pid
     /// still holds each inode. Without a helper, one thread walks it all.
-    fn split(&self, pids: &[u32], mut lower: Search, buf: &mut [u8]) -> HashMap<u64, u32> {
+    fn split(&self, pids: &[u32], mut lower: Search, buf: &mut [u8]) -> Search {
         let (low, high) = pids.split_at(pids.len() / 2);
         let lower_done = AtomicBool::new(false);
         let mut upper = lower.clone();
@@ -122,12 +198,13 @@ impl Walk {
                 Err(_) => self.run(high, &mut lower, None, buf),
             }
         });
-        lower.found
+        lower
     }
 
     /// Hands `on_inode` the inode of each socket process `pid` has open
-    /// until it returns true, and returns whether it did. A process dynport
-    /// may not look into (another user's) or that has exited holds nothing.
+    /// until it returns true or the deadline passes, and returns whether
+    /// either did. A process dynport may not look into (another user's,
+    /// unless it runs as root) or that has exited holds nothing.
     fn sockets_of(&self, pid: u32, buf: &mut [u8], on_inode: &mut dyn FnMut(u64) -> bool) -> bool {
         let mut path = [0u8; 16];
         let Some(path) = fd_dir(pid, &mut path) else {
@@ -138,6 +215,9 @@ impl Walk {
         };
         let mut link = [0u8; LINK_BUF];
         let stopped = dirfd::each_name(&fds, buf, self.ends, &mut |name| {
+            if self.past_deadline() {
+                return true;
+            }
             dirfd::read_link(&fds, name, &mut link)
                 .and_then(socket_inode)
                 .is_some_and(&mut *on_inode)
@@ -194,6 +274,13 @@ impl Search {
 
     fn done(&self) -> bool {
         self.left.is_empty()
+    }
+
+    fn into_found(self, complete: bool) -> Found {
+        Found {
+            owners: self.found,
+            complete,
+        }
     }
 
     /// Takes in what `other`, a search for the same inodes, found.

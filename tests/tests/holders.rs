@@ -1,7 +1,10 @@
 //! Who holds a port, through the real binary: `holders` on
 //! `GET /api/v1/tools/port/state?port=N` and `dynport who PORT`, for
 //! sockets of a child process this test starts (`python3`), of the server
-//! itself, and of another user when the tests run as root.
+//! itself, and of another user when the tests run as root; and each
+//! user's share of lookups (`share`).
+
+mod share;
 
 #[allow(dead_code)]
 use crate::trust::users;
@@ -11,7 +14,14 @@ use crate::fixture::{Launch, Server, TempDir, eventually, free_range, has_ipv6, 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::RwLock;
 use users::{User, alice_and_bob, as_user, euid, server_as};
+
+/// Held for writing by the test whose process holds many descriptors,
+/// for reading by every test that expects a lookup to find its process:
+/// an operator's lookup walks every process and would run out of time in
+/// that one.
+static HOG: RwLock<()> = RwLock::new(());
 
 /// Binds what its arguments name on the port given first (`tcp`: a
 /// listener on 127.0.0.1, `udp`: a socket on every address, IPv6 when `6`
@@ -110,6 +120,7 @@ fn udp_every() -> (&'static str, &'static str) {
 
 #[test]
 fn holders_name_the_listener_the_udp_socket_and_the_process() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let server = start();
     let port = other_port(&server);
     let (every, v) = udp_every();
@@ -131,6 +142,7 @@ fn holders_name_the_listener_the_udp_socket_and_the_process() {
 
 #[test]
 fn the_servers_own_port_is_held_by_dynport() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let server = start();
     let body = port_state(server.port, server.port);
     let own = holder(
@@ -148,6 +160,7 @@ fn the_servers_own_port_is_held_by_dynport() {
 
 #[test]
 fn who_prints_a_table_and_the_json_answer() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let server = start();
     let port = other_port(&server);
     let dir = server.dir().path().to_str().unwrap();
@@ -183,6 +196,7 @@ fn who_prints_a_table_and_the_json_answer() {
 
 #[test]
 fn who_says_when_nothing_holds_the_port_and_refuses_a_port_outside_the_range() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let server = start();
     let port = other_port(&server);
     let dir = server.dir().path().to_str().unwrap();
@@ -210,6 +224,7 @@ fn who_says_when_nothing_holds_the_port_and_refuses_a_port_outside_the_range() {
 
 #[test]
 fn a_root_server_shows_another_users_socket_with_its_process() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let Some((alice, _)) = alice_and_bob() else {
         return;
     };
@@ -236,6 +251,7 @@ fn a_root_server_shows_another_users_socket_with_its_process() {
 
 #[test]
 fn a_server_of_one_user_hides_the_process_behind_another_users_socket() {
+    let _shared = HOG.read().unwrap_or_else(|p| p.into_inner());
     let Some((alice, bob)) = alice_and_bob() else {
         return;
     };

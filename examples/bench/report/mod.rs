@@ -44,6 +44,7 @@ pub struct Results {
     pub leases: Option<Leases>,
     pub idle_switches: Option<crate::idle::Idle>,
     pub holders: Option<crate::holders::Holders>,
+    pub lookups: Option<crate::lookups::Lookups>,
     pub portserver: Option<crate::portserver::Figures>,
     pub storage: Option<crate::storage::Storage>,
     pub pipelined: Option<crate::pipelined::Pipelined>,

@@ -56,6 +56,9 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
     if let Some(holders) = &r.holders {
         rows.extend(crate::holders::rows(holders));
     }
+    if let Some(lookups) = &r.lookups {
+        rows.extend(crate::lookups::rows(lookups));
+    }
     if let Some(figures) = &r.portserver {
         crate::portserver::rows(rows, figures);
     }

@@ -4,6 +4,14 @@
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 
+/// Every holder of `port`, as an operator sees them, within no deadline a
+/// test reaches.
+fn holders(port: u16) -> io::Result<Vec<Holder>> {
+    let found = lookup(port, Scope::Every, Duration::from_secs(3600))?;
+    assert!(found.complete, "{found:?}");
+    Ok(found.holders)
+}
+
 fn own() -> (u32, u32, Option<String>) {
     let pid = std::process::id();
     (
@@ -132,7 +140,8 @@ fn a_socket_no_process_is_found_for_keeps_its_uid_without_pid() {
     // A /proc with no process in it: the socket's owner is unknown.
     let empty = std::env::temp_dir().join(format!("dynport-holders-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let found = holders_in(&empty, port).unwrap();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let found = lookup_in(&empty, port, Scope::Every, far).unwrap();
     std::fs::remove_dir_all(&empty).unwrap();
     let expected = Holder {
         protocol: Proto::Tcp,
@@ -141,5 +150,44 @@ fn a_socket_no_process_is_found_for_keeps_its_uid_without_pid() {
         pid: None,
         command: None,
     };
-    assert_eq!(found, [expected]);
+    assert_eq!(found.holders, [expected]);
+    assert!(found.complete);
+}
+
+/// The one listener of this process on a fresh port, as one would see it
+/// whose lookup shows no process.
+fn hidden_listener() -> (TcpListener, u16, Holder) {
+    let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let hidden = Holder {
+        protocol: Proto::Tcp,
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        uid: crate::sys::euid(),
+        pid: None,
+        command: None,
+    };
+    (tcp, port, hidden)
+}
+
+#[test]
+fn a_caller_sees_the_process_only_behind_its_own_sockets() {
+    let (_tcp, port, hidden) = hidden_listener();
+    let long = Duration::from_secs(3600);
+    let own = lookup(port, Scope::OwnedBy(crate::sys::euid()), long).unwrap();
+    assert_eq!(own.holders, [holder(Proto::Tcp, hidden.address)]);
+    assert!(own.complete);
+    let other = lookup(port, Scope::OwnedBy(crate::sys::euid() + 1), long).unwrap();
+    assert_eq!(
+        (&other.holders, other.complete),
+        (&vec![hidden.clone()], true)
+    );
+    let nobody = lookup(port, Scope::Nothing, long).unwrap();
+    assert_eq!((&nobody.holders, nobody.complete), (&vec![hidden], true));
+}
+
+#[test]
+fn a_lookup_out_of_time_answers_the_sockets_it_found_as_incomplete() {
+    let (_tcp, port, hidden) = hidden_listener();
+    let found = lookup(port, Scope::Every, Duration::ZERO).unwrap();
+    assert_eq!((found.holders, found.complete), (vec![hidden], false));
 }

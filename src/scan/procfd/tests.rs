@@ -5,6 +5,19 @@ use super::*;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A deadline no test reaches.
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+/// What [`find`] finds of every process, within no deadline.
+fn owners(root: &Path, wanted: &[u64]) -> HashMap<u64, u32> {
+    let found = find(root, wanted, Scope::Every, far());
+    assert!(found.complete, "{found:?}");
+    found.owners
+}
 
 #[test]
 fn socket_links_name_their_inode() {
@@ -66,11 +79,11 @@ fn fake_proc(name: &str) -> PathBuf {
 #[test]
 fn find_matches_inodes_to_the_processes_holding_them() {
     let root = fake_proc("find");
-    let found = find(&root, &[100, 200, 300, 400]);
+    let found = owners(&root, &[100, 200, 300, 400]);
     assert_eq!(found, HashMap::from([(100, 1), (200, 42)]));
     assert_eq!(command(&root, 42).as_deref(), Some("python3"));
     assert_eq!(command(&root, 43), None);
-    assert_eq!(find(&root, &[]), HashMap::new());
+    assert_eq!(owners(&root, &[]), HashMap::new());
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -87,7 +100,7 @@ fn a_walk_of_many_processes_finds_the_lowest_holder() {
         }
     }
     // 1 is never found, so every process is looked into.
-    let found = find(&root, &[42, 100_600, 1]);
+    let found = owners(&root, &[42, 100_600, 1]);
     assert_eq!(found, HashMap::from([(42, 7), (100_600, 600)]));
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -97,7 +110,7 @@ fn find_sees_a_socket_of_this_process_in_proc() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let link = format!("/proc/self/fd/{}", listener.as_raw_fd());
     let inode = std::fs::metadata(link).unwrap().ino();
-    let found = find(Path::new("/proc"), &[inode]);
+    let found = owners(Path::new("/proc"), &[inode]);
     assert_eq!(found, HashMap::from([(inode, std::process::id())]));
 }
 
@@ -146,29 +159,33 @@ fn a_split_walk_finds_the_lowest_holder_in_either_half() {
         (320, 45),
     ];
     let root = split_proc("split", 600, &shared);
-    let walk = Walk::open(&root).unwrap();
+    let walk = Walk::open(&root, far()).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
-    let pids = walk.pids(&mut buf);
+    let pids = walk.pids(Scope::Every, &mut buf).unwrap();
     assert_eq!(
         pids,
         (1..=600).collect::<Vec<u32>>(),
         "ascending, whatever the listing"
     );
     // 1 is never found, so both halves are walked to their end.
-    let found = walk.split(&pids, Search::new(&[42, 43, 44, 45, 1, 100_301]), &mut buf);
+    let found = walk
+        .split(&pids, Search::new(&[42, 43, 44, 45, 1, 100_301]), &mut buf)
+        .found;
     let expected = HashMap::from([(42, 120), (43, 590), (44, 200), (45, 320), (100_301, 301)]);
     assert_eq!(found, expected);
-    assert_eq!(find(&root, &[42, 43, 44, 45, 1, 100_301]), expected);
+    assert_eq!(owners(&root, &[42, 43, 44, 45, 1, 100_301]), expected);
     std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_split_walk_keeps_the_lower_half_s_find_when_it_stops_first() {
     let root = split_proc("split-early", 40, &[(39, 42), (2, 42)]);
-    let walk = Walk::open(&root).unwrap();
+    let walk = Walk::open(&root, far()).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
-    let pids = walk.pids(&mut buf);
-    let found = walk.split(&pids, Search::new(&[42, 100_003]), &mut buf);
+    let pids = walk.pids(Scope::Every, &mut buf).unwrap();
+    let found = walk
+        .split(&pids, Search::new(&[42, 100_003]), &mut buf)
+        .found;
     assert_eq!(found, HashMap::from([(42, 2), (100_003, 3)]));
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -176,13 +193,57 @@ fn a_split_walk_keeps_the_lower_half_s_find_when_it_stops_first() {
 #[test]
 fn a_walk_told_to_stop_looks_into_no_more_processes() {
     let root = split_proc("stop", 40, &[]);
-    let walk = Walk::open(&root).unwrap();
+    let walk = Walk::open(&root, far()).unwrap();
     let mut buf = vec![0u8; NAMES_BUF];
-    let pids = walk.pids(&mut buf);
+    let pids = walk.pids(Scope::Every, &mut buf).unwrap();
     let mut search = Search::new(&[100_001]);
     walk.run(&pids, &mut search, Some(&AtomicBool::new(true)), &mut buf);
     assert_eq!(search.found, HashMap::new());
     walk.run(&pids, &mut search, Some(&AtomicBool::new(false)), &mut buf);
     assert_eq!(search.found, HashMap::from([(100_001, 1)]));
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_scope_of_one_user_looks_only_into_that_users_processes() {
+    let root = fake_proc("scope");
+    let me = crate::sys::euid();
+    let own = find(&root, &[100, 200], Scope::OwnedBy(me), far());
+    let expected = HashMap::from([(100, 1), (200, 42)]);
+    assert_eq!((own.owners, own.complete), (expected, true));
+    let other = find(&root, &[100, 200], Scope::OwnedBy(me + 1), far());
+    assert_eq!((other.owners, other.complete), (HashMap::new(), true));
+    let none = find(&root, &[100, 200], Scope::Nothing, far());
+    assert_eq!((none.owners, none.complete), (HashMap::new(), true));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_walk_past_its_deadline_answers_incomplete() {
+    let root = split_proc("late", 600, &[]);
+    let found = find(&root, &[100_001], Scope::Every, Instant::now());
+    assert_eq!((found.owners, found.complete), (HashMap::new(), false));
+    // Every inode found: complete, whatever the clock says after.
+    assert!(find(&root, &[], Scope::Every, Instant::now()).complete);
+    let walk = Walk::open(&root, far()).unwrap();
+    let mut buf = vec![0u8; NAMES_BUF];
+    let pids = walk.pids(Scope::Every, &mut buf).unwrap();
+    let mut search = Search::new(&[100_001, 100_600]);
+    let late = Walk::open(&root, Instant::now()).unwrap();
+    late.run(&pids, &mut search, None, &mut buf);
+    assert_eq!(search.found, HashMap::new());
+    assert!(late.late.load(Ordering::Relaxed));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_walk_of_a_users_own_processes_finds_this_processs_socket() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let link = format!("/proc/self/fd/{}", listener.as_raw_fd());
+    let inode = std::fs::metadata(link).unwrap().ino();
+    let me = crate::sys::euid();
+    let found = find(Path::new("/proc"), &[inode], Scope::OwnedBy(me), far());
+    assert_eq!(found.owners, HashMap::from([(inode, std::process::id())]));
+    let other = find(Path::new("/proc"), &[inode], Scope::OwnedBy(me + 1), far());
+    assert_eq!((other.owners, other.complete), (HashMap::new(), true));
 }
