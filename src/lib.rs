@@ -6,32 +6,16 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
-pub mod error;
-pub mod fd_budget;
-pub mod gather;
-pub mod hash;
 pub mod http;
-pub mod kernel_ports;
-pub mod lease;
-pub mod logging;
 pub mod manual;
-pub mod metrics;
-pub mod notify;
 pub mod ports;
 pub mod portserver;
-pub mod principal;
-pub mod process;
-pub mod refresh;
 pub mod scan;
 pub mod server;
+pub mod service;
 pub mod state;
-mod sys;
-pub mod text;
-pub mod throttle;
-pub mod time;
-pub mod unix_socket;
-pub mod watchdog;
-pub mod wire;
+pub mod sys;
+pub mod util;
 
 /// Says that the running test was skipped, and why, where `cargo test`
 /// shows it: straight to stderr, past the capture of passing tests' output.

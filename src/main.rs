@@ -23,14 +23,16 @@ fn main() -> ExitCode {
         Command::Help => print!("{}", config::HELP),
         Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
         Command::Serve(settings) => {
-            dynport::logging::init(settings.log_level, |k| std::env::var(k).ok());
-            let notifier = dynport::notify::Notifier::from_lookup(|k| std::env::var(k).ok());
+            dynport::service::logging::init(settings.log_level, |k| std::env::var(k).ok());
+            let notifier =
+                dynport::service::notify::Notifier::from_lookup(|k| std::env::var(k).ok());
             for warning in &settings.warnings {
                 log::warn!("{warning}");
             }
-            let kernel = dynport::kernel_ports::Kernel::host();
+            let kernel = dynport::app::kernel_ports::Kernel::host();
             let reserve = settings.reserve_kernel;
-            if let Err(e) = dynport::kernel_ports::preflight(&kernel, settings.range, reserve) {
+            if let Err(e) = dynport::app::kernel_ports::preflight(&kernel, settings.range, reserve)
+            {
                 log::error!("{e}");
                 return ExitCode::from(2);
             }

@@ -11,7 +11,7 @@
 mod fixture;
 
 use crate::fixture::{Launch, TempDir, eventually, port_is_free, run_to_end};
-use dynport::kernel_ports::{format_list, parse_list, parse_range};
+use dynport::app::kernel_ports::{format_list, parse_list, parse_range};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};

@@ -12,7 +12,7 @@
 
 use dynport::app::{App, Facts, Serving, Start};
 use dynport::http::{Request, Stats};
-use dynport::lease::Lease;
+use dynport::ports::lease::Lease;
 use dynport::ports::{PortRange, PortTable};
 use dynport::scan::{Method, Scanner};
 use dynport::state::Store;
@@ -112,7 +112,7 @@ fn app(world: &World) -> App {
             pool: "web".to_string(),
             owner: Some("fuzz".to_string()),
             uid: None,
-            protocol: dynport::lease::Protocol::Both,
+            protocol: dynport::ports::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now,
@@ -128,8 +128,8 @@ fn app(world: &World) -> App {
         refresh_secs: 60,
         lease_ttl: Duration::from_secs(300),
         token: Some("fuzz-token".to_string()),
-        rules: dynport::principal::Rules {
-            server_uid: dynport::process::own_uid(),
+        rules: dynport::ports::principal::Rules {
+            server_uid: dynport::sys::process::own_uid(),
             max_ports_per_uid: Some(1024),
             token_set: true,
         },

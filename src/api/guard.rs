@@ -11,11 +11,11 @@
 //! CORS headers, it cannot read any answer at all.
 
 use super::App;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
+use crate::api::throttle::{Note, PeerKey};
+use crate::app::metrics::{Denial, Metrics};
 use crate::http::Request;
-use crate::metrics::{Denial, Metrics};
-use crate::principal::Principal;
-use crate::throttle::{Note, PeerKey};
+use crate::ports::principal::Principal;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::MutexGuard;
 use std::time::Instant;
@@ -155,7 +155,7 @@ pub fn token(app: &App, req: &Request) -> Result<(), ApiError> {
 
 // The throttle holds counts only: after a panic elsewhere they are still
 // counts, so a poisoned lock is taken over.
-fn throttle(app: &App) -> MutexGuard<'_, crate::throttle::AuthThrottle> {
+fn throttle(app: &App) -> MutexGuard<'_, crate::api::throttle::AuthThrottle> {
     app.auth_throttle.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -3,10 +3,10 @@
 //! caller that is no local user none), within its budget, and at most
 //! one at a time and ten a second for each caller but the operators.
 
+use crate::api::error::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::http::Request;
-use crate::principal::{Principal, Rules};
+use crate::ports::principal::{Principal, Rules};
 use crate::scan::{LOOKUP_BUDGET, Lookup, MAX_PER_SECOND, Refused, Scope};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -2,8 +2,8 @@
 //! before the 201, out of it before the release's 200, and the overview and
 //! `/metrics` count dynport's entries. Files stand in for `/proc`.
 use super::tests::{OPERATOR, answer, call_as, fixture, from_uid};
+use crate::app::kernel_ports::{Kernel, KernelPorts, Reserver};
 use crate::http::Request;
-use crate::kernel_ports::{Kernel, KernelPorts, Reserver};
 use serde_json::{Value, json};
 use std::fs;
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! `GET /metrics`: dynport's counters in the Prometheus text format.
 
 use super::App;
+use crate::app::metrics::{Denial, Metrics};
 use crate::http::Response;
-use crate::metrics::{Denial, Metrics};
 use std::fmt::Write;
 
 /// Renders every metric family.
@@ -132,7 +132,7 @@ pub fn render(app: &App) -> Response {
         "Entries dynport holds in the kernel's ip_local_reserved_ports (--reserve-kernel).",
         app.kernel_reserved_count().unwrap_or(0) as u64,
     );
-    let rss = crate::process::memory_rss_bytes().unwrap_or(0);
+    let rss = crate::sys::process::memory_rss_bytes().unwrap_or(0);
     gauge(
         &mut out,
         "dynport_resident_memory_bytes",

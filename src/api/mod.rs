@@ -1,20 +1,22 @@
 //! The router: dynport's endpoints as a plain function from a request to a
 //! response, testable without sockets.
 
+use crate::api::error::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::http::{Reply, Request, Response};
+use crate::ports::wire::ChangePortBody;
 use crate::ports::{Counts, PortEntry, PortRange, PortState};
 use crate::state::ScanInfo;
-use crate::time::now_rfc3339;
-use crate::wire::ChangePortBody;
+use crate::util::time::now_rfc3339;
 use serde::Serialize;
 
+pub mod error;
 mod guard;
 mod holders;
 mod leases;
 mod metrics;
 mod query;
+pub mod throttle;
 
 #[cfg(test)]
 mod kernel_tests;
@@ -99,7 +101,7 @@ fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
         guard::identified(app, req)?;
         guard::token(app, req).inspect_err(|_| {
             if matches!(route, Route::Lease) {
-                app.metrics.deny(crate::metrics::Denial::Unauthorized);
+                app.metrics.deny(crate::app::metrics::Denial::Unauthorized);
             }
         })?;
     }
@@ -348,7 +350,7 @@ fn overview(app: &App) -> Response {
                 kernel_reserved_ports: app.kernel_reserved_count(),
             },
             state_file: app.store().path().display().to_string(),
-            memory_rss_bytes: crate::process::memory_rss_bytes(),
+            memory_rss_bytes: crate::sys::process::memory_rss_bytes(),
             timestamp: now_rfc3339(),
         },
     )
@@ -365,7 +367,7 @@ struct Changed {
 
 fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
     let requested = change_body(&req.body)?;
-    let who = crate::principal::Principal::of(&req.peer);
+    let who = crate::ports::principal::Principal::of(&req.peer);
     app.facts.rules.may_change_port(who)?;
     let (old, new) = app.change_port(requested)?;
     Ok(json(
@@ -382,6 +384,6 @@ fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 /// The optional body of a port change: nothing, or `{"port": N}`.
 fn change_body(body: &[u8]) -> Result<Option<u16>, ApiError> {
-    let body: ChangePortBody = crate::wire::parse(body).map_err(ApiError::BadRequest)?;
+    let body: ChangePortBody = crate::ports::wire::parse(body).map_err(ApiError::BadRequest)?;
     Ok(body.port)
 }

@@ -1,7 +1,7 @@
 //! Query strings: `key=value` pairs split on `&`, percent-decoded (`+` is a
 //! space), each key known to the endpoint and given at most once.
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// The parameters of `query`, each of `known` at most once; any other key
 /// is refused, naming it and the keys the endpoint takes.

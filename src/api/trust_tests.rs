@@ -101,7 +101,7 @@ fn remote_leases_belong_to_remote_callers() {
 fn a_pid_must_belong_to_the_caller() {
     let f = fixture("trust-pid", None);
     let me = std::process::id();
-    let my_uid = crate::process::own_uid();
+    let my_uid = crate::sys::process::own_uid();
     let body = format!(r#"{{"pid":{me}}}"#);
     let (status, answer) = lease(&f.app, Some(my_uid), &body);
     assert_eq!(status, 201, "{answer}");
@@ -128,7 +128,12 @@ fn a_pid_must_belong_to_the_caller() {
             .starts_with("pid: 1 cannot"),
         "{answer}"
     );
-    assert_eq!(f.app.metrics.denials(crate::metrics::Denial::Forbidden), 2);
+    assert_eq!(
+        f.app
+            .metrics
+            .denials(crate::app::metrics::Denial::Forbidden),
+        2
+    );
 }
 
 #[test]
@@ -175,7 +180,7 @@ fn quota_refuses_what_would_exceed_it_and_spares_operators() {
         "quota: uid 1000 may hold at most 3 leased ports (--max-ports-per-uid) and holds 2; \
          2 more would exceed it"
     );
-    assert_eq!(f.app.metrics.denials(crate::metrics::Denial::Quota), 1);
+    assert_eq!(f.app.metrics.denials(crate::app::metrics::Denial::Quota), 1);
     let (status, _) = lease(&f.app, BOB, r#"{"count":2}"#);
     assert_eq!(status, 201, "another user has a quota of their own");
 }
@@ -214,11 +219,15 @@ fn an_unidentified_caller_reads_but_every_change_is_403_before_the_token() {
         }
     }
     assert_eq!(
-        f.app.metrics.denials(crate::metrics::Denial::Unidentified),
+        f.app
+            .metrics
+            .denials(crate::app::metrics::Denial::Unidentified),
         12
     );
     assert_eq!(
-        f.app.metrics.denials(crate::metrics::Denial::Unauthorized),
+        f.app
+            .metrics
+            .denials(crate::app::metrics::Denial::Unauthorized),
         0
     );
     assert_eq!(

@@ -5,8 +5,8 @@
 //! snapshot being written never delays an answer.
 
 use super::{App, AppError, Disk, Done, Held, Undo};
-use crate::gather::Gather;
-use crate::metrics::Metrics;
+use crate::app::gather::Gather;
+use crate::app::metrics::Metrics;
 use crate::state::journal::Record;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use std::io;
@@ -74,7 +74,7 @@ impl App {
 
     /// Commits `first` and every change queued behind it with one write,
     /// after waiting briefly for the changes `gather` expects (see
-    /// [`crate::gather`]), then tells `gather` how the write went.
+    /// [`crate::app::gather`]), then tells `gather` how the write went.
     pub fn commit_queued(&self, first: Waiter, queue: &Receiver<Waiter>, gather: &mut Gather) {
         let mut batch = vec![first];
         loop {

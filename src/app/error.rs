@@ -2,9 +2,9 @@
 //! words. Only the edges that speak a protocol (the HTTP API, the
 //! portserver) turn them into answers and count them as denials.
 
-use crate::lease::LeaseError;
-use crate::metrics::Denial;
-use crate::principal::Refusal;
+use crate::app::metrics::Denial;
+use crate::ports::lease::LeaseError;
+use crate::ports::principal::Refusal;
 
 /// Why a change was refused or could not be made; nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq)]

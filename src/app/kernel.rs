@@ -2,7 +2,7 @@
 //! kernel's reserved list follows every view the app publishes.
 
 use super::App;
-use crate::kernel_ports::{self, KernelPorts};
+use crate::app::kernel_ports::{self, KernelPorts};
 
 impl App {
     /// Takes charge of the kernel's ports; set once, before the first save,

@@ -4,12 +4,12 @@
 
 use super::commit::Waiter;
 use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
-use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
-use crate::metrics::Metrics;
+use crate::app::metrics::Metrics;
+use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::ports::principal::Principal;
 use crate::ports::{PortTable, Process};
-use crate::principal::Principal;
 use crate::state::journal::Record;
-use crate::time::{now_rfc3339, rfc3339};
+use crate::util::time::{now_rfc3339, rfc3339};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -41,7 +41,7 @@ impl App {
             held.owners.polled(&|pid| held.table.ties_pid(pid))
         };
         let gone: Vec<Process> = (polled.into_iter())
-            .filter(|&(pid, start)| crate::process::has_exited(pid, start) == Some(true))
+            .filter(|&(pid, start)| crate::sys::process::has_exited(pid, start) == Some(true))
             .collect();
         if !gone.is_empty() || untied {
             self.end_due_leases_after(&gone);

@@ -15,13 +15,13 @@
 //! change whose journal write fails is undone and answered 503, and the next
 //! commit writes a whole snapshot, so the disk never holds half of it.
 
-use crate::kernel_ports::KernelPorts;
-use crate::metrics::Metrics;
+use crate::app::kernel_ports::KernelPorts;
+use crate::app::metrics::Metrics;
 use crate::ports::{PortTable, Protocols};
 use crate::scan::Scanner;
 use crate::state::journal::Journal;
 use crate::state::{ScanInfo, ServerInfo, StateRef, Store};
-use crate::time::now_rfc3339;
+use crate::util::time::now_rfc3339;
 use crossbeam_channel::Sender;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -31,10 +31,14 @@ use std::time::{Duration, Instant};
 
 mod commit;
 mod error;
+pub mod gather;
 mod kernel;
+pub mod kernel_ports;
 mod leases;
+pub mod metrics;
 mod owners;
 mod read;
+pub mod refresh;
 mod snapshot;
 mod status;
 
@@ -108,7 +112,7 @@ pub struct Facts {
     pub lease_ttl: Duration,
     pub token: Option<String>,
     /// Who may do what.
-    pub rules: crate::principal::Rules,
+    pub rules: crate::ports::principal::Rules,
     /// Names besides IP addresses and `localhost` that `Host` may give
     /// (`--allow-host`), lower-case.
     pub allow_hosts: Vec<String>,
@@ -140,10 +144,10 @@ pub struct App {
     pub facts: Facts,
     pub metrics: Arc<Metrics>,
     /// Failed token checks by peer, for the 429 and the log's rate limit.
-    pub auth_throttle: Mutex<crate::throttle::AuthThrottle>,
+    pub auth_throttle: Mutex<crate::api::throttle::AuthThrottle>,
     /// Holder lookups by caller, for their share (one at a time, ten a
     /// second).
-    pub holder_lookups: crate::scan::LookupLimit<crate::principal::Principal>,
+    pub holder_lookups: crate::scan::LookupLimit<crate::ports::principal::Principal>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
@@ -163,10 +167,10 @@ pub struct App {
     /// The kernel's range and, with `--reserve-kernel`, its reserved list.
     kernel: OnceLock<KernelPorts>,
     /// The service manager, told of every status change.
-    notifier: OnceLock<Arc<crate::notify::Notifier>>,
+    notifier: OnceLock<Arc<crate::service::notify::Notifier>>,
     summary: RwLock<Arc<Summary>>,
     /// The time leases live by: the wall clock moved on by the boot clock.
-    clock: crate::time::LeaseClock,
+    clock: crate::util::time::LeaseClock,
     /// When the refresh thread ends the next lease, in lease-clock
     /// nanoseconds since the epoch (`u64::MAX`: no lease): a lease that
     /// ends sooner wakes it.
@@ -222,7 +226,7 @@ impl App {
             kernel: OnceLock::new(),
             notifier: OnceLock::new(),
             summary: RwLock::new(summary),
-            clock: crate::time::LeaseClock::system(),
+            clock: crate::util::time::LeaseClock::system(),
             next_end: AtomicU64::new(u64::MAX),
         }
     }
@@ -277,8 +281,8 @@ impl App {
             moved
         };
         let (way, by) = match step {
-            crate::time::Step::Forward(by) => ("forward", by),
-            crate::time::Step::Back(by) => ("back", by),
+            crate::util::time::Step::Forward(by) => ("forward", by),
+            crate::util::time::Step::Back(by) => ("back", by),
         };
         log::warn!(
             "the wall clock stepped {way} by {}; the times of {moved} leases moved with it, \

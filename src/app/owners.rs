@@ -9,8 +9,8 @@
 //! polled instead: the refresh thread reads its pid and start time from
 //! `/proc` once every [`POLL_EVERY`], and only while there is one.
 
-use crate::http::epoll::{Epoll, Events, Interest};
 use crate::ports::Process;
+use crate::sys::epoll::{Epoll, Events, Interest};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub(super) struct Owners {
     epoll: Option<Epoll>,
     /// At most this many pidfds, so that leases tied to many processes
     /// cannot take the descriptors connections need
-    /// ([`crate::fd_budget::FdBudget::pid_watches`]).
+    /// ([`crate::server::fd_budget::FdBudget::pid_watches`]).
     cap: usize,
     /// The processes watched, by pid.
     watched: HashMap<u32, OwnedFd>,
@@ -105,7 +105,7 @@ impl Owners {
         };
         // The pid may have been reused since the lease's process started:
         // the pidfd then names the later process, so the lease's is gone.
-        if start.is_some() && crate::process::start_time(pid) != start {
+        if start.is_some() && crate::sys::process::start_time(pid) != start {
             self.exited.insert(pid);
             return Ok(());
         }
@@ -208,10 +208,10 @@ impl Owners {
 
     /// Whether a lease's process still runs, for [`crate::ports::PortTable::end_due`]:
     /// a watched process by its pidfd, a polled one by the last poll, any
-    /// other by `/proc` ([`crate::process::alive_checker`]: read once per
+    /// other by `/proc` ([`crate::sys::process::alive_checker`]: read once per
     /// pid however many leases ask).
     pub(super) fn checker(&self) -> impl Fn(u32, Option<u64>) -> bool + '_ {
-        let unknown = crate::process::alive_checker();
+        let unknown = crate::sys::process::alive_checker();
         move |pid, start| {
             if self.exited.contains(&pid) {
                 return false;
@@ -229,7 +229,7 @@ mod tests {
 
     fn own() -> Process {
         let pid = std::process::id();
-        (pid, crate::process::start_time(pid))
+        (pid, crate::sys::process::start_time(pid))
     }
 
     #[test]
@@ -239,7 +239,7 @@ mod tests {
             .stdin(Stdio::null())
             .spawn()
             .expect("sleep runs");
-        let process = (child.id(), crate::process::start_time(child.id()));
+        let process = (child.id(), crate::sys::process::start_time(child.id()));
         let mut owners = Owners::new(1024);
         owners.watch(process, &|_| true);
         assert!(owners.watched.contains_key(&process.0), "pidfds work here");
@@ -258,7 +258,7 @@ mod tests {
         let spawn = || {
             let child = Command::new("sleep").arg("30").stdin(Stdio::null()).spawn();
             let child = child.expect("sleep runs");
-            let process = (child.id(), crate::process::start_time(child.id()));
+            let process = (child.id(), crate::sys::process::start_time(child.id()));
             (child, process)
         };
         let (mut first, watched) = spawn();
@@ -277,7 +277,10 @@ mod tests {
 
         second.kill().expect("kill");
         second.wait().expect("reaped");
-        assert_eq!(crate::process::has_exited(polled.0, polled.1), Some(true));
+        assert_eq!(
+            crate::sys::process::has_exited(polled.0, polled.1),
+            Some(true)
+        );
         owners.polled_exits(&[polled]);
         assert!(!owners.checker()(polled.0, polled.1));
         assert!(owners.checker()(watched.0, watched.1));
@@ -304,7 +307,7 @@ mod tests {
     #[test]
     fn a_polled_process_gets_a_pidfd_once_a_watched_one_is_gone() {
         let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep runs");
-        let gone = (sleeper.id(), crate::process::start_time(sleeper.id()));
+        let gone = (sleeper.id(), crate::sys::process::start_time(sleeper.id()));
         let mut owners = Owners::new(1);
         assert!(!owners.watch(gone, &|_| true));
         assert!(owners.watch(own(), &|_| true));

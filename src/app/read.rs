@@ -4,7 +4,7 @@
 //! change.
 
 use super::{App, Held};
-use crate::lease::Lease;
+use crate::ports::lease::Lease;
 use crate::ports::{Counts, PortEntry, PortRange, PortState};
 use crate::state::ScanInfo;
 use std::sync::atomic::Ordering;

@@ -11,7 +11,7 @@
 //! record tells the changes the new snapshot lacks.
 
 use super::{App, Disk, Held};
-use crate::metrics::Metrics;
+use crate::app::metrics::Metrics;
 use crate::state::journal::{AppendError, Journal, Record};
 use crossbeam_channel::Receiver;
 use std::io;

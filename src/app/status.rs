@@ -2,7 +2,7 @@
 //! durable change, so it names the port and the number of leases stored.
 
 use super::App;
-use crate::notify::Notifier;
+use crate::service::notify::Notifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -6,13 +6,13 @@ use super::ClientError;
 use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
-use crate::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
+use crate::ports::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A lease as the server shows it: the server's own type reads it.
-pub use crate::lease::Lease;
+pub use crate::ports::lease::Lease;
 
 /// A socket holding a port, as the server shows it: the server's own type.
 pub use crate::scan::Holder;
@@ -214,10 +214,10 @@ mod tests {
             protocol: None,
         };
         let sent = serde_json::to_vec(&lease_body(&opts)).unwrap();
-        assert_eq!(crate::wire::parse(&sent), Ok(lease_body(&opts)));
+        assert_eq!(crate::ports::wire::parse(&sent), Ok(lease_body(&opts)));
         let renew = serde_json::to_vec(&RenewBody { ttl_secs: Some(60) }).unwrap();
         assert_eq!(
-            crate::wire::parse(&renew),
+            crate::ports::wire::parse(&renew),
             Ok(RenewBody { ttl_secs: Some(60) })
         );
     }

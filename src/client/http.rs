@@ -381,7 +381,7 @@ mod tests {
             token: None,
             body: None,
         };
-        let r = send(&target(port, Some(crate::process::own_uid())), &req).unwrap();
+        let r = send(&target(port, Some(crate::sys::process::own_uid())), &req).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"{}"[..]));
         assert!(
             server
@@ -411,7 +411,7 @@ mod tests {
     fn a_listener_of_another_uid_gets_nothing() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let other = crate::process::own_uid() + 1;
+        let other = crate::sys::process::own_uid() + 1;
         let req = Request {
             method: "POST",
             path: "/api/v1/ports/lease",
@@ -425,7 +425,7 @@ mod tests {
         let expected = format!(
             "something else listens at http://127.0.0.1:{port}: its socket belongs to uid {}, \
              while the server's state file belongs to uid {other}",
-            crate::process::own_uid()
+            crate::sys::process::own_uid()
         );
         assert!(message.starts_with(&expected), "{message}");
         let (mut conn, _) = listener.accept().unwrap();
@@ -456,11 +456,11 @@ mod tests {
             token: None,
             body: None,
         };
-        let mut t = target(1, Some(crate::process::own_uid()));
+        let mut t = target(1, Some(crate::sys::process::own_uid()));
         t.unix = Some(path.clone());
         assert_eq!(send(&t, &req).unwrap().status, 200);
         server.join().unwrap();
-        t.owner = Some(crate::process::own_uid() + 1);
+        t.owner = Some(crate::sys::process::own_uid() + 1);
         let err = send(&t, &req).unwrap_err();
         assert!(matches!(err, HttpError::Impostor(_)), "{err:?}");
         drop(kept);
@@ -477,7 +477,7 @@ mod tests {
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut t = target(port, Some(crate::process::own_uid() + 1));
+        let mut t = target(port, Some(crate::sys::process::own_uid() + 1));
         t.unix = Some(path);
         let req = Request {
             method: "GET",

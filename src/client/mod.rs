@@ -107,7 +107,7 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
             print_either(
                 json,
                 &answer,
-                &format!("{}\n", crate::time::rfc3339(lease.expires_at)),
+                &format!("{}\n", crate::util::time::rfc3339(lease.expires_at)),
             )
         }
         Command::Leases => {

@@ -49,7 +49,7 @@ pub fn leases_table(leases: &[Lease], now: SystemTime) -> String {
             l.uid
                 .map_or_else(|| "remote".to_string(), |u| u.to_string()),
             l.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
-            expiry(&crate::time::rfc3339(l.expires_at), now),
+            expiry(&crate::util::time::rfc3339(l.expires_at), now),
         ]
     }));
     table(&rows)
@@ -191,7 +191,7 @@ mod tests {
             pool: "default".to_string(),
             owner: owner.map(str::to_string),
             uid: None,
-            protocol: crate::lease::Protocol::Both,
+            protocol: crate::ports::lease::Protocol::Both,
             pid,
             pid_start: None,
             created_at: at("2026-11-25T19:00:00Z"),

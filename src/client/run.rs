@@ -12,7 +12,7 @@ use super::ClientError;
 use super::api::{Api, Lease};
 use super::args::RunOptions;
 use super::child;
-use crate::lease::Protocol;
+use crate::ports::lease::Protocol;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -67,8 +67,14 @@ fn default_owner(opts: &RunOptions) -> String {
     let name = program.file_name().unwrap_or(program.as_os_str());
     format!("dynport run {}", name.to_string_lossy())
         .chars()
-        .map(|c| if crate::text::printable(c) { c } else { ' ' })
-        .take(crate::wire::MAX_OWNER_CHARS)
+        .map(|c| {
+            if crate::util::text::printable(c) {
+                c
+            } else {
+                ' '
+            }
+        })
+        .take(crate::ports::wire::MAX_OWNER_CHARS)
         .collect()
 }
 
@@ -283,7 +289,7 @@ mod tests {
     fn default_owner_is_printable_whatever_the_arguments() {
         let owner = default_owner(&opts("./a\necho\u{202E}b\u{FEFF}", &["-c", "x"]));
         assert_eq!(owner, "dynport run a echo b ");
-        assert_eq!(crate::wire::owner("owner", &owner), Ok(()));
+        assert_eq!(crate::ports::wire::owner("owner", &owner), Ok(()));
     }
 
     #[test]
@@ -294,7 +300,7 @@ mod tests {
             pool: "default".into(),
             owner: None,
             uid: None,
-            protocol: crate::lease::Protocol::Both,
+            protocol: crate::ports::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),

@@ -215,7 +215,7 @@ pub fn from_state_dir(dir: &Path, server_uid: Option<u32>) -> Result<Target, Cli
         ))
     };
     let service = crate::state::dir::uid_of(super::args::HOST_SERVICE_USER);
-    let owners: Vec<u32> = std::iter::once(crate::process::own_uid())
+    let owners: Vec<u32> = std::iter::once(crate::sys::process::own_uid())
         .chain(server_uid)
         .chain(service)
         .collect();
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(target.url.to_string(), "http://[::1]:3456");
         assert_eq!(target.source, Source::StateFile { path, pid: 4242 });
         assert_eq!(target.unix, None);
-        assert_eq!(target.owner, Some(crate::process::own_uid()));
+        assert_eq!(target.owner, Some(crate::sys::process::own_uid()));
         let socket = dir.0.join(SOCKET_FILE);
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         assert_eq!(from_state_dir(&dir.0, None).unwrap().unix, Some(socket));

@@ -7,7 +7,7 @@ use super::{ConfigError, Pool};
 use crate::ports::PortRange;
 
 /// The pool that always exists and is the whole range.
-pub use crate::lease::DEFAULT_POOL;
+pub use crate::ports::lease::DEFAULT_POOL;
 
 /// Ports that browsers refuse to open; excluded by default where the range holds them.
 pub const BROWSER_REFUSED: &[u16] = &[

@@ -28,7 +28,7 @@ pub const REFRESH_SECS: RangeInclusive<u64> = 1..=86_400;
 /// Each worker is a thread; more than this only costs memory on a small host.
 pub const WORKERS: RangeInclusive<u64> = 1..=256;
 /// A week, as for the `ttl_secs` of a lease request.
-pub const LEASE_TTL_SECS: RangeInclusive<u64> = crate::wire::TTL_SECS;
+pub const LEASE_TTL_SECS: RangeInclusive<u64> = crate::ports::wire::TTL_SECS;
 
 /// Validates the values of `dynport serve`.
 pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings, ConfigError> {

@@ -14,11 +14,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Response;
 use super::conn::Conn;
-use super::epoll::{Events, Interest};
 use super::share::Holder;
 use super::shared::Shared;
 use super::stream::Stream;
 use super::write::{self, Framing};
+use crate::sys::epoll::{Events, Interest};
 
 /// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;

@@ -12,7 +12,6 @@
 
 mod conn;
 mod engine;
-pub(crate) mod epoll;
 /// Only for the fuzz targets (cargo fuzz builds with `--cfg fuzzing`) and
 /// its own tests: no release build carries it.
 #[cfg(any(fuzzing, test))]
@@ -197,7 +196,7 @@ impl Response {
         let body = Error {
             status: "error",
             error: message,
-            timestamp: crate::time::now_rfc3339(),
+            timestamp: crate::util::time::now_rfc3339(),
         };
         Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }

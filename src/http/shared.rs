@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::conn::Conn;
-use super::epoll::{Epoll, Interest};
 use super::registry::{Parked, Registry};
 use super::share::Shares;
 use super::write;
 use super::{EngineConfig, Stats};
+use crate::sys::epoll::{Epoll, Interest};
 
 /// What the poller thread, the workers and every connection share.
 pub(crate) struct Shared {

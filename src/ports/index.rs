@@ -4,8 +4,8 @@
 //! holds. Kept in step by the table alone, at every lease it puts in or
 //! takes out.
 
-use crate::hash::IdHasher;
-use crate::lease::Lease;
+use crate::ports::lease::Lease;
+use crate::util::hash::IdHasher;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::time::SystemTime;

@@ -5,8 +5,8 @@
 //! time is passed in, and the bind check and process liveness are injected.
 
 use super::{PortEntry, PortRange, PortState, PortTable, Process, Protocols};
-use crate::lease::{EndReason, Lease, LeaseError, LeaseRequest};
-use crate::time::rfc3339;
+use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::util::time::rfc3339;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -334,7 +334,7 @@ impl PortTable {
 
     /// Moves every lease's times with a step of the wall clock, so that each
     /// keeps its remaining life. Returns how many leases moved.
-    pub fn follow_wall_step(&mut self, step: crate::time::Step) -> usize {
+    pub fn follow_wall_step(&mut self, step: crate::util::time::Step) -> usize {
         for lease in self.leases.values_mut() {
             lease.created_at = step.apply(lease.created_at);
             lease.expires_at = step.apply(lease.expires_at);
@@ -348,7 +348,7 @@ impl PortTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease::{DEFAULT_POOL, Lease, LeaseError, LeaseRequest, Protocol};
+    use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseError, LeaseRequest, Protocol};
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
@@ -602,7 +602,7 @@ mod tests {
         assert!(t.end_due(at(100), &|_, _| true).is_empty());
         t.restore(before);
         assert_eq!(t.next_lease_end(), Some(at(60)));
-        let step = crate::time::Step::Forward(Duration::from_secs(40));
+        let step = crate::util::time::Step::Forward(Duration::from_secs(40));
         t.follow_wall_step(step);
         assert!(t.end_due(at(99), &|_, _| true).is_empty());
         assert_eq!(t.end_due(at(100), &|_, _| true).len(), 1);

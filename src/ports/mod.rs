@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 mod index;
+pub mod lease;
 mod leases;
+pub mod principal;
+pub mod wire;
 pub use index::Process;
 pub use leases::Loaded;
 use std::collections::BTreeMap;
@@ -204,7 +207,7 @@ pub struct PortTable {
     entries: BTreeMap<u16, PortEntry>,
     server_port: Option<u16>,
     /// Live leases by id.
-    leases: BTreeMap<String, crate::lease::Lease>,
+    leases: BTreeMap<String, crate::ports::lease::Lease>,
     /// What lease changes look up in the live leases.
     index: index::LeaseIndex,
     /// Named pools, `default` (the whole range) among them.
@@ -222,7 +225,7 @@ impl PortTable {
             server_port: None,
             leases: BTreeMap::new(),
             index: index::LeaseIndex::default(),
-            pools: BTreeMap::from([(crate::lease::DEFAULT_POOL.to_string(), range)]),
+            pools: BTreeMap::from([(crate::ports::lease::DEFAULT_POOL.to_string(), range)]),
             cursors: BTreeMap::new(),
         }
     }

@@ -5,8 +5,8 @@
 use crate::config::portserver::SocketAddress;
 use crate::state::dir::user;
 use crate::state::files::Dir;
+use crate::state::socket::SocketFile;
 use crate::state::walk::{self, Refusal, Rule};
-use crate::unix_socket::SocketFile;
 use std::io;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -87,7 +87,7 @@ pub fn bind(address: &SocketAddress, dir: Option<&Dir>) -> io::Result<Listening>
     let (listener, file) = match address {
         SocketAddress::Path(path) => {
             let dir = dir.filter(|d| Some(d.path()) == path.parent());
-            let (listener, file) = crate::unix_socket::bind_as(path, dir, FLAG)?;
+            let (listener, file) = crate::state::socket::bind_as(path, dir, FLAG)?;
             (listener, Some(file))
         }
         SocketAddress::Abstract(name) => (bind_abstract(name, address)?, None),

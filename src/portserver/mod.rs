@@ -18,7 +18,7 @@ pub use listen::{Listening, bind, prepare};
 pub use request::{MAX_LINE, TTL};
 
 use crate::app::App;
-use crate::http::epoll::Epoll;
+use crate::sys::epoll::Epoll;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

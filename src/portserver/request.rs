@@ -2,8 +2,8 @@
 //! `\n`), who may name that pid, and the lease request it becomes. Pure but
 //! for [`lease_request`], which reads `/proc`.
 
-use crate::lease::{LeaseRequest, Protocol};
-use crate::metrics::Denial;
+use crate::app::metrics::Denial;
+use crate::ports::lease::{LeaseRequest, Protocol};
 use std::fmt;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ pub const MAX_LINE: usize = 32;
 /// A portpicker client holds its port for the life of its process; the
 /// lease ends when the process does, and after a week (the longest TTL)
 /// at the latest.
-pub const TTL: Duration = Duration::from_secs(crate::wire::MAX_TTL_SECS);
+pub const TTL: Duration = Duration::from_secs(crate::ports::wire::MAX_TTL_SECS);
 
 /// Why a client gets no answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,10 +117,11 @@ pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Re
     // Root may name any process: its uid is only read for others.
     let pid_uid = match peer {
         0 => Some(0),
-        _ => crate::process::real_uid(pid),
+        _ => crate::sys::process::real_uid(pid),
     };
     may_name(peer, pid, pid_uid)?;
-    let (start, command) = crate::process::start_and_command(pid).ok_or(Refused::NoProcess(pid))?;
+    let (start, command) =
+        crate::sys::process::start_and_command(pid).ok_or(Refused::NoProcess(pid))?;
     Ok(LeaseRequest {
         count: 1,
         port: None,
@@ -138,7 +139,7 @@ pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Re
 /// A process's command name when it is an owner the API would accept; any
 /// process may set its own name to anything.
 fn owner_name(command: &str) -> Option<String> {
-    crate::wire::owner("owner", command).ok()?;
+    crate::ports::wire::owner("owner", command).ok()?;
     Some(command.to_string())
 }
 
@@ -209,11 +210,11 @@ mod tests {
     #[test]
     fn this_process_gets_a_week_long_lease_in_its_own_name() {
         let me = std::process::id();
-        let uid = crate::process::own_uid();
+        let uid = crate::sys::process::own_uid();
         let req = lease_request(uid, me, "web").unwrap();
         assert_eq!((req.count, req.port, req.pool.as_str()), (1, None, "web"));
         assert_eq!((req.uid, req.pid), (Some(uid), Some(me)));
-        assert_eq!(req.pid_start, crate::process::start_time(me));
+        assert_eq!(req.pid_start, crate::sys::process::start_time(me));
         assert_eq!(req.ttl, Duration::from_secs(604_800));
         assert_eq!(req.protocol, Protocol::Both);
         let comm = std::fs::read_to_string("/proc/self/comm").unwrap();

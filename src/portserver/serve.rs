@@ -8,10 +8,10 @@
 use super::listen::Listening;
 use super::request::{self, MAX_LINE, Refused};
 use super::{DEADLINE, MAX_WAITING_PER_UID};
+use crate::api::error::ApiError;
 use crate::app::{App, AppError};
-use crate::error::ApiError;
-use crate::http::epoll::{Epoll, Events, Interest};
-use crate::lease::Lease;
+use crate::ports::lease::Lease;
+use crate::sys::epoll::{Epoll, Events, Interest};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -35,7 +35,7 @@ pub(super) struct Portserver {
     app: Arc<App>,
     pool: String,
     /// Clients waiting at most, all uids together (the descriptors they
-    /// hold: [`crate::fd_budget::FdBudget::portserver_waiting`]).
+    /// hold: [`crate::server::fd_budget::FdBudget::portserver_waiting`]).
     max_waiting: usize,
     waiting: HashMap<usize, Client>,
     /// How many of `waiting` each uid has.

@@ -141,7 +141,7 @@ fn passwd_entries(passwd: &str) -> impl Iterator<Item = (&str, u32)> {
         let mut fields = line.split(':');
         let name = fields.next()?;
         let id: u32 = fields.nth(1)?.parse().ok()?;
-        crate::text::is_printable(name).then_some((name, id))
+        crate::util::text::is_printable(name).then_some((name, id))
     })
 }
 

@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 
 use super::{Lean, StateFile};
-use crate::lease::{Lease, Protocol};
+use crate::ports::lease::{Lease, Protocol};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -400,7 +400,7 @@ impl<'t> Cursor<'t> {
 
     /// A time as the state file writes it, read as serde reads it.
     fn time(&mut self) -> Option<SystemTime> {
-        crate::time::rfc3339_serde::from_text(self.string()?)
+        crate::util::time::rfc3339_serde::from_text(self.string()?)
     }
 }
 

@@ -3,9 +3,9 @@
 //! What fails is dropped and counted by reason, never shown: its text is
 //! exactly what cannot be trusted in a log line.
 
-use crate::lease::Lease;
 use crate::ports::PortRange;
-use crate::wire::{MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
+use crate::ports::lease::Lease;
+use crate::ports::wire::{MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -30,7 +30,7 @@ impl LoadRules {
     ) -> LoadRules {
         let mut all: BTreeMap<String, PortRange> =
             pools.into_iter().map(|(n, r)| (n.to_string(), r)).collect();
-        all.insert(crate::lease::DEFAULT_POOL.to_string(), range);
+        all.insert(crate::ports::lease::DEFAULT_POOL.to_string(), range);
         LoadRules { range, pools: all }
     }
 }
@@ -190,7 +190,7 @@ fn is_id(id: &str) -> bool {
 fn is_owner(owner: &str) -> bool {
     !owner.is_empty()
         && owner.chars().count() <= MAX_OWNER_CHARS
-        && crate::text::is_printable(owner)
+        && crate::util::text::is_printable(owner)
 }
 
 #[cfg(test)]
@@ -214,7 +214,7 @@ mod tests {
             pool: "default".to_string(),
             owner: Some("ci job 17".to_string()),
             uid: None,
-            protocol: crate::lease::Protocol::Both,
+            protocol: crate::ports::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at: now(),

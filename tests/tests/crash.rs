@@ -164,7 +164,7 @@ fn check(dir: &Path, acked: &Acked, range: (u16, u16), kill: usize) {
             "kill {kill}: lease {id} changed its ports"
         );
         if let Some(expires) = acked.renewed.get(id) {
-            let stored = dynport::time::rfc3339(lease.expires_at);
+            let stored = dynport::util::time::rfc3339(lease.expires_at);
             assert!(
                 stored >= *expires,
                 "kill {kill}: lease {id} lost its renewal to {expires} (has {stored})"

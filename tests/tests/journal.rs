@@ -4,8 +4,8 @@
 //! gives its leases back, and a state file from before the journal loads.
 
 use crate::fixture::Launch;
-use dynport::lease::{Lease, Protocol};
 use dynport::ports::PortRange;
+use dynport::ports::lease::{Lease, Protocol};
 use dynport::state::journal::{Journal, Record};
 use dynport::state::{StateFile, Store};
 use serde_json::Value;
@@ -161,7 +161,7 @@ fn a_state_file_from_before_the_journal_loads_and_gets_one() {
         expires_at,
         ..
     } = lease("x", port);
-    let time = |t| dynport::time::rfc3339(t);
+    let time = |t| dynport::util::time::rfc3339(t);
     let old = serde_json::json!({
         "version": 1, "updated_at": "2026-01-01T00:00:00Z",
         "port_range": {"start": start, "end": end},

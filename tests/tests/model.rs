@@ -3,7 +3,7 @@
 //! the rules, compared after every step. A failing seed is printed so that
 //! `DYNPORT_MODEL_SEED=<seed> cargo test --test model` replays it.
 
-use dynport::lease::{DEFAULT_POOL, LeaseError, LeaseRequest};
+use dynport::ports::lease::{DEFAULT_POOL, LeaseError, LeaseRequest};
 use dynport::ports::{PortRange, PortState, PortTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -187,7 +187,7 @@ fn run(seed: u64) {
                     ttl: Duration::from_secs(ttl),
                     owner: None,
                     uid: None,
-                    protocol: dynport::lease::Protocol::Both,
+                    protocol: dynport::ports::lease::Protocol::Both,
                     pid,
                     pid_start: pid.map(u64::from),
                 };

@@ -6,8 +6,8 @@
 
 use super::Time;
 use crate::http::push_number;
-use crate::lease::{Lease, Protocol};
-use crate::time::stamp;
+use crate::ports::lease::{Lease, Protocol};
+use crate::util::time::stamp;
 use std::time::SystemTime;
 
 /// Writes `{"leases":[...],"timestamp":"..."}` for `leases` in their order.
@@ -106,7 +106,7 @@ fn time(out: &mut Vec<u8>, t: SystemTime) {
 mod tests {
     use super::*;
     use crate::api::leases::LeaseView;
-    use crate::wire::LeasesAnswer;
+    use crate::ports::wire::LeasesAnswer;
     use std::time::{Duration, UNIX_EPOCH};
 
     /// What serde_json writes for the same leases: the answer as it was

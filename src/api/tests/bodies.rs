@@ -5,8 +5,8 @@
 use super::*;
 use crate::client::api::lease_body as client_body;
 use crate::client::args::LeaseOptions;
-use crate::lease::Lease;
-use crate::wire::{LeaseAnswer, ReleasedAnswer};
+use crate::ports::lease::Lease;
+use crate::ports::wire::{LeaseAnswer, ReleasedAnswer};
 
 fn owner_body(owner: &str) -> String {
     json!({ "owner": owner }).to_string()
@@ -122,7 +122,7 @@ fn the_server_grants_what_the_clients_body_asks_for() {
     let res = answer(
         &f.app,
         &Request::fake("POST", "/api/v1/ports/lease", &[], sent.as_bytes())
-            .from_peer(super::from_uid(Some(crate::process::own_uid()))),
+            .from_peer(super::from_uid(Some(crate::sys::process::own_uid()))),
     );
     assert_eq!(res.status, 201);
     let read: LeaseAnswer<Lease> = serde_json::from_slice(&res.body).unwrap();
@@ -147,7 +147,7 @@ fn the_server_grants_what_the_clients_body_asks_for() {
         (vec![f.range.start + 3], opts.owner, opts.pid, 700)
     );
     let one = format!("/api/v1/ports/leases/{}", saved.id);
-    let me = super::from_uid(Some(crate::process::own_uid()));
+    let me = super::from_uid(Some(crate::sys::process::own_uid()));
     let res = answer(
         &f.app,
         &Request::fake("DELETE", &one, &[], b"").from_peer(me),

@@ -164,7 +164,7 @@ fn the_order_is_host_route_browser_token() {
     assert_eq!(status("POST", "/api/v1/ports/lease", &[origin]), 403);
     assert_eq!(status("POST", "/api/v1/ports/lease", &[]), 401);
     assert_eq!(
-        crate::metrics::Metrics::get(&f.app.metrics.auth_failures),
+        crate::app::metrics::Metrics::get(&f.app.metrics.auth_failures),
         1,
         "a web page's request never reaches the token check"
     );
@@ -265,7 +265,7 @@ fn more_than_20_failures_a_minute_get_429_even_with_the_right_token() {
         "others pass"
     );
     assert_eq!(
-        crate::metrics::Metrics::get(&f.app.metrics.auth_failures),
+        crate::app::metrics::Metrics::get(&f.app.metrics.auth_failures),
         21
     );
     let metrics = answer(&f.app, &Request::fake("GET", "/metrics", &[], b""));

@@ -1,7 +1,7 @@
 //! The journal's records and how they are read against a snapshot.
 
 use super::*;
-use crate::lease::Protocol;
+use crate::ports::lease::Protocol;
 use std::fs;
 use std::time::{Duration, UNIX_EPOCH};
 

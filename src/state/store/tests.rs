@@ -1,7 +1,7 @@
 //! Start = snapshot + journal, through the files of a real directory.
 
 use super::*;
-use crate::lease::{Lease, Protocol};
+use crate::ports::lease::{Lease, Protocol};
 use crate::state::journal::{Journal, Record};
 use crate::state::tests::{lease_at, sample, temp_dir};
 use std::fs;

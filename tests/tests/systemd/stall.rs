@@ -4,7 +4,7 @@
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use dynport::http::{Engine, EngineConfig, Handler, Request, Response};
-use dynport::watchdog::{Probe, Watchdog, engine_probe};
+use dynport::service::watchdog::{Probe, Watchdog, engine_probe};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

@@ -16,11 +16,11 @@ mod file;
 
 pub use file::{AppendError, Journal};
 
-pub use crate::hash::IdHasher;
+pub use crate::util::hash::IdHasher;
 
 use super::StateFile;
 use super::frame::{self, End, Frames};
-use crate::lease::Lease;
+use crate::ports::lease::Lease;
 use crate::ports::{PortEntry, PortState};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -175,7 +175,7 @@ pub fn apply(state: &mut StateFile, changes: Vec<Record>) {
                 if let Some(port) = cursor {
                     state.cursors.insert(lease.pool.clone(), port);
                 }
-                let since = crate::time::rfc3339(lease.created_at);
+                let since = crate::util::time::rfc3339(lease.created_at);
                 for &port in &lease.ports {
                     let entry = state
                         .ports

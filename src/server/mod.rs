@@ -1,24 +1,26 @@
 //! Wiring: lock the state directory, load the state, scan, bind, serve, and
 //! shut down cleanly on SIGINT or SIGTERM.
 
+pub mod fd_budget;
+
+use crate::app::kernel_ports::{Kernel, KernelPorts};
+use crate::app::refresh::Refresh;
 use crate::app::{self, App, Committer, Facts, Scan, Start};
 use crate::config::Settings;
-use crate::fd_budget::FdBudget;
 use crate::http::{Engine, EngineConfig, Handler};
-use crate::kernel_ports::{Kernel, KernelPorts};
-use crate::notify::Notifier;
 use crate::ports::PortTable;
+use crate::ports::principal::Rules;
 use crate::portserver::{self, Listening};
-use crate::principal::Rules;
-use crate::refresh::Refresh;
 use crate::scan::Scanner;
+use crate::server::fd_budget::FdBudget;
+use crate::service::notify::Notifier;
+use crate::service::watchdog::{Watchdog, engine_probe};
 use crate::state::files::Dir;
 use crate::state::journal::Fit;
 use crate::state::leases::{self, check_leases};
+use crate::state::socket::SocketFile;
 use crate::state::{DirLock, JournalLoad, Loaded, LockError, ScanInfo, StateFile, Store};
-use crate::time::now_rfc3339;
-use crate::unix_socket::SocketFile;
-use crate::watchdog::{Watchdog, engine_probe};
+use crate::util::time::now_rfc3339;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
@@ -69,7 +71,7 @@ impl Dirs {
 /// it serves, and when it stops.
 pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), Fatal> {
     let started = Instant::now();
-    let budget = crate::fd_budget::raise_and_size();
+    let budget = crate::server::fd_budget::raise_and_size();
     let dir = &dirs.state;
     let _lock = DirLock::acquire(dir).map_err(|e| lock_failure(dir.path(), e))?;
     let store = Store::new(dir);
@@ -108,7 +110,7 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
         max_connections: connections,
         max_connections_per_peer: per_user,
         // The operators, who may hold what they like, as with the quota.
-        unshared_uids: vec![0, crate::process::own_uid()],
+        unshared_uids: vec![0, crate::sys::process::own_uid()],
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
@@ -218,7 +220,7 @@ fn bind_unix(settings: &Settings, dir: &Dir) -> Result<Option<(UnixListener, Soc
     let Some(path) = &settings.unix_socket else {
         return Ok(None);
     };
-    let bound = crate::unix_socket::bind(path, Some(dir))
+    let bound = crate::state::socket::bind(path, Some(dir))
         .map_err(|e| Fatal(format!("cannot listen on unix:{}: {e}", path.display())))?;
     Ok(Some(bound))
 }
@@ -273,7 +275,7 @@ fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
         lease_ttl: settings.lease_ttl,
         token: settings.token.clone(),
         rules: Rules {
-            server_uid: crate::process::own_uid(),
+            server_uid: crate::sys::process::own_uid(),
             max_ports_per_uid: settings.max_ports_per_uid,
             token_set: settings.token.is_some(),
         },
@@ -439,7 +441,7 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
     for (pool, port) in &saved.cursors {
         table.set_cursor(pool, *port);
     }
-    for (lease, reason) in table.end_due(SystemTime::now(), &crate::process::alive_checker()) {
+    for (lease, reason) in table.end_due(SystemTime::now(), &crate::sys::process::alive_checker()) {
         crate::app::log_end(&lease, reason);
     }
 }

@@ -4,8 +4,8 @@
 
 use super::help;
 use super::target::{BaseUrl, Locate, Source};
-use crate::lease::Protocol;
-use crate::wire;
+use crate::ports::lease::Protocol;
+use crate::ports::wire;
 use lexopt::Arg::{Long, Short, Value};
 use std::ffi::OsString;
 use std::net::IpAddr;

@@ -2,8 +2,8 @@
 use super::*;
 use crate::app::{Facts, Serving, Start};
 use crate::http::{Peer, PeerAddr};
+use crate::ports::principal::Rules;
 use crate::ports::{PortRange, PortTable};
-use crate::principal::Rules;
 use crate::scan::{Method, Scanner};
 use crate::state::Store;
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ fn server_port_reports_counts_that_add_up() {
     assert_eq!(body["port_state"]["server"], 1);
     assert_eq!(body["port_state"]["leased"], 0);
     let stamp = body["timestamp"].as_str().unwrap();
-    assert!(crate::time::parse_rfc3339(stamp).is_some(), "{stamp}");
+    assert!(crate::util::time::parse_rfc3339(stamp).is_some(), "{stamp}");
     assert_eq!(body.as_object().unwrap().len(), 9, "{body}");
 }
 
@@ -378,8 +378,8 @@ fn lease_grant_answers_201_and_is_saved_first() {
     assert_eq!(lease["pool"], "default");
     assert_eq!(lease["owner"], "ci job 17");
     assert_eq!(lease["pid"], Value::Null);
-    let created = crate::time::parse_rfc3339(lease["created_at"].as_str().unwrap()).unwrap();
-    let expires = crate::time::parse_rfc3339(lease["expires_at"].as_str().unwrap()).unwrap();
+    let created = crate::util::time::parse_rfc3339(lease["created_at"].as_str().unwrap()).unwrap();
+    let expires = crate::util::time::parse_rfc3339(lease["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires.duration_since(created).unwrap().as_secs(), 600);
     let id = lease["id"].as_str().unwrap();
     let durable = f.app.store().durable().unwrap().unwrap();
@@ -468,8 +468,10 @@ fn lease_list_renew_and_release() {
     let renew = format!("{one}/renew");
     let (status, renewed) = call(&f.app, "POST", &renew, &[], r#"{"ttl_secs": 900}"#);
     assert_eq!(status, 200);
-    let created = crate::time::parse_rfc3339(renewed["lease"]["created_at"].as_str().unwrap());
-    let expires = crate::time::parse_rfc3339(renewed["lease"]["expires_at"].as_str().unwrap());
+    let created =
+        crate::util::time::parse_rfc3339(renewed["lease"]["created_at"].as_str().unwrap());
+    let expires =
+        crate::util::time::parse_rfc3339(renewed["lease"]["expires_at"].as_str().unwrap());
     assert!(
         expires
             .unwrap()

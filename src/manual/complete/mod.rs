@@ -7,7 +7,7 @@ mod fish;
 mod zsh;
 
 use super::model::{self, Flag};
-use crate::lease::Protocol;
+use crate::ports::lease::Protocol;
 
 pub use bash::script as bash;
 pub use fish::script as fish;

@@ -86,9 +86,9 @@ impl ApiError {
     }
 }
 
-impl From<crate::principal::Refusal> for ApiError {
-    fn from(refusal: crate::principal::Refusal) -> ApiError {
-        use crate::principal::Refusal;
+impl From<crate::ports::principal::Refusal> for ApiError {
+    fn from(refusal: crate::ports::principal::Refusal) -> ApiError {
+        use crate::ports::principal::Refusal;
         match refusal {
             Refusal::Forbidden(m) => ApiError::Forbidden(m),
             Refusal::Invalid(m) => ApiError::BadRequest(m),
@@ -101,7 +101,7 @@ impl From<crate::app::AppError> for ApiError {
     /// The status each of the app's reasons is answered with.
     fn from(e: crate::app::AppError) -> ApiError {
         use crate::app::AppError;
-        use crate::lease::LeaseError;
+        use crate::ports::lease::LeaseError;
         match e {
             AppError::Lease(LeaseError::UnknownPool(name)) => {
                 ApiError::NotFound(format!("pool: no pool named {name}"))

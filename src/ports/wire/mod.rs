@@ -51,7 +51,7 @@ pub struct LeaseBody {
     pub pid: Option<u32>,
     /// `both` (the default), `tcp` or `udp`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<crate::lease::Protocol>,
+    pub protocol: Option<crate::ports::lease::Protocol>,
 }
 
 impl Body for LeaseBody {
@@ -106,7 +106,7 @@ pub enum Status {
 }
 
 /// The answer to a grant (201), a look-up or a renewal (200). The server
-/// writes its view of a lease as `L`; the client reads a `crate::lease::Lease`.
+/// writes its view of a lease as `L`; the client reads a `crate::ports::lease::Lease`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseAnswer<L> {
     pub status: Status,
@@ -237,7 +237,7 @@ pub fn length(what: &str, text: &str, max: usize) -> Result<(), String> {
 /// Checks an owner: 1 to [`MAX_OWNER_CHARS`] characters of printable text.
 pub fn owner(what: &str, text: &str) -> Result<(), String> {
     length(what, text, MAX_OWNER_CHARS)?;
-    match crate::text::printable_problem(text) {
+    match crate::util::text::printable_problem(text) {
         Some(problem) => Err(format!("{what}: contains {problem}")),
         None => Ok(()),
     }

@@ -1,14 +1,14 @@
 //! The lease endpoints: grant, list, look up, renew and release.
 
 use super::{ApiError, App, json, query};
+use crate::app::metrics::Denial;
 use crate::app::{Done, LeaseFilter};
 use crate::http::{Reply, Request, Response};
-use crate::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
-use crate::metrics::Denial;
-use crate::principal::{Principal, Refusal};
-use crate::process::is_alive;
-use crate::time::now_rfc3339;
-use crate::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
+use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
+use crate::ports::principal::{Principal, Refusal};
+use crate::ports::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
+use crate::sys::process::is_alive;
+use crate::util::time::now_rfc3339;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,13 +31,13 @@ pub struct LeaseView<'a> {
 }
 
 /// A time written as RFC 3339 straight into the answer, without a string
-/// of its own. One [`stamp`](crate::time::stamp) cannot show (before 1970,
+/// of its own. One [`stamp`](crate::util::time::stamp) cannot show (before 1970,
 /// after 9999) goes to humantime, which refuses it as it always has.
 struct Time(SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::time::stamp::format(self.0) {
+        match crate::util::time::stamp::format(self.0) {
             Some(stamp) => s.serialize_str(stamp.as_str()),
             None => s.collect_str(&humantime::format_rfc3339_seconds(self.0)),
         }
@@ -69,7 +69,7 @@ pub fn grant(app: &App, request: &Request) -> Result<Reply, ApiError> {
     if let Some(pid) = req.pid {
         let rules = &app.facts.rules;
         rules
-            .may_name_pid(who, pid, crate::process::real_uid(pid))
+            .may_name_pid(who, pid, crate::sys::process::real_uid(pid))
             .inspect_err(|refusal| {
                 app.metrics.deny(match refusal {
                     Refusal::Forbidden(_) => Denial::Forbidden,
@@ -124,7 +124,7 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
     let body: LeaseBody = wire::parse(body).map_err(ApiError::BadRequest)?;
     let pid_start = match body.pid {
         Some(pid) => Some(
-            crate::process::start_time(pid)
+            crate::sys::process::start_time(pid)
                 .ok_or_else(|| ApiError::BadRequest(format!("pid: no process {pid} is running")))?,
         ),
         None => None,

@@ -207,7 +207,7 @@ fn a_body_written_is_read_back_unchanged() {
         ttl_secs: Some(MAX_TTL_SECS),
         owner: Some("构建 任务".to_string()),
         pid: Some(u32::MAX),
-        protocol: Some(crate::lease::Protocol::Udp),
+        protocol: Some(crate::ports::lease::Protocol::Udp),
     };
     let bytes = serde_json::to_vec(&body).unwrap();
     assert_eq!(parse::<LeaseBody>(&bytes), Ok(body));

@@ -10,13 +10,14 @@ pub mod files;
 pub mod frame;
 pub mod journal;
 pub mod leases;
+pub mod socket;
 mod store;
 pub mod walk;
 
 pub use journal::JOURNAL_FILE;
 pub use store::{JournalLoad, Loaded, Recovered, Store, Temp, Written};
 
-use crate::lease::Lease;
+use crate::ports::lease::Lease;
 use crate::ports::{PortEntry, PortRange, PortTable};
 use files::Dir;
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 pub const STATE_FILE: &str = "dynamic_ports.json";
 pub const LOCK_FILE: &str = "dynamic_ports.lock";
 /// dynport's own entries in `ip_local_reserved_ports`, with `--reserve-kernel`
-/// (see [`crate::kernel_ports`]).
+/// (see [`crate::app::kernel_ports`]).
 pub const KERNEL_RECORD_FILE: &str = "kernel_reserved_ports.json";
 /// dynport's own files in the state directory: each must be a regular file
 /// when it is there at all.
@@ -339,10 +340,10 @@ mod tests {
         Lease {
             id: id.to_string(),
             ports: ports.to_vec(),
-            pool: crate::lease::DEFAULT_POOL.to_string(),
+            pool: crate::ports::lease::DEFAULT_POOL.to_string(),
             owner: None,
             uid: Some(1000),
-            protocol: crate::lease::Protocol::Both,
+            protocol: crate::ports::lease::Protocol::Both,
             pid: None,
             pid_start: None,
             created_at,
@@ -474,11 +475,11 @@ mod tests {
         assert_eq!(StateFile::parse(&written).unwrap(), state);
         let lease = &state.leases["a"];
         assert_eq!(
-            crate::time::rfc3339(lease.created_at),
+            crate::util::time::rfc3339(lease.created_at),
             "2026-11-25T19:00:00Z"
         );
         assert_eq!(
-            crate::time::rfc3339(lease.expires_at),
+            crate::util::time::rfc3339(lease.expires_at),
             "2026-11-25T19:05:00Z"
         );
         assert_eq!(

@@ -57,9 +57,9 @@ pub struct Lease {
     /// pid does not keep a dead lease alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_start: Option<u64>,
-    #[serde(with = "crate::time::rfc3339_serde")]
+    #[serde(with = "crate::util::time::rfc3339_serde")]
     pub created_at: SystemTime,
-    #[serde(with = "crate::time::rfc3339_serde")]
+    #[serde(with = "crate::util::time::rfc3339_serde")]
     pub expires_at: SystemTime,
     /// The life the lease was last given, reused by a renewal that names none.
     #[serde(default)]
@@ -89,7 +89,7 @@ impl Lease {
 }
 
 /// What a client asks for; validated by the API (against the limits in
-/// `crate::wire`) before it gets here.
+/// `crate::ports::wire`) before it gets here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRequest {
     pub count: usize,
@@ -116,7 +116,7 @@ pub enum LeaseError {
     /// The ports asked for cannot be had. 409.
     Unavailable(String),
     /// Not the caller's to do, or over its quota.
-    Refused(crate::principal::Refusal),
+    Refused(crate::ports::principal::Refusal),
 }
 
 /// Why a lease ended.

@@ -156,7 +156,8 @@ impl Store {
             Ok(replay) => {
                 let changes = replay.changes.len();
                 if id.is_none() && changes > 0 {
-                    snapshot = Loaded::Found(StateFile::empty(range, &crate::time::now_rfc3339()));
+                    snapshot =
+                        Loaded::Found(StateFile::empty(range, &crate::util::time::now_rfc3339()));
                 }
                 if let Loaded::Found(state) = &mut snapshot {
                     journal::apply(state, replay.changes);
@@ -202,7 +203,7 @@ impl Store {
                     start: 1,
                     end: 65535,
                 };
-                state = Some(StateFile::empty(range, &crate::time::now_rfc3339()));
+                state = Some(StateFile::empty(range, &crate::util::time::now_rfc3339()));
             }
             if let Some(state) = &mut state {
                 journal::apply(state, replay.changes);

@@ -5,6 +5,9 @@
 //! files opened, made, renamed and removed relative to a directory held
 //! open.
 
+pub mod epoll;
+pub mod process;
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

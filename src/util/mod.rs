@@ -1,0 +1,7 @@
+//! Small pieces every layer uses: time on the clocks dynport counts with
+//! and the RFC 3339 text it writes, escaping text for logs, and the hash
+//! of lease ids.
+
+pub mod hash;
+pub mod text;
+pub mod time;
