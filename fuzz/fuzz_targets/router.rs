@@ -174,7 +174,8 @@ fn request(data: &[u8]) -> Request {
 fuzz_target!(|data: &[u8]| {
     let world = world();
     let req = request(data);
-    let resp = dynport::api::handle(&app(world), &req).resolve();
+    let api = dynport::api::Api::new(std::sync::Arc::new(app(world)));
+    let resp = dynport::api::handle(&api, &req).resolve();
     assert!(
         (200..=599).contains(&resp.status),
         "status {} for {req:?}",

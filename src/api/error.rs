@@ -74,7 +74,7 @@ impl ApiError {
 
     /// The error as dynport's JSON error response, with the headers its status needs.
     pub fn into_response(self) -> Response {
-        let response = Response::error(self.status(), &self.message());
+        let response = error_response(self.status(), &self.message());
         match self {
             ApiError::Unauthorized => response.with_header("WWW-Authenticate", "Bearer"),
             ApiError::MethodNotAllowed { allow } => response.with_header("Allow", allow),
@@ -125,4 +125,22 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message())
     }
+}
+
+/// dynport's error shape, `{"status":"error","error":"…","timestamp":"…"}`:
+/// for every error the API answers, and for those the engine answers
+/// itself.
+pub fn error_response(status: u16, message: &str) -> Response {
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        status: &'static str,
+        error: &'a str,
+        timestamp: String,
+    }
+    let body = Error {
+        status: "error",
+        error: message,
+        timestamp: crate::util::time::now_rfc3339(),
+    };
+    Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
 }

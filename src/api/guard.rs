@@ -10,7 +10,7 @@
 //! guess the token nor get a local peer blocked; and since dynport sends no
 //! CORS headers, it cannot read any answer at all.
 
-use super::App;
+use super::{Api, App};
 use crate::api::error::ApiError;
 use crate::api::throttle::{Note, PeerKey};
 use crate::app::metrics::{Denial, Metrics};
@@ -106,7 +106,7 @@ pub fn browser(req: &Request) -> Result<(), ApiError> {
 /// no token check, so it can neither guess the token nor get anyone else
 /// throttled.
 pub fn identified(app: &App, req: &Request) -> Result<(), ApiError> {
-    if Principal::of(&req.peer) != Principal::Unidentified {
+    if super::principal(&req.peer) != Principal::Unidentified {
         return Ok(());
     }
     app.metrics.deny(Denial::Unidentified);
@@ -129,7 +129,7 @@ pub fn identified(app: &App, req: &Request) -> Result<(), ApiError> {
 /// Checks the bearer token, when one is configured, through the throttle:
 /// a blocked peer gets 429 whatever its token, a failure is counted and
 /// logged.
-pub fn token(app: &App, req: &Request) -> Result<(), ApiError> {
+pub fn token(app: &Api, req: &Request) -> Result<(), ApiError> {
     let Some(token) = &app.facts.token else {
         return Ok(());
     };
@@ -155,7 +155,7 @@ pub fn token(app: &App, req: &Request) -> Result<(), ApiError> {
 
 // The throttle holds counts only: after a panic elsewhere they are still
 // counts, so a poisoned lock is taken over.
-fn throttle(app: &App) -> MutexGuard<'_, crate::api::throttle::AuthThrottle> {
+fn throttle(app: &Api) -> MutexGuard<'_, crate::api::throttle::AuthThrottle> {
     app.auth_throttle.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -4,7 +4,6 @@
 //! one at a time and ten a second for each caller but the operators.
 
 use crate::api::error::ApiError;
-use crate::app::App;
 use crate::http::Request;
 use crate::ports::principal::{Principal, Rules};
 use crate::scan::{LOOKUP_BUDGET, Lookup, MAX_PER_SECOND, Refused, Scope};
@@ -12,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The sockets holding `port` now, as the caller of `req` may see them.
-pub fn lookup(app: &App, req: &Request, port: u16) -> Result<Lookup, ApiError> {
-    let who = Principal::of(&req.peer);
+pub fn lookup(app: &super::Api, req: &Request, port: u16) -> Result<Lookup, ApiError> {
+    let who = super::principal(&req.peer);
     let rules = &app.facts.rules;
     // Held until the lookup ends: the caller's one at a time.
     let _permit = if rules.is_operator(who) {
@@ -79,7 +78,7 @@ mod tests {
     use serde_json::Value;
 
     /// The held port's state as `uid` asks: status, `Retry-After`, body.
-    fn ask(app: &App, uid: Option<u32>, port: u16) -> (u16, Option<String>, Value) {
+    fn ask(app: &crate::api::Api, uid: Option<u32>, port: u16) -> (u16, Option<String>, Value) {
         let target = format!("/api/v1/tools/port/state?port={port}");
         let req = Request::fake("GET", &target, &[], b"").from_peer(from_uid(uid));
         let res = answer(app, &req);

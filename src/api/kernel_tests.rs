@@ -41,11 +41,11 @@ impl Drop for FakeKernel {
     }
 }
 
-fn call(app: &crate::app::App, method: &str, target: &str, body: &str) -> (u16, Value) {
+fn call(app: &crate::api::Api, method: &str, target: &str, body: &str) -> (u16, Value) {
     call_as(app, from_uid(Some(OPERATOR)), method, target, &[], body)
 }
 
-fn overview(app: &crate::app::App) -> Value {
+fn overview(app: &crate::api::Api) -> Value {
     let (status, body) = call(app, "GET", "/api/v1/system/overview", "");
     assert_eq!(status, 200);
     body["port_manager"].clone()

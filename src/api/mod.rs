@@ -2,13 +2,17 @@
 //! response, testable without sockets.
 
 use crate::api::error::ApiError;
+use crate::api::throttle::AuthThrottle;
 use crate::app::App;
 use crate::http::{Reply, Request, Response};
+use crate::ports::principal::Principal;
 use crate::ports::wire::ChangePortBody;
 use crate::ports::{Counts, PortEntry, PortRange, PortState};
+use crate::scan::LookupLimit;
 use crate::state::ScanInfo;
 use crate::util::time::now_rfc3339;
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
 
 pub mod error;
 mod guard;
@@ -76,14 +80,48 @@ impl Route<'_> {
     }
 }
 
+/// The API: dynport's state as its callers reach it, with what the edge
+/// keeps of them. It derefs to the [`App`] it serves.
+pub struct Api {
+    app: Arc<App>,
+    /// Failed token checks by peer, for the 429 and the log's rate limit.
+    pub auth_throttle: Mutex<AuthThrottle>,
+    /// Holder lookups by caller, for their share (one at a time, ten a
+    /// second).
+    pub holder_lookups: LookupLimit<Principal>,
+}
+
+impl Api {
+    pub fn new(app: Arc<App>) -> Api {
+        Api {
+            app,
+            auth_throttle: Mutex::default(),
+            holder_lookups: LookupLimit::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Api {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+/// Who sent a request, from what the engine learned of its peer.
+pub(crate) fn principal(peer: &crate::http::Peer) -> Principal {
+    Principal::of(peer.uid, peer.local)
+}
+
 /// Answers one request.
-pub fn handle(app: &App, req: &Request) -> Reply {
+pub fn handle(app: &Api, req: &Request) -> Reply {
     route(app, req).unwrap_or_else(|e| e.into_response().into())
 }
 
 /// The checks run in the order `guard` documents: Host, route, method,
 /// then for a change: web page, identity, throttle, token.
-fn route(app: &App, req: &Request) -> Result<Reply, ApiError> {
+fn route(app: &Api, req: &Request) -> Result<Reply, ApiError> {
     guard::host(req, &app.facts.allow_hosts)?;
     let route = Route::resolve(&req.path)
         .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {}", req.path)))?;
@@ -224,7 +262,7 @@ struct OnePort<'a> {
 
 /// `GET /api/v1/tools/port/state`: every port that is not free, those in
 /// one state with `?state=`, or one port with `?port=N`.
-fn port_state(app: &App, req: &Request) -> Result<Response, ApiError> {
+fn port_state(app: &Api, req: &Request) -> Result<Response, ApiError> {
     let found = query::parse(req.query.as_deref(), &["port", "state"])?;
     let state = query::get(&found, "state").map(parse_state).transpose()?;
     let summary = app.summary();
@@ -367,7 +405,7 @@ struct Changed {
 
 fn change_port(app: &App, req: &Request) -> Result<Response, ApiError> {
     let requested = change_body(&req.body)?;
-    let who = crate::ports::principal::Principal::of(&req.peer);
+    let who = principal(&req.peer);
     app.facts.rules.may_change_port(who)?;
     let (old, new) = app.change_port(requested)?;
     Ok(json(

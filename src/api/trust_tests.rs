@@ -8,17 +8,17 @@ const ALICE: Option<u32> = Some(1000);
 const BOB: Option<u32> = Some(1001);
 const REMOTE: Option<u32> = None;
 
-fn lease(app: &crate::app::App, uid: Option<u32>, body: &str) -> (u16, Value) {
+fn lease(app: &crate::api::Api, uid: Option<u32>, body: &str) -> (u16, Value) {
     call_as(app, from_uid(uid), "POST", "/api/v1/ports/lease", &[], body)
 }
 
-fn lease_id(app: &crate::app::App, uid: Option<u32>) -> String {
+fn lease_id(app: &crate::api::Api, uid: Option<u32>) -> String {
     let (status, body) = lease(app, uid, "{}");
     assert_eq!(status, 201, "{body}");
     body["lease"]["id"].as_str().unwrap().to_string()
 }
 
-fn one(app: &crate::app::App, id: &str) -> Value {
+fn one(app: &crate::api::Api, id: &str) -> Value {
     let (status, body) = call_as(
         app,
         Peer::default(),

@@ -55,15 +55,6 @@ pub trait Serving: Send + Sync {
     fn stats(&self) -> crate::http::Stats;
 }
 
-impl Serving for crate::http::Control {
-    fn replace_listener(&self, listener: TcpListener) -> io::Result<()> {
-        crate::http::Control::replace_listener(self, listener)
-    }
-    fn stats(&self) -> crate::http::Stats {
-        crate::http::Control::stats(self)
-    }
-}
-
 /// What the writers hold.
 struct Held {
     table: PortTable,
@@ -143,11 +134,6 @@ pub type Done<T> = Box<dyn FnOnce(Result<T, AppError>) + Send>;
 pub struct App {
     pub facts: Facts,
     pub metrics: Arc<Metrics>,
-    /// Failed token checks by peer, for the 429 and the log's rate limit.
-    pub auth_throttle: Mutex<crate::api::throttle::AuthThrottle>,
-    /// Holder lookups by caller, for their share (one at a time, ten a
-    /// second).
-    pub holder_lookups: crate::scan::LookupLimit<crate::ports::principal::Principal>,
     store: Store,
     scanner: Scanner,
     serving: Box<dyn Serving>,
@@ -212,8 +198,6 @@ impl App {
         App {
             facts,
             metrics: Arc::default(),
-            auth_throttle: Mutex::default(),
-            holder_lookups: crate::scan::LookupLimit::default(),
             store,
             scanner,
             serving,

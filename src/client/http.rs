@@ -79,7 +79,7 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
     check_owner(target, &target.url.to_string(), || {
         // The server's end of this very connection, as the kernel knows it.
         let (server, client) = (stream.peer_addr()?, stream.local_addr()?);
-        crate::scan::tcp_socket_uid(server, client, crate::scan::Vouching::Full)
+        crate::sys::netlink::tcp_socket_uid(server, client, crate::sys::netlink::Vouching::Full)
     })?;
     send_bytes(stream, &bytes)
 }

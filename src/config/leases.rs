@@ -2,7 +2,7 @@
 //! and a lease's default life.
 
 use super::raw::{self, Raw};
-use super::serve::{port, range as port_range};
+use super::raw::{port, range as port_range};
 use super::{ConfigError, Pool};
 use crate::ports::PortRange;
 

@@ -1,12 +1,11 @@
 //! The second step of configuration: raw values into typed [`Settings`],
 //! with every default and every bound in one place.
 
-use super::raw::{self, Key, Raw, Value};
+use super::raw::{self, Key, Raw, Value, bounded, port, range};
 use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
-use std::num::IntErrorKind;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,46 +99,6 @@ fn secs<L: Fn(&str) -> Option<String>>(
     default: u64,
 ) -> Result<Duration, ConfigError> {
     number(raw, key, bounds, default).map(Duration::from_secs)
-}
-
-/// A whole number inside `bounds`.
-pub fn bounded(text: &str, bounds: &RangeInclusive<u64>) -> Result<u64, String> {
-    let (low, high) = (bounds.start(), bounds.end());
-    let n = match text.trim().parse::<u64>() {
-        Ok(n) => n,
-        Err(e) if *e.kind() == IntErrorKind::PosOverflow => high + 1,
-        Err(_) => return Err(format!("{text:?} is not a whole number")),
-    };
-    if !bounds.contains(&n) {
-        return Err(format!(
-            "{} is out of bounds; give {low} to {high}",
-            text.trim()
-        ));
-    }
-    Ok(n)
-}
-
-/// A port: 1 to 65535.
-pub fn port(text: &str) -> Result<u16, String> {
-    let text = text.trim();
-    match text.parse::<u64>() {
-        Ok(0) => Err("port 0 is not a valid port".to_string()),
-        Ok(n) => u16::try_from(n).map_err(|_| format!("port {n} is above 65535")),
-        Err(e) if *e.kind() == IntErrorKind::PosOverflow => {
-            Err(format!("port {text} is above 65535"))
-        }
-        Err(_) => Err(format!("{text:?} is not a port number")),
-    }
-}
-
-/// A range `A-B`, both ends included.
-pub fn range(text: &str) -> Result<PortRange, String> {
-    let Some((start, end)) = text.split_once('-') else {
-        return Err(format!(
-            "{text:?} is not a range; give START-END, like 3000-9000"
-        ));
-    };
-    PortRange::new(port(start)?, port(end)?)
 }
 
 /// An IPv4 or IPv6 literal; `[::1]` works as well as `::1`.

@@ -53,7 +53,7 @@ pub fn max_ports_per_uid<L: Fn(&str) -> Option<String>>(
     if text == "none" {
         return Ok(None);
     }
-    let n = super::serve::bounded(text, &(1..=65_535)).map_err(|p| value.error(p))?;
+    let n = raw::bounded(text, &(1..=65_535)).map_err(|p| value.error(p))?;
     Ok(Some(n as usize))
 }
 
@@ -65,6 +65,6 @@ pub fn max_connections_per_uid<L: Fn(&str) -> Option<String>>(
     let Some(value) = raw.get(raw::MAX_CONNECTIONS_PER_UID) else {
         return Ok(DEFAULT_MAX_CONNECTIONS_PER_UID);
     };
-    let n = super::serve::bounded(value.text()?, &(1..=1024)).map_err(|p| value.error(p))?;
+    let n = raw::bounded(value.text()?, &(1..=1024)).map_err(|p| value.error(p))?;
     Ok(n as usize)
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::Response;
 use super::conn::Conn;
 use super::share::Holder;
 use super::shared::Shared;
@@ -358,7 +357,7 @@ impl PollLoop {
     /// is idle.
     fn admit(&mut self, stream: Stream, addr: Option<SocketAddr>) {
         let shared = &self.shared;
-        let peer = super::stream::identify(&stream, addr, shared.config.identify_peers);
+        let peer = super::stream::identify(&stream, addr, shared.config.identify_tcp);
         let holder = Holder::of(&peer);
         if !shared.shares.take(holder) {
             return refuse(stream, shared, &Refused::Share(holder));
@@ -467,7 +466,7 @@ fn refuse(mut stream: Stream, shared: &Shared, why: &Refused) {
     };
     log::debug!("refusing a connection with 503: {message}");
     let mut out = Vec::with_capacity(256);
-    let resp = Response::error(503, &message).with_header("Retry-After", "1");
+    let resp = (shared.config.error_response)(503, &message).with_header("Retry-After", "1");
     let framing = Framing {
         close: true,
         keep_alive_10: false,

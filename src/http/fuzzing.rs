@@ -284,10 +284,11 @@ fn refusal_body(head: &Head, rest: &[u8]) -> Result<usize, String> {
     let body = rest
         .get(..head.content_length)
         .ok_or("a refusal's body is cut off")?;
-    let json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("a refusal's body: {e}"))?;
-    if json["status"] != "error" {
-        return Err(format!("a refusal's body: {json}"));
+    // The engine's own words (plain text, one line) unless a server words
+    // them: see `EngineConfig::error_response`.
+    let text = std::str::from_utf8(body).map_err(|e| format!("a refusal's body: {e}"))?;
+    if text.len() < 2 || !text.ends_with('\n') || text[..text.len() - 1].contains('\n') {
+        return Err(format!("a refusal's body: {text:?}"));
     }
     Ok(body.len())
 }

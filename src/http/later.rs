@@ -10,12 +10,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::Response;
 use super::conn::Conn;
 
+/// What a lost answer is told.
+pub(crate) const LOST: &str = "the answer to this request was lost";
+
 /// An answer to come, carried by a [`Response`].
 #[derive(Clone)]
 pub struct Later(Arc<Slot>);
 
-/// The right to give the answer. Dropped without an answer, it answers 500,
-/// so that no connection waits forever.
+/// The right to give the answer. Dropped without an answer, the answer is
+/// lost: the engine answers 500 in its stead, so that no connection waits
+/// forever.
 pub struct Completion(Option<Arc<Slot>>);
 
 #[derive(Default)]
@@ -27,6 +31,8 @@ struct Slot {
 #[derive(Default)]
 struct State {
     response: Option<Response>,
+    /// The completion was dropped without an answer.
+    lost: bool,
     /// The connection waiting for the answer, once its worker let it go.
     conn: Option<Conn>,
 }
@@ -42,10 +48,12 @@ impl Slot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn give(&self, response: Response) {
+    /// Gives the answer, or `None` when it is lost.
+    fn give(&self, response: Option<Response>) {
         let waiting = {
             let mut state = self.lock();
-            state.response = Some(response);
+            state.lost = response.is_none();
+            state.response = response;
             state.conn.take()
         };
         self.given.notify_all();
@@ -60,7 +68,7 @@ impl Completion {
     /// Gives the answer; the connection waiting for it is served again.
     pub fn complete(mut self, response: Response) {
         if let Some(slot) = self.0.take() {
-            slot.give(response);
+            slot.give(Some(response));
         }
     }
 }
@@ -68,29 +76,32 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(slot) = self.0.take() {
-            slot.give(Response::error(500, "the answer to this request was lost"));
+            slot.give(None);
         }
     }
 }
 
 impl Later {
     /// Blocks until the answer is given: for callers outside the engine,
-    /// such as tests of the router.
+    /// such as tests of the router. A lost answer is a plain 500.
     pub fn wait(&self) -> Response {
         let mut state = self.0.lock();
         loop {
             if let Some(response) = state.response.take() {
                 return response;
             }
+            if state.lost {
+                return Response::plain_error(500, LOST);
+            }
             state = self.0.given.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     /// Leaves `conn` to wait for the answer; gives it back when the answer
-    /// is already there.
+    /// is already there, or lost.
     pub(crate) fn park(&self, conn: Conn) -> Option<Conn> {
         let mut state = self.0.lock();
-        if state.response.is_some() {
+        if state.response.is_some() || state.lost {
             return Some(conn);
         }
         state.conn = Some(conn);

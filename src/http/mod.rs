@@ -81,6 +81,12 @@ pub struct Peer {
     pub local: bool,
 }
 
+/// Who a TCP peer at `peer` is, the server's end being `local` (when
+/// known): whether it is on this host, and the local user it is, when
+/// that can be told for sure. A peer of this host without a uid is
+/// unidentified.
+pub type Identify = fn(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>);
+
 /// Where a connection comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum PeerAddr {
@@ -185,20 +191,15 @@ impl Response {
         }
     }
 
-    /// dynport's error shape: `{"status":"error","error":"…","timestamp":"…"}`.
-    pub fn error(status: u16, message: &str) -> Response {
-        #[derive(serde::Serialize)]
-        struct Error<'a> {
-            status: &'static str,
-            error: &'a str,
-            timestamp: String,
+    /// An error answer in plain text: what the engine says of its own
+    /// errors unless [`EngineConfig::error_response`] words them.
+    pub fn plain_error(status: u16, message: &str) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type: "text/plain; charset=utf-8",
+            body: format!("{message}\n").into_bytes(),
         }
-        let body = Error {
-            status: "error",
-            error: message,
-            timestamp: crate::util::time::now_rfc3339(),
-        };
-        Response::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
@@ -227,9 +228,13 @@ pub struct EngineConfig {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Whether TCP peers on this host are identified through the kernel's
-    /// socket table (one lookup per connection, as it is accepted).
-    pub identify_peers: bool,
+    /// Who a TCP peer is, asked once per connection as it is accepted;
+    /// `None`: every TCP peer is a remote one.
+    pub identify_tcp: Option<Identify>,
+    /// How the engine words the errors it answers itself (a limit, a
+    /// timeout, the connection cap, a handler's panic, a lost answer):
+    /// the status and what to tell.
+    pub error_response: fn(u16, &str) -> Response,
 }
 
 impl Default for EngineConfig {
@@ -243,7 +248,8 @@ impl Default for EngineConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
-            identify_peers: true,
+            identify_tcp: None,
+            error_response: Response::plain_error,
         }
     }
 }

@@ -62,14 +62,15 @@ impl AsFd for Stream {
 }
 
 /// Who is at the other end of a connection just accepted from `addr` (the
-/// Unix socket's peer has none): the `SO_PEERCRED` of the Unix socket, or,
-/// for TCP from one of this host's own addresses, the owner of the
-/// client's socket as the kernel's socket table vouches for it. A TCP peer
-/// of this host that the table does not vouch for (its socket already
-/// closed, reset or in TIME-WAIT) is left without a uid: unidentified,
-/// never a remote caller and never uid 0. `identify_tcp` off (a bare
-/// engine) leaves every TCP peer without a uid, as a remote one.
-pub(crate) fn identify(stream: &Stream, addr: Option<SocketAddr>, identify_tcp: bool) -> Peer {
+/// Unix socket's peer has none): the `SO_PEERCRED` of the Unix socket, or
+/// for TCP what `identify_tcp` says of the client's address and the
+/// server's (see [`super::Identify`]). Without it (a bare engine) every TCP
+/// peer is a remote one.
+pub(crate) fn identify(
+    stream: &Stream,
+    addr: Option<SocketAddr>,
+    identify_tcp: Option<super::Identify>,
+) -> Peer {
     match (stream, addr) {
         (Stream::Unix(s), _) => {
             let mut peer = Peer::unix();
@@ -84,26 +85,15 @@ pub(crate) fn identify(stream: &Stream, addr: Option<SocketAddr>, identify_tcp: 
                 addr: PeerAddr::Ip(addr.ip().to_canonical()),
                 ..Peer::default()
             };
-            if identify_tcp && crate::sys::is_own_address(addr.ip()) {
-                peer.local = true;
-                peer.uid = tcp_owner(s, addr);
+            if let Some(identify_tcp) = identify_tcp {
+                let local = s
+                    .local_addr()
+                    .inspect_err(|e| log::debug!("no local address for a peer {addr}: {e}"))
+                    .ok();
+                (peer.local, peer.uid) = identify_tcp(addr, local);
             }
             peer
         }
         (Stream::Tcp(_), None) => Peer::default(),
     }
-}
-
-/// The uid owning the client's end `peer` of `stream`, when that end is a
-/// socket of this host that can vouch for it (see
-/// [`crate::scan::tcp_socket_uid`]).
-fn tcp_owner(stream: &TcpStream, peer: SocketAddr) -> Option<u32> {
-    let local = stream
-        .local_addr()
-        .inspect_err(|e| log::debug!("no local address for a connection from {peer}: {e}"))
-        .ok()?;
-    crate::scan::tcp_socket_uid(peer, local, crate::scan::Vouching::Held).unwrap_or_else(|e| {
-        log::debug!("cannot look up the owner of {peer}: {e}");
-        None
-    })
 }

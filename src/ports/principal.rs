@@ -4,7 +4,6 @@
 //! would not vouch for). The rules here are pure: the server's uid and what
 //! `/proc` says are passed in.
 
-use crate::http::Peer;
 use std::fmt;
 
 /// The caller of a request.
@@ -21,8 +20,11 @@ pub enum Principal {
 }
 
 impl Principal {
-    pub fn of(peer: &Peer) -> Principal {
-        match (peer.uid, peer.local) {
+    /// The caller with `uid` as the kernel vouched for it; `local`: the
+    /// caller is on this host (so without a uid it is unidentified, not
+    /// remote).
+    pub fn of(uid: Option<u32>, local: bool) -> Principal {
+        match (uid, local) {
             (Some(uid), _) => Principal::User(uid),
             (None, true) => Principal::Unidentified,
             (None, false) => Principal::Remote,
@@ -176,16 +178,11 @@ mod tests {
     };
 
     #[test]
-    fn peer_with_a_uid_is_that_user_without_is_remote_or_unidentified_when_local() {
-        let mut peer = Peer::default();
-        assert_eq!(Principal::of(&peer), Remote);
-        peer.uid = Some(1000);
-        assert_eq!(Principal::of(&peer), User(1000));
-        peer.local = true;
-        assert_eq!(Principal::of(&peer), User(1000));
-        peer.uid = None;
-        assert_eq!(Principal::of(&peer), Principal::Unidentified);
-        assert_eq!(Principal::of(&Peer::unix()), Principal::Unidentified);
+    fn a_uid_is_that_user_without_one_remote_or_unidentified_when_local() {
+        assert_eq!(Principal::of(None, false), Remote);
+        assert_eq!(Principal::of(Some(1000), false), User(1000));
+        assert_eq!(Principal::of(Some(1000), true), User(1000));
+        assert_eq!(Principal::of(None, true), Principal::Unidentified);
     }
 
     #[test]

@@ -8,8 +8,6 @@
 
 mod dirfd;
 mod holders;
-mod netlink;
-mod owner;
 mod probe;
 mod procfd;
 mod procnet;
@@ -20,10 +18,11 @@ mod tests;
 pub use holders::{
     Holder, LOOKUP_BUDGET, Lookup, LookupLimit, MAX_PER_SECOND, Permit, Refused, Scope, lookup,
 };
-pub use owner::{Vouching, tcp_socket_uid};
 pub use probe::bindable;
 
 use crate::ports::{PortRange, Protocols, Seen};
+pub use crate::sys::netlink::Proto;
+use crate::sys::netlink::{self, Span};
 use std::io;
 use std::sync::{Mutex, PoisonError};
 
@@ -61,27 +60,6 @@ impl Method {
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// One transport protocol, as a scan asks about it and as `holders` names
-/// it (`"tcp"`, `"udp"`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    /// `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
     }
 }
 
@@ -155,7 +133,7 @@ impl Scanner {
     fn scan_by(&self, method: Method, range: PortRange, proto: Proto) -> io::Result<Vec<u16>> {
         let mut ports = Vec::new();
         match method {
-            Method::Netlink => netlink::scan(range, proto, &mut self.buffer(), &mut ports)?,
+            Method::Netlink => netlink::scan(span(range), proto, &mut self.buffer(), &mut ports)?,
             Method::ProcNet => procnet::scan(range, proto, &mut self.buffer(), &mut ports)?,
             Method::Probe => probe::scan(range, proto, &mut ports)?,
         }
@@ -203,5 +181,13 @@ fn scan_chain<T>(first: Method, mut scan: impl FnMut(Method) -> io::Result<T>) -
                 None => return Err(e),
             },
         }
+    }
+}
+
+/// A range of ports as the kernel's socket table is asked about it.
+fn span(range: PortRange) -> Span {
+    Span {
+        start: range.start,
+        end: range.end,
     }
 }

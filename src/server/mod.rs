@@ -12,7 +12,6 @@ use crate::ports::PortTable;
 use crate::ports::principal::Rules;
 use crate::portserver::{self, Listening};
 use crate::scan::Scanner;
-use crate::server::fd_budget::FdBudget;
 use crate::service::notify::Notifier;
 use crate::service::watchdog::{Watchdog, engine_probe};
 use crate::state::files::Dir;
@@ -20,7 +19,9 @@ use crate::state::journal::Fit;
 use crate::state::leases::{self, check_leases};
 use crate::state::socket::SocketFile;
 use crate::state::{DirLock, JournalLoad, Loaded, LockError, ScanInfo, StateFile, Store};
+use crate::sys::netlink::Vouching;
 use crate::util::time::now_rfc3339;
+use fd_budget::FdBudget;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
@@ -111,6 +112,8 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
         max_connections_per_peer: per_user,
         // The operators, who may hold what they like, as with the quota.
         unshared_uids: vec![0, crate::sys::process::own_uid()],
+        identify_tcp: Some(identify_tcp),
+        error_response: crate::api::error::error_response,
         ..EngineConfig::default()
     })
     .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
@@ -141,8 +144,8 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
 
     // Reads are answered from here on; changes wait in the commit queue
     // until the state file holds what the server starts from.
-    let handler_app = Arc::clone(&app);
-    let handler: Handler = Arc::new(move |req| crate::api::handle(&handler_app, req));
+    let api = crate::api::Api::new(Arc::clone(&app));
+    let handler: Handler = Arc::new(move |req| crate::api::handle(&api, req));
     let running = engine
         .run(listener, handler)
         .map_err(|e| Fatal(format!("cannot start the HTTP engine: {e}")))?;
@@ -479,5 +482,36 @@ fn display_host(host: IpAddr) -> String {
     match host {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// Who a TCP caller is: a peer at one of this host's own addresses is a
+/// local caller, and the user it is is the owner of its socket when the
+/// kernel's socket table vouches for it (a full socket that a descriptor
+/// still holds, open or half-closed by the client); otherwise it is
+/// unidentified, never uid 0 and never remote. A peer elsewhere is remote.
+fn identify_tcp(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>) {
+    if !crate::sys::is_own_address(peer.ip()) {
+        return (false, None);
+    }
+    let Some(local) = local else {
+        return (true, None);
+    };
+    let uid = crate::sys::netlink::tcp_socket_uid(peer, local, Vouching::Held)
+        .inspect_err(|e| log::debug!("cannot look up the owner of {peer}: {e}"))
+        .ok()
+        .flatten();
+    (true, uid)
+}
+
+/// The engine serves the app: the app moves it to a new port and reads
+/// its counters through this.
+impl app::Serving for crate::http::Control {
+    fn replace_listener(&self, listener: TcpListener) -> std::io::Result<()> {
+        crate::http::Control::replace_listener(self, listener)
+    }
+
+    fn stats(&self) -> crate::http::Stats {
+        crate::http::Control::stats(self)
     }
 }

@@ -6,6 +6,7 @@
 //! open.
 
 pub mod epoll;
+pub mod netlink;
 pub mod process;
 
 use std::ffi::CStr;

@@ -20,9 +20,14 @@ struct Server {
 }
 
 impl Server {
+    /// An engine as dynport runs it: its own errors in dynport's JSON.
     fn start(config: EngineConfig, handler: Handler) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let config = EngineConfig {
+            error_response: dynport::api::error::error_response,
+            ..config
+        };
         let engine = Engine::new(config).unwrap();
         let control = engine.control();
         let running = Some(engine.run(listener, handler).unwrap());
@@ -75,7 +80,7 @@ fn echo_handler() -> Handler {
             Response::json(200, b"slow".to_vec())
         }
         "/big" => Response::json(200, big_body()),
-        "/missing" => Response::error(404, "no such thing"),
+        "/missing" => dynport::api::error::error_response(404, "no such thing"),
         "/sum" => {
             let sum = checksum(&req.body);
             Response::json(200, format!("{} {sum}", req.body.len()).into_bytes())
@@ -784,7 +789,11 @@ fn unix_socket_is_served_alike_and_names_its_peer() {
     let _ = std::fs::remove_file(&path);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut engine = Engine::new(EngineConfig::default()).unwrap();
+    let config = EngineConfig {
+        identify_tcp: Some(owner_of_socket),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config).unwrap();
     engine.serve_unix(std::os::unix::net::UnixListener::bind(&path).unwrap());
     let control = engine.control();
     let running = engine.run(listener, peer_handler()).unwrap();
@@ -807,10 +816,18 @@ fn unix_socket_is_served_alike_and_names_its_peer() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Identifies a TCP peer as dynport does on loopback: by the owner of its
+/// socket in the kernel's socket table.
+fn owner_of_socket(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>) {
+    use dynport::sys::netlink::{Vouching, tcp_socket_uid};
+    let uid = local.and_then(|local| tcp_socket_uid(peer, local, Vouching::Held).ok().flatten());
+    (true, uid)
+}
+
 #[test]
 fn peers_are_not_looked_up_when_identification_is_off() {
     let config = EngineConfig {
-        identify_peers: false,
+        identify_tcp: None,
         ..EngineConfig::default()
     };
     let server = Server::start(config, peer_handler());

@@ -5,7 +5,7 @@ use crate::app::metrics::Denial;
 use crate::app::{Done, LeaseFilter};
 use crate::http::{Reply, Request, Response};
 use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
-use crate::ports::principal::{Principal, Refusal};
+use crate::ports::principal::Refusal;
 use crate::ports::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
 use crate::sys::process::is_alive;
 use crate::util::time::now_rfc3339;
@@ -62,7 +62,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
 }
 
 pub fn grant(app: &App, request: &Request) -> Result<Reply, ApiError> {
-    let who = Principal::of(&request.peer);
+    let who = super::principal(&request.peer);
     let mut req =
         parse_request(app, &request.body).inspect_err(|_| app.metrics.deny(Denial::BadRequest))?;
     req.uid = who.uid();
@@ -180,7 +180,7 @@ pub fn one(app: &App, id: &str) -> Result<Response, ApiError> {
 pub fn renew(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> {
     let body: RenewBody = wire::parse(&request.body).map_err(ApiError::BadRequest)?;
     let ttl = body.ttl_secs.map(Duration::from_secs);
-    let who = Principal::of(&request.peer);
+    let who = super::principal(&request.peer);
     Ok(answer_later(
         |done| app.renew(id, ttl, who, done),
         |lease| json(200, &success(lease)),
@@ -188,7 +188,7 @@ pub fn renew(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> 
 }
 
 pub fn release(app: &App, id: &str, request: &Request) -> Result<Reply, ApiError> {
-    let who = Principal::of(&request.peer);
+    let who = super::principal(&request.peer);
     Ok(answer_later(
         |done| app.release(id, who, done),
         |lease| {

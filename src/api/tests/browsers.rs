@@ -2,7 +2,7 @@
 //! rebinding), requests from web pages, no CORS, and the throttle on
 //! failed token checks.
 
-use super::{Fixture, answer, fixture};
+use super::{Fixture, answer, fixture, fixture_allowing};
 use crate::api::guard::{FROM_WEB_PAGE, host_allowed};
 use crate::http::{Peer, PeerAddr, Request, Response};
 use std::net::IpAddr;
@@ -27,8 +27,7 @@ fn assert_no_cors(res: &Response) {
 
 #[test]
 fn ip_addresses_and_localhost_are_served() {
-    let mut f = fixture("hostok", None);
-    f.app.facts.allow_hosts = vec!["dynport.internal".to_string()];
+    let f = fixture_allowing("hostok", None, &["dynport.internal"]);
     for host in [
         "127.0.0.1",
         "127.0.0.1:3456",

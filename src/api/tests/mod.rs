@@ -36,7 +36,7 @@ impl Serving for std::sync::Arc<FakeServing> {
 pub(super) const OPERATOR: u32 = 990;
 
 pub(super) struct Fixture {
-    pub app: App,
+    pub app: super::Api,
     pub serving: std::sync::Arc<FakeServing>,
     dir: PathBuf,
     pub range: PortRange,
@@ -52,6 +52,11 @@ impl Drop for Fixture {
 /// An app over a window of free loopback ports: the first is the
 /// server's, the second is held by another listener, the rest are free.
 pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
+    fixture_allowing(name, token, &[])
+}
+
+/// A fixture whose `Host` may also be one of `allow_hosts` (`--allow-host`).
+pub(super) fn fixture_allowing(name: &str, token: Option<&str>, allow_hosts: &[&str]) -> Fixture {
     let dir = std::env::temp_dir().join(format!("dynport-api-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -74,7 +79,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
             max_ports_per_uid: Some(3),
             token_set: token.is_some(),
         },
-        allow_hosts: Vec::new(),
+        allow_hosts: allow_hosts.iter().map(|h| h.to_string()).collect(),
         unix_socket: Some("state/dynport.sock".into()),
         pid: 42,
         started: Instant::now(),
@@ -94,7 +99,7 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     );
     app.save_now().unwrap();
     Fixture {
-        app,
+        app: super::Api::new(std::sync::Arc::new(app)),
         serving,
         dir,
         range,
@@ -120,7 +125,7 @@ fn free_window(n: u16) -> (PortRange, Vec<TcpListener>) {
 }
 
 /// The router's answer, waiting for one that comes later.
-pub(super) fn answer(app: &App, req: &Request) -> Response {
+pub(super) fn answer(app: &super::Api, req: &Request) -> Response {
     handle(app, req).resolve()
 }
 
@@ -155,7 +160,7 @@ pub(super) fn unidentified() -> Peer {
 
 /// Calls as the server's own uid, an operator.
 fn call(
-    app: &App,
+    app: &super::Api,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
@@ -165,7 +170,7 @@ fn call(
 }
 
 pub(super) fn call_as(
-    app: &App,
+    app: &super::Api,
     peer: Peer,
     method: &str,
     target: &str,

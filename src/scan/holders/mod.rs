@@ -126,7 +126,10 @@ fn dump(
         start: port,
         end: port,
     };
-    netlink::send_request(fd, &netlink::dump_request(family, proto, one, seq))?;
+    netlink::send_request(
+        fd,
+        &netlink::dump_request(family, proto, super::span(one), seq),
+    )?;
     loop {
         let len = netlink::receive(fd, buf)?;
         if netlink::parse_replies(&buf[..len], seq, on_socket)? {

@@ -2,7 +2,7 @@
 //! one TCP connection by its four addresses and ports, and the owners of the
 //! sockets listening on a port. The kernel's answer is what `ss -e` shows.
 
-use super::netlink::{self, DiagSocket, InetDiagReqV2, InetDiagSockId, SOCK_DIAG_BY_FAMILY};
+use super::{self as netlink, DiagSocket, InetDiagReqV2, InetDiagSockId, SOCK_DIAG_BY_FAMILY};
 use std::cell::RefCell;
 use std::io;
 use std::mem::size_of;

@@ -1,9 +1,44 @@
-//! Listening ports from a `NETLINK_SOCK_DIAG` dump, as `ss -ltn` gets them:
-//! one request per address family, answered by the kernel in multipart
-//! messages until `NLMSG_DONE`.
+//! The kernel's socket table over `NETLINK_SOCK_DIAG`, as `ss` reads it:
+//! dumps of the sockets holding ports of a span (one request per address
+//! family, answered in multipart messages until `NLMSG_DONE`), and the
+//! exact lookup of one connection's owner (`owner.rs`).
 
-use super::Proto;
-use crate::ports::PortRange;
+mod owner;
+pub use owner::{Vouching, tcp_socket_uid};
+
+/// One transport protocol, as a scan asks about it and as `holders` names
+/// it (`"tcp"`, `"udp"`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// Ports `start` to `end`, both included: what a dump asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl Span {
+    pub fn contains(self, port: u16) -> bool {
+        (self.start..=self.end).contains(&port)
+    }
+}
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,23 +46,23 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `SOCK_DIAG_BY_FAMILY` from `<linux/sock_diag.h>`.
-pub(super) const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `TCP_LISTEN` from `<netinet/tcp.h>`.
-pub(super) const TCP_LISTEN: u8 = 10;
+pub(crate) const TCP_LISTEN: u8 = 10;
 /// `INET_DIAG_REQ_BYTECODE` from `<linux/inet_diag.h>`: a filter attribute.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 /// Filter operations: source port `>=` and `<=` the port in the next op.
 const INET_DIAG_BC_S_GE: u8 = 2;
 const INET_DIAG_BC_S_LE: u8 = 3;
 /// The kernel never puts more than about 32 KiB in one dump message.
-pub(super) const RECV_BUF_LEN: usize = 32 * 1024;
+pub(crate) const RECV_BUF_LEN: usize = 32 * 1024;
 /// A kernel that does not answer within this is treated as a failed scan.
 const RECV_TIMEOUT_SECS: libc::time_t = 2;
 
 /// `struct inet_diag_sockid`. Ports and addresses are big-endian.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-pub(super) struct InetDiagSockId {
+pub(crate) struct InetDiagSockId {
     pub sport: [u8; 2],
     pub dport: [u8; 2],
     pub src: [u32; 4],
@@ -38,7 +73,7 @@ pub(super) struct InetDiagSockId {
 
 /// `struct inet_diag_req_v2`: which sockets a dump should list.
 #[repr(C)]
-pub(super) struct InetDiagReqV2 {
+pub(crate) struct InetDiagReqV2 {
     pub family: u8,
     pub protocol: u8,
     pub ext: u8,
@@ -75,26 +110,26 @@ struct BcOp {
 
 /// One dump request: header, request, and a filter keeping the range's ports.
 #[repr(C)]
-pub(super) struct DumpRequest {
+pub(crate) struct DumpRequest {
     header: libc::nlmsghdr,
     request: InetDiagReqV2,
     filter_attr: libc::nlattr,
     filter: [BcOp; 4],
 }
 
-pub(super) const HEADER_LEN: usize = size_of::<libc::nlmsghdr>();
+pub(crate) const HEADER_LEN: usize = size_of::<libc::nlmsghdr>();
 const MSG_LEN: usize = size_of::<InetDiagMsg>();
 // The request is sent as raw bytes, so it must have no padding.
 const _: () = assert!(size_of::<DumpRequest>() == 16 + 56 + 4 + 16);
 const _: () = assert!(MSG_LEN == 72);
 
-pub(super) static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
+pub(crate) static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
 
 /// Appends to `out` the ports of `range` that a socket of `proto` holds
 /// (a TCP listener, any bound UDP socket), IPv4 or IPv6, receiving the
 /// kernel's replies into `buf`.
-pub(super) fn scan(
-    range: PortRange,
+pub(crate) fn scan(
+    range: Span,
     proto: Proto,
     buf: &mut Vec<u8>,
     out: &mut Vec<u16>,
@@ -106,8 +141,8 @@ pub(super) fn scan(
 /// keeps those on ports of `keep` (the same range, but for tests of the
 /// kernel filter).
 fn dump(
-    filter: PortRange,
-    keep: PortRange,
+    filter: Span,
+    keep: Span,
     proto: Proto,
     buf: &mut Vec<u8>,
     out: &mut Vec<u16>,
@@ -122,23 +157,23 @@ fn dump(
     Ok(())
 }
 
-pub(super) fn open() -> io::Result<OwnedFd> {
-    let fd = crate::sys::socket(libc::AF_NETLINK, libc::SOCK_DGRAM, libc::NETLINK_SOCK_DIAG)?;
+pub(crate) fn open() -> io::Result<OwnedFd> {
+    let fd = super::socket(libc::AF_NETLINK, libc::SOCK_DGRAM, libc::NETLINK_SOCK_DIAG)?;
     let timeout = libc::timeval {
         tv_sec: RECV_TIMEOUT_SECS,
         tv_usec: 0,
     };
-    crate::sys::set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)?;
+    super::set_option(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)?;
     Ok(fd)
 }
 
 /// A dump of the sockets of `family` and `proto` on a port of `range`: TCP
 /// listeners, UDP sockets in any state (bound or connected, each holds its
 /// port).
-pub(super) fn dump_request(
+pub(crate) fn dump_request(
     family: libc::c_int,
     proto: Proto,
-    range: PortRange,
+    range: Span,
     seq: u32,
 ) -> DumpRequest {
     let (protocol, states) = match proto {
@@ -195,7 +230,7 @@ pub(super) fn dump_request(
 
 /// Sends `request` to the kernel. Only for the padding-free `#[repr(C)]`
 /// requests of this module and `owner.rs`, whose layouts are asserted.
-pub(super) fn send_request<T>(fd: &OwnedFd, request: &T) -> io::Result<()> {
+pub(crate) fn send_request<T>(fd: &OwnedFd, request: &T) -> io::Result<()> {
     let len = size_of::<T>();
     // SAFETY: `request` is a live, padding-free #[repr(C)] value of `len`
     // bytes; the kernel only reads it. An unconnected netlink socket sends
@@ -213,7 +248,7 @@ fn receive_dump(
     fd: &OwnedFd,
     seq: u32,
     buf: &mut [u8],
-    range: PortRange,
+    range: Span,
     proto: Proto,
     out: &mut Vec<u16>,
 ) -> io::Result<()> {
@@ -227,7 +262,7 @@ fn receive_dump(
 
 /// Keeps the port of a socket holding a port of `range`: a TCP socket
 /// when it listens, a UDP socket whatever its state.
-fn held_in(socket: DiagSocket, range: PortRange, proto: Proto, out: &mut Vec<u16>) {
+fn held_in(socket: DiagSocket, range: Span, proto: Proto, out: &mut Vec<u16>) {
     let holds = proto == Proto::Udp || socket.state == TCP_LISTEN;
     if holds && range.contains(socket.port) {
         out.push(socket.port);
@@ -236,7 +271,7 @@ fn held_in(socket: DiagSocket, range: PortRange, proto: Proto, out: &mut Vec<u16
 
 /// What a reply says of one socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct DiagSocket {
+pub(crate) struct DiagSocket {
     pub state: u8,
     /// Its local port.
     pub port: u16,
@@ -249,7 +284,7 @@ pub(super) struct DiagSocket {
 }
 
 /// One datagram into `buf`; its length, which is an error when it did not fit.
-pub(super) fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes. With
         // MSG_TRUNC the kernel still writes at most that many and returns
@@ -281,7 +316,7 @@ pub(super) fn receive(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Reads one datagram of netlink messages, handing each socket in it to
 /// `on_socket`. True once the dump `seq` is done. Messages of other sequence
 /// numbers are skipped.
-pub(super) fn parse_replies(
+pub(crate) fn parse_replies(
     mut data: &[u8],
     seq: u32,
     on_socket: &mut dyn FnMut(DiagSocket),
@@ -307,7 +342,7 @@ pub(super) fn parse_replies(
 }
 
 /// The socket in one `inet_diag_msg`.
-pub(super) fn read_socket(payload: &[u8]) -> io::Result<DiagSocket> {
+pub(crate) fn read_socket(payload: &[u8]) -> io::Result<DiagSocket> {
     if payload.len() < MSG_LEN {
         return Err(invalid(format!("inet_diag_msg of {} bytes", payload.len())));
     }
@@ -344,7 +379,7 @@ fn done(payload: &[u8]) -> io::Result<()> {
 
 /// `NLMSG_ERROR` carries a negative errno (0 would be an acknowledgement,
 /// which a dump never asks for).
-pub(super) fn error(payload: &[u8]) -> io::Error {
+pub(crate) fn error(payload: &[u8]) -> io::Error {
     match payload.get(..4).map(read_i32) {
         Some(code) if code < 0 => io::Error::from_raw_os_error(-code),
         Some(code) => invalid(format!("unexpected netlink acknowledgement {code}")),
@@ -352,7 +387,7 @@ pub(super) fn error(payload: &[u8]) -> io::Error {
     }
 }
 
-pub(super) fn read_u32(data: &[u8], at: usize) -> u32 {
+pub(crate) fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
@@ -361,11 +396,11 @@ fn read_i32(data: &[u8]) -> i32 {
 }
 
 /// `NLMSG_ALIGN`: messages start on 4-byte boundaries.
-pub(super) fn align(len: usize) -> usize {
+pub(crate) fn align(len: usize) -> usize {
     (len + 3) & !3
 }
 
-pub(super) fn invalid(msg: String) -> io::Error {
+pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
@@ -374,7 +409,7 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    const ALL: PortRange = PortRange {
+    const ALL: Span = Span {
         start: 1,
         end: 65535,
     };
@@ -404,7 +439,7 @@ mod tests {
         message(SOCK_DIAG_BY_FAMILY, seq, &payload)
     }
 
-    fn parse(data: &[u8], seq: u32, range: PortRange) -> (io::Result<bool>, Vec<u16>) {
+    fn parse(data: &[u8], seq: u32, range: Span) -> (io::Result<bool>, Vec<u16>) {
         let mut out = Vec::new();
         let done = parse_replies(data, seq, &mut |s| held_in(s, range, Proto::Tcp, &mut out));
         (done, out)
@@ -419,7 +454,7 @@ mod tests {
         let (done, ports) = parse(
             &data,
             7,
-            PortRange {
+            Span {
                 start: 3000,
                 end: 9000,
             },
@@ -471,7 +506,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let mut buf = Vec::new();
         let mut out = Vec::new();
-        let only = PortRange {
+        let only = Span {
             start: port,
             end: port,
         };
@@ -479,12 +514,12 @@ mod tests {
         assert_eq!(out, vec![port]);
         out.clear();
         let others = if port > 1 {
-            PortRange {
+            Span {
                 start: 1,
                 end: port - 1,
             }
         } else {
-            PortRange {
+            Span {
                 start: 2,
                 end: 65535,
             }
@@ -492,7 +527,7 @@ mod tests {
         dump(others, ALL, Proto::Tcp, &mut buf, &mut out).unwrap();
         assert!(
             out.iter().all(|p| others.contains(*p)),
-            "{out:?} outside {others}"
+            "{out:?} outside {others:?}"
         );
     }
 }
