@@ -20,7 +20,7 @@ mod holders;
 mod leases;
 mod metrics;
 mod query;
-pub mod throttle;
+pub(crate) mod throttle;
 
 #[cfg(test)]
 mod kernel_tests;

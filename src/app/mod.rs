@@ -31,14 +31,14 @@ use std::time::{Duration, Instant};
 
 mod commit;
 mod error;
-pub mod gather;
+pub(crate) mod gather;
 mod kernel;
 pub mod kernel_ports;
 mod leases;
-pub mod metrics;
+pub(crate) mod metrics;
 mod owners;
 mod read;
-pub mod refresh;
+pub(crate) mod refresh;
 mod snapshot;
 mod status;
 

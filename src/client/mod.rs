@@ -9,15 +9,15 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::process::ExitCode;
 
-pub mod api;
-pub mod args;
+pub(crate) mod api;
+pub(crate) mod args;
 mod child;
-pub mod help;
-pub mod http;
-pub mod output;
+pub(crate) mod help;
+pub(crate) mod http;
+pub(crate) mod output;
 mod run;
-pub mod target;
-pub mod who;
+pub(crate) mod target;
+pub(crate) mod who;
 
 use api::Api;
 use args::{Command, Invocation, Parsed, ReleaseTarget};

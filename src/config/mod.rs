@@ -8,11 +8,11 @@
 
 mod hosts;
 mod leases;
-pub mod portserver;
+pub(crate) mod portserver;
 mod raw;
 mod serve;
 mod token;
-pub mod trust;
+pub(crate) mod trust;
 
 pub use leases::{BROWSER_REFUSED, DEFAULT_POOL};
 pub use token::{MIN_REMOTE_CHARS, read_private as read_token_file};

@@ -6,9 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod complete;
-pub mod model;
+pub(crate) mod model;
 mod roff;
-pub mod text;
+pub(crate) mod text;
 
 pub use complete::{Value, commands, summary, value};
 

@@ -7,7 +7,7 @@ mod index;
 pub mod lease;
 mod leases;
 pub mod principal;
-pub mod wire;
+pub(crate) mod wire;
 pub use index::Process;
 pub use leases::Loaded;
 use std::collections::BTreeMap;

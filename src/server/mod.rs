@@ -1,7 +1,7 @@
 //! Wiring: lock the state directory, load the state, scan, bind, serve, and
 //! shut down cleanly on SIGINT or SIGTERM.
 
-pub mod fd_budget;
+pub(crate) mod fd_budget;
 
 use crate::app::kernel_ports::{Kernel, KernelPorts};
 use crate::app::refresh::Refresh;

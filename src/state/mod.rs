@@ -4,15 +4,15 @@
 //! in the directory is trusted: see [`dir`] for the directory, [`files`] for
 //! how its files are opened, [`leases`] for the leases loaded.
 
-pub mod dir;
+pub(crate) mod dir;
 mod direct;
-pub mod files;
+pub(crate) mod files;
 pub mod frame;
 pub mod journal;
-pub mod leases;
-pub mod socket;
+pub(crate) mod leases;
+pub(crate) mod socket;
 mod store;
-pub mod walk;
+pub(crate) mod walk;
 
 pub use journal::JOURNAL_FILE;
 pub use store::{JournalLoad, Loaded, Recovered, Store, Temp, Written};

@@ -5,7 +5,7 @@
 //! files opened, made, renamed and removed relative to a directory held
 //! open.
 
-pub mod epoll;
+pub(crate) mod epoll;
 pub mod netlink;
 pub mod process;
 

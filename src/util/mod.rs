@@ -2,6 +2,6 @@
 //! and the RFC 3339 text it writes, escaping text for logs, and the hash
 //! of lease ids.
 
-pub mod hash;
-pub mod text;
+pub(crate) mod hash;
+pub(crate) mod text;
 pub mod time;

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 mod lease_clock;
-pub mod stamp;
+pub(crate) mod stamp;
 
 pub use lease_clock::{LeaseClock, STEP, Step};
 
