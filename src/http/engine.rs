@@ -87,6 +87,7 @@ impl PollLoop {
         poll_loop.set_listener(listener)?;
         if let Some(unix) = unix {
             unix.set_nonblocking(true)?;
+            deepen_backlog(&unix);
             poll_loop.shared.poller.add(&unix, UNIX, Interest::Read)?;
             poll_loop.unix = Some(unix);
         }
@@ -186,6 +187,7 @@ impl PollLoop {
 
     fn set_listener(&mut self, listener: TcpListener) -> io::Result<()> {
         listener.set_nonblocking(true)?;
+        deepen_backlog(&listener);
         self.shared
             .poller
             .add(&listener, LISTENER, Interest::Read)?;
@@ -445,6 +447,14 @@ fn spare_descriptor() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null")
         .inspect_err(|e| log::warn!("cannot keep a spare descriptor: {e}"))
         .ok()
+}
+
+/// A listener's queue as deep as the host allows; a failure only leaves it
+/// as it was.
+fn deepen_backlog(listener: &impl AsFd) {
+    if let Err(e) = crate::sys::deepen_backlog(listener) {
+        log::debug!("cannot deepen a listener's queue: {e}");
+    }
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {

@@ -81,11 +81,10 @@ pub struct Peer {
     pub local: bool,
 }
 
-/// Who a TCP peer at `peer` is, the server's end being `local` (when
-/// known): whether it is on this host, and the local user it is, when
-/// that can be told for sure. A peer of this host without a uid is
-/// unidentified.
-pub type Identify = fn(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>);
+/// Who the TCP peer at `peer` of the connection `stream` is: whether it is
+/// on this host, and the local user it is, when that can be told for
+/// sure. A peer of this host without a uid is unidentified.
+pub type Identify = fn(stream: &std::net::TcpStream, peer: SocketAddr) -> (bool, Option<u32>);
 
 /// Where a connection comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -86,11 +86,7 @@ pub(crate) fn identify(
                 ..Peer::default()
             };
             if let Some(identify_tcp) = identify_tcp {
-                let local = s
-                    .local_addr()
-                    .inspect_err(|e| log::debug!("no local address for a peer {addr}: {e}"))
-                    .ok();
-                (peer.local, peer.uid) = identify_tcp(addr, local);
+                (peer.local, peer.uid) = identify_tcp(s, addr);
             }
             peer
         }

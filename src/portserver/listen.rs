@@ -93,6 +93,9 @@ pub fn bind(address: &SocketAddress, dir: Option<&Dir>) -> io::Result<Listening>
         SocketAddress::Abstract(name) => (bind_abstract(name, address)?, None),
     };
     listener.set_nonblocking(true)?;
+    if let Err(e) = crate::sys::deepen_backlog(&listener) {
+        log::debug!("cannot deepen the portserver socket's queue: {e}");
+    }
     Ok(Listening {
         listener,
         _file: file,

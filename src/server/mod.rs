@@ -23,7 +23,7 @@ use crate::sys::netlink::Vouching;
 use crate::util::time::now_rfc3339;
 use fd_budget::FdBudget;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -490,18 +490,30 @@ fn display_host(host: IpAddr) -> String {
 /// kernel's socket table vouches for it (a full socket that a descriptor
 /// still holds, open or half-closed by the client); otherwise it is
 /// unidentified, never uid 0 and never remote. A peer elsewhere is remote.
-fn identify_tcp(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>) {
+///
+/// The socket the table names is this connection's peer only while this
+/// connection stands: an address pair belongs to one connection at a
+/// time, but a client that resets its connection before it is accepted
+/// frees its pair, and another user's socket may take it before the
+/// lookup. So the server's own end is checked after the lookup: open, or
+/// closed by the client (CLOSE-WAIT), it proves the pair was still this
+/// connection's when it was looked up; reset, it proves nothing.
+fn identify_tcp(stream: &TcpStream, peer: SocketAddr) -> (bool, Option<u32>) {
     if !crate::sys::is_own_address(peer.ip()) {
         return (false, None);
     }
-    let Some(local) = local else {
+    let Ok(local) = stream.local_addr() else {
         return (true, None);
     };
     let uid = crate::sys::netlink::tcp_socket_uid(peer, local, Vouching::Held)
         .inspect_err(|e| log::debug!("cannot look up the owner of {peer}: {e}"))
         .ok()
         .flatten();
-    (true, uid)
+    let standing = matches!(
+        crate::sys::tcp_state(stream),
+        Ok(crate::sys::TCP_ESTABLISHED | crate::sys::TCP_CLOSE_WAIT)
+    );
+    (true, uid.filter(|_| standing))
 }
 
 /// The engine serves the app: the app moves it to a new port and reads

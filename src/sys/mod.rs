@@ -264,6 +264,45 @@ pub fn boottime() -> std::time::Duration {
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Makes the queue of connections a listener holds before they are
+/// accepted as long as the host allows (`listen(2)` again on a listening
+/// socket only changes it; the kernel caps it at `net.core.somaxconn`).
+/// std's 128 fills in a moment when one user floods connects, and every
+/// other user's connection is then dropped and retried a second later.
+pub fn deepen_backlog(fd: &impl AsFd) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor borrowed open for it.
+    if unsafe { libc::listen(fd.as_fd().as_raw_fd(), 65_535) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// TCP states, from `<netinet/tcp.h>`.
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_CLOSE_WAIT: u8 = 8;
+
+/// The state of a TCP socket of this process, as `TCP_INFO` gives it
+/// (`tcpi_state`, its first byte).
+pub fn tcp_state(fd: &impl AsFd) -> io::Result<u8> {
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the descriptor is borrowed open for the call; the kernel
+    // writes at most `len` bytes into `info`, the start of a `tcp_info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[0])
+}
+
 /// Whether `ip` is one of this host's own addresses: loopback, or the
 /// address of one of its interfaces (getifaddrs(3)). A peer at such an
 /// address is a process of this host, whichever address it bound. When
@@ -362,5 +401,37 @@ mod tests {
         // TEST-NET-3 is never assigned to a host.
         assert!(!is_own_address("203.0.113.77".parse().unwrap()));
         assert!(!is_own_address("2001:db8::77".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_connection_is_established_until_its_peer_closes_or_resets_it() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        deepen_backlog(&listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert_eq!(tcp_state(&server).unwrap(), TCP_ESTABLISHED);
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        wait_for(|| tcp_state(&server).unwrap() == TCP_CLOSE_WAIT);
+        let reset = TcpStream::connect(addr).unwrap();
+        let (reset_server, _) = listener.accept().unwrap();
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        set_option(&reset, libc::SOL_SOCKET, libc::SO_LINGER, &linger).unwrap();
+        drop(reset);
+        // TCP_CLOSE: a reset leaves nothing of the connection.
+        wait_for(|| tcp_state(&reset_server).unwrap() == 7);
+    }
+
+    /// Polls `done` for up to 5 s.
+    fn wait_for(mut done: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < until, "the state never came");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 }

@@ -818,8 +818,9 @@ fn unix_socket_is_served_alike_and_names_its_peer() {
 
 /// Identifies a TCP peer as dynport does on loopback: by the owner of its
 /// socket in the kernel's socket table.
-fn owner_of_socket(peer: SocketAddr, local: Option<SocketAddr>) -> (bool, Option<u32>) {
+fn owner_of_socket(stream: &TcpStream, peer: SocketAddr) -> (bool, Option<u32>) {
     use dynport::sys::netlink::{Vouching, tcp_socket_uid};
+    let local = stream.local_addr().ok();
     let uid = local.and_then(|local| tcp_socket_uid(peer, local, Vouching::Held).ok().flatten());
     (true, uid)
 }

@@ -515,3 +515,145 @@ fn token_guesses_from_rotating_loopback_addresses_count_against_their_user() {
     let lease = server.post("/api/v1/ports/lease", "{}", &[("Authorization", &bearer)]);
     assert_eq!(lease.status, 201);
 }
+
+/// Each round: binds port P, queues `n` connections (so the server
+/// accepts the next one a little later), sends a change from P and resets
+/// it, which frees P at once; then waits for the holder to take P.
+const PAIR_THIEF: &str = r#"
+import os, socket, struct, sys, time
+port, p, n, rounds, dir, path, body = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7].encode()
+method = "POST" if body else "DELETE"
+req = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+for i in range(rounds):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", p))
+    queued = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    open(f"{dir}/bound.{i}", "w").close()
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(req)
+    except OSError as e:
+        print("round", i, e, file=sys.stderr)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    until = time.monotonic() + 5
+    while not os.path.exists(f"{dir}/done.{i}") and time.monotonic() < until:
+        time.sleep(0.001)
+    for q in queued:
+        q.close()
+print("done", flush=True)
+"#;
+
+/// Each round: once the thief holds P, connects from P as soon as it is
+/// free again (as a port the kernel picks would be), holds the
+/// connection a moment, and says so.
+const PAIR_HOLDER: &str = r#"
+import os, socket, struct, sys, time
+port, p, rounds, dir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+for i in range(rounds):
+    until = time.monotonic() + 5
+    while not os.path.exists(f"{dir}/bound.{i}") and time.monotonic() < until:
+        time.sleep(0.0002)
+    while time.monotonic() < until:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p))
+            s.connect(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        time.sleep(0.05)
+        # A reset leaves no TIME-WAIT on P for the thief's next round.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        break
+    open(f"{dir}/done.{i}", "w").close()
+print("done", flush=True)
+"#;
+
+/// A change sent from an address pair that another user's socket takes
+/// over right after the sender resets it: the lookup then finds that
+/// user's live socket, so the change must not be decided as theirs.
+#[test]
+fn a_change_on_a_reset_connection_is_never_the_next_owner_of_its_address_pair() {
+    let Some((alice, _)) = alice_and_bob() else {
+        return;
+    };
+    if !has_python() {
+        return;
+    }
+    let server = Launch::with_range(
+        free_range(40),
+        &["--exclude", "none", "--max-ports-per-uid", "8"],
+    )
+    .start();
+    let roots = server
+        .post("/api/v1/ports/lease", r#"{"ttl_secs":600}"#, &[])
+        .json();
+    let roots = roots["lease"]["id"].as_str().unwrap().to_string();
+    let signals = crate::fixture::TempDir::new();
+    std::fs::set_permissions(
+        signals.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let p = free_range(1).0.to_string();
+    let rounds = "30";
+    let dir = signals.path().to_str().unwrap().to_string();
+    let release = format!("/api/v1/ports/leases/{roots}");
+    for (path, body) in [
+        ("/api/v1/ports/lease", r#"{"count":20,"ttl_secs":600}"#),
+        (release.as_str(), ""),
+    ] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        let port = server.port.to_string();
+        let thief = python_as(
+            &alice,
+            PAIR_THIEF,
+            &[
+                port.clone(),
+                p.clone(),
+                "100".into(),
+                rounds.into(),
+                dir.clone(),
+                path.into(),
+                body.into(),
+            ],
+        );
+        // The next owner of the pair is root: this process's own user.
+        let holder = Command::new(PYTHON)
+            .args(["-c", PAIR_HOLDER, &port, &p, rounds, &dir])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for child in [thief, holder] {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+        }
+    }
+    eventually(EXIT_TIMEOUT, "the attempts to be over", || {
+        metric(&server, "dynport_http_open_connections") <= 1.0
+    });
+    let leases = server.get("/api/v1/ports/leases").json()["leases"].clone();
+    let ids: Vec<&str> = leases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&roots.as_str()),
+        "root's lease was released: {leases}"
+    );
+    for lease in leases.as_array().unwrap() {
+        let ports = lease["ports"].as_array().unwrap().len();
+        assert!(
+            ports < 20,
+            "leased as someone else, over the quota: {lease}"
+        );
+    }
+}

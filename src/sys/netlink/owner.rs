@@ -161,10 +161,20 @@ fn lookup_request(
                 dport: remote.port().to_be_bytes(),
                 src: address(family, local.ip()),
                 dst: address(family, remote.ip()),
-                interface: 0,
+                // A link-local connection is bound to its interface, and
+                // the kernel finds it only when asked with that index.
+                interface: scope(local).max(scope(remote)),
                 cookie: NO_COOKIE,
             },
         },
+    }
+}
+
+/// The interface a link-local IPv6 address is scoped to; 0 for any other.
+fn scope(addr: SocketAddr) -> u32 {
+    match addr {
+        SocketAddr::V6(v6) => v6.scope_id(),
+        SocketAddr::V4(_) => 0,
     }
 }
 
@@ -317,5 +327,49 @@ mod tests {
         for vouching in [Vouching::Held, Vouching::Full] {
             assert_eq!(tcp_socket_uid(peer, local, vouching).unwrap(), None);
         }
+    }
+
+    /// A link-local address of this host and its interface, from
+    /// `/proc/net/if_inet6`.
+    fn link_local() -> Option<std::net::SocketAddrV6> {
+        let table = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+        table.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let hex = fields.first()?;
+            if !hex.starts_with("fe80") {
+                return None;
+            }
+            let bytes: Vec<u8> = (0..16)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            let octets: [u8; 16] = bytes.try_into().ok()?;
+            let index = u32::from_str_radix(fields.get(1)?, 16).ok()?;
+            Some(std::net::SocketAddrV6::new(
+                Ipv6Addr::from(octets),
+                0,
+                0,
+                index,
+            ))
+        })
+    }
+
+    #[test]
+    fn owner_of_a_link_local_connection() {
+        let Some(addr) = link_local() else {
+            crate::skipped(format_args!("this host has no link-local IPv6 address"));
+            return;
+        };
+        let Ok(listener) = TcpListener::bind(addr) else {
+            crate::skipped(format_args!("{addr} cannot be bound"));
+            return;
+        };
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let local = accepted.local_addr().unwrap();
+        assert_eq!(
+            tcp_socket_uid(peer, local, Vouching::Held).unwrap(),
+            Some(own_uid())
+        );
     }
 }
