@@ -3,16 +3,11 @@
 //! What fails is dropped and counted by reason, never shown: its text is
 //! exactly what cannot be trusted in a log line.
 
-use crate::lease::Lease;
+use crate::lease::{Lease, MAX_TTL_SECS, is_id, is_port_list, owner_problem};
 use crate::ports::PortRange;
-use crate::wire::{MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
-
-/// The longest lease id kept. New ids are 16 hex digits; older or foreign
-/// ones may differ, but an id is a word of a URL path, not a text.
-pub const MAX_ID_CHARS: usize = 64;
 
 /// The configuration a loaded lease is checked against.
 #[derive(Clone, Debug)]
@@ -36,8 +31,8 @@ impl LoadRules {
 }
 
 /// Why a loaded lease was dropped; each dropped lease counts under its first.
-/// An id is 1 to [`MAX_ID_CHARS`] ASCII letters, digits, `-` or `_`, and the
-/// key the lease is stored under.
+/// An id obeys [`crate::lease::is_id`] and is the key the lease is stored
+/// under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flaw {
     Id,
@@ -130,7 +125,7 @@ fn flaw(key: &str, lease: &Lease, rules: &LoadRules, now: SystemTime) -> Option<
     if key != lease.id || !is_id(&lease.id) {
         return Some(Flaw::Id);
     }
-    if lease.owner.as_deref().is_some_and(|o| !is_owner(o)) {
+    if lease.owner.as_deref().and_then(owner_problem).is_some() {
         return Some(Flaw::Owner);
     }
     ports_flaw(lease, rules).or_else(|| time_flaw(lease, now))
@@ -159,9 +154,7 @@ impl PortSet {
 
 fn ports_flaw(lease: &Lease, rules: &LoadRules) -> Option<Flaw> {
     let ports = &lease.ports;
-    // At most 64 ports: a pairwise look for a port given twice needs no copy.
-    let twice = || (1..ports.len()).any(|i| ports[..i].contains(&ports[i]));
-    if ports.is_empty() || ports.len() > MAX_COUNT as usize || twice() {
+    if !is_port_list(ports) {
         return Some(Flaw::PortCount);
     }
     if !ports.iter().all(|p| rules.range.contains(*p)) {
@@ -180,17 +173,6 @@ fn time_flaw(lease: &Lease, now: SystemTime) -> Option<Flaw> {
         .duration_since(now)
         .is_ok_and(|left| left > longest);
     (too_far || lease.ttl_secs > MAX_TTL_SECS).then_some(Flaw::TooLong)
-}
-
-fn is_id(id: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(word)
-}
-
-fn is_owner(owner: &str) -> bool {
-    !owner.is_empty()
-        && owner.chars().count() <= MAX_OWNER_CHARS
-        && crate::text::is_printable(owner)
 }
 
 #[cfg(test)]
