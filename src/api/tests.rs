@@ -56,12 +56,14 @@ pub(super) fn fixture(name: &str, token: Option<&str>) -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (range, held) = free_window(6);
-    let mut table = PortTable::new(range);
+    let mut table = PortTable::new(range, &[], "2026-11-25T19:00:00Z");
     table.apply_scan(
         &crate::ports::tcp_only(&[range.start + 1]),
         "2026-11-25T19:00:00Z",
     );
-    table.set_server_port(Some(range.start), "2026-11-25T19:00:00Z");
+    table
+        .set_server_port(range.start, "2026-11-25T19:00:00Z")
+        .unwrap();
     let serving = std::sync::Arc::new(FakeServing::default());
     let facts = Facts {
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
