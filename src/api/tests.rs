@@ -203,6 +203,45 @@ fn server_port_reports_counts_that_add_up() {
 }
 
 #[test]
+fn one_port_shows_the_protocols_the_whole_table_shows() {
+    let f = fixture("oneport-protocols", None);
+    // A port of the window held in UDP alone, found by the next scan.
+    let (udp, _socket) = (f.range.start + 2..=f.range.end)
+        .find_map(|p| Some((p, std::net::UdpSocket::bind(("127.0.0.1", p)).ok()?)))
+        .expect("a port of the window free in UDP");
+    f.app.refresh().unwrap();
+    let (_, whole) = call(&f.app, "GET", "/api/v1/tools/port/state", &[], "");
+    for port in f.range.iter() {
+        let target = format!("/api/v1/tools/port/state?port={port}");
+        let (status, one) = call(&f.app, "GET", &target, &[], "");
+        assert_eq!(status, 200, "{one}");
+        let listed = &whole["ports"][port.to_string()]["protocols"];
+        assert_eq!(
+            &one["protocols"], listed,
+            "port {port}: {one} against {whole}"
+        );
+        let shown = one.as_object().unwrap().contains_key("protocols");
+        assert_eq!(shown, !listed.is_null(), "port {port}: {one}");
+    }
+    let held = format!("/api/v1/tools/port/state?port={}", f.range.start + 1);
+    assert_eq!(
+        call(&f.app, "GET", &held, &[], "").1["protocols"],
+        json!(["tcp"])
+    );
+    let held = format!("/api/v1/tools/port/state?port={udp}");
+    let (_, body) = call(&f.app, "GET", &held, &[], "");
+    assert_eq!(
+        (&body["state"], &body["protocols"]),
+        (&json!("in_use"), &json!(["udp"]))
+    );
+    let server = format!("/api/v1/tools/port/state?port={}", f.range.start);
+    assert_eq!(
+        call(&f.app, "GET", &server, &[], "").1.get("protocols"),
+        None
+    );
+}
+
+#[test]
 fn one_port_state_and_range_check() {
     let f = fixture("oneport", None);
     let busy = format!("/api/v1/tools/port/state?port={}", f.range.start + 1);
