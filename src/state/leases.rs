@@ -3,7 +3,9 @@
 //! What fails is dropped and counted by reason, never shown: its text is
 //! exactly what cannot be trusted in a log line.
 
-use crate::lease::{Lease, MAX_TTL_SECS, is_id, is_port_list, owner_problem};
+use crate::lease::{
+    Lease, MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS, is_id, is_port_list, owner_problem,
+};
 use crate::ports::PortRange;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,17 +47,21 @@ pub enum Flaw {
     Overlap,
 }
 
-impl Flaw {
-    pub fn as_str(self) -> &'static str {
+impl fmt::Display for Flaw {
+    /// What is wrong, with the limits `crate::lease` sets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Flaw::Id => "malformed id",
-            Flaw::Owner => "owner empty, unprintable or over 128 characters",
-            Flaw::PortCount => "no ports, a port twice, or more than 64 ports",
-            Flaw::OutOfRange => "port outside the managed range",
-            Flaw::UnknownPool => "pool not configured",
-            Flaw::OutsidePool => "port outside its pool",
-            Flaw::TooLong => "expiry or TTL more than 604800 s away",
-            Flaw::Overlap => "port in another lease too",
+            Flaw::Id => f.write_str("malformed id"),
+            Flaw::Owner => write!(
+                f,
+                "owner empty, unprintable or over {MAX_OWNER_CHARS} characters"
+            ),
+            Flaw::PortCount => write!(f, "no ports, a port twice, or more than {MAX_COUNT} ports"),
+            Flaw::OutOfRange => f.write_str("port outside the managed range"),
+            Flaw::UnknownPool => f.write_str("pool not configured"),
+            Flaw::OutsidePool => f.write_str("port outside its pool"),
+            Flaw::TooLong => write!(f, "expiry or TTL more than {MAX_TTL_SECS} s away"),
+            Flaw::Overlap => f.write_str("port in another lease too"),
         }
     }
 }
@@ -81,7 +87,7 @@ impl fmt::Display for Checked {
         write!(f, "{} dropped (", self.dropped_count())?;
         for (i, (flaw, n)) in self.dropped.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
-            write!(f, "{sep}{n} {}", flaw.as_str())?;
+            write!(f, "{sep}{n} {flaw}")?;
         }
         write!(f, "), {} kept", self.kept.len())
     }
@@ -339,6 +345,20 @@ mod tests {
         let checked = check(vec![bad_owner, lease("b", &[3050])]);
         assert_eq!(checked.kept.len(), 1);
         assert_eq!(checked.dropped, BTreeMap::from([(Flaw::Owner, 1)]));
+    }
+
+    #[test]
+    fn each_flaw_names_the_limit_it_breaks() {
+        let said = |flaw: Flaw| flaw.to_string();
+        assert_eq!(
+            said(Flaw::Owner),
+            "owner empty, unprintable or over 128 characters"
+        );
+        assert_eq!(
+            said(Flaw::PortCount),
+            "no ports, a port twice, or more than 64 ports"
+        );
+        assert_eq!(said(Flaw::TooLong), "expiry or TTL more than 604800 s away");
     }
 
     #[test]
