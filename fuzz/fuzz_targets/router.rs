@@ -99,11 +99,11 @@ fn held_window(n: u16) -> (PortRange, Vec<TcpListener>) {
 /// excluded, a pool `web` of the upper half and a live lease on the last.
 fn app(world: &World) -> App {
     let range = world.range;
-    let mut table = PortTable::new(range);
+    let mut table = PortTable::new(range, &[range.start + 2], NOW);
     table.add_pool("web", PortRange::new(range.start + 3, range.end).unwrap());
-    table.exclude(&[range.start + 2], NOW);
     table.apply_scan(&dynport::ports::tcp_only(&[range.start + 1]), NOW);
-    table.set_server_port(Some(range.start), NOW);
+    let served = table.set_server_port(range.start, NOW);
+    assert!(served.is_ok(), "the fixture's server port is free");
     let now = SystemTime::now();
     let inserted = table.insert_lease(
         Lease {

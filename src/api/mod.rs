@@ -252,6 +252,9 @@ struct OnePort<'a> {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<&'a str>,
+    /// Which protocols hold an `in_use` port, as the whole table shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocols: Option<crate::ports::Protocols>,
     /// The sockets holding the port now; absent when none does.
     #[serde(skip_serializing_if = "Option::is_none")]
     holders: Option<Vec<crate::scan::Holder>>,
@@ -297,6 +300,7 @@ fn port_state(app: &Api, req: &Request) -> Result<Response, ApiError> {
             port,
             state: entry.as_ref().map_or("free", |e| e.state.as_str()),
             since: entry.as_ref().map(|e| e.since.as_str()),
+            protocols: entry.as_ref().and_then(|e| e.protocols),
             holders: Some(found.holders).filter(|h| !h.is_empty()),
             complete: found.complete,
             timestamp: now_rfc3339(),

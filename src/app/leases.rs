@@ -170,19 +170,10 @@ impl App {
         id: String,
         who: Principal,
     ) -> Result<Lease, LeaseError> {
-        // The table keeps each principal's count; asked only when a quota
-        // can refuse.
-        if self.facts.rules.max_ports_per_uid.is_some() {
-            let held = table.ports_held_by(req.uid);
-            let asking = if req.port.is_some() { 1 } else { req.count };
-            self.facts
-                .rules
-                .within_quota(who, held, asking)
-                .map_err(LeaseError::Refused)?;
-        }
+        let quota = self.facts.rules.quota_for(who);
         let wanted = req.protocol.protocols();
         let mut can_bind = |port| can_bind_everywhere(port, wanted);
-        table.grant(req, id, self.lease_now(), &mut can_bind)
+        table.grant(req, id, self.lease_now(), quota, &mut can_bind)
     }
 
     /// Ends a lease, when `who` may; `done` hears of it once its end is in

@@ -373,7 +373,9 @@ impl App {
             AppError::PortUnavailable(format!("port {new} could not be bound: {e}"))
         })?;
         let before = (held.table.server_port(), held.last_server_port);
-        held.table.set_server_port(Some(new), &now_rfc3339());
+        (held.table)
+            .set_server_port(new, &now_rfc3339())
+            .map_err(|taken| AppError::PortUnavailable(taken.to_string()))?;
         held.last_server_port = Some(new);
         self.bump(&mut held);
         let saved = self
@@ -385,7 +387,13 @@ impl App {
                 .map_err(|e| AppError::Serving(format!("could not serve on port {new}: {e}")))
         });
         if let Err(e) = served {
-            held.table.set_server_port(before.0, &now_rfc3339());
+            match before.0 {
+                // The port it left, which nothing could take meanwhile.
+                Some(port) => {
+                    let _ = held.table.set_server_port(port, &now_rfc3339());
+                }
+                None => held.table.clear_server_port(),
+            }
             held.last_server_port = before.1;
             self.bump(&mut held);
             let _ = self.checkpoint_with(&mut disk, &held);
@@ -404,7 +412,7 @@ impl App {
         let _snapshots = self.snapshots();
         let mut disk = self.disk();
         let mut held = self.held_write();
-        held.table.set_server_port(None, &now_rfc3339());
+        held.table.clear_server_port();
         held.server = None;
         self.bump(&mut held);
         self.checkpoint_with(&mut disk, &held)
@@ -461,13 +469,10 @@ fn check_requested(table: &PortTable, current: u16, port: u16) -> Result<u16, Ap
             "port {port} is already the server's port"
         )));
     }
-    match table.state(port) {
-        None => Ok(port),
-        Some(entry) => Err(AppError::PortUnavailable(format!(
-            "port {port} is not free: it is {}",
-            entry.state.as_str()
-        ))),
-    }
+    table
+        .server_may_take(port)
+        .map(|()| port)
+        .map_err(|taken| AppError::PortUnavailable(taken.to_string()))
 }
 
 /// Binds a listener on `host:port`; the bind itself is the test of a port.

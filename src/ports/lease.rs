@@ -1,13 +1,71 @@
 //! Leases: ports handed to other processes, as the API and the state file
 //! show them. The rules that grant, renew and end them live with the port
 //! table they change, in `ports/leases.rs`.
+//!
+//! Owns the rule: a lease's validity. At most [`MAX_COUNT`] ports, each
+//! once; a life of 1 to [`MAX_TTL_SECS`] seconds; an owner of printable
+//! text; an id that is a short word of a URL path. A request is checked
+//! by these (the API's bodies in `wire.rs`, and the port table again at the
+//! grant), and so is every lease a state file brings back
+//! (`state/leases.rs`): no other module writes them down.
 
 use crate::ports::Protocols;
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
 
 /// The pool that always exists and spans the whole range.
 pub const DEFAULT_POOL: &str = "default";
+
+/// The most ports one lease may hold.
+pub const MAX_COUNT: u32 = 64;
+/// The longest life a lease may be given: a week.
+pub const MAX_TTL_SECS: u64 = 604_800;
+/// The longest `owner`, in characters.
+pub const MAX_OWNER_CHARS: usize = 128;
+/// The longest lease id kept. New ids are 16 hex digits; older or foreign
+/// ones may differ, but an id is a word of a URL path, not a text.
+pub const MAX_ID_CHARS: usize = 64;
+/// How many ports one lease may hold.
+pub const COUNT: RangeInclusive<u32> = 1..=MAX_COUNT;
+/// The life a lease may be given, in seconds.
+pub const TTL_SECS: RangeInclusive<u64> = 1..=MAX_TTL_SECS;
+
+/// What is wrong with `owner`, if anything: it must be 1 to
+/// [`MAX_OWNER_CHARS`] characters of printable text. The answer names no
+/// field: `must be 1 to 128 characters long, got 0`.
+pub fn owner_problem(owner: &str) -> Option<String> {
+    let n = owner.chars().count();
+    if !(1..=MAX_OWNER_CHARS).contains(&n) {
+        return Some(format!(
+            "must be 1 to {MAX_OWNER_CHARS} characters long, got {n}"
+        ));
+    }
+    crate::util::text::printable_problem(owner).map(|problem| format!("contains {problem}"))
+}
+
+/// What is wrong with the life `ttl` asked for, if anything: it must be
+/// 1 to [`MAX_TTL_SECS`] whole seconds. The answer names the field.
+pub fn ttl_problem(ttl: Duration) -> Option<String> {
+    let secs = ttl.as_secs();
+    (!TTL_SECS.contains(&secs))
+        .then(|| format!("ttl_secs: a lease lives 1 to {MAX_TTL_SECS} s, {secs} asked for"))
+}
+
+/// Whether `id` may name a lease: 1 to [`MAX_ID_CHARS`] ASCII letters,
+/// digits, `-` or `_`.
+pub fn is_id(id: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(word)
+}
+
+/// Whether a lease may hold `ports`: 1 to [`MAX_COUNT`] of them, none
+/// given twice.
+pub fn is_port_list(ports: &[u16]) -> bool {
+    // At most 64 ports: a pairwise look for a port given twice needs no copy.
+    let twice = || (1..ports.len()).any(|i| ports[..i].contains(&ports[i]));
+    u32::try_from(ports.len()).is_ok_and(|n| COUNT.contains(&n)) && !twice()
+}
 
 /// The protocols a lease holds its ports in: `both` unless asked otherwise,
 /// as portpicker checks both.
@@ -88,8 +146,8 @@ impl Lease {
     }
 }
 
-/// What a client asks for; validated by the API (against the limits in
-/// `crate::ports::wire`) before it gets here.
+/// What a client asks for; validated by the API before it gets here, and
+/// by the port table again ([`LeaseRequest::check`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRequest {
     pub count: usize,
@@ -102,6 +160,27 @@ pub struct LeaseRequest {
     pub protocol: Protocol,
     pub pid: Option<u32>,
     pub pid_start: Option<u64>,
+}
+
+impl LeaseRequest {
+    /// Whether the request obeys the rules of a lease: the error names the
+    /// field at fault. An exact `port` is one port, whatever `count` says.
+    pub fn check(&self) -> Result<(), String> {
+        let count = u32::try_from(self.count).unwrap_or(u32::MAX);
+        if self.port.is_none() && !COUNT.contains(&count) {
+            return Err(format!(
+                "count: a lease holds 1 to {MAX_COUNT} ports, {} asked for",
+                self.count
+            ));
+        }
+        if let Some(problem) = ttl_problem(self.ttl) {
+            return Err(problem);
+        }
+        match self.owner.as_deref().and_then(owner_problem) {
+            Some(problem) => Err(format!("owner: {problem}")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why a lease could not be granted, renewed or released.

@@ -1,14 +1,30 @@
 //! The port table's lease operations: granting, renewing, releasing and
-//! ending leases. A child of the table's module, so that the rule "every
-//! leased port entry names a live lease" has one owner: no other module can
-//! change the table's entries or leases. The allocation rules are pure:
-//! time is passed in, and the bind check and process liveness are injected.
+//! ending leases. The allocation rules are pure: time is passed in, and
+//! the bind check and process liveness are injected.
+//!
+//! Owns the rule: a leased port names a live lease. The live leases are
+//! private to this module, and only it takes ports for a lease or gives
+//! them back (through `entries.rs`): a lease and its ports go in and out
+//! together.
+//!
+//! Owns the rule: the quota. [`PortTable::grant`], the one way a new lease
+//! comes in, refuses a principal that would hold more leased ports than its
+//! quota, counted by `index.rs` in step with the leases.
 
-use super::{PortEntry, PortRange, PortState, PortTable, Process, Protocols};
+use super::entries::Holder;
+use super::{PortRange, PortTable, Process, Protocols};
 use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::ports::principal::{Principal, Refusal};
 use crate::util::time::rfc3339;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+
+/// The live leases, by id, and what lease changes look up in them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Leases {
+    by_id: BTreeMap<String, Lease>,
+    index: super::index::LeaseIndex,
+}
 
 /// What became of the leases put back at start.
 #[derive(Debug, Default, PartialEq)]
@@ -27,42 +43,42 @@ impl PortTable {
     }
 
     pub fn leases(&self) -> impl Iterator<Item = &Lease> {
-        self.leases.values()
+        self.leases.by_id.values()
     }
 
     /// How many leases are live.
     pub fn lease_count(&self) -> usize {
-        self.leases.len()
+        self.leases.by_id.len()
     }
 
     pub fn lease(&self, id: &str) -> Option<&Lease> {
-        self.leases.get(id)
+        self.leases.by_id.get(id)
     }
 
     /// The live leased ports of the principal with `uid` (`None`: remote).
     pub fn ports_held_by(&self, uid: Option<u32>) -> usize {
-        self.index.held_by(uid)
+        self.leases.index.held_by(uid)
     }
 
     /// Every process some lease is tied to, each once.
     pub fn tied_processes(&self) -> impl Iterator<Item = Process> + '_ {
-        self.index.tied().map(|(process, _)| process)
+        self.leases.index.tied().map(|(process, _)| process)
     }
 
     /// Whether some lease is tied to a process with `pid`.
     pub fn ties_pid(&self, pid: u32) -> bool {
-        self.index.ties_pid(pid)
+        self.leases.index.ties_pid(pid)
     }
 
     /// The soonest end of a lease's TTL.
     pub fn next_lease_end(&self) -> Option<SystemTime> {
-        self.index.next_end()
+        self.leases.index.next_end()
     }
 
     /// The lease holding `port`, if any.
     pub fn lease_of_port(&self, port: u16) -> Option<&Lease> {
-        let id = self.entries.get(&port)?.lease_id.as_deref()?;
-        self.leases.get(id)
+        let id = self.entries.get(port)?.lease_id.as_deref()?;
+        self.leases.by_id.get(id)
     }
 
     /// Where round-robin hand-out goes on in each pool.
@@ -76,15 +92,21 @@ impl PortTable {
         }
     }
 
-    /// Grants a lease: all the ports or none. `can_bind` is the bind check
-    /// made at grant time; a port that fails it is skipped.
+    /// Grants a lease: all the ports or none. `quota` is the most live
+    /// leased ports the principal of `req.uid` may hold (`None`: no limit);
+    /// `can_bind` is the bind check made at grant time, and a port that
+    /// fails it is skipped. A request that breaks the rules of a lease is
+    /// refused ([`LeaseRequest::check`]).
     pub fn grant(
         &mut self,
         req: &LeaseRequest,
         id: String,
         now: SystemTime,
+        quota: Option<usize>,
         can_bind: &mut dyn FnMut(u16) -> bool,
     ) -> Result<Lease, LeaseError> {
+        req.check().map_err(LeaseError::Invalid)?;
+        self.within_quota(req, quota)?;
         let pool = *self
             .pools
             .get(&req.pool)
@@ -121,6 +143,24 @@ impl PortTable {
         Ok(lease)
     }
 
+    /// Whether the principal of `req` may lease the ports it asks for on
+    /// top of those it holds.
+    fn within_quota(&self, req: &LeaseRequest, quota: Option<usize>) -> Result<(), LeaseError> {
+        let Some(max) = quota else {
+            return Ok(());
+        };
+        let held = self.leases.index.held_by(req.uid);
+        let asking = if req.port.is_some() { 1 } else { req.count };
+        if held + asking <= max {
+            return Ok(());
+        }
+        let who = Principal::from_uid(req.uid);
+        Err(LeaseError::Refused(Refusal::Quota(format!(
+            "quota: {who} may hold at most {max} leased ports (--max-ports-per-uid) \
+             and holds {held}; {asking} more would exceed it"
+        ))))
+    }
+
     fn reservable(
         &self,
         port: u16,
@@ -134,7 +174,7 @@ impl PortTable {
                 "port: {port} is outside the pool {pool_name} ({pool})"
             )));
         }
-        if let Some(entry) = self.entries.get(&port)
+        if let Some(entry) = self.entries.get(port)
             && !entry.leaves_room_for(wanted)
         {
             return Err(LeaseError::Unavailable(format!(
@@ -182,7 +222,7 @@ impl PortTable {
     /// knows: free, or in use by other protocols only.
     fn takeable(&self, port: u16, wanted: Protocols) -> bool {
         self.entries
-            .get(&port)
+            .get(port)
             .is_none_or(|entry| entry.leaves_room_for(wanted))
     }
 
@@ -194,12 +234,12 @@ impl PortTable {
         if !self.hold_ports(&mut lease, since) {
             return Err(Box::new(lease));
         }
-        if let Some(old) = self.leases.get(&lease.id) {
-            self.index.remove(old);
+        if let Some(old) = self.leases.by_id.get(&lease.id) {
+            self.leases.index.remove(old);
         }
-        self.index.add(&lease);
+        self.leases.index.add(&lease);
         let kept = lease.ports.len();
-        self.leases.insert(lease.id.clone(), lease);
+        self.leases.by_id.insert(lease.id.clone(), lease);
         Ok(kept)
     }
 
@@ -209,7 +249,7 @@ impl PortTable {
     /// that 20,000 leases are neither moved nor searched for in a tree.
     pub fn insert_loaded(&mut self, mut leases: BTreeMap<String, Lease>, since: &str) -> Loaded {
         let mut loaded = Loaded::default();
-        if !self.leases.is_empty() {
+        if !self.leases.by_id.is_empty() {
             for lease in leases.into_values() {
                 let (id, had) = (lease.id.clone(), lease.ports.len());
                 match self.insert_lease(lease, since) {
@@ -229,10 +269,10 @@ impl PortTable {
             if lease.ports.len() != had {
                 loaded.partial.push(lease.id.clone());
             }
-            self.index.add(lease);
+            self.leases.index.add(lease);
             true
         });
-        self.leases = leases;
+        self.leases.by_id = leases;
         loaded
     }
 
@@ -240,13 +280,7 @@ impl PortTable {
     /// from it those outside the range or held by another lease, the server
     /// or an exclusion; false, changing nothing, when none is left.
     fn hold_ports(&mut self, lease: &mut Lease, since: &str) -> bool {
-        let holdable = |p: &u16| {
-            self.range.contains(*p)
-                && !matches!(
-                    self.entries.get(p).map(|e| e.state),
-                    Some(PortState::Leased | PortState::Server | PortState::Excluded)
-                )
-        };
+        let holdable = |p: &u16| self.range.contains(*p) && self.entries.can_take(*p);
         // Most often every port is holdable: one look at each then.
         if !lease.ports.iter().all(holdable) {
             if !lease.ports.iter().any(holdable) {
@@ -255,9 +289,8 @@ impl PortTable {
             lease.ports.retain(holdable);
         }
         for &port in &lease.ports {
-            let mut entry = PortEntry::new(PortState::Leased, since);
-            entry.lease_id = Some(lease.id.clone());
-            self.entries.insert(port, entry);
+            // Holdable, as just seen.
+            self.entries.take(port, Holder::Lease(&lease.id), since);
         }
         true
     }
@@ -266,44 +299,47 @@ impl PortTable {
     pub fn release(&mut self, id: &str) -> Result<Lease, LeaseError> {
         let lease = self
             .leases
+            .by_id
             .remove(id)
             .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
-        self.index.remove(&lease);
-        for port in &lease.ports {
-            if self.entries.get(port).and_then(|e| e.lease_id.as_deref()) == Some(id) {
-                self.entries.remove(port);
-            }
+        self.leases.index.remove(&lease);
+        for &port in &lease.ports {
+            self.entries.give_back(port, Holder::Lease(id));
         }
         Ok(lease)
     }
 
     /// Gives a live lease a new life of `ttl` from `now`, or of the life it
     /// was last given when `ttl` is `None`. A lease whose TTL has passed is
-    /// ended, not renewed.
+    /// ended, not renewed; a life a lease may not have is refused.
     pub fn renew(
         &mut self,
         id: &str,
         ttl: Option<Duration>,
         now: SystemTime,
     ) -> Result<Lease, LeaseError> {
+        if let Some(problem) = ttl.and_then(crate::ports::lease::ttl_problem) {
+            return Err(LeaseError::Invalid(problem));
+        }
         let lease = self
             .leases
+            .by_id
             .get_mut(id)
             .filter(|l| l.expires_at > now)
             .ok_or_else(|| LeaseError::UnknownLease(id.to_string()))?;
-        self.index.remove(lease);
+        self.leases.index.remove(lease);
         let ttl = ttl.unwrap_or(Duration::from_secs(lease.ttl_secs));
         lease.expires_at = now + ttl;
         lease.ttl_secs = ttl.as_secs();
-        self.index.add(lease);
+        self.leases.index.add(lease);
         Ok(lease.clone())
     }
 
     /// Puts back a lease as it was before a renewal whose save failed.
     pub fn restore(&mut self, lease: Lease) {
-        if let Some(slot) = self.leases.get_mut(&lease.id) {
-            self.index.remove(slot);
-            self.index.add(&lease);
+        if let Some(slot) = self.leases.by_id.get_mut(&lease.id) {
+            self.leases.index.remove(slot);
+            self.leases.index.add(&lease);
             *slot = lease;
         }
     }
@@ -317,10 +353,10 @@ impl PortTable {
         now: SystemTime,
         alive: &dyn Fn(u32, Option<u64>) -> bool,
     ) -> Vec<(Lease, EndReason)> {
-        let mut due: BTreeMap<String, EndReason> = (self.index.ended_by(now))
+        let mut due: BTreeMap<String, EndReason> = (self.leases.index.ended_by(now))
             .map(|id| (id.to_string(), EndReason::Expired))
             .collect();
-        for ((pid, start), ids) in self.index.tied() {
+        for ((pid, start), ids) in self.leases.index.tied() {
             if !alive(pid, start) {
                 for id in ids {
                     due.entry(id.clone()).or_insert(EndReason::OwnerExited);
@@ -335,13 +371,16 @@ impl PortTable {
     /// Moves every lease's times with a step of the wall clock, so that each
     /// keeps its remaining life. Returns how many leases moved.
     pub fn follow_wall_step(&mut self, step: crate::util::time::Step) -> usize {
-        for lease in self.leases.values_mut() {
+        for lease in self.leases.by_id.values_mut() {
             lease.created_at = step.apply(lease.created_at);
             lease.expires_at = step.apply(lease.expires_at);
         }
-        self.index = super::index::LeaseIndex::default();
-        self.leases.values().for_each(|lease| self.index.add(lease));
-        self.leases.len()
+        self.leases.index = super::index::LeaseIndex::default();
+        self.leases
+            .by_id
+            .values()
+            .for_each(|lease| self.leases.index.add(lease));
+        self.leases.by_id.len()
     }
 }
 
@@ -349,6 +388,7 @@ impl PortTable {
 mod tests {
     use super::*;
     use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseError, LeaseRequest, Protocol};
+    use crate::ports::{PortState, PortTaken};
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
@@ -356,7 +396,11 @@ mod tests {
     }
 
     fn table() -> PortTable {
-        let mut t = PortTable::new(PortRange::new(100, 109).unwrap());
+        excluding(&[])
+    }
+
+    fn excluding(ports: &[u16]) -> PortTable {
+        let mut t = PortTable::new(PortRange::new(100, 109).unwrap(), ports, "t");
         t.add_pool("web", PortRange::new(104, 106).unwrap());
         t
     }
@@ -376,7 +420,7 @@ mod tests {
     }
 
     fn grant(t: &mut PortTable, req: &LeaseRequest, id: &str) -> Result<Vec<u16>, LeaseError> {
-        t.grant(req, id.to_string(), at(0), &mut |_| true)
+        t.grant(req, id.to_string(), at(0), None, &mut |_| true)
             .map(|l| l.ports)
     }
 
@@ -398,7 +442,7 @@ mod tests {
     fn multi_port_lease_is_all_or_nothing() {
         let mut t = table();
         t.apply_scan(&crate::ports::tcp_only(&[101, 103]), "t");
-        t.set_server_port(Some(100), "t");
+        t.set_server_port(100, "t").unwrap();
         let before = t.clone();
         let err = grant(&mut t, &ask(8), "a").unwrap_err();
         assert_eq!(
@@ -414,11 +458,12 @@ mod tests {
 
     #[test]
     fn leases_skip_excluded_in_use_and_unbindable_ports() {
-        let mut t = table();
-        t.exclude(&[100, 200], "t");
+        let mut t = excluding(&[100, 200]);
         t.apply_scan(&crate::ports::tcp_only(&[101]), "t");
         let mut refused = |p: u16| p != 102;
-        let lease = t.grant(&ask(2), "a".into(), at(0), &mut refused).unwrap();
+        let lease = t
+            .grant(&ask(2), "a".into(), at(0), None, &mut refused)
+            .unwrap();
         assert_eq!(lease.ports, vec![103, 104]);
         assert_eq!(t.counts().excluded, 1);
         assert_eq!(t.state(102), None);
@@ -429,15 +474,15 @@ mod tests {
         let mut t = table();
         t.apply_scan(&[(100, Protocols::UDP), (101, Protocols::TCP)], "t");
         let as_ = |protocol| LeaseRequest { protocol, ..ask(1) };
-        let udp = t.grant(&as_(Protocol::Udp), "u".into(), at(0), &mut |_| true);
+        let udp = t.grant(&as_(Protocol::Udp), "u".into(), at(0), None, &mut |_| true);
         assert_eq!(
             udp.unwrap().ports,
             vec![101],
             "a TCP-held port is free in UDP"
         );
-        let both = t.grant(&as_(Protocol::Both), "b".into(), at(0), &mut |_| true);
+        let both = t.grant(&as_(Protocol::Both), "b".into(), at(0), None, &mut |_| true);
         assert_eq!(both.unwrap().ports, vec![102]);
-        let tcp = t.grant(&as_(Protocol::Tcp), "t".into(), at(0), &mut |_| true);
+        let tcp = t.grant(&as_(Protocol::Tcp), "t".into(), at(0), None, &mut |_| true);
         assert_eq!(
             tcp.unwrap().ports,
             vec![103],
@@ -447,14 +492,16 @@ mod tests {
             port: Some(100),
             ..as_(Protocol::Tcp)
         };
-        let lease = t.grant(&exact, "x".into(), at(0), &mut |_| true).unwrap();
+        let lease = t
+            .grant(&exact, "x".into(), at(0), None, &mut |_| true)
+            .unwrap();
         assert_eq!((lease.ports, lease.protocol), (vec![100], Protocol::Tcp));
         let again = LeaseRequest {
             port: Some(101),
             ..as_(Protocol::Both)
         };
         assert!(matches!(
-            t.grant(&again, "y".into(), at(0), &mut |_| true),
+            t.grant(&again, "y".into(), at(0), None, &mut |_| true),
             Err(LeaseError::Unavailable(_))
         ));
     }
@@ -511,7 +558,7 @@ mod tests {
         ));
         let mut refused = |_| false;
         let err = t
-            .grant(&exact(109), "b".into(), at(0), &mut refused)
+            .grant(&exact(109), "b".into(), at(0), None, &mut refused)
             .unwrap_err();
         assert_eq!(
             err,
@@ -595,7 +642,9 @@ mod tests {
     #[test]
     fn a_lease_ends_at_its_latest_time_after_renewal_restore_and_clock_steps() {
         let mut t = table();
-        let before = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        let before = t
+            .grant(&ask(1), "a".into(), at(0), None, &mut |_| true)
+            .unwrap();
         t.renew("a", Some(Duration::from_secs(300)), at(50))
             .unwrap();
         assert_eq!(t.next_lease_end(), Some(at(350)));
@@ -627,7 +676,9 @@ mod tests {
     #[test]
     fn an_expired_lease_is_not_renewed_nor_live() {
         let mut t = table();
-        let lease = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        let lease = t
+            .grant(&ask(1), "a".into(), at(0), None, &mut |_| true)
+            .unwrap();
         assert!(lease.is_live(at(59), &|_, _| true));
         assert!(!lease.is_live(at(60), &|_, _| true));
         let gone = LeaseError::UnknownLease("a".into());
@@ -639,8 +690,7 @@ mod tests {
 
     #[test]
     fn scan_keeps_leased_and_excluded_ports() {
-        let mut t = table();
-        t.exclude(&[109], "t");
+        let mut t = excluding(&[109]);
         grant(&mut t, &ask(1), "a").unwrap();
         assert!(!t.apply_scan(&crate::ports::tcp_only(&[100, 109]), "t2"));
         assert!(!t.apply_scan(&crate::ports::tcp_only(&[]), "t3"));
@@ -655,7 +705,7 @@ mod tests {
             ports: ports.to_vec(),
             id: id.to_string(),
             ..table()
-                .grant(&ask(1), "x".into(), at(0), &mut |_| true)
+                .grant(&ask(1), "x".into(), at(0), None, &mut |_| true)
                 .unwrap()
         };
         let leases = || {
@@ -669,7 +719,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>()
         };
         let mut at_once = table();
-        at_once.set_server_port(Some(109), "t");
+        at_once.set_server_port(109, "t").unwrap();
         let mut one_by_one = at_once.clone();
         let loaded = at_once.insert_loaded(leases(), "t");
         assert_eq!(loaded.partial, ["b"]);
@@ -693,8 +743,10 @@ mod tests {
     #[test]
     fn restored_lease_drops_ports_now_held_elsewhere() {
         let mut t = table();
-        t.set_server_port(Some(101), "t");
-        let lease = t.grant(&ask(1), "a".into(), at(0), &mut |_| true).unwrap();
+        t.set_server_port(101, "t").unwrap();
+        let lease = t
+            .grant(&ask(1), "a".into(), at(0), None, &mut |_| true)
+            .unwrap();
         let mut restored = lease.clone();
         restored.id = "b".into();
         restored.ports = vec![100, 101, 102];
@@ -716,5 +768,190 @@ mod tests {
         assert_eq!(lease.uid, None);
         let written = serde_json::to_value(&lease).unwrap();
         assert_eq!(written["uid"], serde_json::Value::Null);
+    }
+
+    /// Every `leased` entry names a live lease that holds its port, and
+    /// every port of a live lease is `leased` by it.
+    fn assert_leased_ports_name_live_leases(t: &PortTable) {
+        for (port, entry) in t.entries() {
+            let id = entry.lease_id.as_deref();
+            assert_eq!(
+                entry.state == PortState::Leased,
+                id.is_some(),
+                "port {port}"
+            );
+            if let Some(id) = id {
+                let lease = t
+                    .lease(id)
+                    .unwrap_or_else(|| panic!("{port}: no lease {id}"));
+                assert!(lease.ports.contains(port), "port {port} not in lease {id}");
+            }
+        }
+        for lease in t.leases() {
+            for port in &lease.ports {
+                let entry = t.state(*port).unwrap();
+                assert_eq!(entry.lease_id.as_deref(), Some(lease.id.as_str()));
+            }
+        }
+        let held: usize = t.leases().map(|l| l.ports.len()).sum();
+        assert_eq!(t.counts().leased, held);
+    }
+
+    #[test]
+    fn a_leased_port_names_a_live_lease_through_every_change() {
+        let mut t = excluding(&[109]);
+        t.set_server_port(108, "t").unwrap();
+        grant(&mut t, &ask(3), "a").unwrap();
+        grant(&mut t, &ask(2), "b").unwrap();
+        assert_leased_ports_name_live_leases(&t);
+        t.release("a").unwrap();
+        assert_leased_ports_name_live_leases(&t);
+        let mut back = t.lease("b").unwrap().clone();
+        back.id = "c".into();
+        back.ports = vec![100, 103, 105, 108, 109];
+        assert_eq!(
+            t.insert_lease(back, "t"),
+            Ok(2),
+            "b's, the server's and the excluded port stay"
+        );
+        assert_leased_ports_name_live_leases(&t);
+        t.apply_scan(&crate::ports::tcp_only(&[100, 103, 106]), "t");
+        assert_leased_ports_name_live_leases(&t);
+        assert_eq!(t.end_due(at(60), &|_, _| true).len(), 2);
+        assert_leased_ports_name_live_leases(&t);
+        assert_eq!(t.counts().leased, 0);
+    }
+
+    #[test]
+    fn the_server_s_port_is_never_leased_nor_the_server_put_on_a_leased_port() {
+        let mut t = table();
+        t.set_server_port(100, "t").unwrap();
+        let exact = |port| LeaseRequest {
+            port: Some(port),
+            ..ask(1)
+        };
+        assert_eq!(
+            grant(&mut t, &exact(100), "a"),
+            Err(LeaseError::Unavailable(
+                "port 100 is not free: it is server".into()
+            ))
+        );
+        assert_eq!(grant(&mut t, &ask(1), "a"), Ok(vec![101]));
+        let mut onto_server = t.lease("a").unwrap().clone();
+        onto_server.id = "b".into();
+        onto_server.ports = vec![100];
+        assert!(t.insert_lease(onto_server, "t").is_err());
+        let before = t.clone();
+        assert_eq!(
+            t.set_server_port(101, "t2"),
+            Err(PortTaken {
+                port: 101,
+                state: PortState::Leased
+            })
+        );
+        assert_eq!(t, before);
+        assert_eq!(t.server_port(), Some(100));
+        t.release("a").unwrap();
+        assert_eq!(t.set_server_port(101, "t2"), Ok(()));
+        assert!(t.is_free(100));
+    }
+
+    #[test]
+    fn the_table_refuses_a_grant_over_the_quota() {
+        let mut t = table();
+        let alice = |count| LeaseRequest {
+            uid: Some(1000),
+            ..ask(count)
+        };
+        let grant_within = |t: &mut PortTable, req: &LeaseRequest, id: &str, quota| {
+            (t.grant(req, id.to_string(), at(0), quota, &mut |_| true)).map(|l| l.ports)
+        };
+        assert_eq!(
+            grant_within(&mut t, &alice(2), "a", Some(3)),
+            Ok(vec![100, 101])
+        );
+        assert_eq!(
+            grant_within(&mut t, &alice(2), "b", Some(3)),
+            Err(LeaseError::Refused(Refusal::Quota(
+                "quota: uid 1000 may hold at most 3 leased ports (--max-ports-per-uid) \
+                 and holds 2; 2 more would exceed it"
+                    .into()
+            )))
+        );
+        let exact = LeaseRequest {
+            port: Some(105),
+            count: 5,
+            ..alice(1)
+        };
+        assert_eq!(
+            grant_within(&mut t, &exact, "b", Some(3)),
+            Ok(vec![105]),
+            "one port"
+        );
+        assert!(matches!(
+            grant_within(&mut t, &alice(1), "c", Some(3)),
+            Err(LeaseError::Refused(Refusal::Quota(_)))
+        ));
+        let remote = grant_within(&mut t, &ask(3), "r", Some(3));
+        assert_eq!(remote, Ok(vec![102, 103, 104]), "another principal's count");
+        let over = grant_within(&mut t, &ask(1), "s", Some(3)).unwrap_err();
+        assert!(matches!(&over, LeaseError::Refused(Refusal::Quota(m))
+            if m.starts_with("quota: remote callers may hold at most 3")));
+        assert_eq!(
+            grant_within(&mut t, &alice(4), "d", None),
+            Ok(vec![106, 107, 108, 109])
+        );
+        assert_eq!((t.ports_held_by(Some(1000)), t.lease_count()), (7, 4));
+    }
+
+    #[test]
+    fn the_table_refuses_a_request_that_breaks_the_rules_of_a_lease() {
+        let mut t = table();
+        let cases = [
+            (ask(0), "count: a lease holds 1 to 64 ports, 0 asked for"),
+            (ask(65), "count: a lease holds 1 to 64 ports, 65 asked for"),
+            (
+                LeaseRequest {
+                    ttl: Duration::from_millis(500),
+                    ..ask(1)
+                },
+                "ttl_secs: a lease lives 1 to 604800 s, 0 asked for",
+            ),
+            (
+                LeaseRequest {
+                    ttl: Duration::from_secs(604_801),
+                    ..ask(1)
+                },
+                "ttl_secs: a lease lives 1 to 604800 s, 604801 asked for",
+            ),
+            (
+                LeaseRequest {
+                    owner: Some("two\nlines".into()),
+                    ..ask(1)
+                },
+                "owner: contains a control character (U+000A)",
+            ),
+            (
+                LeaseRequest {
+                    owner: Some(String::new()),
+                    ..ask(1)
+                },
+                "owner: must be 1 to 128 characters long, got 0",
+            ),
+        ];
+        for (req, message) in cases {
+            let refused = Err(LeaseError::Invalid(message.to_string()));
+            assert_eq!(grant(&mut t, &req, "a"), refused, "{req:?}");
+        }
+        assert_eq!(t, table(), "nothing was granted");
+        grant(&mut t, &ask(1), "a").unwrap();
+        let week = Duration::from_secs(604_800);
+        assert!(t.renew("a", Some(week), at(1)).is_ok());
+        assert_eq!(
+            t.renew("a", Some(week + Duration::from_secs(1)), at(1)),
+            Err(LeaseError::Invalid(
+                "ttl_secs: a lease lives 1 to 604800 s, 604801 asked for".into()
+            ))
+        );
     }
 }

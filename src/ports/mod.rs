@@ -1,16 +1,29 @@
 //! The port table: the managed range and the state of every port in it.
 //! Pure: no sockets, no clock; time is passed in.
+//!
+//! Each rule of the table has one owner, the one module that can break it
+//! (each says so at its top):
+//! - a leased port names a live lease: `leases.rs`, which alone reaches
+//!   the live leases;
+//! - the server's port is never leased: `entries.rs`, which alone reaches
+//!   the ports' entries;
+//! - the quota: `leases.rs`, whose `grant` is the one way in for a new
+//!   lease;
+//! - a lease's validity: `crate::ports::lease`, which the grant asks.
 
 use serde::{Deserialize, Serialize};
 
+mod entries;
 mod index;
 pub mod lease;
 mod leases;
 pub mod principal;
 pub(crate) mod wire;
+use entries::{Entries, Holder};
 pub use index::Process;
 pub use leases::Loaded;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,16 +213,29 @@ pub struct Counts {
     pub excluded: usize,
 }
 
+/// A port the server may not move to: it is not free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortTaken {
+    pub port: u16,
+    /// What holds it.
+    pub state: PortState,
+}
+
+impl fmt::Display for PortTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (port, state) = (self.port, self.state.as_str());
+        write!(f, "port {port} is not free: it is {state}")
+    }
+}
+
 /// The state of every port in the range. Ports absent from `entries` are free.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PortTable {
     range: PortRange,
-    entries: BTreeMap<u16, PortEntry>,
+    entries: Entries,
     server_port: Option<u16>,
-    /// Live leases by id.
-    leases: BTreeMap<String, crate::ports::lease::Lease>,
-    /// What lease changes look up in the live leases.
-    index: index::LeaseIndex,
+    /// The live leases, which only `leases.rs` reaches.
+    leases: leases::Leases,
     /// Named pools, `default` (the whole range) among them.
     pools: BTreeMap<String, PortRange>,
     /// Where round-robin hand-out goes on in each pool.
@@ -217,25 +243,17 @@ pub struct PortTable {
 }
 
 impl PortTable {
-    /// A table where every port of `range` is free.
-    pub fn new(range: PortRange) -> PortTable {
+    /// A table where every port of `range` is free but `excluded` (those
+    /// inside the range), which are never handed out nor chosen by the
+    /// server, excluded since `now`.
+    pub fn new(range: PortRange, excluded: &[u16], now: &str) -> PortTable {
         PortTable {
             range,
-            entries: BTreeMap::new(),
+            entries: Entries::excluding(range, excluded, now),
             server_port: None,
-            leases: BTreeMap::new(),
-            index: index::LeaseIndex::default(),
+            leases: leases::Leases::default(),
             pools: BTreeMap::from([(crate::ports::lease::DEFAULT_POOL.to_string(), range)]),
             cursors: BTreeMap::new(),
-        }
-    }
-
-    /// Marks `ports` (those inside the range) excluded: never handed out,
-    /// never chosen by the server.
-    pub fn exclude(&mut self, ports: &[u16], now: &str) {
-        for &port in ports.iter().filter(|p| self.range.contains(**p)) {
-            self.entries
-                .insert(port, PortEntry::new(PortState::Excluded, now));
         }
     }
 
@@ -249,21 +267,21 @@ impl PortTable {
 
     /// The ports that are not free, in ascending order.
     pub fn entries(&self) -> &BTreeMap<u16, PortEntry> {
-        &self.entries
+        self.entries.map()
     }
 
     /// The state of `port`, `None` when it is free.
     pub fn state(&self, port: u16) -> Option<&PortEntry> {
-        self.entries.get(&port)
+        self.entries.get(port)
     }
 
     pub fn is_free(&self, port: u16) -> bool {
-        self.range.contains(port) && !self.entries.contains_key(&port)
+        self.range.contains(port) && self.entries.get(port).is_none()
     }
 
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
-        for entry in self.entries.values() {
+        for entry in self.entries.map().values() {
             match entry.state {
                 PortState::InUse => counts.in_use += 1,
                 PortState::Server => counts.server += 1,
@@ -271,7 +289,7 @@ impl PortTable {
                 PortState::Excluded => counts.excluded += 1,
             }
         }
-        counts.free = self.range.len() - self.entries.len();
+        counts.free = self.range.len() - self.entries.map().len();
         counts
     }
 
@@ -280,50 +298,47 @@ impl PortTable {
     /// `in_use` port shows the protocols that hold it now, and the ports
     /// this server holds keep their state. Returns whether anything changed.
     pub fn apply_scan(&mut self, in_use: &[Seen], now: &str) -> bool {
-        let before = self.entries.len();
-        let mut changed = false;
-        let seen = |port: &u16| {
-            in_use
-                .binary_search_by_key(port, |(p, _)| *p)
-                .ok()
-                .map(|i| in_use[i].1)
-        };
-        self.entries.retain(|port, entry| {
-            if entry.state != PortState::InUse {
-                return true;
-            }
-            let Some(protocols) = seen(port) else {
-                return false;
-            };
-            if entry.protocols != Some(protocols) {
-                entry.protocols = Some(protocols);
-                changed = true;
-            }
-            true
-        });
-        changed |= self.entries.len() != before;
-        for &(port, protocols) in in_use.iter().filter(|(p, _)| self.range.contains(*p)) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.entries.entry(port) {
-                slot.insert(PortEntry::in_use(protocols, now));
-                changed = true;
-            }
-        }
-        changed
+        self.entries.apply_scan(self.range, in_use, now)
     }
 
-    /// Records that this server now listens on `port` (or on none). The port
-    /// it left turns free; the next scan says whether someone else holds it.
-    pub fn set_server_port(&mut self, port: Option<u16>, now: &str) {
-        if let Some(old) = self.server_port.take()
-            && self.entries.get(&old).map(|e| e.state) == Some(PortState::Server)
-        {
-            self.entries.remove(&old);
+    /// Records that this server now listens on `port`. The port it left
+    /// turns free; the next scan says whether someone else holds it. A port
+    /// of the range that is not free is refused, and nothing changes; a
+    /// port outside the range (the fallback port) is recorded without an
+    /// entry.
+    pub fn set_server_port(&mut self, port: u16, now: &str) -> Result<(), PortTaken> {
+        self.server_may_take(port)?;
+        self.clear_server_port();
+        if self.range.contains(port) {
+            // Free, or the server's own port just given back: taken.
+            self.entries.take(port, Holder::Server, now);
         }
-        if let Some(port) = port.filter(|p| self.range.contains(*p)) {
-            self.entries
-                .insert(port, PortEntry::new(PortState::Server, now));
+        self.server_port = Some(port);
+        Ok(())
+    }
+
+    /// Records that this server listens on no port; the port it left
+    /// turns free.
+    pub fn clear_server_port(&mut self) {
+        if let Some(old) = self.server_port.take() {
+            self.entries.give_back(old, Holder::Server);
         }
-        self.server_port = port;
+    }
+
+    /// Whether the server may listen on `port`: a port of the range only
+    /// when it is free or already the server's; any port outside it.
+    pub fn server_may_take(&self, port: u16) -> Result<(), PortTaken> {
+        match self.entries.get(port) {
+            Some(entry)
+                if !(entry.state == PortState::Server && self.server_port == Some(port)) =>
+            {
+                Err(PortTaken {
+                    port,
+                    state: entry.state,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The free ports in the order the server tries them at start: `preferred`
@@ -357,7 +372,7 @@ mod tests {
     use super::*;
 
     fn table(start: u16, end: u16) -> PortTable {
-        PortTable::new(PortRange::new(start, end).unwrap())
+        PortTable::new(PortRange::new(start, end).unwrap(), &[], "t")
     }
 
     #[test]
@@ -418,7 +433,7 @@ mod tests {
     #[test]
     fn scan_keeps_server_port() {
         let mut t = table(100, 110);
-        t.set_server_port(Some(103), "t0");
+        t.set_server_port(103, "t0").unwrap();
         assert!(!t.apply_scan(&tcp_only(&[103]), "t1"));
         assert!(!t.apply_scan(&tcp_only(&[]), "t2"));
         assert_eq!(t.state(103).unwrap().state, PortState::Server);
@@ -437,19 +452,54 @@ mod tests {
     #[test]
     fn moving_server_port_frees_old_one() {
         let mut t = table(100, 110);
-        t.set_server_port(Some(103), "t0");
-        t.set_server_port(Some(104), "t1");
+        t.set_server_port(103, "t0").unwrap();
+        t.set_server_port(104, "t1").unwrap();
         assert!(t.is_free(103));
         assert_eq!(t.server_port(), Some(104));
-        t.set_server_port(None, "t2");
+        t.clear_server_port();
         assert!(t.is_free(104));
         assert_eq!(t.server_port(), None);
     }
 
     #[test]
+    fn the_server_takes_no_port_that_is_not_free() {
+        let mut t = PortTable::new(PortRange::new(100, 110).unwrap(), &[105], "t0");
+        t.apply_scan(&tcp_only(&[101]), "t0");
+        t.set_server_port(103, "t0").unwrap();
+        let before = t.clone();
+        let refused = |port, state| Err(PortTaken { port, state });
+        assert_eq!(t.set_server_port(101, "t1"), refused(101, PortState::InUse));
+        assert_eq!(
+            t.set_server_port(105, "t1"),
+            refused(105, PortState::Excluded)
+        );
+        assert_eq!(t, before, "nothing changes on a refusal");
+        assert_eq!(
+            t.set_server_port(105, "t1").unwrap_err().to_string(),
+            "port 105 is not free: it is excluded"
+        );
+        assert_eq!(t.set_server_port(103, "t1"), Ok(()), "its own port");
+        assert_eq!(t.state(103).unwrap().since, "t1");
+    }
+
+    #[test]
+    fn exclusions_come_with_the_table_and_stay() {
+        let mut t = PortTable::new(PortRange::new(100, 110).unwrap(), &[99, 100, 110], "t0");
+        assert_eq!(t.counts().excluded, 2);
+        assert!(!t.apply_scan(&tcp_only(&[100]), "t1"));
+        assert!(!t.apply_scan(&tcp_only(&[]), "t2"));
+        assert_eq!(
+            t.state(100),
+            Some(&PortEntry::new(PortState::Excluded, "t0"))
+        );
+        assert_eq!(t.start_candidates(Some(100)).first(), Some(&101));
+        assert!(t.set_server_port(110, "t3").is_err());
+    }
+
+    #[test]
     fn server_port_outside_range_is_not_in_table() {
         let mut t = table(100, 110);
-        t.set_server_port(Some(3000), "t0");
+        t.set_server_port(3000, "t0").unwrap();
         assert_eq!(t.server_port(), Some(3000));
         assert!(t.entries().is_empty());
     }
@@ -467,7 +517,7 @@ mod tests {
     #[test]
     fn next_free_port_wraps_inside_range() {
         let mut t = table(100, 104);
-        t.set_server_port(Some(103), "t");
+        t.set_server_port(103, "t").unwrap();
         assert_eq!(t.next_free_after(103), Some(104));
         t.apply_scan(&tcp_only(&[104]), "t");
         assert_eq!(t.next_free_after(103), Some(100));

@@ -143,18 +143,10 @@ impl Rules {
         )))
     }
 
-    /// Whether `who`, holding `held` live leased ports, may lease `asking`
-    /// more.
-    pub fn within_quota(&self, who: Principal, held: usize, asking: usize) -> Result<(), Refusal> {
-        match self.max_ports_per_uid {
-            Some(max) if !self.is_operator(who) && held + asking > max => {
-                Err(Refusal::Quota(format!(
-                    "quota: {who} may hold at most {max} leased ports (--max-ports-per-uid) \
-                     and holds {held}; {asking} more would exceed it"
-                )))
-            }
-            _ => Ok(()),
-        }
+    /// The most live leased ports `who` may hold, for the port table's
+    /// grant to enforce: `None` for an operator, or when no quota is set.
+    pub fn quota_for(&self, who: Principal) -> Option<usize> {
+        self.max_ports_per_uid.filter(|_| !self.is_operator(who))
     }
 }
 
@@ -261,23 +253,16 @@ mod tests {
     }
 
     #[test]
-    fn quota_counts_what_is_held_plus_what_is_asked_except_for_operators() {
-        assert_eq!(RULES.within_quota(User(1000), 9, 1), Ok(()));
-        assert_eq!(
-            RULES.within_quota(User(1000), 9, 2),
-            Err(Refusal::Quota(
-                "quota: uid 1000 may hold at most 10 leased ports (--max-ports-per-uid) \
-                 and holds 9; 2 more would exceed it"
-                    .into()
-            ))
-        );
-        assert!(RULES.within_quota(Remote, 10, 1).is_err());
-        assert_eq!(RULES.within_quota(User(0), 500, 64), Ok(()));
-        assert_eq!(RULES.within_quota(User(990), 500, 64), Ok(()));
+    fn the_quota_binds_everyone_but_operators() {
+        assert_eq!(RULES.quota_for(User(1000)), Some(10));
+        assert_eq!(RULES.quota_for(Remote), Some(10));
+        assert_eq!(RULES.quota_for(Principal::Unidentified), Some(10));
+        assert_eq!(RULES.quota_for(User(0)), None);
+        assert_eq!(RULES.quota_for(User(990)), None);
         let unlimited = Rules {
             max_ports_per_uid: None,
             ..RULES
         };
-        assert_eq!(unlimited.within_quota(User(1000), 60_000, 64), Ok(()));
+        assert_eq!(unlimited.quota_for(User(1000)), None);
     }
 }

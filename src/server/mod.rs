@@ -89,7 +89,9 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
     let scanner = Scanner::detect();
     let (mut table, last_scan) = first_table(&scanner, settings, saved)?;
     let (listener, port) = bind_first(settings, &table, last_port)?;
-    table.set_server_port(Some(port), &now_rfc3339());
+    table
+        .set_server_port(port, &now_rfc3339())
+        .map_err(|taken| Fatal(format!("cannot serve on port {port}: {taken}")))?;
     let signals = on_signal()?;
     if !crate::http::gentle_retire_supported() {
         log::warn!(
@@ -403,11 +405,10 @@ fn first_table(
     let scan = Scan::of(scanner, settings.range)
         .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
     let now = now_rfc3339();
-    let mut table = PortTable::new(settings.range);
+    let mut table = PortTable::new(settings.range, &settings.exclude, &now);
     for pool in &settings.pools {
         table.add_pool(&pool.name, pool.range);
     }
-    table.exclude(&settings.exclude, &now);
     let (_, info) = scan.apply(&mut table);
     log::debug!(
         "first scan by {}: {} ports in use",
@@ -466,14 +467,23 @@ fn bind_first(
         }
     }
     let fallback = settings.fallback_port;
+    let none_bound = format!(
+        "no port of {} could be bound on {}",
+        settings.range,
+        display_host(settings.host)
+    );
+    // A fallback port inside the range may be leased or excluded.
+    if let Err(taken) = table.server_may_take(fallback) {
+        return Err(Fatal(format!(
+            "{none_bound}, and the fallback port {fallback} may not be used: {taken}"
+        )));
+    }
     log::warn!("Using fallback port: {fallback}");
     app::bind(settings.host, fallback)
         .map(|listener| (listener, fallback))
         .map_err(|e| {
             Fatal(format!(
-                "no port of {} could be bound on {}, nor the fallback port {fallback}: {e}",
-                settings.range,
-                display_host(settings.host)
+                "{none_bound}, nor the fallback port {fallback}: {e}"
             ))
         })
 }

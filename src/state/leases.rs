@@ -4,15 +4,12 @@
 //! exactly what cannot be trusted in a log line.
 
 use crate::ports::PortRange;
-use crate::ports::lease::Lease;
-use crate::ports::wire::{MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS};
+use crate::ports::lease::{
+    Lease, MAX_COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS, is_id, is_port_list, owner_problem,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
-
-/// The longest lease id kept. New ids are 16 hex digits; older or foreign
-/// ones may differ, but an id is a word of a URL path, not a text.
-pub const MAX_ID_CHARS: usize = 64;
 
 /// The configuration a loaded lease is checked against.
 #[derive(Clone, Debug)]
@@ -36,8 +33,8 @@ impl LoadRules {
 }
 
 /// Why a loaded lease was dropped; each dropped lease counts under its first.
-/// An id is 1 to [`MAX_ID_CHARS`] ASCII letters, digits, `-` or `_`, and the
-/// key the lease is stored under.
+/// An id obeys [`crate::ports::lease::is_id`] and is the key the lease is stored
+/// under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flaw {
     Id,
@@ -50,17 +47,21 @@ pub enum Flaw {
     Overlap,
 }
 
-impl Flaw {
-    pub fn as_str(self) -> &'static str {
+impl fmt::Display for Flaw {
+    /// What is wrong, with the limits `crate::ports::lease` sets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Flaw::Id => "malformed id",
-            Flaw::Owner => "owner empty, unprintable or over 128 characters",
-            Flaw::PortCount => "no ports, a port twice, or more than 64 ports",
-            Flaw::OutOfRange => "port outside the managed range",
-            Flaw::UnknownPool => "pool not configured",
-            Flaw::OutsidePool => "port outside its pool",
-            Flaw::TooLong => "expiry or TTL more than 604800 s away",
-            Flaw::Overlap => "port in another lease too",
+            Flaw::Id => f.write_str("malformed id"),
+            Flaw::Owner => write!(
+                f,
+                "owner empty, unprintable or over {MAX_OWNER_CHARS} characters"
+            ),
+            Flaw::PortCount => write!(f, "no ports, a port twice, or more than {MAX_COUNT} ports"),
+            Flaw::OutOfRange => f.write_str("port outside the managed range"),
+            Flaw::UnknownPool => f.write_str("pool not configured"),
+            Flaw::OutsidePool => f.write_str("port outside its pool"),
+            Flaw::TooLong => write!(f, "expiry or TTL more than {MAX_TTL_SECS} s away"),
+            Flaw::Overlap => f.write_str("port in another lease too"),
         }
     }
 }
@@ -86,7 +87,7 @@ impl fmt::Display for Checked {
         write!(f, "{} dropped (", self.dropped_count())?;
         for (i, (flaw, n)) in self.dropped.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
-            write!(f, "{sep}{n} {}", flaw.as_str())?;
+            write!(f, "{sep}{n} {flaw}")?;
         }
         write!(f, "), {} kept", self.kept.len())
     }
@@ -130,7 +131,7 @@ fn flaw(key: &str, lease: &Lease, rules: &LoadRules, now: SystemTime) -> Option<
     if key != lease.id || !is_id(&lease.id) {
         return Some(Flaw::Id);
     }
-    if lease.owner.as_deref().is_some_and(|o| !is_owner(o)) {
+    if lease.owner.as_deref().and_then(owner_problem).is_some() {
         return Some(Flaw::Owner);
     }
     ports_flaw(lease, rules).or_else(|| time_flaw(lease, now))
@@ -159,9 +160,7 @@ impl PortSet {
 
 fn ports_flaw(lease: &Lease, rules: &LoadRules) -> Option<Flaw> {
     let ports = &lease.ports;
-    // At most 64 ports: a pairwise look for a port given twice needs no copy.
-    let twice = || (1..ports.len()).any(|i| ports[..i].contains(&ports[i]));
-    if ports.is_empty() || ports.len() > MAX_COUNT as usize || twice() {
+    if !is_port_list(ports) {
         return Some(Flaw::PortCount);
     }
     if !ports.iter().all(|p| rules.range.contains(*p)) {
@@ -180,17 +179,6 @@ fn time_flaw(lease: &Lease, now: SystemTime) -> Option<Flaw> {
         .duration_since(now)
         .is_ok_and(|left| left > longest);
     (too_far || lease.ttl_secs > MAX_TTL_SECS).then_some(Flaw::TooLong)
-}
-
-fn is_id(id: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(word)
-}
-
-fn is_owner(owner: &str) -> bool {
-    !owner.is_empty()
-        && owner.chars().count() <= MAX_OWNER_CHARS
-        && crate::util::text::is_printable(owner)
 }
 
 #[cfg(test)]
@@ -357,6 +345,20 @@ mod tests {
         let checked = check(vec![bad_owner, lease("b", &[3050])]);
         assert_eq!(checked.kept.len(), 1);
         assert_eq!(checked.dropped, BTreeMap::from([(Flaw::Owner, 1)]));
+    }
+
+    #[test]
+    fn each_flaw_names_the_limit_it_breaks() {
+        let said = |flaw: Flaw| flaw.to_string();
+        assert_eq!(
+            said(Flaw::Owner),
+            "owner empty, unprintable or over 128 characters"
+        );
+        assert_eq!(
+            said(Flaw::PortCount),
+            "no ports, a port twice, or more than 64 ports"
+        );
+        assert_eq!(said(Flaw::TooLong), "expiry or TTL more than 604800 s away");
     }
 
     #[test]

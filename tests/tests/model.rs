@@ -116,11 +116,10 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn new_table() -> PortTable {
-    let mut table = PortTable::new(PortRange::new(START, END).unwrap());
+    let mut table = PortTable::new(PortRange::new(START, END).unwrap(), &EXCLUDED, "t0");
     for (name, lo, hi) in POOLS {
         table.add_pool(name, PortRange::new(lo, hi).unwrap());
     }
-    table.exclude(&EXCLUDED, "t0");
     table
 }
 
@@ -192,7 +191,7 @@ fn run(seed: u64) {
                     pid_start: pid.map(u64::from),
                 };
                 let real = table
-                    .grant(&req, id.clone(), at(now), &mut |_| true)
+                    .grant(&req, id.clone(), at(now), None, &mut |_| true)
                     .map(|l| l.ports);
                 let want = model.grant(&id, pool, req.count, port, now + ttl, pid);
                 match (&real, &want) {

@@ -360,6 +360,31 @@ fn nothing_bindable_exits_1() {
     );
 }
 
+/// A fallback port inside the range is the server's only when the table
+/// says it is free: an excluded one is refused, and start fails.
+#[test]
+fn fallback_port_that_is_excluded_is_not_taken() {
+    let (held, excluded) = free_range(2);
+    let _held = listen_v4(held);
+    let fb = excluded.to_string();
+    let mut server = Launch::new(&["--fallback-port", &fb, "--exclude", &fb])
+        .range((held, excluded))
+        .spawn();
+    let status = server.wait_exit(crate::fixture::EXIT_TIMEOUT);
+    let log = server.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let error = log
+        .lines()
+        .find(|l| l.contains("[ERROR]"))
+        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    let expected = format!(
+        "no port of {held}-{excluded} could be bound on 127.0.0.1, and the fallback port \
+         {excluded} may not be used: port {excluded} is not free: it is excluded"
+    );
+    assert!(error.ends_with(&expected), "{error}");
+    assert!(!log.contains("Using fallback port"), "{log}");
+}
+
 /// Sends `raw` on a fresh connection and returns the status of the answer,
 /// checking it is a JSON error after which the server closes.
 fn raw_status(server: &Server, raw: &[u8]) -> u16 {

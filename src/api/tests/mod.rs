@@ -61,12 +61,14 @@ pub(super) fn fixture_allowing(name: &str, token: Option<&str>, allow_hosts: &[&
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (range, held) = free_window(6);
-    let mut table = PortTable::new(range);
+    let mut table = PortTable::new(range, &[], "2026-11-25T19:00:00Z");
     table.apply_scan(
         &crate::ports::tcp_only(&[range.start + 1]),
         "2026-11-25T19:00:00Z",
     );
-    table.set_server_port(Some(range.start), "2026-11-25T19:00:00Z");
+    table
+        .set_server_port(range.start, "2026-11-25T19:00:00Z")
+        .unwrap();
     let serving = std::sync::Arc::new(FakeServing::default());
     let facts = Facts {
         host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -203,6 +205,45 @@ fn server_port_reports_counts_that_add_up() {
     let stamp = body["timestamp"].as_str().unwrap();
     assert!(crate::util::time::parse_rfc3339(stamp).is_some(), "{stamp}");
     assert_eq!(body.as_object().unwrap().len(), 9, "{body}");
+}
+
+#[test]
+fn one_port_shows_the_protocols_the_whole_table_shows() {
+    let f = fixture("oneport-protocols", None);
+    // A port of the window held in UDP alone, found by the next scan.
+    let (udp, _socket) = (f.range.start + 2..=f.range.end)
+        .find_map(|p| Some((p, std::net::UdpSocket::bind(("127.0.0.1", p)).ok()?)))
+        .expect("a port of the window free in UDP");
+    f.app.refresh().unwrap();
+    let (_, whole) = call(&f.app, "GET", "/api/v1/tools/port/state", &[], "");
+    for port in f.range.iter() {
+        let target = format!("/api/v1/tools/port/state?port={port}");
+        let (status, one) = call(&f.app, "GET", &target, &[], "");
+        assert_eq!(status, 200, "{one}");
+        let listed = &whole["ports"][port.to_string()]["protocols"];
+        assert_eq!(
+            &one["protocols"], listed,
+            "port {port}: {one} against {whole}"
+        );
+        let shown = one.as_object().unwrap().contains_key("protocols");
+        assert_eq!(shown, !listed.is_null(), "port {port}: {one}");
+    }
+    let held = format!("/api/v1/tools/port/state?port={}", f.range.start + 1);
+    assert_eq!(
+        call(&f.app, "GET", &held, &[], "").1["protocols"],
+        json!(["tcp"])
+    );
+    let held = format!("/api/v1/tools/port/state?port={udp}");
+    let (_, body) = call(&f.app, "GET", &held, &[], "");
+    assert_eq!(
+        (&body["state"], &body["protocols"]),
+        (&json!("in_use"), &json!(["udp"]))
+    );
+    let server = format!("/api/v1/tools/port/state?port={}", f.range.start);
+    assert_eq!(
+        call(&f.app, "GET", &server, &[], "").1.get("protocols"),
+        None
+    );
 }
 
 #[test]

@@ -11,18 +11,10 @@ use std::collections::HashSet;
 use std::fmt::{self, Display};
 use std::ops::RangeInclusive;
 
-/// The most ports one lease may hold.
-pub const MAX_COUNT: u32 = 64;
-/// The longest life a lease may ask for: a week.
-pub const MAX_TTL_SECS: u64 = 604_800;
-/// The longest `owner`, in characters.
-pub const MAX_OWNER_CHARS: usize = 128;
+/// The limits of a lease, which `crate::ports::lease` sets.
+pub use crate::ports::lease::{COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS, TTL_SECS};
 /// The longest pool name a request may give, in characters.
 pub const MAX_POOL_CHARS: usize = 64;
-/// How many ports one lease may hold.
-pub const COUNT: RangeInclusive<u32> = 1..=MAX_COUNT;
-/// The life a lease may be given, in seconds.
-pub const TTL_SECS: RangeInclusive<u64> = 1..=MAX_TTL_SECS;
 
 /// A request body: every field optional (the empty body is the default),
 /// checked against the limits once parsed.
@@ -234,11 +226,11 @@ pub fn length(what: &str, text: &str, max: usize) -> Result<(), String> {
     ))
 }
 
-/// Checks an owner: 1 to [`MAX_OWNER_CHARS`] characters of printable text.
+/// Checks an owner by the rule of [`crate::ports::lease::owner_problem`]; the
+/// error names `what`.
 pub fn owner(what: &str, text: &str) -> Result<(), String> {
-    length(what, text, MAX_OWNER_CHARS)?;
-    match crate::util::text::printable_problem(text) {
-        Some(problem) => Err(format!("{what}: contains {problem}")),
+    match crate::ports::lease::owner_problem(text) {
+        Some(problem) => Err(format!("{what}: {problem}")),
         None => Ok(()),
     }
 }

@@ -228,9 +228,9 @@ fn an_oversized_journal_is_kept_aside() {
 
 #[test]
 fn a_borrowed_state_is_written_as_the_state_file_is() {
-    let mut table = crate::ports::PortTable::new(range());
+    let mut table = crate::ports::PortTable::new(range(), &[], "2026-11-25T18:59:58Z");
     let _ = table.insert_lease(lease("a", 3002), "2026-11-25T19:00:00Z");
-    table.set_server_port(Some(3456), "2026-11-25T18:59:58Z");
+    table.set_server_port(3456, "2026-11-25T18:59:58Z").unwrap();
     table.set_cursor("default", 3003);
     let mut owned = sample();
     owned.ports = table.entries().clone();
