@@ -1,7 +1,7 @@
 //! The second step of configuration: raw values into typed [`Settings`],
 //! with every default and every bound in one place.
 
-use super::raw::{self, Key, Raw, Value};
+use super::raw::{self, Flag, Raw, Value};
 use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
@@ -70,7 +70,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
 /// Parses `key`'s value, when one was given, naming its flag or variable on error.
 fn setting<L, T>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, ConfigError>
 where
@@ -85,7 +85,7 @@ where
 /// `key`'s whole number inside `bounds`, else `default`.
 fn number<L: Fn(&str) -> Option<String>>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     bounds: RangeInclusive<u64>,
     default: u64,
 ) -> Result<u64, ConfigError> {
@@ -95,7 +95,7 @@ fn number<L: Fn(&str) -> Option<String>>(
 /// `key`'s seconds inside `bounds`, else `default`.
 fn secs<L: Fn(&str) -> Option<String>>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     bounds: RangeInclusive<u64>,
     default: u64,
 ) -> Result<Duration, ConfigError> {

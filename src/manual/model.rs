@@ -82,7 +82,7 @@ pub fn server() -> Server {
         variables: Vec::new(),
         exit: Vec::new(),
     };
-    for block in blocks(config::HELP) {
+    for block in blocks(&config::help()) {
         match block {
             Block::Paragraph(text) => server.about.push(text),
             Block::List { title, items, .. } if title == "Usage" => server.usage = items,
