@@ -121,7 +121,7 @@ $(BENCH_BASELINE_BIN):
 # front of each (a staging directory for packaging). The unit goes to
 # PREFIX/lib/systemd/system, which systemd reads for PREFIX=/usr/local as
 # for /usr, with ExecStart pointing at the binary installed. The man page
-# and the completions are dist/'s, generated from the --help texts (make
+# and the completions are dist/'s, generated from the tables of flags (make
 # dist-files) and checked against them by tests/dist/.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -163,7 +163,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/examples/dynport-example-app.service
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)
 
-# Writes dist/man/dynport.1 and dist/completions/ from the --help texts.
+# Writes dist/man/dynport.1 and dist/completions/ from the tables of flags.
 dist-files:
 	$(CARGO) run --example dist_files
 

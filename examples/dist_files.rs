@@ -1,6 +1,6 @@
-//! Writes the man page and the shell completions under `dist/` from the
-//! `--help` texts (`make dist-files`). Run it after changing a help text:
-//! `tests/tests/dist/` fails until the files match.
+//! Writes the man page and the shell completions under `dist/` from
+//! dynport's tables of flags (`make dist-files`). Run it after changing a
+//! flag or a help text: `tests/tests/dist/` fails until the files match.
 
 use std::path::Path;
 use std::process::ExitCode;

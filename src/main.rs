@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Help => print!("{}", config::HELP),
+        Command::Help => print!("{}", config::help()),
         Command::Version => println!("dynport {}", env!("CARGO_PKG_VERSION")),
         Command::Serve(settings) => {
             dynport::service::logging::init(settings.log_level, |k| std::env::var(k).ok());

@@ -1,5 +1,5 @@
-# bash completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
+# bash completion for dynport(1). Generated from dynport's tables of flags
+# by `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 _dynport() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}

@@ -1,5 +1,5 @@
-# fish completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
+# fish completion for dynport(1). Generated from dynport's tables of flags
+# by `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 complete -c dynport -f
 complete -c dynport -n __fish_use_subcommand -a serve -d 'run the server'

@@ -1,119 +1,75 @@
-//! The `--help` text of each client command.
+//! The `--help` text of each client command: its options from the table in
+//! [`crate::config::client_flags`], its usage line and what it does from
+//! [`PAGES`].
 #![forbid(unsafe_code)]
 
-const FINDING: &str = "\
-Finding the server:
-  --url URL          its base URL, e.g. http://127.0.0.1:3456 [DYNPORT_URL]
-  --state-dir DIR    read the server's address from DIR/dynamic_ports.json
-                     (default: state when it is there, else
-                     /var/lib/dynport) [DYNPORT_STATE_DIR]
-  --server-uid UID   trust a state directory and server of uid UID too;
-                     otherwise only root's and yours are trusted, and
-                     nothing is sent to another's [DYNPORT_SERVER_UID]
-  --token T          bearer token for changes; every user can read a
-                     command line: prefer --token-file [DYNPORT_TOKEN]
-  --token-file PATH  read the token from PATH, a regular file of yours (or
-                     root's) that no one else may read [DYNPORT_TOKEN_FILE]
-  -h, --help         print this help
+use crate::config::client_flags::{self, FINDING};
+use crate::config::flags::{self, Flag};
+use std::fmt::Write;
 
-A flag beats its variable; --url and DYNPORT_URL beat the state directory.
-Exit status: 0 done, 1 the server refused (its reason on stderr),
-2 usage error, 3 no server could be reached.
-";
+/// What a client command's help says besides its options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub name: &'static str,
+    /// What follows `Usage: `.
+    pub usage: &'static str,
+    /// Paragraphs, their lines as `--help` breaks them.
+    pub about: &'static [&'static str],
+}
 
-// No `\` after the opening quote: it would eat the first line's indent.
-const LEASE_OPTIONS: &str = "  --count N          how many ports (1-64; default 1)
-  --port P           ask for this exact port
-  --pool NAME        take the ports from this pool (default: default)
-  --ttl S            life of the lease, in seconds or like 10m
-                     (default: the server's --lease-ttl-secs)
-  --owner TEXT       who holds it, shown in `dynport leases`
-  --protocol P       both (default), tcp or udp: the ports are free and
-                     bindable in each protocol asked for
-";
-
-const LEASE: &str = "\
-Usage: dynport lease [OPTIONS]
-
+/// Every client command's page, in [`super::args::COMMANDS`] order.
+pub const PAGES: &[Page] = &[
+    Page {
+        name: "lease",
+        usage: "dynport lease [OPTIONS]",
+        about: &["\
 Leases ports from the server and prints them, one per line, so that
-PORT=$(dynport lease) works.
-
-Options:
-";
-
-// No `\` after the opening quote: it would eat the first line's indent.
-const LEASE_TAIL: &str = "  --pid PID          end the lease when process PID exits
-  --json             print the server's whole answer as JSON
-";
-
-const RELEASE: &str = "\
-Usage: dynport release [OPTIONS] ID|PORT
-
+PORT=$(dynport lease) works."],
+    },
+    Page {
+        name: "release",
+        usage: "dynport release [OPTIONS] ID|PORT",
+        about: &["\
 Ends a lease and prints the ports it held. A port number (1-65535) names
-the live lease that holds that port; anything else is a lease id.
-
-Options:
-  --json             print the server's whole answer as JSON
-";
-
-const RENEW: &str = "\
-Usage: dynport renew [OPTIONS] ID
-
-Extends the lease ID and prints its new expiry time.
-
-Options:
-  --ttl S            new life from now, in seconds or like 10m
-                     (default: the server's --lease-ttl-secs)
-  --json             print the server's whole answer as JSON
-";
-
-const LEASES: &str = "\
-Usage: dynport leases [OPTIONS]
-
-Lists the live leases as a table.
-
-Options:
-  --json             print the server's answer as JSON
-";
-
-const STATUS: &str = "\
-Usage: dynport status [OPTIONS]
-
-Shows the server's overview: version, port, range, port counts, last scan.
-
-Options:
-  --json             print the server's answer as JSON
-";
-
-const URL: &str = "\
-Usage: dynport url [OPTIONS]
-
+the live lease that holds that port; anything else is a lease id."],
+    },
+    Page {
+        name: "renew",
+        usage: "dynport renew [OPTIONS] ID",
+        about: &["Extends the lease ID and prints its new expiry time."],
+    },
+    Page {
+        name: "leases",
+        usage: "dynport leases [OPTIONS]",
+        about: &["Lists the live leases as a table."],
+    },
+    Page {
+        name: "status",
+        usage: "dynport status [OPTIONS]",
+        about: &["Shows the server's overview: version, port, range, port counts, last scan."],
+    },
+    Page {
+        name: "url",
+        usage: "dynport url [OPTIONS]",
+        about: &["\
 Prints the running server's base URL after checking that it answers
-/healthz (exit 3 when it does not).
-";
-
-const RUN: &str = "\
-Usage: dynport run [OPTIONS] [--] CMD [ARGS...]
-
+/healthz (exit 3 when it does not)."],
+    },
+    Page {
+        name: "run",
+        usage: "dynport run [OPTIONS] [--] CMD [ARGS...]",
+        about: &["\
 Leases a port, runs CMD with PORT set to it (and PORTS, comma-separated,
 when --count is above 1), forwards SIGINT, SIGTERM and SIGHUP to CMD,
 releases the lease when CMD exits and exits with CMD's status (128+N when
 signal N killed it). The lease belongs to this process: if it dies, the
 server ends the lease, and CMD gets SIGTERM. Keep CMD in the foreground:
-a CMD that daemonizes ends the lease.
-
-Options:
-";
-
-// No `\` after the opening quote: it would eat the first line's indent.
-const RUN_TAIL: &str = "  --socket           bind the ports here and pass the listening sockets to
-                     CMD the systemd way: fd 3 onwards, LISTEN_FDS, LISTEN_PID
-  --bind ADDR        address to bind with --socket (default: 127.0.0.1)
-";
-
-const WHO: &str = "\
-Usage: dynport who [OPTIONS] PORT
-
+a CMD that daemonizes ends the lease."],
+    },
+    Page {
+        name: "who",
+        usage: "dynport who [OPTIONS] PORT",
+        about: &["\
 Shows what holds PORT, one row per TCP listener and bound UDP socket, IPv4
 and IPv6, with the user that owns it and the process that holds it, as
 `ss -ltnup 'sport = :PORT'` or `lsof -i :PORT` show it. PID and COMMAND are `-`
@@ -122,25 +78,65 @@ see every one) or that the server may not look into (another user's, unless
 the server runs as root). The server looks for at most 100 ms; past that,
 a line under the table says the list may be incomplete. USER is looked up
 in this host's /etc/passwd when the server runs on this host. PORT must lie
-in the server's range.
+in the server's range."],
+    },
+];
 
-Options:
-  --json             print the server's answer as JSON
-";
+/// The title of the flags every command takes.
+pub const FINDING_TITLE: &str = "Finding the server";
+
+/// How the flags, their variables and the state directory rank.
+pub const PRECEDENCE: &str =
+    "A flag beats its variable; --url and DYNPORT_URL beat the state directory.";
+
+/// The client commands' exit statuses, their lines as `--help` breaks them.
+pub const EXIT_STATUS: &str = "\
+0 done, 1 the server refused (its reason on stderr),
+2 usage error, 3 no server could be reached.";
+
+/// The page of `command`.
+///
+/// # Panics
+/// When `command` is none of [`super::args::COMMANDS`].
+pub fn page(command: &str) -> &'static Page {
+    let page = PAGES.iter().find(|p| p.name == command);
+    page.unwrap_or_else(|| panic!("no help page for dynport {command}"))
+}
 
 /// The help text of `command`.
 pub fn of(command: &str) -> String {
-    let (head, options) = match command {
-        "lease" => (LEASE, format!("{LEASE_OPTIONS}{LEASE_TAIL}")),
-        "release" => (RELEASE, String::new()),
-        "renew" => (RENEW, String::new()),
-        "leases" => (LEASES, String::new()),
-        "status" => (STATUS, String::new()),
-        "url" => (URL, String::new()),
-        "who" => (WHO, String::new()),
-        _ => (RUN, format!("{LEASE_OPTIONS}{RUN_TAIL}")),
-    };
-    format!("{head}{options}\n{FINDING}")
+    let page = page(command);
+    let mut out = format!("Usage: {}\n", page.usage);
+    for paragraph in page.about {
+        let _ = writeln!(out, "\n{paragraph}");
+    }
+    let options = client_flags::options(command);
+    if !options.is_empty() {
+        list(&mut out, "Options", options);
+    }
+    list(&mut out, FINDING_TITLE, FINDING);
+    let _ = writeln!(out, "\n{PRECEDENCE}\nExit status: {EXIT_STATUS}");
+    out
+}
+
+/// A blank line, `Title:` and each flag, its help in a column, its
+/// variable at the end in brackets.
+fn list(out: &mut String, title: &str, options: &[Flag]) {
+    let _ = writeln!(out, "\n{title}:");
+    for flag in options {
+        let mut lines = flag.help.lines();
+        let first = lines.next().unwrap_or_default();
+        let _ = write!(out, "  {}{first}", flags::column(&flag.term(), 19));
+        for line in lines {
+            let _ = write!(out, "\n{:21}{line}", "");
+        }
+        match flag.var {
+            Some(var) => {
+                let _ = writeln!(out, " [{var}]");
+            }
+            None => out.push('\n'),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -158,5 +154,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_command_has_a_page_and_its_options() {
+        let pages: Vec<&str> = super::PAGES.iter().map(|p| p.name).collect();
+        assert_eq!(pages, COMMANDS);
+        let options = crate::config::client_flags::OPTIONS.iter().map(|(c, _)| *c);
+        assert!(options.eq(COMMANDS));
+    }
+
+    #[test]
+    fn lease_help_is_the_usage_what_it_does_and_the_options() {
+        let help = super::of("lease");
+        assert!(
+            help.starts_with(
+                "Usage: dynport lease [OPTIONS]\n\nLeases ports from the server and prints \
+                 them, one per line, so that\nPORT=$(dynport lease) works.\n\nOptions:\n  \
+                 --count N          how many ports (1-64; default 1)\n"
+            ),
+            "{help}"
+        );
+        assert!(
+            help.ends_with(
+                "  -h, --help         print this help\n\nA flag beats its variable; --url and \
+                 DYNPORT_URL beat the state directory.\nExit status: 0 done, 1 the server \
+                 refused (its reason on stderr),\n2 usage error, 3 no server could be reached.\n"
+            ),
+            "{help}"
+        );
     }
 }

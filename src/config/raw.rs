@@ -2,73 +2,18 @@
 //! tagged with the flag or variable it came from so errors can name it.
 
 use super::ConfigError;
+use super::flags::{self, Value as Takes};
 use crate::ports::PortRange;
 use std::ffi::OsString;
 use std::num::IntErrorKind;
 use std::ops::RangeInclusive;
 
-/// A setting's long flag and environment variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Key {
-    /// The long flag without its dashes: `host` for `--host`.
-    pub flag: &'static str,
-    pub var: &'static str,
-    /// What the flag takes, as the help shows it: `ADDR`, `A-B`, `N`.
-    /// Empty for a switch: `--flag` alone means `1`, `--flag=0` turns it
-    /// off (over its variable).
-    pub arg: &'static str,
-}
-
-pub const HOST: Key = key("host", "HOST", "ADDR");
-pub const RANGE: Key = key("range", "DYNPORT_RANGE", "A-B");
-pub const STATE_DIR: Key = key("state-dir", "DYNPORT_STATE_DIR", "DIR");
-pub const REFRESH_SECS: Key = key("refresh-secs", "DYNPORT_REFRESH_SECS", "N");
-pub const WORKERS: Key = key("workers", "DYNPORT_WORKERS", "N");
-pub const FALLBACK_PORT: Key = key("fallback-port", "DYNPORT_FALLBACK_PORT", "N");
-pub const TOKEN: Key = key("token", "DYNPORT_TOKEN", "T");
-pub const LOG_LEVEL: Key = key("log-level", "DYNPORT_LOG", "L");
-pub const POOL: Key = key("pool", "DYNPORT_POOLS", "NAME=A-B");
-pub const EXCLUDE: Key = key("exclude", "DYNPORT_EXCLUDE", "LIST");
-pub const LEASE_TTL_SECS: Key = key("lease-ttl-secs", "DYNPORT_LEASE_TTL_SECS", "N");
-pub const TOKEN_FILE: Key = key("token-file", "DYNPORT_TOKEN_FILE", "PATH");
-pub const UNIX_SOCKET: Key = key("unix-socket", "DYNPORT_UNIX_SOCKET", "PATH");
-pub const MAX_PORTS_PER_UID: Key = key("max-ports-per-uid", "DYNPORT_MAX_PORTS_PER_UID", "N");
-pub const MAX_CONNECTIONS_PER_UID: Key = key(
-    "max-connections-per-uid",
-    "DYNPORT_MAX_CONNECTIONS_PER_UID",
-    "N",
-);
-pub const ALLOW_HOST: Key = key("allow-host", "DYNPORT_ALLOW_HOSTS", "NAME");
-pub const RESERVE_KERNEL: Key = key("reserve-kernel", "DYNPORT_RESERVE_KERNEL", "");
-pub const PORTSERVER_SOCKET: Key = key("portserver-socket", "DYNPORT_PORTSERVER_SOCKET", "ADDR");
-pub const PORTSERVER_POOL: Key = key("portserver-pool", "DYNPORT_PORTSERVER_POOL", "NAME");
-
-/// The settings of `dynport serve`.
-pub const SERVE_KEYS: &[Key] = &[
-    HOST,
-    RANGE,
-    STATE_DIR,
-    REFRESH_SECS,
-    WORKERS,
-    FALLBACK_PORT,
-    TOKEN,
-    LOG_LEVEL,
-    POOL,
-    EXCLUDE,
-    LEASE_TTL_SECS,
-    TOKEN_FILE,
-    UNIX_SOCKET,
-    MAX_PORTS_PER_UID,
-    MAX_CONNECTIONS_PER_UID,
-    ALLOW_HOST,
-    RESERVE_KERNEL,
-    PORTSERVER_SOCKET,
-    PORTSERVER_POOL,
-];
-
-const fn key(flag: &'static str, var: &'static str, arg: &'static str) -> Key {
-    Key { flag, var, arg }
-}
+/// The flags of `dynport serve`, each the key its values are found by.
+pub use super::flags::{
+    ALLOW_HOST, EXCLUDE, FALLBACK_PORT, Flag, HOST, LEASE_TTL_SECS, LOG_LEVEL,
+    MAX_CONNECTIONS_PER_UID, MAX_PORTS_PER_UID, POOL, PORTSERVER_POOL, PORTSERVER_SOCKET, RANGE,
+    REFRESH_SECS, RESERVE_KERNEL, STATE_DIR, TOKEN, TOKEN_FILE, UNIX_SOCKET, WORKERS,
+};
 
 /// Where a value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +25,7 @@ pub enum Origin {
 /// One value as the user gave it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Value {
-    pub key: Key,
+    pub key: Flag,
     pub origin: Origin,
     pub text: OsString,
 }
@@ -89,8 +34,8 @@ impl Value {
     /// What the user wrote to give this value: `--host` or `HOST`.
     pub fn name(&self) -> String {
         match self.origin {
-            Origin::Flag => format!("--{}", self.key.flag),
-            Origin::Env => self.key.var.to_string(),
+            Origin::Flag => format!("--{}", self.key.name),
+            Origin::Env => self.key.var.unwrap_or_default().to_string(),
         }
     }
 
@@ -129,28 +74,33 @@ impl<L: Fn(&str) -> Option<String>> Raw<L> {
     }
 
     /// The value of `key`: its last flag, else its variable, else none.
-    pub fn get(&self, key: Key) -> Option<Value> {
+    pub fn get(&self, key: Flag) -> Option<Value> {
         self.flag(key).or_else(|| self.var(key))
     }
 
     /// The last value given to `key`'s flag.
-    pub fn flag(&self, key: Key) -> Option<Value> {
-        self.flags.iter().rev().find(|v| v.key == key).cloned()
+    pub fn flag(&self, key: Flag) -> Option<Value> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|v| v.key.name == key.name)
+            .cloned()
     }
 
     /// The value of `key`'s variable.
-    pub fn var(&self, key: Key) -> Option<Value> {
-        let text = (self.lookup)(key.var)?;
+    pub fn var(&self, key: Flag) -> Option<Value> {
+        let text = (self.lookup)(key.var?)?;
         let (origin, text) = (Origin::Env, text.into());
         Some(Value { key, origin, text })
     }
 
     /// Every value of a repeatable flag, else its variable's.
-    pub fn all(&self, key: Key) -> Vec<Value> {
+    pub fn all(&self, key: Flag) -> Vec<Value> {
+        debug_assert!(key.repeatable, "--{} is not repeatable", key.name);
         let flags: Vec<Value> = self
             .flags
             .iter()
-            .filter(|v| v.key == key)
+            .filter(|v| v.key.name == key.name)
             .cloned()
             .collect();
         if flags.is_empty() {
@@ -173,22 +123,22 @@ pub enum Parsed {
     Flags(Vec<Value>),
 }
 
-/// Collects the flags in `args`, each one of `keys`, `--help` or `--version`.
+/// Collects the flags in `args`, each one of `groups`, `--help` or `--version`.
 /// Both `--flag value` and `--flag=value` work; positional arguments are refused.
-pub fn collect(args: Vec<OsString>, keys: &[Key]) -> Result<Parsed, ConfigError> {
+pub fn collect(args: Vec<OsString>, groups: &[flags::Group]) -> Result<Parsed, ConfigError> {
     use lexopt::Arg::{Long, Short};
     let mut parser = lexopt::Parser::from_args(args);
     let mut flags = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         let key = match arg {
-            Short('h') | Long("help") => return bare(&mut parser, "--help", Parsed::Help),
-            Short('V') | Long("version") => return bare(&mut parser, "--version", Parsed::Version),
-            Long(name) => find(keys, name)?,
+            arg if spells(&flags::HELP, &arg) => return bare(&mut parser, Parsed::Help),
+            arg if spells(&flags::VERSION, &arg) => return bare(&mut parser, Parsed::Version),
+            Long(name) => find(groups, name)?,
             Short(c) => return Err(unknown(&format!("-{c}"))),
             lexopt::Arg::Value(v) => return Err(unexpected(&v)),
         };
-        let text = match key.arg {
-            "" => parser.optional_value().unwrap_or_else(|| "1".into()),
+        let text = match key.value {
+            Takes::Switch => parser.optional_value().unwrap_or_else(|| "1".into()),
             _ => parser.value().map_err(|_| missing(key))?,
         };
         flags.push(Value {
@@ -200,18 +150,32 @@ pub fn collect(args: Vec<OsString>, keys: &[Key]) -> Result<Parsed, ConfigError>
     Ok(Parsed::Flags(flags))
 }
 
+/// Whether `arg` is `flag`, in its long or its short spelling.
+fn spells(flag: &Flag, arg: &lexopt::Arg) -> bool {
+    match *arg {
+        lexopt::Arg::Long(name) => name == flag.name,
+        lexopt::Arg::Short(c) => flag.short == Some(c),
+        lexopt::Arg::Value(_) => false,
+    }
+}
+
 /// `answer`, unless `--help=…` or `--version=…` gave a value.
-fn bare(parser: &mut lexopt::Parser, flag: &str, answer: Parsed) -> Result<Parsed, ConfigError> {
+fn bare(parser: &mut lexopt::Parser, answer: Parsed) -> Result<Parsed, ConfigError> {
+    let flag = match answer {
+        Parsed::Help => flags::HELP.name,
+        _ => flags::VERSION.name,
+    };
     match parser.optional_value() {
         Some(_) => Err(ConfigError(format!(
-            "{flag} takes no value; see dynport --help"
+            "--{flag} takes no value; see dynport --help"
         ))),
         None => Ok(answer),
     }
 }
 
-fn find(keys: &[Key], name: &str) -> Result<Key, ConfigError> {
-    let key = keys.iter().find(|k| k.flag == name);
+fn find(groups: &[flags::Group], name: &str) -> Result<Flag, ConfigError> {
+    let mut all = groups.iter().flat_map(|g| g.flags);
+    let key = all.find(|k| k.name == name);
     key.copied().ok_or_else(|| unknown(&format!("--{name}")))
 }
 
@@ -223,8 +187,8 @@ fn unknown(flag: &str) -> ConfigError {
     ConfigError(format!("unknown flag {flag}; see dynport --help"))
 }
 
-fn missing(key: Key) -> ConfigError {
-    let Key { flag, arg, .. } = key;
+fn missing(key: Flag) -> ConfigError {
+    let (flag, arg) = (key.name, key.value.placeholder().unwrap_or_default());
     ConfigError(format!("--{flag} needs a value: --{flag} {arg}"))
 }
 

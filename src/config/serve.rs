@@ -1,7 +1,7 @@
 //! The second step of configuration: raw values into typed [`Settings`],
 //! with every default and every bound in one place.
 
-use super::raw::{self, Key, Raw, Value, bounded, port, range};
+use super::raw::{self, Flag, Raw, Value, bounded, port, range};
 use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
 use crate::ports::PortRange;
 use log::LevelFilter;
@@ -69,7 +69,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
 /// Parses `key`'s value, when one was given, naming its flag or variable on error.
 fn setting<L, T>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, ConfigError>
 where
@@ -84,7 +84,7 @@ where
 /// `key`'s whole number inside `bounds`, else `default`.
 fn number<L: Fn(&str) -> Option<String>>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     bounds: RangeInclusive<u64>,
     default: u64,
 ) -> Result<u64, ConfigError> {
@@ -94,7 +94,7 @@ fn number<L: Fn(&str) -> Option<String>>(
 /// `key`'s seconds inside `bounds`, else `default`.
 fn secs<L: Fn(&str) -> Option<String>>(
     raw: &Raw<L>,
-    key: Key,
+    key: Flag,
     bounds: RangeInclusive<u64>,
     default: u64,
 ) -> Result<Duration, ConfigError> {

@@ -467,26 +467,89 @@ fn help_and_version_are_recognised_in_every_spelling() {
 
 #[test]
 fn help_names_every_flag_variable_and_exit_status() {
-    for key in raw::SERVE_KEYS {
-        assert!(
-            HELP.contains(&format!("--{} {}", key.flag, key.arg)),
-            "{key:?}"
-        );
-        assert!(HELP.contains(key.var), "{key:?}");
+    let help = help();
+    for flag in flags::serve() {
+        assert!(help.contains(&format!("\n  {}  ", flag.term())), "{flag:?}");
+        assert!(help.contains(flag.var.unwrap()), "{flag:?}");
     }
     for line in [
         "  0  clean shutdown",
         "  1  any other failure",
         "  2  usage or configuration",
     ] {
-        assert!(HELP.contains(line), "{line}");
+        assert!(help.contains(line), "{line}");
     }
 }
 
 #[test]
 fn help_fits_in_80_columns() {
-    let widest = HELP.lines().map(|l| l.chars().count()).max();
+    let widest = help().lines().map(|l| l.chars().count()).max();
     assert!(widest <= Some(80), "{widest:?}");
+}
+
+#[test]
+fn help_shows_each_flag_in_columns_and_its_help_under_it() {
+    let help = help();
+    assert!(
+        help.starts_with(
+            "dynport: the port manager of a host. It picks its own port from a range,\n"
+        )
+    );
+    let expected = "
+Flags:                        Variable                Default
+  --host ADDR                 HOST                    127.0.0.1
+      Address to listen on, IPv4 or IPv6 ([::1] works too). Any address but
+      loopback (127.0.0.0/8, ::1) needs --token or --token-file, of at
+      least 16 characters.
+  --range A-B                 DYNPORT_RANGE           3000-9000
+";
+    assert!(help.contains(expected), "{help}");
+    let expected = "
+  --max-connections-per-uid N  DYNPORT_MAX_CONNECTIONS_PER_UID  256
+";
+    assert!(help.contains(expected), "{help}");
+    assert!(help.contains("\n  dynport help | --help | -h  print this help\n"));
+}
+
+/// Each flag the table has is taken, and none the table lacks.
+#[test]
+fn the_parser_takes_the_flags_of_the_table_and_no_other() {
+    for flag in flags::serve() {
+        let given = match flag.value {
+            flags::Value::Switch => vec![format!("--{}", flag.name)],
+            _ => vec![format!("--{}", flag.name), "x".to_string()],
+        };
+        let given: Vec<&str> = given.iter().map(String::as_str).collect();
+        let parsed = raw::collect(given.iter().map(OsString::from).collect(), flags::SERVE);
+        let Ok(raw::Parsed::Flags(values)) = parsed else {
+            panic!("--{}: {parsed:?}", flag.name)
+        };
+        assert_eq!(values[0].key, *flag);
+    }
+    for name in ["json", "count", "url"] {
+        let e = error(&[&format!("--{name}")], &[]);
+        assert_eq!(e, format!("unknown flag --{name}; see dynport --help"));
+    }
+    let e = error(&["--help=1"], &[]);
+    assert_eq!(e, "--help takes no value; see dynport --help");
+}
+
+/// Giving a flag its default, as the table shows it, changes nothing.
+#[test]
+fn the_defaults_the_table_shows_are_the_ones_applied() {
+    // Defaults that say what happens rather than give a value.
+    let described = ["token", "token-file", "allow-host", "pool", "exclude"];
+    let state_dir = flags::STATE_DIR.default.unwrap();
+    for flag in flags::serve().filter(|f| !described.contains(&f.name)) {
+        let default = flag.default.unwrap().replace("STATE_DIR", state_dir);
+        let given = match (flag.value, default.as_str()) {
+            (flags::Value::Switch, "off") => format!("--{}=0", flag.name),
+            _ => format!("--{}={default}", flag.name),
+        };
+        assert_eq!(serve(&[&given], &[]), Settings::default(), "{given}");
+    }
+    let default = flags::EXCLUDE.default.unwrap();
+    assert!(default.contains("browser-refused"), "{default}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub fn unix_socket<L: Fn(&str) -> Option<String>>(
     if len > MAX_SOCKET_PATH {
         let name = match raw.get(raw::UNIX_SOCKET) {
             Some(value) => value.name(),
-            None => format!("--{} (from --state-dir)", raw::UNIX_SOCKET.flag),
+            None => format!("--{} (from --state-dir)", raw::UNIX_SOCKET.name),
         };
         return Err(ConfigError(format!(
             "{name}: the socket path {} is {len} bytes, the kernel takes at most \

@@ -1,16 +1,14 @@
-//! dynport's man page and shell completions, made from its `--help` texts
-//! so that the three cannot drift apart. `make dist-files` writes them under
-//! `dist/` (through `cargo run --example dist_files`); `tests/tests/dist/` fails
-//! when the files there differ from what this module makes. The binary
-//! itself never calls it, so none of it is in the binary.
+//! dynport's man page and shell completions, made from its tables of flags
+//! ([`crate::config::flags`], [`crate::config::client_flags`]) and the other
+//! parts of its `--help` texts, so that the three cannot drift apart. `make
+//! dist-files` writes them under `dist/` (through `cargo run --example
+//! dist_files`); `tests/tests/dist/` fails when the files there differ from
+//! what this module makes. The binary itself never calls it, so none of it
+//! is in the binary.
 #![forbid(unsafe_code)]
 
 mod complete;
-pub(crate) mod model;
 mod roff;
-pub(crate) mod text;
-
-pub use complete::{Value, commands, summary, value};
 
 /// A shell dynport ships a completion for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,4 +40,9 @@ pub fn files() -> Vec<(&'static str, String)> {
         ("dist/completions/_dynport", completion(Shell::Zsh)),
         ("dist/completions/dynport.fish", completion(Shell::Fish)),
     ]
+}
+
+/// Text as one line: a help's lines, as `--help` breaks them, joined.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,11 +1,13 @@
-//! dynport(1), in roff with the man(7) macros, from the help texts as
-//! [`model`] reads them; only the sections `--help` has no room for (the
-//! systemd variables, the files) are written here.
+//! dynport(1), in roff with the man(7) macros, from the tables of flags
+//! and the other parts of the `--help` texts; only the sections `--help`
+//! has no room for (the systemd variables, the files) are written here.
 #![forbid(unsafe_code)]
 
-use super::model::{self, Client, Flag, Group, Server, Shared};
-use super::text::Item;
-use crate::config::{self, trust::SOCKET_FILE};
+use super::one_line;
+use crate::client::help::{self as client, PAGES, Page};
+use crate::config::client_flags::{self, FINDING};
+use crate::config::flags::{self, Flag};
+use crate::config::{self, help, trust::SOCKET_FILE};
 use crate::state::{KERNEL_RECORD_FILE, LOCK_FILE, STATE_FILE};
 
 /// Variables systemd sets that the server reads: not flags, so not in `--help`.
@@ -32,96 +34,86 @@ const SEE_ALSO: &str = "systemd.service(5), systemd.exec(5), sd_notify(3), ss(8)
 
 /// The whole man page.
 pub fn page() -> String {
-    let (server, clients, shared) = (model::server(), model::clients(), model::shared());
     let mut out = Roff(String::new());
-    out.line(".\\\" dynport(1). Generated from dynport's --help texts by `make dist-files`;");
+    out.line(".\\\" dynport(1). Generated from dynport's tables of flags by `make dist-files`;");
     out.line(".\\\" do not edit: tests/tests/dist/ fails when they differ.");
     let version = format!("\"dynport {}\"", config::VERSION);
     out.line(&format!(".TH DYNPORT 1 \"\" {version} \"User Commands\""));
     // Flags must not be hyphenated across lines, nor words spread apart.
     out.line(".nh");
     out.line(".ad l");
-    let (name, about) = name_and_about(&server);
     out.section("NAME");
-    out.line(&format!("dynport \\- {}", esc(name)));
-    synopsis(&mut out, &server, &clients);
+    out.line(&format!("dynport \\- {}", esc(help::NAME)));
+    synopsis(&mut out);
     out.section("DESCRIPTION");
-    out.line(&format!("{} is {}.", bold("dynport"), esc(name)));
-    out.text(about);
-    server.about[1..].iter().for_each(|p| out.paragraph(p));
-    commands(&mut out, &server);
-    server_flags(&mut out, &server.groups);
-    client_commands(&mut out, &clients, &shared);
-    environment(&mut out, &server, &clients, &shared);
-    exit_status(&mut out, &server, &shared);
+    out.line(&format!("{} is {}.", bold("dynport"), esc(help::NAME)));
+    out.text(&one_line(help::ABOUT));
+    out.paragraph(&one_line(help::PRECEDENCE));
+    commands(&mut out);
+    server_flags(&mut out);
+    client_commands(&mut out);
+    environment(&mut out);
+    exit_status(&mut out);
     files(&mut out);
     out.section("SEE ALSO");
     out.text(SEE_ALSO);
     out.0
 }
 
-/// `dynport: the port manager of a host. It picks …` into its two parts.
-fn name_and_about(server: &Server) -> (&str, &str) {
-    let first = server.about.first().map(String::as_str).unwrap_or_default();
-    let first = first
-        .strip_prefix("dynport: ")
-        .expect("--help starts with dynport: ");
-    let (name, about) = first
-        .split_once(". ")
-        .expect("--help names dynport in a sentence");
-    (name, about)
-}
-
-fn synopsis(out: &mut Roff, server: &Server, clients: &[Client]) {
+fn synopsis(out: &mut Roff) {
     out.section("SYNOPSIS");
     out.line(".nf");
-    server.usage.iter().for_each(|u| out.line(&usage(&u.term)));
-    clients.iter().for_each(|c| out.line(&usage(&c.usage)));
+    help::usage().iter().for_each(|(u, _)| out.line(&usage(u)));
+    PAGES.iter().for_each(|p| out.line(&usage(p.usage)));
     out.line(".fi");
 }
 
-fn commands(out: &mut Roff, server: &Server) {
+fn commands(out: &mut Roff) {
     out.section("COMMANDS");
-    for item in &server.usage {
-        out.item(&usage(&item.term), &item.text);
+    for (term, text) in help::usage() {
+        out.item(&usage(&term), text);
     }
-    out.paragraph(&format!("{}:", server.commands_title));
-    for item in &server.commands {
-        out.item(&usage(&item.term), &item.text);
+    out.paragraph(&format!("{}:", help::CLIENT_COMMANDS_TITLE));
+    for (term, text) in help::CLIENT_COMMANDS {
+        out.item(&usage(term), text);
     }
 }
 
-fn server_flags(out: &mut Roff, groups: &[Group]) {
-    for (i, group) in groups.iter().enumerate() {
+fn server_flags(out: &mut Roff) {
+    for (i, group) in flags::SERVE.iter().enumerate() {
         match i {
             0 => out.section(&group.title.to_uppercase()),
-            _ => out.subsection(&group.title),
+            _ => out.subsection(group.title),
         }
-        group.flags.iter().for_each(|f| flag(out, f));
+        group.flags.iter().for_each(|f| flag(out, f, f.default));
     }
 }
 
-fn client_commands(out: &mut Roff, clients: &[Client], shared: &Shared) {
+fn client_commands(out: &mut Roff) {
     out.section("CLIENT COMMANDS");
-    for client in clients {
-        out.subsection(&format!("dynport {}", client.name));
-        out.line(&usage(&client.usage));
-        client.about.iter().for_each(|p| out.paragraph(p));
-        client.options.iter().for_each(|f| flag(out, f));
+    for Page {
+        name,
+        usage: line,
+        about,
+    } in PAGES
+    {
+        out.subsection(&format!("dynport {name}"));
+        out.line(&usage(line));
+        about.iter().for_each(|p| out.paragraph(&one_line(p)));
+        // A client flag's sentence names its default already, as in `--help`.
+        let options = client_flags::options(name);
+        options.iter().for_each(|f| flag(out, f, None));
     }
-    out.subsection(&format!("{}, for every client command", shared.group.title));
-    shared.group.flags.iter().for_each(|f| flag(out, f));
-    let (_, notes) = exit_notes(shared);
-    notes.iter().for_each(|p| out.paragraph(p));
+    let title = format!("{}, for every client command", client::FINDING_TITLE);
+    out.subsection(&title);
+    FINDING.iter().for_each(|f| flag(out, f, None));
+    out.paragraph(client::PRECEDENCE);
 }
 
-fn flag(out: &mut Roff, flag: &Flag) {
-    out.item(&usage(&term(flag)), &flag.text);
-    let var = flag.var.as_ref().map(|v| format!("Variable: {}", bold(v)));
-    let default = flag
-        .default
-        .as_ref()
-        .map(|d| format!("default: {}", esc(d)));
+fn flag(out: &mut Roff, flag: &Flag, default: Option<&str>) {
+    out.item(&usage(&flag.term()), &flag.text());
+    let var = flag.var.map(|v| format!("Variable: {}", bold(v)));
+    let default = default.map(|d| format!("default: {}", esc(d)));
     let note: Vec<String> = var.into_iter().chain(default).collect();
     if !note.is_empty() {
         out.line(".br");
@@ -129,39 +121,29 @@ fn flag(out: &mut Roff, flag: &Flag) {
     }
 }
 
-/// `-h, --help` or `--host ADDR`.
-pub fn term(flag: &Flag) -> String {
-    let short = flag.short.map(|s| format!("-{s}, ")).unwrap_or_default();
-    let arg = flag
-        .arg
-        .as_ref()
-        .map(|a| format!(" {a}"))
-        .unwrap_or_default();
-    format!("{short}--{}{arg}", flag.long)
-}
-
-fn environment(out: &mut Roff, server: &Server, clients: &[Client], shared: &Shared) {
+fn environment(out: &mut Roff) {
     out.section("ENVIRONMENT");
-    let server_flags: Vec<&Flag> = server.groups.iter().flat_map(|g| &g.flags).collect();
-    let client_flags: Vec<&Flag> = (clients.iter().flat_map(|c| &c.options))
-        .chain(&shared.group.flags)
+    let server_flags: Vec<&Flag> = flags::serve().collect();
+    let client_flags: Vec<&Flag> = (PAGES.iter())
+        .flat_map(|p| client_flags::options(p.name))
+        .chain(FINDING)
         .collect();
     let mut seen: Vec<&str> = Vec::new();
     for flag in server_flags.iter().chain(&client_flags) {
-        let Some(var) = flag.var.as_deref().filter(|v| !seen.contains(v)) else {
+        let Some(var) = flag.var.filter(|v| !seen.contains(v)) else {
             continue;
         };
         seen.push(var);
-        let of = |flags: &[&Flag]| flags.iter().any(|f| f.var.as_deref() == Some(var));
+        let of = |flags: &[&Flag]| flags.iter().any(|f| f.var == Some(var));
         let whose = match (of(&server_flags), of(&client_flags)) {
             (true, true) => ", of the server and of the client commands",
             (true, false) => ", of the server",
             _ => ", of the client commands",
         };
-        let dashes = bold(&format!("--{}", flag.long));
+        let dashes = bold(&format!("--{}", flag.name));
         out.item_roff(&bold(var), &format!("Stands for {dashes}{}.", esc(whose)));
     }
-    for Item { term, text, .. } in &server.variables {
+    for (term, text) in help::OTHER_VARIABLES {
         out.item_roff(&bold(term), &format!("{}.", esc(text)));
     }
     for (var, text) in SYSTEMD_VARIABLES {
@@ -169,31 +151,14 @@ fn environment(out: &mut Roff, server: &Server, clients: &[Client], shared: &Sha
     }
 }
 
-fn exit_status(out: &mut Roff, server: &Server, shared: &Shared) {
+fn exit_status(out: &mut Roff) {
     out.section("EXIT STATUS");
     out.line("The server:");
-    for Item { term, text, .. } in &server.exit {
+    for (term, text) in help::EXIT_STATUS {
         out.item_roff(&bold(term), &esc(text));
     }
-    let (statuses, _) = exit_notes(shared);
-    for note in statuses {
-        out.paragraph(&format!("Client commands: {note}"));
-    }
-}
-
-/// The shared notes of the client help, cut into the exit statuses
-/// (`Exit status: 0 done, …`) and the rest.
-fn exit_notes(shared: &Shared) -> (Vec<String>, Vec<String>) {
-    let (mut statuses, mut rest) = (Vec::new(), Vec::new());
-    for note in &shared.notes {
-        let (before, status) = match note.split_once("Exit status: ") {
-            Some((before, status)) => (before.trim(), Some(status)),
-            None => (note.as_str(), None),
-        };
-        rest.extend((!before.is_empty()).then(|| before.to_string()));
-        statuses.extend(status.map(str::to_string));
-    }
-    (statuses, rest)
+    let statuses = one_line(client::EXIT_STATUS);
+    out.paragraph(&format!("Client commands: {statuses}"));
 }
 
 fn files(out: &mut Roff) {

@@ -4,6 +4,8 @@
 
 use super::help;
 use super::target::{BaseUrl, Locate, Source};
+use crate::config::client_flags;
+use crate::config::flags::HELP;
 use crate::ports::lease::Protocol;
 use crate::ports::wire;
 use lexopt::Arg::{Long, Short, Value};
@@ -115,26 +117,6 @@ pub struct RunOptions {
     pub args: Vec<OsString>,
 }
 
-/// Options every command takes.
-const COMMON: &[&str] = &["url", "state-dir", "server-uid", "token", "token-file"];
-const LEASE: &[&str] = &[
-    "count", "port", "pool", "ttl", "owner", "pid", "protocol", "json",
-];
-const RUN: &[&str] = &[
-    "count", "port", "pool", "ttl", "owner", "protocol", "socket", "bind",
-];
-
-fn accepts(command: &str, option: &str) -> bool {
-    let own: &[&str] = match command {
-        "lease" => LEASE,
-        "renew" => &["ttl", "json"],
-        "release" | "leases" | "status" | "who" => &["json"],
-        "run" => RUN,
-        _ => &[],
-    };
-    COMMON.contains(&option) || own.contains(&option)
-}
-
 /// The command line as given, before defaults and the environment.
 #[derive(Default)]
 struct Raw {
@@ -165,8 +147,10 @@ where
     let mut raw = Raw::default();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help(help::of(command))),
-            Long(name) if accepts(command, name) => {
+            Short(c) if Some(c) == HELP.short => return Ok(Parsed::Help(help::of(command))),
+            Long(name) if name == HELP.name => return Ok(Parsed::Help(help::of(command))),
+            // The flags of the table, and only those: `set` handles each.
+            Long(name) if client_flags::find(command, name).is_some() => {
                 let name = name.to_string();
                 raw.set(&name, &mut parser)?;
             }

@@ -374,3 +374,58 @@ fn only_a_token_on_the_command_line_is_warned_about() {
     let env = parse_with(&[("DYNPORT_TOKEN", "t")], "lease", &[]).unwrap();
     assert_eq!(env.warnings, Vec::<String>::new());
 }
+
+#[test]
+fn every_flag_of_the_table_is_taken_and_no_other() {
+    use crate::config::client_flags::{FINDING, OPTIONS};
+    let all: Vec<&str> = OPTIONS
+        .iter()
+        .flat_map(|(_, f)| *f)
+        .map(|f| f.name)
+        .collect();
+    for (command, own) in OPTIONS {
+        for flag in own.iter().chain(FINDING).filter(|f| f.name != "help") {
+            // A value that fits every flag's kind well enough to be taken.
+            let args = [format!("--{}=1", flag.name)];
+            let args = match flag.value {
+                crate::config::flags::Value::Switch => vec![format!("--{}", flag.name)],
+                _ => args.to_vec(),
+            };
+            let refused = usage_or_ok(command, &args);
+            assert!(
+                !refused.contains("invalid option"),
+                "{command} --{}: {refused}",
+                flag.name
+            );
+        }
+        for name in all.iter().filter(|n| !own.iter().any(|f| f.name == **n)) {
+            let refused = usage_or_ok(command, &[format!("--{name}")]);
+            assert_eq!(refused, format!("invalid option '--{name}'"), "{command}");
+        }
+    }
+}
+
+/// The usage error of `dynport COMMAND ARGS`, or `ok`.
+fn usage_or_ok(command: &str, args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match parse_with(&[], command, &args) {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn every_protocol_the_table_offers_is_taken() {
+    for (word, protocol) in crate::config::client_flags::PROTOCOLS.iter().zip([
+        Protocol::Both,
+        Protocol::Tcp,
+        Protocol::Udp,
+    ]) {
+        let inv = ok("lease", &["--protocol", word]);
+        let Command::Lease(opts) = inv.command else {
+            panic!("not a lease")
+        };
+        assert_eq!(opts.protocol, Some(protocol));
+        assert_eq!(protocol.as_str(), *word);
+    }
+}

@@ -2,10 +2,11 @@
 //! (not the bash-completion package's helpers).
 #![forbid(unsafe_code)]
 
-use super::{Command, Value, commands, spellings, values};
+use super::{Command, commands, values};
+use crate::config::flags::{Flag, Value};
 
-const HEAD: &str = r#"# bash completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
+const HEAD: &str = r#"# bash completion for dynport(1). Generated from dynport's tables of flags
+# by `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 _dynport() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
@@ -62,21 +63,21 @@ fn value_cases(out: &mut String, commands: &[Command]) {
     let values = values(commands);
     let with = |want: fn(&Value) -> bool| -> Vec<String> {
         let flags = values.iter().filter(|(_, v)| want(v));
-        flags.map(|(long, _)| format!("--{long}")).collect()
+        flags.map(|(name, _)| format!("--{name}")).collect()
     };
     let reply = "COMPREPLY=($(compgen";
     out.push_str("    case $prev in\n");
     let dirs = format!("compopt -o filenames 2>/dev/null; {reply} -d -- \"$cur\"))");
-    case(out, &with(|v| *v == Value::Directory), &dirs);
+    case(out, &with(|v| matches!(v, Value::Dir(_))), &dirs);
     let files = format!("compopt -o filenames 2>/dev/null; {reply} -f -- \"$cur\"))");
-    case(out, &with(|v| *v == Value::File), &files);
-    for (long, value) in &values {
-        if let Value::Words(words) = value {
+    case(out, &with(|v| matches!(v, Value::File(_))), &files);
+    for (name, value) in &values {
+        if let Value::Choice(_, words) = value {
             let words = format!("{reply} -W '{}' -- \"$cur\"))", words.join(" "));
-            case(out, &[format!("--{long}")], &words);
+            case(out, &[format!("--{name}")], &words);
         }
     }
-    case(out, &with(|v| *v == Value::Free), "COMPREPLY=()");
+    case(out, &with(|v| matches!(v, Value::Text(_))), "COMPREPLY=()");
     out.push_str("    esac\n");
 }
 
@@ -91,7 +92,7 @@ fn case(out: &mut String, flags: &[String], body: &str) {
 fn flag_cases(out: &mut String, commands: &[Command]) {
     out.push_str("    local words=\n    case $command in\n");
     for command in commands.iter().filter(|c| !c.flags.is_empty()) {
-        let flags: Vec<String> = command.flags.iter().flat_map(spellings).collect();
+        let flags: Vec<String> = command.flags.iter().flat_map(Flag::spellings).collect();
         let flags = flags.join(" ");
         out.push_str(&format!("        {}) words='{flags}' ;;\n", command.name));
     }

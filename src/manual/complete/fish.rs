@@ -2,11 +2,11 @@
 //! command it belongs to (the server's where no client command is given).
 #![forbid(unsafe_code)]
 
-use super::{Value, commands, summary, value};
-use crate::manual::model::Flag;
+use super::{commands, summary};
+use crate::config::flags::{Flag, Value};
 
-const HEAD: &str = "# fish completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
+const HEAD: &str = "# fish completion for dynport(1). Generated from dynport's tables of flags
+# by `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 
 complete -c dynport -f
 ";
@@ -48,15 +48,15 @@ pub fn script() -> String {
 /// ` -s h -l help -d 'print this help'`, and how its value is completed.
 fn options(flag: &Flag) -> String {
     let short = flag.short.map(|s| format!(" -s {s}")).unwrap_or_default();
-    let value = match value(flag) {
+    let value = match flag.value {
         Value::Switch => String::new(),
-        Value::Free => " -x".to_string(),
-        Value::Directory => " -x -a '(__fish_complete_directories)'".to_string(),
-        Value::File => " -r -F".to_string(),
-        Value::Words(words) => format!(" -x -a {}", quote(&words.join(" "))),
+        Value::Text(_) => " -x".to_string(),
+        Value::Dir(_) => " -x -a '(__fish_complete_directories)'".to_string(),
+        Value::File(_) => " -r -F".to_string(),
+        Value::Choice(_, words) => format!(" -x -a {}", quote(&words.join(" "))),
     };
-    let text = quote(&summary(&flag.text));
-    format!("{short} -l {}{value} -d {text}", flag.long)
+    let text = quote(&summary(&flag.text()));
+    format!("{short} -l {}{value} -d {text}", flag.name)
 }
 
 /// Past `--`, the command `dynport run` runs, completed as its own.

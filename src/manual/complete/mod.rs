@@ -1,13 +1,15 @@
 //! Shell completions for bash, zsh and fish: every command and every flag
-//! its `--help` shows, with what each flag's value can be.
+//! of the tables of flags, each flag's value completed by its kind.
 #![forbid(unsafe_code)]
 
 mod bash;
 mod fish;
 mod zsh;
 
-use super::model::{self, Flag};
-use crate::ports::lease::Protocol;
+use crate::client::help::PAGES;
+use crate::config::client_flags::{self, FINDING};
+use crate::config::flags::{self, Flag};
+use crate::config::help;
 
 pub use bash::script as bash;
 pub use fish::script as fish;
@@ -22,58 +24,32 @@ pub struct Command {
     pub flags: Vec<Flag>,
 }
 
-/// What a flag's value can be.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A switch: no value.
-    Switch,
-    /// Anything: nothing to offer.
-    Free,
-    Directory,
-    File,
-    /// One of these words.
-    Words(Vec<String>),
-}
-
-/// `serve`, `help`, then the client commands, as the help texts list them.
-/// `serve` comes first: a command line without a command is `serve`'s.
+/// `serve`, `help`, then the client commands, as `dynport --help` lists
+/// them. `serve` comes first: a command line without a command is `serve`'s.
 pub fn commands() -> Vec<Command> {
-    let server = model::server();
-    let mut commands = Vec::new();
-    for item in &server.usage {
-        let words = item.term.split_whitespace().skip(1);
-        let words = words.map(|w| w.trim_matches(['[', ']']));
-        let name = words.filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()));
-        commands.extend(name.take(1).map(|name| Command {
-            name: name.to_string(),
-            summary: summary(&item.text),
-            flags: Vec::new(),
-        }));
-    }
-    let serve = &mut commands[0];
-    assert_eq!(
-        serve.name, "serve",
-        "dynport --help: the first usage line is serve's"
-    );
-    serve.flags = server.groups.iter().flat_map(|g| g.flags.clone()).collect();
-    serve
-        .flags
-        .extend(server.usage.iter().filter_map(model::usage_flag));
-    let shared = model::shared();
-    for client in model::clients() {
-        let listed = server
-            .commands
+    let usage = help::usage();
+    let command = |name: &str, text: &str, flags: Vec<Flag>| Command {
+        name: name.to_string(),
+        summary: summary(text),
+        flags,
+    };
+    let mut serve: Vec<Flag> = flags::serve().copied().collect();
+    serve.extend([flags::HELP, flags::VERSION]);
+    let mut commands = vec![
+        command("serve", usage[0].1, serve),
+        command("help", usage[1].1, Vec::new()),
+    ];
+    for page in PAGES {
+        let listed = help::CLIENT_COMMANDS
             .iter()
-            .find(|c| c.term.split(' ').nth(1) == Some(client.name));
-        let listed = listed.unwrap_or_else(|| panic!("dynport --help lists no {}", client.name));
-        let mut flags = client.options;
-        flags.extend(shared.group.flags.iter().cloned());
-        let (name, summary) = (client.name.to_string(), summary(&listed.text));
-        commands.push(Command {
-            name,
-            summary,
-            flags,
-        });
+            .find(|(term, _)| term.split(' ').nth(1) == Some(page.name));
+        let (_, text) = listed.unwrap_or_else(|| panic!("dynport --help lists no {}", page.name));
+        let own = client_flags::options(page.name).iter();
+        commands.push(command(
+            page.name,
+            text,
+            own.chain(FINDING).copied().collect(),
+        ));
     }
     commands
 }
@@ -83,40 +59,25 @@ pub fn commands() -> Vec<Command> {
 /// # Panics
 /// When one flag takes different values in two commands: the scripts
 /// complete a flag's value by its name alone.
-pub fn values(commands: &[Command]) -> Vec<(String, Value)> {
-    let mut values: Vec<(String, Value)> = Vec::new();
+pub fn values(commands: &[Command]) -> Vec<(&'static str, flags::Value)> {
+    let mut values: Vec<(&str, flags::Value)> = Vec::new();
     for flag in commands.iter().flat_map(|c| &c.flags) {
-        let value = value(flag);
-        match values.iter().find(|(long, _)| *long == flag.long) {
-            Some((_, seen)) => assert_eq!(*seen, value, "--{} differs", flag.long),
-            None if value != Value::Switch => values.push((flag.long.clone(), value)),
+        match values.iter().find(|(name, _)| *name == flag.name) {
+            Some((_, seen)) => assert!(alike(seen, &flag.value), "--{} differs", flag.name),
+            None if flag.value != flags::Value::Switch => values.push((flag.name, flag.value)),
             None => {}
         }
     }
     values
 }
 
-/// What `flag`'s value can be: its placeholder says, or the settings it
-/// names (log levels, protocols).
-pub fn value(flag: &Flag) -> Value {
-    let Some(arg) = flag.arg.as_deref() else {
-        return Value::Switch;
-    };
-    match (flag.long.as_str(), arg) {
-        ("log-level", _) => Value::Words(log_levels()),
-        ("protocol", _) => {
-            let all = [Protocol::Both, Protocol::Tcp, Protocol::Udp];
-            Value::Words(all.iter().map(|p| p.as_str().to_string()).collect())
-        }
-        (_, "DIR") => Value::Directory,
-        (_, "PATH") => Value::File,
-        _ => Value::Free,
+/// Whether two values complete alike: the same kind, the same words.
+fn alike(a: &flags::Value, b: &flags::Value) -> bool {
+    use flags::Value::Choice;
+    match (a, b) {
+        (Choice(_, a), Choice(_, b)) => a == b,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
     }
-}
-
-fn log_levels() -> Vec<String> {
-    let levels = log::LevelFilter::iter().filter(|l| *l != log::LevelFilter::Off);
-    levels.map(|l| l.as_str().to_lowercase()).collect()
 }
 
 /// The first words of a help text, without its asides in parentheses, up
@@ -142,13 +103,6 @@ pub fn summary(text: &str) -> String {
     let end = stops.iter().filter_map(|s| plain.find(s)).min();
     let plain = &plain[..end.unwrap_or(plain.len())];
     plain.trim_end_matches(['.', ',']).trim().to_string()
-}
-
-/// Every flag of `command` as its spellings: `--help` and `-h`.
-pub fn spellings(flag: &Flag) -> Vec<String> {
-    let long = format!("--{}", flag.long);
-    let short = flag.short.map(|s| format!("-{s}"));
-    std::iter::once(long).chain(short).collect()
 }
 
 #[cfg(test)]
@@ -189,23 +143,25 @@ mod tests {
     }
 
     #[test]
-    fn values_come_from_placeholders_and_settings() {
+    fn the_server_lists_every_client_command_and_no_other() {
+        let listed = help::CLIENT_COMMANDS
+            .iter()
+            .map(|(term, _)| term.split(' ').nth(1));
+        let listed: Vec<&str> = listed.map(Option::unwrap_or_default).collect();
+        assert_eq!(listed, crate::client::args::COMMANDS);
+    }
+
+    #[test]
+    fn values_are_the_kinds_the_tables_give() {
+        use flags::Value::{Choice, Dir, File, Text};
         let values = values(&commands());
-        let of = |long: &str| {
-            values
-                .iter()
-                .find(|(l, _)| l == long)
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(of("state-dir"), Some(Value::Directory));
-        assert_eq!(of("token-file"), Some(Value::File));
-        assert_eq!(of("host"), Some(Value::Free));
+        let of = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        assert_eq!(of("state-dir"), Some(Dir("DIR")));
+        assert_eq!(of("token-file"), Some(File("PATH")));
+        assert_eq!(of("host"), Some(Text("ADDR")));
         assert_eq!(of("json"), None);
-        let words = |w: &[&str]| Some(Value::Words(w.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(
-            of("log-level"),
-            words(&["error", "warn", "info", "debug", "trace"])
-        );
-        assert_eq!(of("protocol"), words(&["both", "tcp", "udp"]));
+        let levels = &["error", "warn", "info", "debug", "trace"];
+        assert_eq!(of("log-level"), Some(Choice("L", levels)));
+        assert_eq!(of("protocol"), Some(Choice("P", &["both", "tcp", "udp"])));
     }
 }

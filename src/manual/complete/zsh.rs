@@ -2,12 +2,12 @@
 //! `_arguments` function per command.
 #![forbid(unsafe_code)]
 
-use super::{Command, Value, commands, spellings, summary, value};
-use crate::manual::model::Flag;
+use super::{Command, commands, summary};
+use crate::config::flags::{Flag, Value};
 
 const HEAD: &str = "#compdef dynport
-# zsh completion for dynport(1). Generated from dynport's --help texts by
-# `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
+# zsh completion for dynport(1). Generated from dynport's tables of flags
+# by `make dist-files`; do not edit: tests/tests/dist/ fails when they differ.
 ";
 
 /// The whole script. Its list of commands is not called `commands`: that
@@ -55,18 +55,18 @@ fn function(out: &mut String, command: &Command) {
 /// The `_arguments` specs of a flag, one per spelling:
 /// `'--count=[how many ports]:N: '`.
 fn specs(flag: &Flag) -> Vec<String> {
-    let text = escape(&summary(&flag.text));
-    let repeat = if flag.repeatable() { "*" } else { "" };
-    let arg = flag.arg.as_deref().map(escape).unwrap_or_default();
-    let value = match value(flag) {
+    let text = escape(&summary(&flag.text()));
+    let repeat = if flag.repeatable { "*" } else { "" };
+    let arg = flag.value.placeholder().map(escape).unwrap_or_default();
+    let value = match flag.value {
         Value::Switch => String::new(),
-        Value::Free => format!(":{arg}: "),
-        Value::Directory => format!(":{arg}:_files -/"),
-        Value::File => format!(":{arg}:_files"),
-        Value::Words(words) => format!(":{arg}:({})", words.join(" ")),
+        Value::Text(_) => format!(":{arg}: "),
+        Value::Dir(_) => format!(":{arg}:_files -/"),
+        Value::File(_) => format!(":{arg}:_files"),
+        Value::Choice(_, words) => format!(":{arg}:({})", words.join(" ")),
     };
-    let takes = if flag.arg.is_some() { "=" } else { "" };
-    let spellings = spellings(flag).into_iter();
+    let takes = if flag.value == Value::Switch { "" } else { "=" };
+    let spellings = flag.spellings().into_iter();
     // A short spelling takes its value in the next word only.
     let spec = |s: String| match s.starts_with("--") {
         true => format!("{repeat}{s}{takes}[{text}]{value}"),

@@ -1,17 +1,17 @@
-//! The files under `dist/` that are generated are what the generator makes
-//! now, and the man page names every flag, command, variable and exit
-//! status of the real binary's help.
+//! The files under `dist/` that are generated are what dynport's tables of
+//! flags make now, and the man page names every flag, command, variable and
+//! exit status of the real binary's help.
 
 use super::{client_commands, every_help, help, read};
 
 #[test]
-fn generated_files_are_what_the_help_texts_make() {
+fn generated_files_are_what_the_tables_of_flags_make() {
     for (path, made) in dynport::manual::files() {
         let on_disk = read(path);
         let first_difference = on_disk.lines().zip(made.lines()).position(|(a, b)| a != b);
         assert!(
             on_disk == made,
-            "{path} is not what dynport's --help texts make (first difference at line {}); \
+            "{path} is not what dynport's tables of flags make (first difference at line {}); \
              run `make dist-files` and commit the result",
             first_difference.map_or("the end".to_string(), |i| (i + 1).to_string())
         );

@@ -1,8 +1,9 @@
 //! What a host installs from `dist/`: the man page and the completions are
-//! what the `--help` texts make, name every flag the real binary's `--help`
-//! shows, render and load in their tools, and `make install` lays out
-//! exactly the expected files. The flags are read here from the binary's
-//! own output, not through the generator, so the two checks are separate.
+//! what dynport's tables of flags make, name every flag the real binary's
+//! `--help` shows, render and load in their tools, and `make install` lays
+//! out exactly the expected files; and the binary takes every flag its
+//! `--help` shows. The flags are read here from the binary's own output,
+//! not through the tables, so the two checks are separate.
 
 mod files;
 mod hot_code;
@@ -110,4 +111,31 @@ beats the default (but
         flags_in(help),
         expected.iter().map(|s| s.to_string()).collect()
     );
+}
+
+/// Every flag the real binary's `--help` shows is one its parser takes:
+/// for the server, all of them at once before `--version`; for a client
+/// command, each one (a value it refuses is not an unknown flag).
+#[test]
+fn the_parser_takes_every_flag_help_shows() {
+    for (command, flags) in every_help() {
+        let given = flags
+            .iter()
+            .filter(|f| f.starts_with("--") && !["--help", "--version"].contains(&f.as_str()));
+        let given: Vec<String> = given.map(|f| format!("{f}=1")).collect();
+        if command == "serve" {
+            let mut args: Vec<&str> = given.iter().map(String::as_str).collect();
+            args.push("--version");
+            assert!(help(&args).starts_with("dynport "), "{args:?}");
+            continue;
+        }
+        // No server answers there, should the command get as far as asking.
+        let nowhere = [("DYNPORT_URL", "http://127.0.0.1:1")];
+        for flag in given {
+            let (status, _, err) = run_dynport(&[&command, &flag], &nowhere);
+            let shown = format!("dynport {command} {flag}: {status}, stderr: {err}");
+            assert!(!err.contains("invalid option"), "{shown}");
+            assert!(matches!(status.code(), Some(0..=3)), "{shown}");
+        }
+    }
 }
