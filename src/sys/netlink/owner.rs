@@ -132,7 +132,11 @@ fn vouched_owner(socket: &DiagSocket, vouching: Vouching) -> Option<u32> {
         socket.state,
         TCP_ESTABLISHED | TCP_FIN_WAIT1 | TCP_FIN_WAIT2
     );
-    let held = socket.inode != 0 || vouching == Vouching::Full;
+    // A socket no descriptor holds counts for a server's end only while it
+    // is established: waiting in its listener's queue. Closed by its owner
+    // it may already be a TIME-WAIT mini-socket, which the table shows in
+    // the state it left (FIN-WAIT-2) and with uid 0.
+    let held = socket.inode != 0 || (vouching == Vouching::Full && socket.state == TCP_ESTABLISHED);
     (live && held).then_some(socket.uid)
 }
 
@@ -308,12 +312,22 @@ mod tests {
         let orphan = wait_for_state(peer, local, TCP_FIN_WAIT2);
         assert_eq!(orphan.inode, 0);
         assert_eq!(tcp_socket_uid(peer, local, Vouching::Held).unwrap(), None);
-        let full = tcp_socket_uid(peer, local, Vouching::Full).unwrap();
+        // Closed by its owner, it speaks for no one, as a server's end
+        // either: it may already be a mini-socket of uid 0.
+        assert_eq!(tcp_socket_uid(peer, local, Vouching::Full).unwrap(), None);
+    }
+
+    #[test]
+    fn a_server_end_still_in_its_listeners_queue_is_the_listeners_owners() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // Not accepted: no descriptor holds the server's end yet.
+        let (server, me) = (client.peer_addr().unwrap(), client.local_addr().unwrap());
         assert_eq!(
-            full,
-            Some(own_uid()),
-            "a full socket still, for a server's end"
+            tcp_socket_uid(server, me, Vouching::Full).unwrap(),
+            Some(own_uid())
         );
+        assert_eq!(tcp_socket_uid(server, me, Vouching::Held).unwrap(), None);
     }
 
     #[test]
