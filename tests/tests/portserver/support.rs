@@ -9,7 +9,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a raw client waits for the server to answer or close.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,14 +48,12 @@ pub fn connect(address: &str) -> UnixStream {
     stream
 }
 
-/// Sends `request` and reads until the server closes: what it answered
-/// and how long that took from the connect.
-pub fn ask(address: &str, request: &[u8]) -> (String, Duration) {
-    let started = Instant::now();
+/// Sends `request` and reads until the server closes: what it answered.
+pub fn ask(address: &str, request: &[u8]) -> String {
     let mut stream = connect(address);
     // The server may close before it has read all of a bad request.
     let _ = stream.write_all(request);
-    (read_to_close(&mut stream), started.elapsed())
+    read_to_close(&mut stream)
 }
 
 /// Everything the server writes until it closes; fails after the timeout.
