@@ -238,8 +238,11 @@ fn the_client_sends_nothing_to_a_server_in_another_users_state_directory() {
     let Some((alice, bob)) = alice_and_bob() else {
         return;
     };
-    if !Path::new("/usr/bin/python3").exists() {
-        crate::fixture::skipped(format_args!("needs /usr/bin/python3 for bob's fake server"));
+    let python = Path::new("/usr/bin/python3").exists();
+    let why = format_args!(
+        "/usr/bin/python3, for bob's fake server, is not installed (Debian package python3)"
+    );
+    if !crate::fixture::require(python, why) {
         return;
     }
     let cwd = TempDir::new();

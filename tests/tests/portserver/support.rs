@@ -92,10 +92,9 @@ pub fn metric(server: &Server, name: &str) -> u64 {
     value.parse().unwrap()
 }
 
-/// Whether `python3` can import portpicker. When it cannot, the test says
-/// it is skipped, unless `DYNPORT_REQUIRE_PORTPICKER` is set and not empty
-/// (as `make test` sets it for root, after installing portpicker): then it
-/// fails.
+/// Whether `python3` can import portpicker, which `make test-deps`
+/// installs: when it cannot, the test is skipped, or fails under CI or as
+/// root ([`crate::fixture::require`]).
 pub fn has_portpicker() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     let found = *FOUND.get_or_init(|| {
@@ -106,14 +105,12 @@ pub fn has_portpicker() -> bool {
             .status();
         status.is_ok_and(|s| s.success())
     });
-    if !found {
-        let why = "python3 cannot import portpicker (make test-deps installs it)";
-        let required =
-            std::env::var_os("DYNPORT_REQUIRE_PORTPICKER").is_some_and(|v| !v.is_empty());
-        assert!(!required, "{why}");
-        crate::fixture::skipped(format_args!("{why}"));
-    }
-    found
+    crate::fixture::require(
+        found,
+        format_args!(
+            "python3 cannot import portpicker (pip package portpicker, Debian package python3-portpicker)"
+        ),
+    )
 }
 
 /// Picks `count` ports through `portpicker.pick_unused_port()`, checks
