@@ -51,7 +51,9 @@ impl Holding {
     /// Starts [`HOLD`] as `user` (this process's when `None`) and waits
     /// until its sockets are bound; `None`, saying so, without python3.
     fn start(port: u16, kinds: &[&str], user: Option<&User>) -> Option<Holding> {
-        let mut command = Command::new(crate::fixture::require_tool("python3")?);
+        // By name: the other user's PATH finds it, not this one's.
+        crate::fixture::require_tool("python3")?;
+        let mut command = Command::new("python3");
         command.args(["-c", HOLD, &port.to_string()]).args(kinds);
         as_user(&mut command, user).current_dir("/");
         let mut child = command
