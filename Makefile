@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test test-deps lint layers bench crash soak fuzz clean portpicker \
+.PHONY: run build test test-deps test-tools lint layers bench crash soak fuzz clean portpicker \
 	install uninstall deb dist-files verify-units hot-code
 
 # dynport refuses a state directory that group or others may write to, and
@@ -26,16 +26,21 @@ test: test-deps layers
 layers:
 	$(CARGO) run --quiet --example layers
 
-# Programs some tests drive, as COMMAND:DEBIAN-PACKAGE: the browser test
+# Programs some tests drive, as COMMAND:DEBIAN-PACKAGE, on one line (the
+# tests read it: tests/tests/fixture/tools.rs): the browser test
 # (tests/tests/guards/chromium.rs) drives chromium; tests/tests/dist/
 # renders the man page with groff and man, and loads each completion in
 # bash, zsh and fish; tests/tests/clock.rs steps the wall clock of a server
-# with libfaketime.
+# with libfaketime; python3 plays other programs (and runs portpicker),
+# curl sends raw requests.
 # As root the missing ones are installed, so a fresh machine runs every
-# test; otherwise each such test says "skipped: ... not installed".
-TEST_TOOLS = chromium:chromium groff:groff-base man:man-db zsh:zsh fish:fish faketime:faketime
+# test. Under CI (CI=true) or as root a test whose program is missing
+# fails; otherwise it says "skipped: ... not installed".
+TEST_TOOLS = chromium:chromium groff:groff-base man:man-db bash:bash zsh:zsh fish:fish faketime:faketime python3:python3 curl:curl
 
-test-deps: portpicker
+test-deps: test-tools portpicker
+
+test-tools:
 	@missing=; for tool in $(TEST_TOOLS); do \
 		command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
@@ -45,16 +50,16 @@ test-deps: portpicker
 
 # Python's portpicker, which tests/tests/portserver.rs runs against dynport's
 # portserver socket, for the python3 on PATH: installed for everyone, else
-# for this user. Under `make test` as root (as CI runs it) those tests fail
+# for this user, else (as root, on a Debian system Python that refuses pip)
+# from Debian's python3-portpicker. Under CI or as root those tests fail
 # without it; for another user who cannot install it they say they are
-# skipped. (On a Debian system Python that refuses pip,
-# `apt-get install python3-portpicker` does it.)
+# skipped.
 portpicker:
 	@python3 -c 'import portpicker' 2>/dev/null || python3 -m pip install --quiet portpicker \
 		|| python3 -m pip install --quiet --user portpicker \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y python3-portpicker; } \
 		|| echo "portpicker could not be installed: its tests will say they are skipped"
-
-test: export DYNPORT_REQUIRE_PORTPICKER = $(shell [ "$$(id -u)" = 0 ] && echo 1)
 bench: portpicker
 
 # 1,000 SIGKILLs under concurrent lease traffic (some in the middle of a

@@ -16,6 +16,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds on an answer, far above anything dynport sends.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Headers parsed without an allocation: dynport sends a handful.
+const FEW_HEADERS: usize = 32;
 
 /// One request to send.
 pub struct Request<'a> {
@@ -170,9 +172,16 @@ fn encode(url: &BaseUrl, req: &Request) -> Vec<u8> {
 /// by the end of the connection when there is none.
 fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
     let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+    let Head {
+        end,
+        status,
+        length,
+    } = loop {
+        match parse_head(&buf) {
+            Ok(Some(head)) => break head,
+            // Said once its line is whole, so that the message quotes it.
+            Err(e) if buf.contains(&b'\n') => return Err(e),
+            _ => {}
         }
         if buf.len() > MAX_HEAD {
             return Err(HttpError::Exchange("response head too large".to_string()));
@@ -183,12 +192,10 @@ fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
             ));
         }
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let (status, length) = parse_head(&head)?;
     if length.is_some_and(|n| n > MAX_BODY) {
         return Err(HttpError::Exchange("response body too large".to_string()));
     }
-    let mut body = buf.split_off(head_end);
+    let mut body = buf.split_off(end);
     loop {
         match length {
             Some(n) if body.len() >= n => {
@@ -237,29 +244,66 @@ fn read_some(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<usize, HttpErr
     }
 }
 
-/// The status code and `Content-Length` of a response head.
-fn parse_head(head: &str) -> Result<(u16, Option<usize>), HttpError> {
+/// What a response head says, and where it ends.
+struct Head {
+    end: usize,
+    status: u16,
+    length: Option<usize>,
+}
+
+/// The response head at the start of `buf`, parsed by httparse; `None`
+/// while it is not all there.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     let bad = |what: &str| HttpError::Exchange(format!("not an HTTP answer: {what}"));
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
-    let status = match status {
-        Some(s) if version.starts_with("HTTP/1.") && (100..600).contains(&s) => s,
-        _ => return Err(bad(&format!("status line {status_line:?}"))),
+    let status_line = || {
+        let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+        bad(&format!("status line {line:?}"))
     };
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut all = Vec::new();
+    let mut response = httparse::Response::new(&mut few);
+    let mut parsed = response.parse(buf);
+    if parsed == Err(httparse::Error::TooManyHeaders) {
+        // As many as fit in the head: each takes three bytes at least, so
+        // only MAX_HEAD bounds them, as it bounds the rest of the head.
+        all.resize(buf.len() / 3 + 1, httparse::EMPTY_HEADER);
+        response = httparse::Response::new(&mut all);
+        parsed = response.parse(buf);
+    }
+    let end = match parsed {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version | httparse::Error::Status) => return Err(status_line()),
+        Err(_) => return Err(bad("header line")),
+    };
+    let status = match response.code {
+        Some(status) if (100..600).contains(&status) => status,
+        _ => return Err(status_line()),
+    };
+    let length = content_length(response.headers)?;
+    Ok(Some(Head {
+        end,
+        status,
+        length,
+    }))
+}
+
+/// The `Content-Length` of an answer, if it has one; a chunked answer is
+/// refused.
+fn content_length(headers: &[httparse::Header]) -> Result<Option<usize>, HttpError> {
+    let bad = |what: &str| HttpError::Exchange(format!("not an HTTP answer: {what}"));
     let mut length = None;
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or_else(|| bad("header line"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse().map_err(|_| bad("Content-Length"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok();
+            let value = value.and_then(|v| v.trim().parse().ok());
+            length = Some(value.ok_or_else(|| bad("Content-Length"))?);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(bad("chunked answers are not supported"));
         }
     }
-    Ok((status, length))
+    Ok(length)
 }
 
 #[cfg(test)]
@@ -357,6 +401,71 @@ mod tests {
             let err = read_response(&mut Trickle(bytes.to_vec(), 4)).unwrap_err();
             assert!(matches!(err, HttpError::Exchange(_)), "{bytes:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn many_headers_are_read_as_far_as_the_head_may_go() {
+        let mut bytes = b"HTTP/1.1 200 OK\r\n".to_vec();
+        bytes.extend(b"X-A: b\r\n".repeat(2000));
+        bytes.extend(b"Content-Length: 2\r\n\r\n{}");
+        let r = read_response(&mut Trickle(bytes, 4096)).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"{}"[..]));
+    }
+
+    #[test]
+    fn each_kind_of_bad_answer_is_named() {
+        let error =
+            |bytes: &[u8], piece: usize| match read_response(&mut Trickle(bytes.to_vec(), piece)) {
+                Err(HttpError::Exchange(message)) => message,
+                other => panic!("{bytes:?}: {other:?}"),
+            };
+        let cases: [(&[u8], &str); 9] = [
+            (
+                b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+                r#"not an HTTP answer: status line "SSH-2.0-OpenSSH_9.6""#,
+            ),
+            (
+                b"HTTP/1.1 999 Nine\r\n\r\n",
+                r#"not an HTTP answer: status line "HTTP/1.1 999 Nine""#,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+                "not an HTTP answer: header line",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+                "not an HTTP answer: Content-Length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "not an HTTP answer: chunked answers are not supported",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+                "response body too large",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Le",
+                "the connection closed before a complete answer",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                "the connection closed in the middle of the answer",
+            ),
+            (b"", "the connection closed before a complete answer"),
+        ];
+        for (bytes, message) in cases {
+            for piece in [1, 4, 4096] {
+                assert_eq!(
+                    error(bytes, piece),
+                    message,
+                    "{bytes:?} in pieces of {piece}"
+                );
+            }
+        }
+        let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
+        huge.extend(b"X-Pad: 0123456789abcdef\r\n".repeat(MAX_HEAD / 16));
+        assert_eq!(error(&huge, 8192), "response head too large");
     }
 
     #[test]

@@ -271,15 +271,30 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// Messages sent while no manager listens are dropped, not kept, and
+    /// change nothing else: a manager back at the same path gets the next
+    /// message, and only it.
     #[test]
     fn a_gone_manager_costs_nothing_but_a_debug_line() {
         let (path, socket) = temp_socket("gone");
         let path_text = path.to_str().unwrap().to_string();
         let notifier = Notifier::from_lookup(env(&[("NOTIFY_SOCKET", &path_text)]));
         drop(socket);
-        let _ = std::fs::remove_file(&path);
+        std::fs::remove_file(&path).unwrap();
         notifier.ready(|| "serving".to_string());
         notifier.watchdog();
+        assert!(notifier.is_enabled());
+        let (_, back) = temp_socket("gone");
+        notifier.status(|| "serving, 1 lease".to_string());
+        notifier.watchdog();
+        assert_eq!(receive(&back), "STATUS=serving, 1 lease");
+        assert_eq!(receive(&back), "WATCHDOG=1");
+        back.set_nonblocking(true).unwrap();
+        assert_eq!(
+            back.recv(&mut [0u8; 64]).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

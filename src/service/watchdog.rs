@@ -195,10 +195,16 @@ mod tests {
     #[test]
     fn healthz_gives_up_at_its_limit() {
         // A listener that never accepts: the connection completes in the
-        // backlog, the request is never read.
+        // backlog, the request is never read. Only the limit ends the wait;
+        // the test gives it far longer before calling it a hang.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let began = Instant::now();
-        let e = healthz(listener.local_addr().unwrap(), Duration::from_millis(100)).unwrap_err();
+        let addr = listener.local_addr().unwrap();
+        let (tx, done) = crossbeam_channel::bounded(1);
+        thread::spawn(move || tx.send(healthz(addr, Duration::from_millis(100))));
+        let e = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("healthz kept waiting past its limit")
+            .unwrap_err();
         assert!(
             matches!(
                 e.kind(),
@@ -206,11 +212,7 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(
-            began.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            began.elapsed()
-        );
+        drop(listener);
     }
 
     #[test]

@@ -3,8 +3,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,16 +68,12 @@ fn now(f: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Handler {
     Arc::new(move |req: &Request| Reply::Now(f(req)))
 }
 
-/// Answers `METHOD path?query body-length`, panics on `/panic`, sleeps on
-/// `/slow`, sends 4 MiB of [`big_body`] on `/big`, and on `/sum` the body's length and a
+/// Answers `METHOD path?query body-length`, panics on `/panic`, sends
+/// 4 MiB of [`big_body`] on `/big`, and on `/sum` the body's length and a
 /// checksum that changes when any byte moves.
 fn echo_handler() -> Handler {
     now(|req: &Request| match req.path.as_str() {
         "/panic" => panic!("handler panic requested by the test"),
-        "/slow" => {
-            thread::sleep(Duration::from_millis(500));
-            Response::json(200, b"slow".to_vec())
-        }
         "/big" => Response::json(200, big_body()),
         "/missing" => dynport::api::error::error_response(404, "no such thing"),
         "/sum" => {
@@ -195,6 +190,32 @@ impl Client {
         let n = self.stream.read(&mut chunk).expect("read from the engine");
         self.buf.extend_from_slice(&chunk[..n]);
         n
+    }
+
+    /// Waits until the engine has ended its side of the connection (its FIN,
+    /// or a reset), without reading what came before: then everything the
+    /// engine sent, and how it ended, is in this socket.
+    fn wait_for_end(&self) {
+        self.wait_for(libc::POLLRDHUP, "the end of the engine's side");
+    }
+
+    /// Waits until something of an answer has arrived, without reading it.
+    fn wait_for_bytes(&self) {
+        self.wait_for(libc::POLLIN, "the first bytes of an answer");
+    }
+
+    fn wait_for(&self, events: libc::c_short, what: &str) {
+        use std::os::fd::AsRawFd;
+        let mut poll = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = PATIENCE.as_millis() as libc::c_int;
+        // SAFETY: one pollfd, valid for the call, naming a socket this
+        // client owns.
+        let ready = unsafe { libc::poll(&mut poll, 1, ms) };
+        assert_eq!(ready, 1, "no sign of {what} within {PATIENCE:?}");
     }
 
     /// True when the engine closed the connection (EOF, or a reset after
@@ -334,6 +355,8 @@ fn a_request_at_both_limits_arrives_whole_across_many_reads() {
     assert_eq!(request.len(), 16 * 1024);
     request.extend_from_slice(&body);
     request.extend_from_slice(b"GET /after HTTP/1.1\r\n\r\n");
+    // The pauses spread the request over many reads of the engine; what it
+    // must answer does not depend on where they fall.
     for piece in request.chunks(7_000) {
         c.send(piece);
         thread::sleep(Duration::from_millis(5));
@@ -377,7 +400,9 @@ fn huge_content_length_with_body_under_way_still_reads_413() {
     // Part of the body is sent before reading: closing with it unread would
     // reset the connection and destroy the answer.
     c.send(&vec![b'z'; 40_000]);
-    thread::sleep(Duration::from_millis(50));
+    // Only once the engine is done with its side is the answer read: had
+    // it closed with the body unread, the reset is here by then.
+    c.wait_for_end();
     let a = c.answer();
     assert_eq!(a.status, 413);
     assert!(c.closed());
@@ -550,33 +575,52 @@ fn replace_listener_moves_new_connections_to_the_new_port() {
     assert_eq!(old_conn.get("/old").text(), "GET /old 0");
 }
 
-#[test]
-fn shutdown_lets_the_request_in_flight_finish() {
-    let started = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&started);
+/// A handler that holds each request until the test lets it go; with it,
+/// where it says that a request has reached it, and what lets one go (or
+/// all, when dropped).
+fn held_handler() -> (Handler, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (started, reached) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let (started, released) = (Mutex::new(started), Mutex::new(released));
     let handler = now(move |req: &Request| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        thread::sleep(Duration::from_millis(400));
+        let _ = started.lock().unwrap().send(());
+        let _ = released.lock().unwrap().recv();
         Response::json(200, req.path.clone().into_bytes())
     });
+    (handler, reached, release)
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish() {
+    let (handler, reached, release) = held_handler();
     let mut server = Server::start(EngineConfig::default(), handler);
+    // Dropped before the server, should the test fail: no request is held
+    // while the server's drop waits for its threads.
+    let release = release;
     let mut idle = server.client();
     let mut slow = server.client();
     slow.send(b"GET /slow HTTP/1.1\r\n\r\n");
-    while started.load(Ordering::SeqCst) == 0 {
-        thread::sleep(Duration::from_millis(5));
-    }
-    let t0 = Instant::now();
-    server.stop(Duration::from_secs(5));
-    assert!(
-        t0.elapsed() < Duration::from_secs(4),
-        "join took the whole grace"
-    );
+    reached.recv_timeout(PATIENCE).unwrap();
+    // A grace far longer than the test may take: the engine must end when
+    // the request in flight ends, not when the grace does.
+    server.control.shutdown(Duration::from_secs(3600));
+    assert!(idle.closed(), "the idle connection was kept");
+    assert!(TcpStream::connect(server.addr).is_err());
+    release.send(()).unwrap();
     let a = slow.answer();
     assert_eq!((a.status, a.text()), (200, "/slow".to_string()));
     assert_eq!(a.header("connection").as_deref(), Some("close"));
-    assert!(idle.closed());
-    assert!(TcpStream::connect(server.addr).is_err());
+    let running = server.running.take().unwrap();
+    let (joined, ended) = mpsc::channel();
+    thread::spawn(move || {
+        running.join();
+        let _ = joined.send(());
+    });
+    assert_eq!(
+        ended.recv_timeout(PATIENCE),
+        Ok(()),
+        "the engine waited for the grace, not for the request"
+    );
 }
 
 #[test]
@@ -587,11 +631,15 @@ fn slow_clients_do_not_hold_the_only_worker() {
     };
     let server = Server::with(config);
     let mut stalled = server.client();
-    stalled.send(b"POST /s HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
-    // A client that does not read a 4 MiB answer must not hold it either.
+    // The 100 Continue proves the engine holds the half-received request.
+    stalled.send(b"POST /s HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(stalled.read_answer(false).status, 100);
+    stalled.send(b"ab");
+    // A client that does not read a 4 MiB answer must not hold it either:
+    // its first bytes show the engine has begun writing it.
     let mut not_reading = server.client();
     not_reading.send(b"GET /big HTTP/1.1\r\n\r\n");
-    thread::sleep(Duration::from_millis(100));
+    not_reading.wait_for_bytes();
     assert_eq!(server.client().get("/other").text(), "GET /other 0");
     let big = not_reading.answer();
     assert_eq!(big.body.len(), 4 << 20);
@@ -729,18 +777,26 @@ fn a_worker_is_free_while_an_answer_comes_later() {
         workers: 1,
         ..EngineConfig::default()
     };
-    let server = Server::start(config, later_handler());
+    // `/held` is answered later, when the test completes it.
+    let (given, taken) = mpsc::channel();
+    let given = Mutex::new(given);
+    let handler: Handler = Arc::new(move |req: &Request| match req.path.as_str() {
+        "/held" => {
+            let (later, completion) = later();
+            given.lock().unwrap().send(completion).unwrap();
+            Reply::Later(later)
+        }
+        _ => Response::json(200, req.path.clone().into_bytes()).into(),
+    });
+    let server = Server::start(config, handler);
     let mut waiting = server.client();
-    waiting.send(b"GET /later/400 HTTP/1.1\r\n\r\n");
-    thread::sleep(Duration::from_millis(50));
-    let started = Instant::now();
-    let mut other = server.client();
-    assert_eq!(other.get("/now").status, 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "the only worker was held"
-    );
-    assert_eq!(waiting.answer().status, 201);
+    waiting.send(b"GET /held HTTP/1.1\r\n\r\n");
+    let completion: Completion = taken.recv_timeout(PATIENCE).unwrap();
+    // The only worker answers another client while `/held` is still open.
+    assert_eq!(server.client().get("/now").text(), "/now");
+    completion.complete(Response::json(201, b"held".to_vec()));
+    let a = waiting.answer();
+    assert_eq!((a.status, a.text()), (201, "held".to_string()));
 }
 
 #[test]
@@ -837,11 +893,11 @@ fn peers_are_not_looked_up_when_identification_is_off() {
     assert!(answer.ends_with("None None Ip(127.0.0.1)"), "{answer}");
 }
 
-/// A deadline is acted on when it comes, by the poller itself: six
-/// connections, their starts spread over 650 ms, each get their 408 soon
-/// after their own 2 s deadline, though no other event wakes the poller.
-/// How soon is a figure for `make bench`, not for a test on a busy machine:
-/// the bound here only says "when due, not at some later event".
+/// A deadline is acted on by the poller itself: six connections, their
+/// starts spread over 650 ms, each get their 408, not before their own 2 s
+/// deadline, though no other event wakes the poller after the last
+/// connects. How soon after the deadline is a matter of speed, for
+/// `make bench`, not for a test on a busy machine.
 #[test]
 fn timeouts_fire_when_they_are_due() {
     let config = EngineConfig {
@@ -867,11 +923,6 @@ fn timeouts_fire_when_they_are_due() {
         waits.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for elapsed in late {
-        let over = elapsed.saturating_sub(Duration::from_secs(2));
         assert!(elapsed >= Duration::from_millis(1990), "{elapsed:?}");
-        assert!(
-            over < Duration::from_millis(1000),
-            "408 {over:?} after its deadline"
-        );
     }
 }

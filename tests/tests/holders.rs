@@ -51,18 +51,17 @@ impl Holding {
     /// Starts [`HOLD`] as `user` (this process's when `None`) and waits
     /// until its sockets are bound; `None`, saying so, without python3.
     fn start(port: u16, kinds: &[&str], user: Option<&User>) -> Option<Holding> {
+        // By name: the other user's PATH finds it, not this one's.
+        crate::fixture::require_tool("python3")?;
         let mut command = Command::new("python3");
         command.args(["-c", HOLD, &port.to_string()]).args(kinds);
         as_user(&mut command, user).current_dir("/");
-        let spawned = command
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn();
-        let Ok(mut child) = spawned else {
-            crate::fixture::skipped(format_args!("python3 is not installed"));
-            return None;
-        };
+            .spawn()
+            .expect("python3 runs");
         let mut line = String::new();
         let stdout = child.stdout.take().unwrap();
         BufReader::new(stdout).read_line(&mut line).unwrap();

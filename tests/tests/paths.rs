@@ -238,8 +238,11 @@ fn the_client_sends_nothing_to_a_server_in_another_users_state_directory() {
     let Some((alice, bob)) = alice_and_bob() else {
         return;
     };
-    if !Path::new("/usr/bin/python3").exists() {
-        crate::fixture::skipped(format_args!("needs /usr/bin/python3 for bob's fake server"));
+    let python = Path::new("/usr/bin/python3").exists();
+    let why = format_args!(
+        "/usr/bin/python3, for bob's fake server, is not installed (Debian package python3)"
+    );
+    if !crate::fixture::require(python, why) {
         return;
     }
     let cwd = TempDir::new();
@@ -291,6 +294,12 @@ fn the_client_sends_nothing_to_a_server_in_another_users_state_directory() {
     assert!(received.contains(TOKEN), "{received}");
 }
 
+/// The name of the user running the tests, as `id -un` says it.
+fn own_user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id runs");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[test]
 fn a_portserver_socket_where_others_may_write_is_refused() {
     let top = TempDir::new();
@@ -301,11 +310,13 @@ fn a_portserver_socket_where_others_may_write_is_refused() {
         let socket = open.join("ps.sock");
         let (code, log) = refused(&["--portserver-socket", socket.to_str().unwrap()]);
         let expected = format!(
-            "--portserver-socket {}: {}: others may write to it (owner uid 0 (root), mode \
+            "--portserver-socket {}: {}: others may write to it (owner uid {} ({}), mode \
              {mode:04o}); another user could put a socket of their own there: give a path \
              in the state directory or /run/dynport/",
             socket.display(),
-            open.display()
+            open.display(),
+            crate::trust::users::euid(),
+            own_user_name()
         );
         assert_eq!(code, 2, "{log}");
         assert!(log.contains(&expected), "{log}");

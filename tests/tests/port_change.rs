@@ -1,15 +1,19 @@
 //! `POST /api/v1/server/port/change` on the real server: moving, refusing,
 //! the token, and a live move under concurrent requests.
 
-use crate::fixture::{Launch, Server, connect, exchange, free_range, poll_until, refuses};
+use crate::fixture::{
+    Launch, Server, connect, eventually, exchange, free_range, poll_until, refuses,
+};
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 const CHANGE: &str = "/api/v1/server/port/change";
+/// How long the clients may take to get their exchanges through.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The first port after `current` that the server's table has free,
 /// wrapping inside the range: what a change without a body must pick.
@@ -43,14 +47,14 @@ fn assert_moved(server: &mut Server, reply: &crate::fixture::Reply, old: u16, ne
         "{state}"
     );
     assert!(
-        poll_until(Duration::from_secs(1), || refuses(old)),
-        "port {old} still accepts a second after the change"
+        poll_until(PATIENCE, || refuses(old)),
+        "port {old} still accepts {PATIENCE:?} after the change"
     );
     server.port = new;
     let now = server.get("/api/v1/server/port").json();
     assert_eq!(now["current_port"], new, "{now}");
     let logged = format!("Server port changed from {old} to {new}\n");
-    server.wait_for_log(&logged, Duration::from_secs(1));
+    server.wait_for_log(&logged, PATIENCE);
 }
 
 #[test]
@@ -166,9 +170,10 @@ struct Tally {
 }
 
 /// GETs the server port on fresh connections to whatever port is current
-/// until told to stop. A refused connection is retried; every connection
-/// that got through must get a whole 200.
-fn hammer(current: &AtomicU16, stop: &AtomicBool) -> Tally {
+/// until told to stop, counting each exchange made in `exchanges`. A
+/// refused connection is retried; every connection that got through must
+/// get a whole 200.
+fn hammer(current: &AtomicU16, stop: &AtomicBool, exchanges: &AtomicU64) -> Tally {
     let mut tally = Tally::default();
     let raw = b"GET /api/v1/server/port HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     while !stop.load(Ordering::Relaxed) {
@@ -186,7 +191,9 @@ fn hammer(current: &AtomicU16, stop: &AtomicBool) -> Tally {
                 continue;
             }
         };
-        match exchange(stream, raw) {
+        let result = exchange(stream, raw);
+        exchanges.fetch_add(1, Ordering::Relaxed);
+        match result {
             Ok(reply) if reply.status == 200 && answers_port(&reply.body) => {
                 tally.ok += 1;
             }
@@ -195,6 +202,18 @@ fn hammer(current: &AtomicU16, stop: &AtomicBool) -> Tally {
         }
     }
     tally
+}
+
+/// Waits until each client has made `n` more exchanges than it had made
+/// when called.
+fn wait_for_exchanges(exchanges: &[Arc<AtomicU64>], n: u64) {
+    let count = |e: &Arc<AtomicU64>| e.load(Ordering::Relaxed);
+    let from: Vec<u64> = exchanges.iter().map(count).collect();
+    eventually(
+        PATIENCE,
+        &format!("{n} more exchanges of each client"),
+        || exchanges.iter().zip(&from).all(|(e, f)| count(e) >= f + n),
+    );
 }
 
 fn answers_port(body: &[u8]) -> bool {
@@ -207,14 +226,17 @@ fn live_changes_under_concurrent_requests_lose_nothing() {
     let mut server = Launch::new(&[]).range(free_range(16)).start();
     let current = Arc::new(AtomicU16::new(server.port));
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
+    let exchanges: Vec<Arc<AtomicU64>> = (0..8).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let clients: Vec<_> = exchanges
+        .iter()
+        .map(|made| {
             let (current, stop) = (Arc::clone(&current), Arc::clone(&stop));
-            thread::spawn(move || hammer(&current, &stop))
+            let made = Arc::clone(made);
+            thread::spawn(move || hammer(&current, &stop, &made))
         })
         .collect();
 
-    thread::sleep(Duration::from_millis(200));
+    wait_for_exchanges(&exchanges, 1);
     let mut moves = Vec::new();
     for _ in 0..5 {
         let old = server.port;
@@ -225,7 +247,8 @@ fn live_changes_under_concurrent_requests_lose_nothing() {
         current.store(new, Ordering::Relaxed);
         server.port = new;
         moves.push((old, new));
-        thread::sleep(Duration::from_millis(200));
+        // Two, so that each client has made one that began after the move.
+        wait_for_exchanges(&exchanges, 2);
     }
     stop.store(true, Ordering::Relaxed);
 

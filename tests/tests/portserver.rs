@@ -110,13 +110,13 @@ fn a_port_held_in_udp_alone_is_not_handed_out() {
     let held = std::net::UdpSocket::bind(("0.0.0.0", free)).unwrap();
     let me = format!("{}\n", std::process::id());
     assert_eq!(
-        ask(&address, me.as_bytes()).0,
+        ask(&address, me.as_bytes()),
         "",
         "port {free} is held in UDP"
     );
     assert!(leases(&server).is_empty());
     drop(held);
-    assert_eq!(port_in(&ask(&address, me.as_bytes()).0), free);
+    assert_eq!(port_in(&ask(&address, me.as_bytes())), free);
 }
 
 #[test]
@@ -163,9 +163,8 @@ fn malformed_requests_get_no_answer_and_leave_no_lease() {
         format!("{me}\n{me}\n"),
     ];
     for request in &requests {
-        let (answer, took) = ask(&address, request.as_bytes());
+        let answer = ask(&address, request.as_bytes());
         assert_eq!(answer, "", "{request:?} got an answer");
-        assert!(took < Duration::from_secs(3), "{request:?} took {took:?}");
     }
     let mut unfinished = connect(&address);
     unfinished.write_all(me.to_string().as_bytes()).unwrap();
@@ -176,6 +175,8 @@ fn malformed_requests_get_no_answer_and_leave_no_lease() {
     eventually(EXIT_TIMEOUT, "every refusal counted", || {
         metric(&server, BAD_REQUESTS) == refused
     });
+    // Each was judged on what it said, none cut off for saying nothing.
+    assert!(!server.log().contains("no request line within the deadline"));
     assert!(server.log().contains(r#"portserver: refused uid"#));
     assert!(
         server
@@ -183,7 +184,7 @@ fn malformed_requests_get_no_answer_and_leave_no_lease() {
             .contains(r#""abc\n" is not a pid and a newline"#)
     );
 
-    let (answer, _) = ask(&address, format!("{me}\n").as_bytes());
+    let answer = ask(&address, format!("{me}\n").as_bytes());
     let lease = lease_of(&server, port_in(&answer)).expect("the good request is leased");
     assert_eq!(
         (&lease["pid"], &lease["owner"]),
@@ -204,15 +205,18 @@ fn a_silent_client_is_cut_off_after_five_seconds_and_holds_up_no_one() {
         (name, waiter)
     });
     let me = std::process::id();
-    let (answer, took) = ask(&address, format!("{me}\n").as_bytes());
-    port_in(&answer);
-    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    port_in(&ask(&address, format!("{me}\n").as_bytes()));
+    for (name, waiter) in &waiters {
+        assert!(
+            !waiter.is_finished(),
+            "the {name} client was cut off before the good request was answered"
+        );
+    }
     for (name, waiter) in waiters {
         let (answer, after) = waiter.join().unwrap();
         assert_eq!(answer, "", "the {name} client got an answer");
-        let (low, high) = (Duration::from_millis(4500), Duration::from_secs(7));
         assert!(
-            low <= after && after <= high,
+            after >= Duration::from_millis(4500),
             "the {name} client was cut after {after:?}"
         );
     }
@@ -232,12 +236,12 @@ fn a_socket_file_is_open_to_all_replaced_when_stale_and_removed_at_exit() {
         .mode();
     assert_eq!(mode & 0o777, 0o666);
     let me = std::process::id();
-    port_in(&ask(&address, format!("{me}\n").as_bytes()).0);
+    port_in(&ask(&address, format!("{me}\n").as_bytes()));
 
     server.kill9();
     assert!(path.exists(), "a killed server cannot remove its socket");
     let mut again = server.relaunch().start();
-    port_in(&ask(&address, format!("{me}\n").as_bytes()).0);
+    port_in(&ask(&address, format!("{me}\n").as_bytes()));
     assert!(again.term().success());
     assert!(!path.exists(), "the socket file outlived the server");
 }
@@ -323,7 +327,7 @@ fn users_may_name_only_their_own_processes_and_the_quota_holds() {
         1
     );
 
-    let port = port_in(&ask(&address, line.as_bytes()).0);
+    let port = port_in(&ask(&address, line.as_bytes()));
     let lease = lease_of(&server, port).unwrap();
     assert_eq!(
         (&lease["uid"], &lease["pid"]),
@@ -361,6 +365,6 @@ fn ask_as(user: &User, address: &str, line: &str) -> String {
 fn zz_ask_for_another_user() {
     let var = |name| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let (address, line) = (var("DYNPORT_TEST_PORTSERVER"), var("DYNPORT_TEST_LINE"));
-    let (answer, _) = ask(&address, line.as_bytes());
+    let answer = ask(&address, line.as_bytes());
     println!("portserver answered: {}", json!(answer));
 }

@@ -1,17 +1,18 @@
 //! The state directory trusted for nothing, through the real binary: links,
 //! FIFOs and huge files where dynport's files go, a directory others may
 //! write to, and a state file full of leases no server would have granted.
-//! Each ends in a prompt refusal or a clean start, and nothing planted is
-//! ever written through.
+//! Each ends in a refusal (never a wait on a FIFO or a read without end) or a
+//! clean start, and nothing planted is ever written through.
 
-use crate::fixture::{Launch, Server, TempDir, free_range, poll_until};
+use crate::fixture::{Launch, TempDir, free_range, poll_until};
 use serde_json::{Value, json};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long a refusal or a start may take, on a busy machine.
-const PROMPT: Duration = Duration::from_secs(2);
+/// Far beyond how long a refusal, or a file written after a start, takes:
+/// only a server that hangs reaches it.
+const PATIENCE: Duration = Duration::from_secs(10);
 const VICTIM_TEXT: &str = "precious: not dynport's to write\n";
 
 /// A file outside the state directory that a planted link points to.
@@ -23,27 +24,11 @@ fn victim() -> (TempDir, std::path::PathBuf) {
 }
 
 /// Starts a server on `launch` that must refuse to run: its exit status and
-/// log, checked to come within [`PROMPT`].
+/// log. A server that waits instead fails the test after [`PATIENCE`].
 fn refused(launch: &Launch) -> (i32, String) {
-    let began = Instant::now();
     let mut server = launch.spawn();
-    let status = server.wait_exit(Duration::from_secs(10));
-    let took = began.elapsed();
-    assert!(
-        took < PROMPT,
-        "the refusal took {took:?}:\n{}",
-        server.log()
-    );
+    let status = server.wait_exit(PATIENCE);
     (status.code().expect("an exit status"), server.log())
-}
-
-/// Starts a server on `launch` that must start, within [`PROMPT`].
-fn started(launch: &Launch) -> Server {
-    let began = Instant::now();
-    let server = launch.start();
-    let took = began.elapsed();
-    assert!(took < PROMPT, "the start took {took:?}:\n{}", server.log());
-    server
 }
 
 fn mkfifo(path: &Path) {
@@ -163,7 +148,7 @@ fn links_at_temporary_names_are_never_written_through() {
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0);
     (last_pid + 1..last_pid + 200).for_each(plant);
-    let mut server = started(&launch);
+    let mut server = launch.start();
     plant(u64::from(server.pid()));
     let temp_names = |names: Vec<String>| names.iter().filter(|n| n.contains(".tmp-")).count();
     let planted = temp_names(launch.dir.names());
@@ -192,7 +177,7 @@ fn an_oversized_state_file_is_kept_aside_and_the_server_starts() {
     let file = std::fs::File::create(&state).unwrap();
     file.set_len(100 << 20).unwrap();
     drop(file);
-    let mut server = started(&launch);
+    let mut server = launch.start();
     let log = server.log();
     let expected = format!(
         "state file {} did not parse (it is over 64 MiB); kept it as {}.corrupt-",
@@ -234,7 +219,7 @@ fn a_corrupt_file_cannot_forge_a_log_line() {
             "expires_at": "2026-01-01T00:05:00Z", "protocol": format!("x\n{FORGED}")}},
     });
     std::fs::write(launch.dir.state_file(), text.to_string()).unwrap();
-    let mut server = started(&launch);
+    let mut server = launch.start();
     let log = server.log();
     assert!(
         log.contains("did not parse (unknown variant `x\\n2026"),
@@ -256,7 +241,7 @@ fn leases_that_break_the_rules_are_dropped_with_one_warning() {
     let leases = planted_leases(start, end);
     std::fs::write(launch.dir.state_file(), state_with(&launch, leases)).unwrap();
 
-    let mut server = started(&launch);
+    let mut server = launch.start();
     let log = server.log();
     let warning = "of the 11 leases in the state file, 9 dropped (1 malformed id; \
                    1 owner empty, unprintable or over 128 characters; \
@@ -394,9 +379,9 @@ fn a_missing_state_directory_is_created_0755_whatever_the_umask() {
         let parent = TempDir::new();
         let dir = parent.path().join("state");
         let launch = Launch::new(&["--state-dir", dir.to_str().unwrap()]).umask(mask);
-        let mut server = started(&launch);
+        let mut server = launch.start();
         assert_eq!(mode(&dir), 0o755, "umask {mask:03o}");
-        assert!(poll_until(PROMPT, || dir
+        assert!(poll_until(PATIENCE, || dir
             .join("dynamic_ports.json")
             .exists()));
         assert_eq!(

@@ -7,7 +7,7 @@
 use super::Time;
 use crate::http::push_number;
 use crate::ports::lease::{Lease, Protocol};
-use crate::util::time::stamp;
+use crate::util::time::Rfc3339;
 use std::time::SystemTime;
 
 /// Writes `{"leases":[...],"timestamp":"..."}` for `leases` in their order.
@@ -86,17 +86,17 @@ fn protocol(p: Protocol) -> &'static [u8] {
     }
 }
 
-/// A time as RFC 3339. One [`stamp`] cannot show goes the way
-/// `LeaseView` sends it, to humantime, which refuses it as it always has
-/// (serde_json then panics, and the request answers 500).
+/// A time as RFC 3339 ([`Rfc3339`]). One a stamp cannot show goes the way
+/// `LeaseView` sends it (serde_json then panics, and the request answers
+/// 500).
 fn time(out: &mut Vec<u8>, t: SystemTime) {
-    match stamp::format(t) {
-        Some(stamp) => {
+    match Rfc3339::of(t) {
+        Rfc3339::Stamp(stamp) => {
             out.push(b'"');
             out.extend_from_slice(stamp.as_bytes());
             out.push(b'"');
         }
-        None => {
+        Rfc3339::Humantime(_) => {
             let _ = serde_json::to_writer(&mut *out, &Time(t));
         }
     }

@@ -8,7 +8,7 @@ use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
 use crate::ports::principal::Refusal;
 use crate::ports::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
 use crate::sys::process::is_alive;
-use crate::util::time::now_rfc3339;
+use crate::util::time::{Rfc3339, now_rfc3339};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,16 +30,15 @@ pub struct LeaseView<'a> {
     ttl_secs: u64,
 }
 
-/// A time written as RFC 3339 straight into the answer, without a string
-/// of its own. One [`stamp`](crate::util::time::stamp) cannot show (before 1970,
-/// after 9999) goes to humantime, which refuses it as it always has.
+/// A time written as RFC 3339 ([`Rfc3339`]) straight into the answer,
+/// without a string of its own.
 struct Time(SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::util::time::stamp::format(self.0) {
-            Some(stamp) => s.serialize_str(stamp.as_str()),
-            None => s.collect_str(&humantime::format_rfc3339_seconds(self.0)),
+        match Rfc3339::of(self.0) {
+            Rfc3339::Stamp(stamp) => s.serialize_str(stamp.as_str()),
+            other => s.collect_str(&other),
         }
     }
 }

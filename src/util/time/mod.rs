@@ -1,5 +1,6 @@
 //! Wall-clock helpers: every timestamp dynport shows is RFC 3339 in UTC.
 
+use std::fmt;
 use std::time::SystemTime;
 
 mod lease_clock;
@@ -7,14 +8,36 @@ pub(crate) mod stamp;
 
 pub use lease_clock::{LeaseClock, STEP, Step};
 
-/// Formats `t` as RFC 3339 in UTC with second precision, e.g. `2026-11-25T19:00:00Z`.
-/// Times [`stamp`] cannot show (before 1970, after 9999) go to humantime,
-/// which refuses them as it always did.
-pub fn rfc3339(t: SystemTime) -> String {
-    match stamp::format(t) {
-        Some(stamp) => stamp.as_str().to_string(),
-        None => humantime::format_rfc3339_seconds(t).to_string(),
+/// A time as RFC 3339 in UTC with second precision, e.g.
+/// `2026-11-25T19:00:00Z`: a [`stamp`], or, for a time a stamp cannot show
+/// (before 1970, from the year 10000 on), humantime's, which refuses it
+/// as it always did. [`Rfc3339::of`] is the one place that chooses.
+pub enum Rfc3339 {
+    Stamp(stamp::Stamp),
+    Humantime(humantime::Rfc3339Timestamp),
+}
+
+impl Rfc3339 {
+    pub fn of(t: SystemTime) -> Rfc3339 {
+        match stamp::format(t) {
+            Some(stamp) => Rfc3339::Stamp(stamp),
+            None => Rfc3339::Humantime(humantime::format_rfc3339_seconds(t)),
+        }
     }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rfc3339::Stamp(stamp) => f.write_str(stamp.as_str()),
+            Rfc3339::Humantime(other) => other.fmt(f),
+        }
+    }
+}
+
+/// Formats `t` as RFC 3339 in UTC with second precision ([`Rfc3339`]).
+pub fn rfc3339(t: SystemTime) -> String {
+    Rfc3339::of(t).to_string()
 }
 
 /// The current time as RFC 3339. Every answer carries one, so each thread
@@ -47,6 +70,18 @@ mod tests {
     fn formats_utc_seconds() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_633_200_900);
         assert_eq!(rfc3339(t), "2026-11-25T19:00:00Z");
+    }
+
+    #[test]
+    fn a_time_a_stamp_cannot_show_goes_to_humantime_which_refuses_it() {
+        use std::fmt::Write;
+        let shown = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        assert!(matches!(Rfc3339::of(shown), Rfc3339::Stamp(_)));
+        assert_eq!(rfc3339(shown), "9999-12-31T23:59:59Z");
+        let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        let other = Rfc3339::of(year_10000);
+        assert!(matches!(other, Rfc3339::Humantime(_)));
+        assert_eq!(write!(String::new(), "{other}"), Err(std::fmt::Error));
     }
 }
 

@@ -8,8 +8,7 @@ use crate::fixture::{BIN, eventually, free_range};
 use std::io::{BufRead, Read};
 use std::net::TcpStream;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{ClientSide, PATIENCE, client, finish, gone, spawn_run, start, wait_for_http};
 
 #[test]
@@ -329,18 +328,22 @@ fn run_http_server_serves_on_the_port_and_stops_on_sigterm() {
     let server = start(&[]);
     let script = r#"exec python3 -m http.server "$PORT" --bind 127.0.0.1"#;
     let (mut run, _stdout) = spawn_run(&server, &["--ttl", "2", "--", "sh", "-c", script]);
-    let deadline = Instant::now() + PATIENCE;
-    let port = loop {
-        if let Some(lease) = server.leases().first() {
-            break lease["ports"][0].as_u64().unwrap() as u16;
-        }
-        assert!(Instant::now() < deadline, "no lease appeared");
-        thread::sleep(Duration::from_millis(20));
-    };
+    eventually(PATIENCE, "the lease", || !server.leases().is_empty());
+    let first = server.leases()[0].clone();
+    let port = first["ports"][0].as_u64().unwrap() as u16;
     assert!(wait_for_http(port), "nothing served on {port}");
-    // Past its 2 s life: run keeps renewing the lease.
-    thread::sleep(Duration::from_millis(2500));
-    assert_eq!(server.leases().len(), 1);
+    // Past its 2 s life: run renews the same lease, until a renewal made
+    // after the first end (to whole seconds) sets its end a life later.
+    let end = |lease: &serde_json::Value| {
+        humantime::parse_rfc3339(lease["expires_at"].as_str().unwrap()).unwrap()
+    };
+    let first_end = end(&first);
+    eventually(PATIENCE, "a renewal after the lease's first end", || {
+        let leases = server.leases();
+        assert_eq!(leases.len(), 1, "the lease ended: {leases:?}");
+        assert_eq!(leases[0]["id"], first["id"], "{leases:?}");
+        end(&leases[0]) >= first_end + Duration::from_secs(3)
+    });
     run.signal(15);
     assert_eq!(run.wait().code(), Some(128 + 15));
     assert!(server.leases().is_empty());

@@ -3,7 +3,8 @@
 //! uninstall` takes every one of them away. The binary installed is this
 //! test's own build (`BIN=`), so no release build is needed.
 
-use super::{find_program, read, root};
+use super::{read, root};
+use crate::fixture::find_program;
 use crate::fixture::{BIN, TempDir, run_to_end};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -51,7 +52,9 @@ fn files(dir: &Path) -> Vec<(String, u32)> {
 fn no_make() -> bool {
     let missing = find_program("make").is_none();
     if missing {
-        println!("skipped: make not installed");
+        crate::fixture::skipped(format_args!(
+            "make is not installed, so make install is not run"
+        ));
     }
     missing
 }

@@ -1,7 +1,7 @@
 //! The man page renders without a warning, in groff and in man.
 
-use super::{find_program, root};
-use crate::fixture::run_to_end;
+use super::root;
+use crate::fixture::{require_tool, run_to_end};
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,8 +10,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 #[test]
 fn man_page_renders_without_warnings_in_groff() {
-    if find_program("groff").is_none() {
-        println!("skipped: groff not installed (Debian package groff-base; make test-deps)");
+    if require_tool("groff").is_none() {
         return;
     }
     // -ww: every warning; -z: check only, print nothing.
@@ -24,8 +23,7 @@ fn man_page_renders_without_warnings_in_groff() {
 
 #[test]
 fn man_page_renders_without_warnings_in_man() {
-    if find_program("man").is_none() {
-        println!("skipped: man not installed (Debian package man-db; make test-deps)");
+    if require_tool("man").is_none() {
         return;
     }
     let mut man = Command::new("man");

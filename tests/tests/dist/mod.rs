@@ -14,7 +14,7 @@ mod units;
 
 use crate::fixture::run_dynport;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The repository: where `dist/` and the Makefile are.
 pub fn root() -> &'static Path {
@@ -85,13 +85,6 @@ fn is_flag(word: &str) -> bool {
     (dashes == 1 || dashes == 2)
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// Where `program` is on `PATH`, if anywhere.
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path).map(|dir| dir.join(program));
-    found.into_iter().find(|p| p.is_file())
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Each completion loads in its shell and offers, after each command, the
 //! very flags that command's `--help` shows; at the start, the commands;
-//! after a flag, its values. A shell that is not installed is skipped.
+//! after a flag, its values. A shell that is not installed is skipped, or
+//! fails under CI or as root, where `make test` installs it.
 
-use super::{client_commands, every_help, find_program, root};
-use crate::fixture::run_to_end;
+use super::{client_commands, every_help, root};
+use crate::fixture::{require_tool, run_to_end};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
@@ -26,8 +27,7 @@ fn words(list: &[&str]) -> BTreeSet<String> {
 
 /// Every check, for the shell `name` completed by `complete`.
 fn check(name: &str, complete: Completer) {
-    if find_program(name).is_none() {
-        println!("skipped: {name} not installed (make test-deps installs it as root)");
+    if require_tool(name).is_none() {
         return;
     }
     let helps = every_help();

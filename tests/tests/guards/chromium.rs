@@ -104,14 +104,6 @@ fn answer(mut stream: TcpStream, page: &str) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
-/// `chromium` on the PATH, if installed.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("chromium"))
-        .find(|p| p.is_file())
-}
-
 /// Runs headless chromium on `url` in a process group of its own; its
 /// dumped DOM. The whole group is killed if it outlives the timeout.
 fn dump_dom(browser: &PathBuf, url: &str, profile: &TempDir) -> String {
@@ -171,10 +163,7 @@ fn kill_group(child: &Child) {
 
 #[test]
 fn a_web_page_in_chromium_cannot_change_dynport() {
-    let Some(browser) = chromium() else {
-        crate::fixture::skipped(format_args!(
-            "chromium not installed (make test-deps installs it as root)"
-        ));
+    let Some(browser) = crate::fixture::require_tool("chromium") else {
         return;
     };
     let server = Server::start(&[]);

@@ -7,10 +7,7 @@ use crate::fixture::{Server, TempDir, eventually, run_dynport};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// A FIFO must be refused at once; this leaves room for a busy machine.
-const AT_ONCE: Duration = Duration::from_secs(2);
+use std::time::Instant;
 
 /// `dynport ARGS --state-dir <not yet there>`: exit 2, `message` on stderr,
 /// nothing created.
@@ -107,14 +104,9 @@ fn a_fifo_token_file_is_refused_at_once_by_server_and_client() {
     let p = text(&fifo);
     let message =
         format!("{p} is a FIFO, not a regular file; give a regular file holding the token");
-    let began = Instant::now();
+    // Nothing ever opens the FIFO for writing: an answer at all shows that
+    // neither waited on it (run_dynport fails the test on a hang).
     refused(&["--token-file", p], &format!("--token-file: {message}"));
-    assert!(
-        began.elapsed() < AT_ONCE,
-        "the server took {:?}",
-        began.elapsed()
-    );
-    let began = Instant::now();
     let envs = [
         ("DYNPORT_TOKEN_FILE", p),
         ("DYNPORT_URL", "http://127.0.0.1:1"),
@@ -124,11 +116,6 @@ fn a_fifo_token_file_is_refused_at_once_by_server_and_client() {
     assert!(
         stderr.contains(&format!("DYNPORT_TOKEN_FILE: {message}")),
         "{stderr}"
-    );
-    assert!(
-        began.elapsed() < AT_ONCE,
-        "the client took {:?}",
-        began.elapsed()
     );
 }
 

@@ -9,7 +9,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a raw client waits for the server to answer or close.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,14 +48,12 @@ pub fn connect(address: &str) -> UnixStream {
     stream
 }
 
-/// Sends `request` and reads until the server closes: what it answered
-/// and how long that took from the connect.
-pub fn ask(address: &str, request: &[u8]) -> (String, Duration) {
-    let started = Instant::now();
+/// Sends `request` and reads until the server closes: what it answered.
+pub fn ask(address: &str, request: &[u8]) -> String {
     let mut stream = connect(address);
     // The server may close before it has read all of a bad request.
     let _ = stream.write_all(request);
-    (read_to_close(&mut stream), started.elapsed())
+    read_to_close(&mut stream)
 }
 
 /// Everything the server writes until it closes; fails after the timeout.
@@ -94,10 +92,9 @@ pub fn metric(server: &Server, name: &str) -> u64 {
     value.parse().unwrap()
 }
 
-/// Whether `python3` can import portpicker. When it cannot, the test says
-/// it is skipped, unless `DYNPORT_REQUIRE_PORTPICKER` is set and not empty
-/// (as `make test` sets it for root, after installing portpicker): then it
-/// fails.
+/// Whether `python3` can import portpicker, which `make test-deps`
+/// installs: when it cannot, the test is skipped, or fails under CI or as
+/// root ([`crate::fixture::require`]).
 pub fn has_portpicker() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     let found = *FOUND.get_or_init(|| {
@@ -108,14 +105,12 @@ pub fn has_portpicker() -> bool {
             .status();
         status.is_ok_and(|s| s.success())
     });
-    if !found {
-        let why = "python3 cannot import portpicker (make test-deps installs it)";
-        let required =
-            std::env::var_os("DYNPORT_REQUIRE_PORTPICKER").is_some_and(|v| !v.is_empty());
-        assert!(!required, "{why}");
-        crate::fixture::skipped(format_args!("{why}"));
-    }
-    found
+    crate::fixture::require(
+        found,
+        format_args!(
+            "python3 cannot import portpicker (pip package portpicker, Debian package python3-portpicker)"
+        ),
+    )
 }
 
 /// Picks `count` ports through `portpicker.pick_unused_port()`, checks
