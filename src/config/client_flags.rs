@@ -3,18 +3,7 @@
 //! client's parser accepts exactly these; its `--help`, dynport(1) and the
 //! completions show them.
 
-use super::flags::{Flag, HELP, Value};
-
-/// The fields most flags share, to fill in with `..FLAG`.
-const FLAG: Flag = Flag {
-    name: "",
-    short: None,
-    var: None,
-    default: None,
-    help: "",
-    repeatable: false,
-    value: Value::Switch,
-};
+use super::flags::{FLAG, Flag, HELP, Value};
 
 pub const URL: Flag = Flag {
     name: "url",

@@ -81,8 +81,9 @@ pub struct Group {
     pub flags: &'static [Flag],
 }
 
-/// The fields most flags share, to fill in with `..FLAG`.
-const FLAG: Flag = Flag {
+/// The fields most flags share, to fill in with `..FLAG`: the server's
+/// table and the client's.
+pub(super) const FLAG: Flag = Flag {
     name: "",
     short: None,
     var: None,

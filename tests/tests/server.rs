@@ -337,6 +337,17 @@ fn fallback_port_when_range_is_taken() {
     assert_eq!(reply.json()["server_port"], fallback);
 }
 
+/// Waits for `server` to exit 1 and gives its error line.
+fn exits_1_with_error(server: &mut crate::fixture::Server) -> String {
+    let status = server.wait_exit(crate::fixture::EXIT_TIMEOUT);
+    let log = server.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    log.lines()
+        .find(|l| l.contains("[ERROR]"))
+        .unwrap_or_else(|| panic!("no error line:\n{log}"))
+        .to_string()
+}
+
 #[test]
 fn nothing_bindable_exits_1() {
     let (only, _) = free_range(1);
@@ -346,13 +357,7 @@ fn nothing_bindable_exits_1() {
     let mut server = Launch::new(&["--fallback-port", &fb])
         .range((only, only))
         .spawn();
-    let status = server.wait_exit(crate::fixture::EXIT_TIMEOUT);
-    let log = server.log();
-    assert_eq!(status.code(), Some(1), "{log}");
-    let error = log
-        .lines()
-        .find(|l| l.contains("[ERROR]"))
-        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    let error = exits_1_with_error(&mut server);
     assert!(error.contains(&format!("{only}-{only}")), "{error}");
     assert!(
         error.contains(&format!("fallback port {fallback}")),
@@ -370,18 +375,13 @@ fn fallback_port_that_is_excluded_is_not_taken() {
     let mut server = Launch::new(&["--fallback-port", &fb, "--exclude", &fb])
         .range((held, excluded))
         .spawn();
-    let status = server.wait_exit(crate::fixture::EXIT_TIMEOUT);
-    let log = server.log();
-    assert_eq!(status.code(), Some(1), "{log}");
-    let error = log
-        .lines()
-        .find(|l| l.contains("[ERROR]"))
-        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    let error = exits_1_with_error(&mut server);
     let expected = format!(
         "no port of {held}-{excluded} could be bound on 127.0.0.1, and the fallback port \
          {excluded} may not be used: port {excluded} is not free: it is excluded"
     );
     assert!(error.ends_with(&expected), "{error}");
+    let log = server.log();
     assert!(!log.contains("Using fallback port"), "{log}");
 }
 
