@@ -277,6 +277,22 @@ pub fn deepen_backlog(fd: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// The CPUs this process may run on (its affinity mask), at least 1.
+/// std's `available_parallelism` also reads the cgroup's CPU quota, which
+/// costs its parser in the binary for a figure only used to split work.
+pub fn cpus() -> usize {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 is this
+    // thread, whose mask the process's threads share.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc != 0 {
+        return 1;
+    }
+    // SAFETY: CPU_COUNT only reads the set.
+    (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
+}
+
 /// TCP states, from `<netinet/tcp.h>`.
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_CLOSE_WAIT: u8 = 8;

@@ -76,11 +76,10 @@ pub(super) fn find(proc_root: &Path, wanted: &[u64], scope: Scope, deadline: Ins
     search.into_found(complete)
 }
 
-/// The CPUs dynport may run on, asked once: std reads the cgroup's quota
-/// files on every call, which would cost each lookup more than it saves.
+/// The CPUs dynport may run on, asked once.
 fn cpus() -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
-    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    *CPUS.get_or_init(crate::sys::cpus)
 }
 
 /// A walk of the processes under one proc root, until a deadline.
