@@ -99,6 +99,14 @@ impl Entries {
         &self.map
     }
 
+    /// The copy of the lease id `id` that the last port taken for a lease
+    /// holds, when that lease is `id`.
+    pub(super) fn last_lease_id(&self, id: &str) -> Option<SharedText> {
+        (self.last.lease_id.as_ref())
+            .filter(|shared| ***shared == *id)
+            .cloned()
+    }
+
     pub(super) fn get(&self, port: u16) -> Option<&PortEntry> {
         self.map.get(&port)
     }
