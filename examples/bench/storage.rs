@@ -2,7 +2,8 @@
 //! 22,000 ports without a quota, some of them leased first for an hour, 64
 //! at a time; then the lease loop of `leases.rs`, the server's memory and
 //! the state file's size. Then start-up with 20,000 leases in the state, and
-//! `GET /api/v1/ports/leases` with 5,000.
+//! `GET /api/v1/ports/leases` with 5,000. And, with every run of the part,
+//! the server's memory at rest holding 20,000 ports in 5,000 leases.
 
 use std::io;
 use std::net::TcpStream;
@@ -25,6 +26,9 @@ pub const FILLED: [usize; 4] = [0, 1_000, 5_000, 20_000];
 pub const FILL_CHUNK: usize = 64;
 /// Leases in the state for the start-up rows.
 pub const STARTUP_LEASES: usize = 20_000;
+/// Leases held at rest, and ports in each, for the memory row.
+pub const REST_LEASES: usize = 5_000;
+pub const REST_CHUNK: usize = 4;
 /// Leases listed by the list rows.
 pub const LIST_LEASES: usize = 5_000;
 /// Lists timed.
@@ -57,6 +61,9 @@ pub struct Storage {
     /// `GET /api/v1/ports/leases` with `LIST_LEASES` leases, sorted.
     pub lists: Vec<Duration>,
     pub list_bytes: usize,
+    /// VmRSS (KiB) 2 s after `REST_LEASES` leases of `REST_CHUNK` ports
+    /// were granted, nothing else asked.
+    pub rest_rss_kib: u64,
 }
 
 /// Every storage figure; with `--filled`, only the lease loops after those
@@ -65,6 +72,7 @@ pub fn storage(options: &Options) -> io::Result<Storage> {
     let mut storage = Storage::default();
     let levels = options.filled.clone().unwrap_or(FILLED.to_vec());
     storage.filled = lease_loops(options, &levels)?;
+    storage.rest_rss_kib = at_rest(options)?;
     if options.filled.is_none() {
         startups(options, &mut storage)?;
         lists(options, &mut storage)?;
@@ -74,6 +82,28 @@ pub fn storage(options: &Options) -> io::Result<Storage> {
 
 fn start(options: &Options, name: &'static str) -> io::Result<Server> {
     servers::start_dynport_with(&options.dynport, name, Some(RANGE), &FLAGS)
+}
+
+/// The VmRSS (KiB) of a server on `RANGE`, no port excluded, 2 s after
+/// `REST_LEASES` leases of `REST_CHUNK` ports, owner `dev-server`, were
+/// granted on one kept-alive connection.
+fn at_rest(options: &Options) -> io::Result<u64> {
+    let flags = [FLAGS[0], FLAGS[1], "--exclude", "none"];
+    let server = servers::start_dynport_with(&options.dynport, "rest", Some(RANGE), &flags)?;
+    let mut client = Client::connect(server.port)?;
+    let body = format!(r#"{{"count":{REST_CHUNK},"ttl_secs":3600,"owner":"dev-server"}}"#);
+    for _ in 0..REST_LEASES {
+        expect_201(client.request("POST", "/api/v1/ports/lease", body.as_bytes())?)?;
+    }
+    drop(client);
+    thread::sleep(Duration::from_secs(2));
+    let rss = procs::status(server.child.pid())?.rss_kib;
+    server.stop();
+    eprintln!(
+        "bench: storage, {} ports in {REST_LEASES} leases, at rest: VmRSS {rss} KiB",
+        REST_LEASES * REST_CHUNK
+    );
+    Ok(rss)
 }
 
 /// One server per fill level, all filled first; then rounds that take the

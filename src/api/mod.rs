@@ -299,7 +299,7 @@ fn port_state(app: &Api, req: &Request) -> Result<Response, ApiError> {
         &OnePort {
             port,
             state: entry.as_ref().map_or("free", |e| e.state.as_str()),
-            since: entry.as_ref().map(|e| e.since.as_str()),
+            since: entry.as_ref().map(|e| &*e.since),
             protocols: entry.as_ref().and_then(|e| e.protocols),
             holders: Some(found.holders).filter(|h| !h.is_empty()),
             complete: found.complete,

@@ -8,7 +8,7 @@
 //! module, so the table and its lease operations change it only through
 //! the methods here.
 
-use super::{PortEntry, PortRange, PortState, Seen};
+use super::{PortEntry, PortRange, PortState, Seen, SharedText};
 use std::collections::BTreeMap;
 
 /// What takes a port: this server, or the lease with that id.
@@ -28,36 +28,83 @@ impl Holder<'_> {
             }
         }
     }
+}
 
-    fn entry(self, since: &str) -> PortEntry {
-        match self {
-            Holder::Server => PortEntry::new(PortState::Server, since),
+/// The ports that are not free, by port. Ports absent from it are free.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Entries {
+    map: BTreeMap<u16, PortEntry>,
+    /// The texts the last entry was given: the next port taken most often
+    /// shares them (the same second, the same lease), and then shares
+    /// their one copy.
+    last: Texts,
+}
+
+/// The last `since` and lease id given to an entry.
+#[derive(Clone, Debug, Default)]
+struct Texts {
+    since: Option<SharedText>,
+    lease_id: Option<SharedText>,
+}
+
+impl Texts {
+    /// `text`, shared with `last` when it is the same.
+    fn share(last: &mut Option<SharedText>, text: &str) -> SharedText {
+        match last {
+            Some(shared) if **shared == *text => shared.clone(),
+            _ => last.insert(text.into()).clone(),
+        }
+    }
+
+    fn entry(&mut self, state: PortState, since: &str) -> PortEntry {
+        PortEntry {
+            state,
+            since: Texts::share(&mut self.since, since),
+            lease_id: None,
+            protocols: None,
+        }
+    }
+
+    fn holder_entry(&mut self, holder: Holder<'_>, since: &str) -> PortEntry {
+        match holder {
+            Holder::Server => self.entry(PortState::Server, since),
             Holder::Lease(id) => PortEntry {
-                lease_id: Some(id.to_string()),
-                ..PortEntry::new(PortState::Leased, since)
+                lease_id: Some(Texts::share(&mut self.lease_id, id)),
+                ..self.entry(PortState::Leased, since)
             },
         }
     }
 }
 
-/// The ports that are not free, by port. Ports absent from it are free.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(super) struct Entries {
-    map: BTreeMap<u16, PortEntry>,
+/// Tables are the same when their entries are: what was shared is not
+/// part of it.
+impl PartialEq for Entries {
+    fn eq(&self, other: &Entries) -> bool {
+        self.map == other.map
+    }
 }
 
 impl Entries {
     /// The entries of a range whose ports are all free but `excluded`
     /// (those inside `range`), excluded since `now`.
     pub(super) fn excluding(range: PortRange, excluded: &[u16], now: &str) -> Entries {
+        let mut last = Texts::default();
         let map = (excluded.iter().filter(|p| range.contains(**p)))
-            .map(|&port| (port, PortEntry::new(PortState::Excluded, now)))
+            .map(|&port| (port, last.entry(PortState::Excluded, now)))
             .collect();
-        Entries { map }
+        Entries { map, last }
     }
 
     pub(super) fn map(&self) -> &BTreeMap<u16, PortEntry> {
         &self.map
+    }
+
+    /// The copy of the lease id `id` that the last port taken for a lease
+    /// holds, when that lease is `id`.
+    pub(super) fn last_lease_id(&self, id: &str) -> Option<SharedText> {
+        (self.last.lease_id.as_ref())
+            .filter(|shared| ***shared == *id)
+            .cloned()
     }
 
     pub(super) fn get(&self, port: u16) -> Option<&PortEntry> {
@@ -78,7 +125,8 @@ impl Entries {
         if !self.can_take(port) {
             return false;
         }
-        self.map.insert(port, holder.entry(since));
+        let entry = self.last.holder_entry(holder, since);
+        self.map.insert(port, entry);
         true
     }
 
@@ -116,7 +164,10 @@ impl Entries {
         changed |= self.map.len() != before;
         for &(port, protocols) in in_use.iter().filter(|(p, _)| range.contains(*p)) {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.map.entry(port) {
-                slot.insert(PortEntry::in_use(protocols, now));
+                slot.insert(PortEntry {
+                    protocols: Some(protocols),
+                    ..self.last.entry(PortState::InUse, now)
+                });
                 changed = true;
             }
         }
@@ -154,7 +205,7 @@ mod tests {
         e.apply_scan(PortRange::new(100, 109).unwrap(), &tcp_only(&[102]), "t1");
         assert!(e.can_take(102));
         assert!(e.take(102, Holder::Lease("a"), "t2"));
-        assert_eq!(e.get(102).unwrap().since, "t2");
+        assert_eq!(e.get(102).unwrap().since, "t2".into());
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! holds. Kept in step by the table alone, at every lease it puts in or
 //! takes out.
 
+use crate::ports::SharedText;
 use crate::ports::lease::Lease;
 use crate::util::hash::IdHasher;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::time::SystemTime;
 
-/// Lease ids, hashed by [`IdHasher`].
-type Ids = HashSet<String, BuildHasherDefault<IdHasher>>;
+/// Lease ids, hashed by [`IdHasher`]: the one copy of each id the table
+/// shares with the lease's ports and its key.
+type Ids = HashSet<SharedText, BuildHasherDefault<IdHasher>>;
 
 /// A process a lease is tied to: its pid and, when known, its start time.
 pub type Process = (u32, Option<u64>);
@@ -30,19 +32,22 @@ pub(super) struct LeaseIndex {
 }
 
 impl LeaseIndex {
-    pub(super) fn add(&mut self, lease: &Lease) {
+    /// Adds `lease`, whose id is `id`.
+    pub(super) fn add(&mut self, lease: &Lease, id: &SharedText) {
         let ending = self.ends.entry(lease.expires_at).or_default();
-        ending.insert(lease.id.clone());
+        ending.insert(id.clone());
         if let Some(pid) = lease.pid {
             let ids = self.tied.entry((pid, lease.pid_start)).or_default();
-            ids.insert(lease.id.clone());
+            ids.insert(id.clone());
         }
         *self.held.entry(lease.uid).or_default() += lease.ports.len();
     }
 
-    pub(super) fn remove(&mut self, lease: &Lease) {
+    /// Takes `lease` out; its id as the index held it, when it did.
+    pub(super) fn remove(&mut self, lease: &Lease) -> Option<SharedText> {
+        let mut taken = None;
         if let Some(ending) = self.ends.get_mut(&lease.expires_at) {
-            ending.remove(&lease.id);
+            taken = ending.take(lease.id.as_str());
             if ending.is_empty() {
                 self.ends.remove(&lease.expires_at);
             }
@@ -50,7 +55,7 @@ impl LeaseIndex {
         if let Some(pid) = lease.pid {
             let process = (pid, lease.pid_start);
             if let Some(ids) = self.tied.get_mut(&process) {
-                ids.remove(&lease.id);
+                ids.remove(lease.id.as_str());
                 if ids.is_empty() {
                     self.tied.remove(&process);
                 }
@@ -62,13 +67,14 @@ impl LeaseIndex {
                 self.held.remove(&lease.uid);
             }
         }
+        taken
     }
 
     /// The leases whose end is at or before `now`.
     pub(super) fn ended_by(&self, now: SystemTime) -> impl Iterator<Item = &str> {
         (self.ends.range(..=now))
             .flat_map(|(_, ids)| ids)
-            .map(String::as_str)
+            .map(|id| &**id)
     }
 
     /// The soonest end of any lease.

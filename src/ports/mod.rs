@@ -24,6 +24,7 @@ pub use index::Process;
 pub use leases::Loaded;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The managed range, both ends included. `start <= end`, and port 0 is never in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,14 +165,67 @@ impl<'de> Deserialize<'de> for Protocols {
 /// A port a scan saw in use, and by which protocols.
 pub type Seen = (u16, Protocols);
 
+/// A text that many port entries hold: one copy, and in each entry a
+/// pointer of 8 bytes. It reads, compares and is written as its text.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SharedText(Arc<String>);
+
+/// Hashed as its text, so that a set of them is searched by a `&str`.
+impl std::hash::Hash for SharedText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedText {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(text: &str) -> SharedText {
+        SharedText(Arc::new(text.to_string()))
+    }
+}
+
+impl fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SharedText, D::Error> {
+        String::deserialize(d).map(|text| SharedText(Arc::new(text)))
+    }
+}
+
 /// One port that is not free: its state and since when (RFC 3339).
+///
+/// The table holds an entry for every port that is not free, 20,000 of
+/// them on a busy host, so the texts are shared: the ports taken in one
+/// second share one `since`, and the ports of one lease one `lease_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortEntry {
     pub state: PortState,
-    pub since: String,
+    pub since: SharedText,
     /// The lease holding the port, for `leased` ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_id: Option<String>,
+    pub lease_id: Option<SharedText>,
     /// Which protocols hold an `in_use` port. A state file from before UDP
     /// was scanned has none: its ports were seen in TCP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,7 +236,7 @@ impl PortEntry {
     pub fn new(state: PortState, since: &str) -> PortEntry {
         PortEntry {
             state,
-            since: since.to_string(),
+            since: since.into(),
             lease_id: None,
             protocols: None,
         }
@@ -382,7 +436,7 @@ mod tests {
         assert_eq!(t.state(101).unwrap().protocols, Some(Protocols::UDP));
         assert!(t.apply_scan(&[(101, Protocols::BOTH), (102, Protocols::BOTH)], "t2"));
         assert_eq!(t.state(101).unwrap().protocols, Some(Protocols::BOTH));
-        assert_eq!(t.state(101).unwrap().since, "t1");
+        assert_eq!(t.state(101).unwrap().since, "t1".into());
         let json = serde_json::to_string(t.state(102).unwrap()).unwrap();
         assert_eq!(
             json,
@@ -421,9 +475,9 @@ mod tests {
             t.entries().keys().copied().collect::<Vec<_>>(),
             vec![101, 105]
         );
-        assert_eq!(t.state(101).unwrap().since, "t1");
+        assert_eq!(t.state(101).unwrap().since, "t1".into());
         assert!(!t.apply_scan(&tcp_only(&[101, 105]), "t2"));
-        assert_eq!(t.state(101).unwrap().since, "t1");
+        assert_eq!(t.state(101).unwrap().since, "t1".into());
         assert!(t.apply_scan(&tcp_only(&[105]), "t3"));
         assert!(t.is_free(101));
         assert_eq!(t.counts().in_use, 1);
@@ -479,7 +533,7 @@ mod tests {
             "port 105 is not free: it is excluded"
         );
         assert_eq!(t.set_server_port(103, "t1"), Ok(()), "its own port");
-        assert_eq!(t.state(103).unwrap().since, "t1");
+        assert_eq!(t.state(103).unwrap().since, "t1".into());
     }
 
     #[test]

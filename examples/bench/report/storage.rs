@@ -2,13 +2,27 @@
 //! leases in the state, and the lease list with 5,000.
 
 use crate::LEASE_CLIENTS;
-use crate::storage::{FILL_CHUNK, Filled, LIST_LEASES, RANGE, STARTUP_LEASES, Storage};
+use crate::storage::{
+    FILL_CHUNK, Filled, LIST_LEASES, RANGE, REST_CHUNK, REST_LEASES, STARTUP_LEASES, Storage,
+};
 use crate::table::{Row, median, mib, ms, quantile};
 
 pub fn rows(rows: &mut Vec<Row>, s: &Storage) {
     let none = s.filled.iter().find(|f| f.leased == 0);
     for filled in &s.filled {
         filled_rows(rows, filled, none);
+    }
+    if s.rest_rss_kib > 0 {
+        let rss = mib(s.rest_rss_kib);
+        rows.push(Row::check(
+            &format!(
+                "VmRSS, {} ports in {REST_LEASES} leases (MiB)",
+                REST_LEASES * REST_CHUNK
+            ),
+            format!("{rss:.2}"),
+            "<= 8 MiB",
+            rss <= 8.0,
+        ));
     }
     if !s.startups.is_empty() {
         let took = ms(quantile(&s.startups, 0.5));

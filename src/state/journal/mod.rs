@@ -183,7 +183,7 @@ pub fn apply(state: &mut StateFile, changes: Vec<Record>) {
                         .or_insert_with(|| PortEntry::new(PortState::Leased, &since));
                     if entry.lease_id.as_deref() != Some(lease.id.as_str()) {
                         *entry = PortEntry::new(PortState::Leased, &since);
-                        entry.lease_id = Some(lease.id.clone());
+                        entry.lease_id = Some(lease.id.as_str().into());
                     }
                 }
                 state.leases.insert(lease.id.clone(), lease);

@@ -178,7 +178,7 @@ fn applying_changes_twice_changes_nothing_more() {
     assert_eq!(state.cursors["default"], 3002);
     let entries: Vec<_> = state.ports.iter().collect();
     let mut leased = PortEntry::new(PortState::Leased, "2026-09-21T14:13:20Z");
-    leased.lease_id = Some("b".to_string());
+    leased.lease_id = Some("b".into());
     assert_eq!(entries, vec![(&3001, &leased)]);
 }
 
