@@ -80,7 +80,7 @@ pub fn render(app: &App) -> Response {
         "gauge",
         "Duration of the last scan.",
     );
-    let secs = Metrics::get(&m.last_scan_nanos) as f64 / 1e9;
+    let secs = crate::util::time::Decimal::secs(Metrics::get(&m.last_scan_nanos));
     let _ = writeln!(out, "dynport_scan_duration_seconds {secs}");
     family(
         &mut out,

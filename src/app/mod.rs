@@ -342,9 +342,9 @@ impl App {
             changed
         };
         log::debug!(
-            "scan of {range} by {} took {:.3} ms: {} in use, changed: {changed}",
+            "scan of {range} by {} took {} ms: {} in use, changed: {changed}",
             self.scan_method(),
-            scan.took.as_secs_f64() * 1000.0,
+            crate::util::time::Decimal::ms(scan.took, 3),
             scan.seen.len()
         );
         let stepped = self.follow_wall_clock();

@@ -112,9 +112,9 @@ impl App {
         disk.durable = disk.durable.max(cut);
         self.start_journal_over(&mut disk, written.id, cut);
         log::debug!(
-            "state file written up to change {cut} in {:.1} ms, {:.1} ms of it under the read lock",
-            began.elapsed().as_secs_f64() * 1000.0,
-            locked.as_secs_f64() * 1000.0
+            "state file written up to change {cut} in {} ms, {} ms of it under the read lock",
+            crate::util::time::Decimal::ms(began.elapsed(), 1),
+            crate::util::time::Decimal::ms(locked, 1)
         );
         Ok(())
     }

@@ -153,9 +153,10 @@ fn last_scan(v: &Value) -> String {
     if v.is_null() {
         return "never".to_string();
     }
-    let ms = v["duration_ms"].as_f64().unwrap_or(0.0);
+    let ms = v["duration_ms"].as_f64().unwrap_or(0.0).max(0.0);
+    let ms = crate::util::time::Decimal::ms(std::time::Duration::from_secs_f64(ms / 1000.0), 1);
     format!(
-        "{} ({ms:.1} ms, {} in use)",
+        "{} ({ms} ms, {} in use)",
         text(&v["at"]),
         text(&v["in_use"])
     )
@@ -167,16 +168,18 @@ fn bytes(v: &Value) -> String {
         return text(v);
     };
     let units = ["B", "KiB", "MiB", "GiB"];
-    let mut size = n as f64;
     let mut unit = 0;
-    while size >= 1024.0 && unit + 1 < units.len() {
-        size /= 1024.0;
+    let mut div = 1u128;
+    while u128::from(n) >= div * 1024 && unit + 1 < units.len() {
+        div *= 1024;
         unit += 1;
     }
-    match unit {
-        0 => format!("{n} B"),
-        _ => format!("{size:.1} {}", units[unit]),
+    if unit == 0 {
+        return format!("{n} B");
     }
+    // Tenths of the unit, rounded half up, in integers.
+    let tenths = (u128::from(n) * 10 + div / 2) / div;
+    format!("{}.{} {}", tenths / 10, tenths % 10, units[unit])
 }
 
 #[cfg(test)]

@@ -157,8 +157,8 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
         return Err(write_failure(&app, &e));
     }
     log::debug!(
-        "started in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1000.0
+        "started in {} ms",
+        crate::util::time::Decimal::ms(started.elapsed(), 1)
     );
     log::info!(
         "listening on http://{}",

@@ -40,6 +40,59 @@ pub fn rfc3339(t: SystemTime) -> String {
     Rfc3339::of(t).to_string()
 }
 
+/// A span of time in a unit (milliseconds or seconds) with a fixed number
+/// of decimals, rounded, written with integer arithmetic: log lines and
+/// `/metrics` show times without the float formatting machinery in the
+/// binary.
+#[derive(Clone, Copy, Debug)]
+pub struct Decimal {
+    nanos: u128,
+    /// Nanoseconds in one unit.
+    unit: u128,
+    places: u32,
+}
+
+impl Decimal {
+    /// `d` in milliseconds with `places` decimals (at most 6).
+    pub fn ms(d: std::time::Duration, places: u32) -> Decimal {
+        Decimal {
+            nanos: d.as_nanos(),
+            unit: 1_000_000,
+            places: places.min(6),
+        }
+    }
+
+    /// `nanos` in seconds with all nine decimals, trailing zeros dropped.
+    pub fn secs(nanos: u64) -> Decimal {
+        Decimal {
+            nanos: u128::from(nanos),
+            unit: 1_000_000_000,
+            places: 9,
+        }
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scale = 10u128.pow(self.places);
+        // Units of 10^-places, rounded half up.
+        let n = (self.nanos * scale + self.unit / 2) / self.unit;
+        let (whole, frac) = (n / scale, n % scale);
+        if self.unit == 1_000_000_000 {
+            // Seconds as Prometheus takes them: no trailing zeros.
+            if frac == 0 {
+                return write!(f, "{whole}");
+            }
+            let digits = format!("{frac:09}");
+            return write!(f, "{whole}.{}", digits.trim_end_matches('0'));
+        }
+        if self.places == 0 {
+            return write!(f, "{whole}");
+        }
+        write!(f, "{whole}.{frac:0width$}", width = self.places as usize)
+    }
+}
+
 /// The current time as RFC 3339. Every answer carries one, so each thread
 /// formats it once a second and copies it otherwise.
 pub fn now_rfc3339() -> String {
@@ -63,6 +116,33 @@ pub fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimals_round_half_up_with_integers() {
+        use super::Decimal;
+        use std::time::Duration;
+        assert_eq!(
+            Decimal::ms(Duration::from_micros(12_345), 1).to_string(),
+            "12.3"
+        );
+        assert_eq!(
+            Decimal::ms(Duration::from_micros(12_350), 1).to_string(),
+            "12.4"
+        );
+        assert_eq!(
+            Decimal::ms(Duration::from_nanos(84_499), 3).to_string(),
+            "0.084"
+        );
+        assert_eq!(
+            Decimal::ms(Duration::from_nanos(84_500), 3).to_string(),
+            "0.085"
+        );
+        assert_eq!(Decimal::ms(Duration::ZERO, 1).to_string(), "0.0");
+        assert_eq!(Decimal::secs(0).to_string(), "0");
+        assert_eq!(Decimal::secs(123_400).to_string(), "0.0001234");
+        assert_eq!(Decimal::secs(2_000_000_000).to_string(), "2");
+        assert_eq!(Decimal::secs(1_500_000_001).to_string(), "1.500000001");
+    }
+
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
