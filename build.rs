@@ -1,6 +1,8 @@
 //! Links dynport's hot code first (`dist/hot-code.ld`, written by
 //! `dist/hot-code`), so that an idle server keeps only the pages of code it
-//! has run in memory, not the whole binary.
+//! has run in memory, not the whole binary; and packs its relocations
+//! (`-z pack-relative-relocs`) where the linker can, 45 KB of a 1.5 MiB
+//! binary.
 
 use std::env;
 use std::path::Path;
@@ -13,6 +15,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DYNPORT_LINK_MAP");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
+    }
+    if links_packed_relocations() {
+        link_arg("-z");
+        link_arg("pack-relative-relocs");
     }
     match env::var("DYNPORT_LINK_MAP") {
         // `dist/hot-code` profiles a build in the linker's own order, with
@@ -29,4 +35,39 @@ fn main() {
 fn link_arg(arg: &str) {
     println!("cargo:rustc-link-arg-bin=dynport=-Xlinker");
     println!("cargo:rustc-link-arg-bin=dynport={arg}");
+}
+
+/// Whether the C toolchain that links dynport takes `-z
+/// pack-relative-relocs` (GNU ld 2.38 and later, LLD 15 and later): a
+/// tiny program is linked with it. The linker itself leaves the packed
+/// form out when the C library it links against cannot load it, so a
+/// binary built here runs wherever its C library is this one's or newer.
+fn links_packed_relocations() -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (Ok(out_dir), Ok(target), Ok(host)) =
+        (env::var("OUT_DIR"), env::var("TARGET"), env::var("HOST"))
+    else {
+        return false;
+    };
+    if target != host {
+        return false;
+    }
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let probe = Path::new(&out_dir).join("packed-relocs-probe");
+    let child = Command::new(cc)
+        .args(["-x", "c", "-", "-o"])
+        .arg(&probe)
+        .arg("-Wl,-z,pack-relative-relocs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"int main(void) { return 0; }\n");
+    }
+    child.wait().is_ok_and(|status| status.success())
 }
