@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::ClientError;
-use crate::config::trust::SOCKET_FILE;
+use crate::config::access::SOCKET_FILE;
 use crate::state::files::{self, Dir};
 use crate::state::walk::{self, Refusal, Rule};
 use crate::state::{MAX_STATE_BYTES, STATE_FILE};

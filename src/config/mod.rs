@@ -7,18 +7,18 @@
 //! table there and a line in `serve`; a new command is a word in [`parse`]
 //! with its own table of flags.
 
+pub(crate) mod access;
 pub mod client_flags;
 pub mod flags;
 pub mod help;
 mod hosts;
-mod leases;
+mod pools;
 pub(crate) mod portserver;
 mod raw;
 mod serve;
 mod token;
-pub(crate) mod trust;
 
-pub use leases::{BROWSER_REFUSED, DEFAULT_POOL};
+pub use pools::{BROWSER_REFUSED, DEFAULT_POOL};
 pub use token::{MIN_REMOTE_CHARS, read_private as read_token_file};
 
 use crate::ports::PortRange;

@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Flag, Raw, Value, bounded, port, range};
-use super::{ConfigError, Settings, hosts, leases, portserver, token, trust};
+use super::{ConfigError, Settings, access, hosts, pools, portserver, token};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -38,13 +38,13 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         return Err(exposed(raw));
     }
     let state_dir = state_dir(raw)?;
-    let pools = leases::pools(raw, range)?;
+    let pools = pools::pools(raw, range)?;
     Ok(Settings {
         host,
         range,
-        unix_socket: trust::unix_socket(raw, &state_dir)?,
-        max_ports_per_uid: trust::max_ports_per_uid(raw)?,
-        max_connections_per_uid: trust::max_connections_per_uid(raw)?,
+        unix_socket: access::unix_socket(raw, &state_dir)?,
+        max_ports_per_uid: access::max_ports_per_uid(raw)?,
+        max_connections_per_uid: access::max_connections_per_uid(raw)?,
         state_dir,
         refresh: secs(raw, raw::REFRESH_SECS, REFRESH_SECS, DEFAULT_REFRESH_SECS)?,
         workers: number(raw, raw::WORKERS, WORKERS, DEFAULT_WORKERS)? as usize,
@@ -54,7 +54,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         log_level: setting(raw, raw::LOG_LEVEL, log_level)?.unwrap_or(DEFAULT_LOG_LEVEL),
         portserver: portserver::portserver(raw, &pools)?,
         pools,
-        exclude: leases::exclude(raw, range)?,
+        exclude: pools::exclude(raw, range)?,
         lease_ttl: secs(
             raw,
             raw::LEASE_TTL_SECS,

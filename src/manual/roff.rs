@@ -7,7 +7,7 @@ use super::one_line;
 use crate::client::help::{self as client, PAGES, Page};
 use crate::config::client_flags::{self, FINDING};
 use crate::config::flags::{self, Flag};
-use crate::config::{self, help, trust::SOCKET_FILE};
+use crate::config::{self, access::SOCKET_FILE, help};
 use crate::state::{KERNEL_RECORD_FILE, LOCK_FILE, STATE_FILE};
 
 /// Variables systemd sets that the server reads: not flags, so not in `--help`.

@@ -1,5 +1,6 @@
-//! The settings of who may do what: the Unix socket the API is served on,
-//! the quota of leased ports and the share of connections per principal.
+//! How callers reach dynport and how much each may hold: the Unix socket
+//! the API is served on, the quota of leased ports and the share of
+//! connections per principal.
 
 use super::ConfigError;
 use super::raw::{self, Raw};
