@@ -476,7 +476,9 @@ fn refuse(mut stream: Stream, shared: &Shared, why: &Refused) {
     };
     log::debug!("refusing a connection with 503: {message}");
     let mut out = Vec::with_capacity(256);
-    let resp = (shared.config.error_response)(503, &message).with_header("Retry-After", "1");
+    let resp = shared
+        .error_response(503, &message)
+        .with_header("Retry-After", "1");
     let framing = Framing {
         close: true,
         keep_alive_10: false,

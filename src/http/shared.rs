@@ -77,6 +77,12 @@ impl Shared {
         })
     }
 
+    /// An error the engine answers itself, worded as the configuration
+    /// says.
+    pub fn error_response(&self, status: u16, message: &str) -> super::Response {
+        (self.config.error_response)(status, message)
+    }
+
     pub fn listener_addr(&self) -> Option<SocketAddr> {
         *self.listener_addr.lock().unwrap_or_else(|e| e.into_inner())
     }

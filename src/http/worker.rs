@@ -235,7 +235,7 @@ impl Worker {
         };
         let resp = later
             .take()
-            .unwrap_or_else(|| (self.shared.config.error_response)(500, super::later::LOST));
+            .unwrap_or_else(|| self.shared.error_response(500, super::later::LOST));
         self.out.clear();
         conn.take_unsent(&mut self.out);
         let sent = write::encode(&mut self.out, &resp, framing);
@@ -308,11 +308,9 @@ impl Worker {
                     framed.request.method.escape_debug(),
                     framed.request.path.escape_debug()
                 );
-                (self.shared.config.error_response)(
-                    500,
-                    "internal error while handling the request",
-                )
-                .into()
+                self.shared
+                    .error_response(500, "internal error while handling the request")
+                    .into()
             });
         let keep_alive = framed.keep_alive && !self.shared.shutting_down.load(Ordering::Relaxed);
         let framing = Framing {
@@ -335,7 +333,7 @@ impl Worker {
     /// Encodes the engine's own answer to a refused request.
     fn refuse(&mut self, reject: Reject) {
         log::debug!("refusing request: {} {}", reject.status, reject.message);
-        let resp = (self.shared.config.error_response)(reject.status, reject.message);
+        let resp = self.shared.error_response(reject.status, reject.message);
         self.encode_closing(&resp);
     }
 
@@ -360,7 +358,9 @@ impl Worker {
             self.shared.config.request_timeout
         );
         self.out.clear();
-        let resp = (self.shared.config.error_response)(408, "request not received in time");
+        let resp = self
+            .shared
+            .error_response(408, "request not received in time");
         self.encode_closing(&resp);
         self.send(conn, After::Linger, Instant::now())
     }
