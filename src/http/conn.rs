@@ -6,17 +6,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::Peer;
 use super::later::Later;
 use super::share::Holder;
 use super::shared::Shared;
 use super::stream::Stream;
+use super::tunnel::Tunnel;
 use super::write::Framing;
+use super::{ListenerKind, Peer};
 
 /// How long a connection that was answered early may keep sending before it
 /// is closed, and how much of that input is read and thrown away.
 pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
 pub(crate) const LINGER_BYTES: usize = 64 * 1024;
+/// How long a tunnel waits for its backend to take the connection.
+pub(crate) const CONNECT_TIME: Duration = Duration::from_secs(5);
+/// A tunnel has no deadline of its own: an open WebSocket or a long poll
+/// lasts as long as both sides keep it. This stands for never.
+pub(crate) const NO_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What a connection waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +37,8 @@ pub(crate) enum Phase {
     /// Its handler answers later; `framing` is for that answer, and
     /// `pending_out` holds earlier answers not yet written.
     Awaiting { later: Later, framing: Framing },
+    /// Its requests go to a backend through [`Conn::tunnel`].
+    Tunneling,
 }
 
 /// What happens once an answer is fully written.
@@ -39,6 +47,8 @@ pub(crate) enum After {
     KeepAlive,
     Close,
     Linger,
+    /// The connection became a tunnel: its turns go on there.
+    Tunnel,
 }
 
 /// A connection. Exactly one place holds it at a time: the poller's registry
@@ -69,6 +79,13 @@ pub(crate) struct Conn {
     pub peer: Peer,
     /// Whose share of the connections it counts in.
     holder: Holder,
+    /// The TCP listener it came in on; `None` on the Unix socket.
+    pub listener: Option<ListenerKind>,
+    /// Whether the handler answered a request of it: it is bound to the
+    /// handler, and a request the router claims is refused (421).
+    pub served: bool,
+    /// The backend it is paired with, once a request was routed.
+    pub tunnel: Option<Box<Tunnel>>,
     pub shared: Arc<Shared>,
 }
 
@@ -78,6 +95,7 @@ impl Conn {
     pub fn new(
         stream: Stream,
         peer: Peer,
+        listener: Option<ListenerKind>,
         holder: Holder,
         key: usize,
         shared: Arc<Shared>,
@@ -97,6 +115,9 @@ impl Conn {
             deadline,
             peer,
             holder,
+            listener,
+            served: false,
+            tunnel: None,
             shared,
         }
     }

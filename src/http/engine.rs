@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::ListenerKind;
 use super::conn::Conn;
 use super::share::Holder;
 use super::shared::Shared;
@@ -25,6 +26,8 @@ const LISTENER: usize = usize::MAX - 1;
 const RETIRING: usize = usize::MAX - 2;
 /// The poller key of the Unix socket listener.
 const UNIX: usize = usize::MAX - 3;
+/// The poller key of the listener that only routes.
+const ROUTES: usize = usize::MAX - 4;
 /// How long a replaced listener goes on serving the handshakes that were
 /// under way when it stopped taking new ones: many round trips on any host.
 const RETIRE_AFTER: Duration = Duration::from_millis(100);
@@ -50,6 +53,8 @@ pub(crate) struct PollLoop {
     listener: Option<TcpListener>,
     /// The Unix socket, served beside the TCP listener.
     unix: Option<UnixListener>,
+    /// The listener that only routes, when there is one.
+    routes: Option<TcpListener>,
     /// A replaced listener that takes no new handshakes, until it closes.
     retiring: Option<(TcpListener, Instant)>,
     work: Sender<Conn>,
@@ -68,6 +73,7 @@ impl PollLoop {
         shared: Arc<Shared>,
         listener: TcpListener,
         unix: Option<UnixListener>,
+        routes: Option<TcpListener>,
         work: Sender<Conn>,
         commands: Receiver<Command>,
     ) -> io::Result<PollLoop> {
@@ -75,6 +81,7 @@ impl PollLoop {
             shared,
             listener: None,
             unix: None,
+            routes: None,
             retiring: None,
             work,
             commands,
@@ -90,6 +97,15 @@ impl PollLoop {
             deepen_backlog(&unix);
             poll_loop.shared.poller.add(&unix, UNIX, Interest::Read)?;
             poll_loop.unix = Some(unix);
+        }
+        if let Some(routes) = routes {
+            routes.set_nonblocking(true)?;
+            deepen_backlog(&routes);
+            poll_loop
+                .shared
+                .poller
+                .add(&routes, ROUTES, Interest::Read)?;
+            poll_loop.routes = Some(routes);
         }
         Ok(poll_loop)
     }
@@ -205,6 +221,9 @@ impl PollLoop {
         if let Some(unix) = self.unix.take() {
             let _ = self.shared.poller.delete(&unix);
         }
+        if let Some(routes) = self.routes.take() {
+            let _ = self.shared.poller.delete(&routes);
+        }
     }
 
     fn drop_retiring(&mut self) {
@@ -236,7 +255,7 @@ impl PollLoop {
     }
 
     fn handle_events(&mut self) {
-        let mut ready = [false; 3];
+        let mut ready = [false; 4];
         {
             let mut registry = self.shared.registry();
             for key in self.events.keys() {
@@ -244,12 +263,16 @@ impl PollLoop {
                     RETIRING => ready[0] = true,
                     LISTENER => ready[1] = true,
                     UNIX => ready[2] = true,
-                    _ => self.batch.extend(registry.take_ready(key)),
+                    ROUTES => ready[3] = true,
+                    // A tunnel's backend socket wakes its connection.
+                    _ => self
+                        .batch
+                        .extend(registry.take_ready(key & !super::tunnel::BACKEND_KEY)),
                 }
             }
         }
         self.dispatch_batch();
-        for (key, ready) in [RETIRING, LISTENER, UNIX].into_iter().zip(ready) {
+        for (key, ready) in [RETIRING, LISTENER, UNIX, ROUTES].into_iter().zip(ready) {
             if ready {
                 self.accept_some(key);
             }
@@ -274,7 +297,7 @@ impl PollLoop {
                 return true;
             };
             match accepted {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, addr)) => self.admit(stream, addr, listener_kind(key)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
@@ -301,6 +324,7 @@ impl PollLoop {
     fn accept_one(&self, key: usize) -> Option<io::Result<(Stream, Option<SocketAddr>)>> {
         let tcp = match (key, &self.listener, &self.retiring) {
             (LISTENER, Some(listener), _) | (RETIRING, _, Some((listener, _))) => listener,
+            (ROUTES, ..) => self.routes.as_ref()?,
             (UNIX, ..) => {
                 let accepted = self.unix.as_ref()?.accept();
                 return Some(accepted.map(|(stream, _)| (Stream::Unix(stream), None)));
@@ -316,12 +340,14 @@ impl PollLoop {
     fn rearm_listeners(&mut self) {
         self.rearm(LISTENER);
         self.rearm(UNIX);
+        self.rearm(ROUTES);
     }
 
     fn rearm(&mut self, key: usize) {
         let rearmed = match key {
             LISTENER => self.listener.as_ref().map(|l| self.poller_rearm(l, key)),
             UNIX => self.unix.as_ref().map(|l| self.poller_rearm(l, key)),
+            ROUTES => self.routes.as_ref().map(|l| self.poller_rearm(l, key)),
             _ => self
                 .retiring
                 .as_ref()
@@ -357,7 +383,7 @@ impl PollLoop {
     /// principal's share is full, makes room by closing the oldest idle
     /// connection when the engine's cap is reached, or refuses it when none
     /// is idle.
-    fn admit(&mut self, stream: Stream, addr: Option<SocketAddr>) {
+    fn admit(&mut self, stream: Stream, addr: Option<SocketAddr>, listener: Option<ListenerKind>) {
         let shared = &self.shared;
         let peer = super::stream::identify(&stream, addr, shared.config.identify_tcp);
         let holder = Holder::of(&peer);
@@ -390,6 +416,7 @@ impl PollLoop {
         let conn = Conn::new(
             stream,
             peer,
+            listener,
             holder,
             key,
             Arc::clone(shared),
@@ -428,6 +455,16 @@ impl PollLoop {
         // worker writes.
         self.batch.retain(|conn| !conn.is_idle());
         self.dispatch_batch();
+    }
+}
+
+/// Which listener the poller key `key` is, for a connection accepted on
+/// it; `None` for the Unix socket.
+fn listener_kind(key: usize) -> Option<ListenerKind> {
+    match key {
+        UNIX => None,
+        ROUTES => Some(ListenerKind::Routes),
+        _ => Some(ListenerKind::Main),
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod conn;
 mod engine;
+mod framing;
 /// Only for the fuzz targets (cargo fuzz builds with `--cfg fuzzing`) and
 /// its own tests: no release build carries it.
 #[cfg(any(fuzzing, test))]
@@ -24,6 +25,7 @@ mod retire;
 mod share;
 mod shared;
 mod stream;
+mod tunnel;
 mod worker;
 mod write;
 pub(crate) use write::push_number;
@@ -210,6 +212,57 @@ impl Response {
 /// What the engine calls for every complete request. A panic inside becomes a 500.
 pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
+/// Which TCP listener a connection came in on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The main listener: the handler's requests, and routes.
+    #[default]
+    Main,
+    /// A listener that only routes ([`Engine::serve_routes`]): every
+    /// request there goes to the router.
+    Routes,
+}
+
+/// Where a request goes, as the [`Router`] decides from its head alone.
+#[derive(Debug)]
+pub enum Route {
+    /// To the handler, as any request that is not routed.
+    Serve,
+    /// Through a tunnel to a backend on this host.
+    Forward(Forward),
+    /// This answer (say, a page listing the routes), then the connection
+    /// closes.
+    Answer(Response),
+}
+
+/// A backend on this host for a route.
+#[derive(Debug)]
+pub struct Forward {
+    /// The route's name: a connection stays with one route, and a later
+    /// request for another is refused (421).
+    pub name: String,
+    /// The backend's port, on `127.0.0.1`, else on `[::1]` when nothing
+    /// listens on IPv4.
+    pub port: u16,
+    /// What the client is told when nothing listens on either.
+    pub unreachable: Response,
+    /// The name this proxy gives itself in `Via`.
+    pub via: &'static str,
+}
+
+/// Decides which requests on TCP are routed rather than served, and where
+/// they go. The engine asks [`Router::claims`] of every request head on
+/// its main listener, and [`Router::route`] of the claimed ones and of
+/// every request on a routes listener.
+pub trait Router: Send + Sync {
+    /// Whether a request whose `Host` is `host` (as sent; `None` without
+    /// one) goes to the router rather than the handler. Cheap: called for
+    /// every request on the main listener.
+    fn claims(&self, host: Option<&[u8]>) -> bool;
+    /// Where a request goes, from its head (the body is not read yet).
+    fn route(&self, head: &Request, listener: ListenerKind) -> Route;
+}
+
 /// The engine's limits and sizes.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -268,6 +321,7 @@ pub struct Engine {
     commands: Sender<Command>,
     inbox: Receiver<Command>,
     unix: Option<UnixListener>,
+    routes: Option<TcpListener>,
 }
 
 /// A cheap, cloneable handle to a running engine.
@@ -293,7 +347,21 @@ impl Engine {
             commands,
             inbox,
             unix: None,
+            routes: None,
         })
+    }
+
+    /// Sends requests that `router` claims to their routes, on the main
+    /// listener and on a routes listener.
+    pub fn route_with(&mut self, router: Arc<dyn Router>) {
+        // Set once, before the engine runs.
+        let _ = self.shared.router.set(router);
+    }
+
+    /// Serves a listener that only routes: every request on it goes to the
+    /// router, none to the handler.
+    pub fn serve_routes(&mut self, listener: TcpListener) {
+        self.routes = Some(listener);
     }
 
     /// Serves the same handler on a Unix socket too, with the same limits
@@ -320,6 +388,7 @@ impl Engine {
             Arc::clone(&self.shared),
             listener,
             self.unix,
+            self.routes,
             work,
             self.inbox,
         )?;

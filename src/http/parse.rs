@@ -54,6 +54,11 @@ pub(crate) enum Parsed {
         send_continue: bool,
     },
     Invalid(Reject),
+    /// A complete head that the router claims (its `Host` names a route):
+    /// framing and the limits are not the engine's business, the route's.
+    Divert {
+        head_len: usize,
+    },
 }
 
 /// What the framing headers of one head say.
@@ -68,6 +73,17 @@ struct Framing {
 
 /// Parses the request at the front of `buf`.
 pub(crate) fn parse(buf: &[u8], limits: Limits) -> Parsed {
+    parse_routed(buf, limits, &|_| false)
+}
+
+/// Parses the request at the front of `buf`, unless `claims`, given the
+/// value of its `Host` header once its head is complete, says it goes to a
+/// route instead.
+pub(crate) fn parse_routed(
+    buf: &[u8],
+    limits: Limits,
+    claims: &dyn Fn(Option<&[u8]>) -> bool,
+) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -86,8 +102,16 @@ pub(crate) fn parse(buf: &[u8], limits: Limits) -> Parsed {
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(HEAD_TOO_LARGE),
-        Err(_) => return Parsed::Invalid(Reject::new(400, "malformed request")),
+        Err(_) => return Parsed::Invalid(MALFORMED),
     };
+    let host = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value);
+    if claims(host) {
+        return Parsed::Divert { head_len };
+    }
     let framing = match read_framing(req.headers) {
         Ok(f) => f,
         Err(reject) => return Parsed::Invalid(reject),
@@ -127,6 +151,7 @@ pub(crate) fn parse(buf: &[u8], limits: Limits) -> Parsed {
     })
 }
 
+pub(crate) const MALFORMED: Reject = Reject::new(400, "malformed request");
 const HEAD_TOO_LARGE: Reject = Reject::new(431, "request head too large (limit 16 KiB)");
 
 /// Collects the headers that decide framing, refusing contradictions.
@@ -188,6 +213,27 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Reject> {
 
 fn text(value: &[u8]) -> Result<&str, Reject> {
     std::str::from_utf8(value).map_err(|_| Reject::new(400, "header value is not UTF-8"))
+}
+
+/// The request a complete head describes, with no body: what the router
+/// routes by. The method is as sent (`HEAD` too).
+pub(crate) fn head_request(req: &httparse::Request<'_, '_>) -> Request {
+    build_request(
+        req.method.unwrap_or("GET"),
+        req.path.unwrap_or("/"),
+        req.headers,
+        &[],
+    )
+}
+
+/// The request in `head`, a complete head as [`Parsed::Divert`] found it.
+pub(crate) fn parse_head(head: &[u8]) -> Option<Request> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => Some(head_request(&req)),
+        _ => None,
+    }
 }
 
 fn build_request(

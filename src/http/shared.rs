@@ -5,7 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::conn::Conn;
 use super::registry::{Parked, Registry};
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     /// Connections whose later answer has come, for the poller to hand to
     /// a worker.
     resumed: Mutex<Vec<Conn>>,
+    /// What routes requests to backends, when anything does.
+    pub router: OnceLock<Arc<dyn super::Router>>,
 }
 
 /// Live counters behind [`Stats`].
@@ -74,6 +76,7 @@ impl Shared {
             started: AtomicBool::new(false),
             listener_addr: Mutex::new(None),
             resumed: Mutex::new(Vec::new()),
+            router: OnceLock::new(),
         })
     }
 
@@ -99,14 +102,20 @@ impl Shared {
 
     /// Parks a connection until its socket is ready for its phase. Returns it
     /// when it must be served again at once.
-    pub fn park(&self, conn: Conn, writable: bool) -> Option<Conn> {
-        let interest = if writable {
-            Interest::Write
-        } else {
-            Interest::Read
-        };
+    pub fn park(&self, mut conn: Conn, writable: bool) -> Option<Conn> {
         // Re-arm before parking: see the registry's module documentation.
-        if let Err(e) = self.poller.rearm(&conn.stream, conn.key, interest) {
+        let armed = match conn.tunnel.as_deref_mut() {
+            Some(tunnel) => self.arm_tunnel(conn.key, &conn.stream, tunnel),
+            None => {
+                let interest = if writable {
+                    Interest::Write
+                } else {
+                    Interest::Read
+                };
+                self.poller.rearm(&conn.stream, conn.key, interest)
+            }
+        };
+        if let Err(e) = armed {
             log::warn!("cannot wait on a connection, closing it: {e}");
             return None;
         }
@@ -125,6 +134,33 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Arms both sockets of a tunnel for what each waits for. A socket that
+    /// waits for nothing is left disarmed (a one-shot interest that fired
+    /// stays off), so that a closed peer cannot wake it over and over.
+    fn arm_tunnel(
+        &self,
+        key: usize,
+        client: &super::stream::Stream,
+        tunnel: &mut super::tunnel::Tunnel,
+    ) -> io::Result<()> {
+        let wants = tunnel.interests();
+        if wants.client.is_none() && wants.backend.is_none() {
+            return Err(io::Error::other("a tunnel waits for nothing"));
+        }
+        if let Some(interest) = wants.client {
+            self.poller.rearm(client, key, interest)?;
+        }
+        let backend_key = key | super::tunnel::BACKEND_KEY;
+        if tunnel.take_unregistered() {
+            let interest = wants.backend.unwrap_or(Interest::Write);
+            return self.poller.add(&tunnel.backend, backend_key, interest);
+        }
+        if let Some(interest) = wants.backend {
+            self.poller.rearm(&tunnel.backend, backend_key, interest)?;
+        }
+        Ok(())
     }
 
     /// Hands a connection whose later answer has come back to the poller,

@@ -14,12 +14,14 @@ use crossbeam_channel::Receiver;
 
 use crate::sys;
 
-use super::conn::{After, Conn, LINGER_BYTES, LINGER_TIME, Phase};
+use super::conn::{After, CONNECT_TIME, Conn, LINGER_BYTES, LINGER_TIME, NO_DEADLINE, Phase};
 use super::later::Later;
 use super::parse::{self, Framed, Limits, Parsed, Reject};
 use super::shared::Shared;
+use super::stream::Stream;
+use super::tunnel::{Tunnel, Turn};
 use super::write::{self, CONTINUE, Framing};
-use super::{Handler, Peer, Reply, Response};
+use super::{Forward, Handler, ListenerKind, Peer, Reply, Response, Route, Router};
 
 /// Turns a worker gives one connection before parking it again, so a client
 /// that keeps the socket full cannot keep a worker to itself.
@@ -56,6 +58,15 @@ pub(crate) struct Worker {
     deferred: Option<(Later, Framing)>,
     /// The peer of the connection being served, given to its requests.
     peer: Peer,
+    /// The listener of the connection being served (`None`: the Unix
+    /// socket, where nothing is routed).
+    listener: Option<ListenerKind>,
+    /// Whether the handler answered a request of the connection being
+    /// served: see [`Conn::served`].
+    served: bool,
+    /// A request the router sent to a backend: the connection becomes a
+    /// tunnel from that request on.
+    diverted: Option<Forward>,
 }
 
 impl Worker {
@@ -69,6 +80,9 @@ impl Worker {
             out: Vec::new(),
             deferred: None,
             peer: Peer::default(),
+            listener: None,
+            served: false,
+            diverted: None,
             shared,
             handler,
             limits,
@@ -109,11 +123,13 @@ impl Worker {
         loop {
             turns += 1;
             self.peer = conn.peer;
+            self.listener = conn.listener;
             let next = match conn.phase {
                 Phase::Reading => self.read_turn(&mut conn),
                 Phase::Writing { then } => self.write_turn(&mut conn, then),
                 Phase::Lingering { discarded } => linger_turn(&mut conn, discarded),
                 Phase::Awaiting { .. } => self.resume_turn(&mut conn),
+                Phase::Tunneling => self.tunnel_turn(&mut conn),
             };
             match next {
                 Next::Again if turns < MAX_TURNS => continue,
@@ -192,9 +208,14 @@ impl Worker {
     /// after what `self.out` holds, keeps the rest, and says how the
     /// connection goes on.
     fn answer_input(&mut self, conn: &mut Conn, input: &[u8], now: Instant) -> After {
+        self.served = conn.served;
         let (pos, mut after) =
             self.answer_each(&mut conn.request_started, &mut conn.continue_sent, input);
+        conn.served = self.served;
         let rest = &input[pos..];
+        if after == After::Tunnel {
+            return self.open_tunnel(conn, rest.to_vec());
+        }
         if after == After::KeepAlive && !rest.is_empty() {
             conn.pending_in.extend_from_slice(rest);
             conn.request_started.get_or_insert(now);
@@ -265,8 +286,23 @@ impl Worker {
         input: &[u8],
     ) -> (usize, After) {
         let mut pos = 0;
+        let router = self.shared.router.get().cloned();
+        let listener = self.listener;
+        let claims = |host: Option<&[u8]>| match (&router, listener) {
+            (Some(_), Some(ListenerKind::Routes)) => true,
+            (Some(router), Some(ListenerKind::Main)) => router.claims(host),
+            _ => false,
+        };
         while pos < input.len() && self.out.len() < MAX_UNSENT {
-            match parse::parse(&input[pos..], self.limits) {
+            let mut parsed = parse::parse_routed(&input[pos..], self.limits, &claims);
+            if let (Parsed::Divert { head_len }, Some(router)) = (&parsed, &router) {
+                match self.route(&input[pos..pos + head_len], router.as_ref()) {
+                    Some(after) => return (pos, after),
+                    // Not routed after all: served as any other request.
+                    None => parsed = parse::parse(&input[pos..], self.limits),
+                }
+            }
+            match parsed {
                 Parsed::Complete(framed) => {
                     pos += framed.len;
                     *request_started = None;
@@ -291,15 +327,73 @@ impl Worker {
                     self.refuse(reject);
                     return (pos, After::Linger);
                 }
+                // Claimed, but no router to route it: refused as misdirected.
+                Parsed::Divert { .. } => {
+                    self.refuse_misdirected();
+                    return (pos, After::Linger);
+                }
             }
         }
         (pos, After::KeepAlive)
+    }
+
+    /// Routes the request whose complete head is `head`: `None` when it goes
+    /// to the handler after all, else how the connection goes on (a tunnel
+    /// from this request on, or closing after the router's answer).
+    fn route(&mut self, head: &[u8], router: &dyn Router) -> Option<After> {
+        let Some(mut request) = parse::parse_head(head) else {
+            self.refuse(parse::MALFORMED);
+            return Some(After::Linger);
+        };
+        request.peer = self.peer;
+        let listener = self.listener.unwrap_or_default();
+        let route = catch_unwind(AssertUnwindSafe(|| router.route(&request, listener)))
+            .unwrap_or_else(|_| {
+                log::error!("the router panicked on a request");
+                Route::Answer(
+                    self.shared
+                        .error_response(500, "internal error while routing the request"),
+                )
+            });
+        match route {
+            Route::Serve if listener == ListenerKind::Main => None,
+            Route::Serve => {
+                self.refuse_misdirected();
+                Some(After::Linger)
+            }
+            Route::Answer(answer) => {
+                let framing = Framing {
+                    close: true,
+                    keep_alive_10: false,
+                    head_only: request.method == "HEAD",
+                };
+                let sent = write::encode(&mut self.out, &answer, framing);
+                self.shared.stats.count(sent);
+                Some(After::Linger)
+            }
+            // One connection, one route: one the handler answered on stays
+            // with the handler.
+            Route::Forward(_) if self.served || !self.out.is_empty() => {
+                self.refuse_misdirected();
+                Some(After::Linger)
+            }
+            Route::Forward(forward) => {
+                self.diverted = Some(forward);
+                Some(After::Tunnel)
+            }
+        }
+    }
+
+    fn refuse_misdirected(&mut self) {
+        let resp = self.shared.error_response(421, super::tunnel::MISDIRECTED);
+        self.encode_closing(&resp);
     }
 
     /// Calls the handler and encodes its answer; false when the connection
     /// closes after it.
     fn respond(&mut self, mut framed: Framed) -> bool {
         framed.request.peer = self.peer;
+        self.served = true;
         let handler = &self.handler;
         let reply =
             catch_unwind(AssertUnwindSafe(|| handler(&framed.request))).unwrap_or_else(|_| {
@@ -365,6 +459,89 @@ impl Worker {
         self.send(conn, After::Linger, Instant::now())
     }
 
+    /// Makes the connection a tunnel to the route's backend, with `held`,
+    /// the routed request and what followed it, to go first. A backend
+    /// refused at once is answered with the route's page.
+    fn open_tunnel(&mut self, conn: &mut Conn, held: Vec<u8>) -> After {
+        let Some(forward) = self.diverted.take() else {
+            return After::Close;
+        };
+        let listener_port = match &conn.stream {
+            Stream::Tcp(s) => s.local_addr().ok().map(|a| a.port()),
+            Stream::Unix(_) => None,
+        };
+        let opened = Tunnel::open(
+            forward,
+            held,
+            &conn.peer,
+            listener_port,
+            conn.listener.unwrap_or_default(),
+            self.shared.config.error_response,
+        );
+        match opened {
+            Ok(tunnel) => {
+                let connecting = tunnel.connecting();
+                conn.tunnel = Some(Box::new(tunnel));
+                conn.phase = Phase::Tunneling;
+                conn.request_started = None;
+                conn.pending_in = Vec::new();
+                let now = Instant::now();
+                conn.deadline = now
+                    + if connecting {
+                        CONNECT_TIME
+                    } else {
+                        NO_DEADLINE
+                    };
+                After::Tunnel
+            }
+            Err(answer) => {
+                self.encode_closing(&answer);
+                After::Linger
+            }
+        }
+    }
+
+    /// A turn of a tunnel: moves what each side has for the other.
+    fn tunnel_turn(&mut self, conn: &mut Conn) -> Next {
+        let now = Instant::now();
+        let (Some(tunnel), Stream::Tcp(client), Some(router)) = (
+            conn.tunnel.as_deref_mut(),
+            &mut conn.stream,
+            self.shared.router.get(),
+        ) else {
+            return Next::Close;
+        };
+        self.out.clear();
+        if tunnel.connecting() && now >= conn.deadline {
+            let answer = tunnel.give_up();
+            self.encode_closing(&answer);
+            conn.tunnel = None;
+            conn.phase = Phase::Reading;
+            return self.send(conn, After::Linger, now);
+        }
+        let mut scratch = std::mem::take(&mut self.input);
+        let turn = tunnel.turn(client, &mut scratch, &mut self.out, router.as_ref());
+        let connecting = tunnel.connecting();
+        self.input = scratch;
+        match turn {
+            Turn::Wait => {
+                if !connecting {
+                    conn.deadline = now + NO_DEADLINE;
+                }
+                Next::Wait
+            }
+            Turn::Again => Next::Again,
+            Turn::Answer => {
+                // dynport's last word: the backend is done with.
+                conn.tunnel = None;
+                conn.phase = Phase::Reading;
+                self.shared.stats.count(421);
+                self.send(conn, After::Linger, now)
+            }
+            Turn::Close => Next::Close,
+        }
+    }
+
     /// Writes `self.out`; what the socket does not take waits in the
     /// connection for writability.
     fn send(&mut self, conn: &mut Conn, after: After, now: Instant) -> Next {
@@ -426,6 +603,7 @@ impl Worker {
 fn finish(conn: &mut Conn, after: After, now: Instant) -> Next {
     match after {
         After::KeepAlive => Next::Wait,
+        After::Tunnel => Next::Again,
         After::Close => Next::Close,
         After::Linger => {
             // The FIN goes out after the answer; the client reads the answer,

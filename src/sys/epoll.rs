@@ -19,6 +19,8 @@ const WAKE: u64 = u64::MAX;
 pub(crate) enum Interest {
     Read,
     Write,
+    /// Either: a tunnel reads and writes the same socket.
+    Both,
 }
 
 impl Interest {
@@ -26,6 +28,7 @@ impl Interest {
         let direction = match self {
             Interest::Read => libc::EPOLLIN,
             Interest::Write => libc::EPOLLOUT,
+            Interest::Both => libc::EPOLLIN | libc::EPOLLOUT,
         };
         (direction | libc::EPOLLONESHOT) as u32
     }

@@ -365,6 +365,71 @@ pub fn is_own_address(ip: std::net::IpAddr) -> bool {
     found
 }
 
+/// Starts a TCP connection to `addr` without waiting for it: a non-blocking
+/// stream, and whether it is connected already (`false`: the handshake is
+/// under way; it is writable once it ends, and `take_error` then says how).
+/// A refusal the kernel knows at once (nothing listens on a loopback port)
+/// is the error itself.
+pub fn connect_nonblocking(addr: std::net::SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {
+    let (domain, storage, len) = sockaddr(addr);
+    let fd = socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)?;
+    // SAFETY: the descriptor is open; `storage` is a live sockaddr of `len`
+    // bytes for the socket's family, which the kernel only reads.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    let stream = std::net::TcpStream::from(fd);
+    if rc == 0 {
+        return Ok((stream, true));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINPROGRESS) => Ok((stream, false)),
+        _ => Err(e),
+    }
+}
+
+/// `addr` as the kernel takes it: family, address, and its length.
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data for which all zeroes is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            (libc::AF_INET, storage, len)
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            (libc::AF_INET6, storage, len)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
