@@ -8,6 +8,9 @@
 /// epolls, netlink sockets, the state directory and its files, `/proc`
 /// reads and the accept loop's reserved descriptor.
 pub const RESERVE: usize = 64;
+/// The descriptors one connection may hold: its own, and its backend's
+/// when it is a tunnel.
+pub const DESCRIPTORS_PER_CONNECTION: usize = 2;
 /// The most HTTP connections served at once, however high the limit.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// The most portserver clients waiting for their line at once.
@@ -28,14 +31,15 @@ pub struct FdBudget {
 }
 
 /// The caps for a limit of `limit` open descriptors: [`RESERVE`] kept
-/// aside, half of the rest at most for connections, a quarter each for
-/// waiting portserver clients and pid watches, each within its maximum and
-/// at least 1.
+/// aside, half of the rest at most for connections (each may be a tunnel
+/// to a named dev server, two descriptors), a quarter each for waiting
+/// portserver clients and pid watches, each within its maximum and at
+/// least 1.
 pub fn size(limit: u64) -> FdBudget {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let rest = limit.saturating_sub(RESERVE);
     FdBudget {
-        connections: (rest / 2).clamp(1, MAX_CONNECTIONS),
+        connections: (rest / 2 / DESCRIPTORS_PER_CONNECTION).clamp(1, MAX_CONNECTIONS),
         portserver_waiting: (rest / 4).clamp(1, MAX_PORTSERVER_WAITING),
         pid_watches: (rest / 4).clamp(1, MAX_PID_WATCHES),
     }
@@ -98,12 +102,14 @@ mod tests {
         assert_eq!(
             budget,
             FdBudget {
-                connections: 480,
+                connections: 240,
                 portserver_waiting: 240,
                 pid_watches: 240,
             }
         );
-        let spent = budget.connections + budget.portserver_waiting + budget.pid_watches;
+        let spent = budget.connections * DESCRIPTORS_PER_CONNECTION
+            + budget.portserver_waiting
+            + budget.pid_watches;
         assert_eq!(spent + RESERVE, 1024);
     }
 
@@ -119,8 +125,8 @@ mod tests {
             }
         );
         assert_eq!(size(u64::MAX), budget, "an unlimited limit is a high one");
-        assert_eq!(size(2112).connections, MAX_CONNECTIONS);
-        assert_eq!(size(2111).connections, MAX_CONNECTIONS - 1);
+        assert_eq!(size(4160).connections, MAX_CONNECTIONS);
+        assert_eq!(size(4159).connections, MAX_CONNECTIONS - 1);
     }
 
     #[test]
@@ -133,7 +139,7 @@ mod tests {
         assert_eq!(size(0), one);
         assert_eq!(size(64), one);
         let eight_left = FdBudget {
-            connections: 4,
+            connections: 2,
             portserver_waiting: 2,
             pid_watches: 2,
         };

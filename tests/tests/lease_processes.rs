@@ -109,7 +109,7 @@ fn leases_past_the_pidfd_cap_are_polled_and_end_with_their_processes() {
     lease_each(&server, &sleepers.pids());
     let log = server.log();
     assert!(
-        log.contains("open descriptor limit 1024: at most 480 connections"),
+        log.contains("open descriptor limit 1024: at most 240 connections"),
         "{log}"
     );
     assert!(
