@@ -12,6 +12,23 @@ pub fn printable_problem(s: &str) -> Option<String> {
     })
 }
 
+/// `s` as HTML text or attribute value: `&`, `<`, `>`, `"` and `'`
+/// written as references, so that nothing in it becomes markup.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether `c` may appear in printable text.
 pub fn is_printable(s: &str) -> bool {
     s.chars().all(printable)
@@ -36,6 +53,15 @@ fn kind_of(c: char) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_escaping_leaves_no_markup() {
+        assert_eq!(
+            escape_html(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape_html("web.localhost"), "web.localhost");
+    }
 
     #[test]
     fn control_characters_are_named_by_code_point() {
