@@ -21,6 +21,7 @@ mod leases;
 mod metrics;
 mod names;
 mod query;
+pub mod routing;
 pub(crate) mod throttle;
 
 pub use names::name_url;

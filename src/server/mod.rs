@@ -101,6 +101,7 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
         );
     }
     let unix = bind_unix(settings, dir)?;
+    let routes = bind_routes(settings)?;
     let portserver = bind_portserver(settings, dirs.portserver.as_ref())?;
 
     // The engine's cap and each principal's share, under the descriptor
@@ -122,6 +123,10 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
     let socket_file = unix.map(|(listener, file)| {
         engine.serve_unix(listener);
         file
+    });
+    let routes_port = routes.map(|(listener, port)| {
+        engine.serve_routes(listener);
+        port
     });
     let control = engine.control();
     let start = Start {
@@ -146,7 +151,9 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
 
     // Reads are answered from here on; changes wait in the commit queue
     // until the state file holds what the server starts from.
-    let api = crate::api::Api::new(Arc::clone(&app));
+    let api = Arc::new(crate::api::Api::new(Arc::clone(&app)));
+    let router = crate::api::routing::Names::new(Arc::clone(&api), settings.routes.domains.clone());
+    engine.route_with(Arc::new(router));
     let handler: Handler = Arc::new(move |req| crate::api::handle(&api, req));
     let running = engine
         .run(listener, handler)
@@ -166,6 +173,22 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
     );
     if let Some(file) = &socket_file {
         log::info!("listening on unix:{}", file.path().display());
+    }
+    if let Some(port) = routes_port {
+        log::info!(
+            "routing names on http://{}, e.g. http://web.{}{}/",
+            SocketAddr::new(settings.host, port),
+            settings
+                .routes
+                .domains
+                .first()
+                .map_or("localhost", String::as_str),
+            if port == 80 {
+                String::new()
+            } else {
+                format!(":{port}")
+            }
+        );
     }
     let committer = Committer::spawn(Arc::clone(&app), commits)
         .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
@@ -231,6 +254,22 @@ fn bind_unix(settings: &Settings, dir: &Dir) -> Result<Option<(UnixListener, Soc
 }
 
 /// The socket of `--portserver-socket`, bound at start like the others.
+/// The listener that only routes names (`--routes-port`), when one is
+/// asked for.
+fn bind_routes(settings: &Settings) -> Result<Option<(TcpListener, u16)>, Fatal> {
+    let Some(port) = settings.routes.port else {
+        return Ok(None);
+    };
+    app::bind(settings.host, port)
+        .map(|listener| Some((listener, port)))
+        .map_err(|e| {
+            Fatal(format!(
+                "cannot listen for routes on {} (--routes-port {port}): {e}",
+                SocketAddr::new(settings.host, port)
+            ))
+        })
+}
+
 fn bind_portserver(
     settings: &Settings,
     dir: Option<&Dir>,
