@@ -128,6 +128,13 @@ impl Conn {
         self.phase == Phase::Reading && self.request_started.is_none()
     }
 
+    /// May be closed when the engine shuts down, with no answer cut short:
+    /// idle, or a tunnel owing no answer and holding nothing unsent (an
+    /// open WebSocket between messages, a kept-alive routed connection).
+    pub fn is_quiet(&self) -> bool {
+        self.is_idle() || self.tunnel.as_ref().is_some_and(|t| t.is_quiet())
+    }
+
     /// The encoded answer bytes the socket has not taken yet.
     pub fn unsent(&self) -> &[u8] {
         &self.pending_out[self.out_sent..]
