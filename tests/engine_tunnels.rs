@@ -42,6 +42,7 @@ impl Router for TestRouter {
                 port: *port,
                 unreachable: Response::plain_error(502, &format!("nothing on {port}")),
                 via: "dynport",
+                max_hops: 5,
             }),
             None => Route::Answer(Response::plain_error(404, &format!("no route {name}"))),
         }

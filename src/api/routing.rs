@@ -55,6 +55,7 @@ impl Names {
                 port,
                 unreachable: starting_page(name, port, browser),
                 via: VIA,
+                max_hops: MAX_HOPS,
             }),
             None => Route::Answer(not_found(&self.api, name, browser)),
         }

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::ListenerKind;
-use super::conn::Conn;
+use super::conn::{Conn, Phase};
 use super::share::Holder;
 use super::shared::Shared;
 use super::stream::Stream;
+use super::tunnel::{self, Turn};
 use super::write::{self, Framing};
 use crate::sys::epoll::{Events, Interest};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The poller key of the listener, beyond any connection's slot.
 const LISTENER: usize = usize::MAX - 1;
@@ -33,6 +35,9 @@ const ROUTES: usize = usize::MAX - 4;
 const RETIRE_AFTER: Duration = Duration::from_millis(100);
 /// Events taken per wake-up.
 const EVENTS_PER_WAIT: usize = 256;
+/// Turns a tunnel is given at once on the poller thread before a worker
+/// takes it, so that one busy tunnel cannot keep the poller to itself.
+const INLINE_TURNS: usize = 4;
 /// Connections accepted per wake-up before other events get their turn.
 const ACCEPT_BATCH: usize = 64;
 /// How long accepting pauses after an error such as running out of file
@@ -66,6 +71,10 @@ pub(crate) struct PollLoop {
     shutdown_deadline: Option<Instant>,
     /// Freed to accept and refuse a connection when no descriptor is left.
     spare: Option<std::fs::File>,
+    /// Room for a tunnel's turn on this thread: one read, and a request
+    /// head rewritten.
+    scratch: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl PollLoop {
@@ -90,6 +99,8 @@ impl PollLoop {
             accept_paused_until: None,
             shutdown_deadline: None,
             spare: spare_descriptor(),
+            scratch: Vec::new(),
+            out: Vec::new(),
         };
         poll_loop.set_listener(listener)?;
         if let Some(unix) = unix {
@@ -280,9 +291,50 @@ impl PollLoop {
     }
 
     fn dispatch_batch(&mut self) {
-        for conn in self.batch.drain(..) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for conn in batch.drain(..) {
+            let conn = match conn.phase {
+                Phase::Tunneling => match self.serve_tunnel(conn) {
+                    Some(conn) => conn,
+                    None => continue,
+                },
+                _ => conn,
+            };
             // Fails only when every worker is gone; the connection closes.
             let _ = self.work.send(conn);
+        }
+        self.batch = batch;
+    }
+
+    /// A tunnel's turn on this thread: bytes passed each way need no
+    /// router and no handler, and handing them to a worker would cost two
+    /// thread switches per request and per answer. Gives the connection
+    /// back when a worker must take it (a request head to route, dynport's
+    /// own answer, a deadline).
+    fn serve_tunnel(&mut self, mut conn: Conn) -> Option<Conn> {
+        let timeout = self.shared.config.request_timeout;
+        let (scratch, out) = (&mut self.scratch, &mut self.out);
+        let turn = catch_unwind(AssertUnwindSafe(|| {
+            // More may be ready without an event to say so (bytes held
+            // while an upgrade was awaited): a few turns at once, then a
+            // worker's.
+            for _ in 0..INLINE_TURNS {
+                match tunnel::drive(&mut conn, scratch, out, None, timeout, Instant::now()) {
+                    Turn::Again => {}
+                    other => return other,
+                }
+            }
+            Turn::Worker
+        }));
+        match turn {
+            Ok(Turn::Wait) => self.shared.park(conn, false),
+            Ok(Turn::Again) => Some(conn),
+            Ok(Turn::Worker | Turn::Answer(_)) => Some(conn),
+            Ok(Turn::Close) => None,
+            Err(_) => {
+                log::error!("a tunnel's turn panicked; its connection was closed");
+                None
+            }
         }
     }
 

@@ -258,6 +258,10 @@ pub struct Forward {
     pub unreachable: Response,
     /// The name this proxy gives itself in `Via`.
     pub via: &'static str,
+    /// A later request on the connection that names this proxy in `Via`
+    /// this many times is the router's to answer (a loop); one with the
+    /// first request's `Host` and fewer goes on without asking it.
+    pub max_hops: usize,
 }
 
 /// Decides which requests on TCP are routed rather than served, and where

@@ -86,6 +86,14 @@ pub(crate) struct Tunnel {
     /// The route this connection is bound to.
     name: String,
     via: &'static str,
+    /// The `Host` (lowercased) its first request routed by: a later request
+    /// naming the same one, and naming this proxy in `Via` fewer than
+    /// `max_hops` times, goes on without asking the router again.
+    host: Vec<u8>,
+    max_hops: usize,
+    /// A complete request head the router must see before it goes on: the
+    /// turn that found it had no router (the poller's).
+    unrouted: Option<Vec<u8>>,
     /// The answer when no backend listens.
     unreachable: Option<Response>,
     /// Bytes for the backend not yet written, from `up_sent` on.
@@ -135,6 +143,9 @@ pub(crate) enum Turn {
     /// then close gently.
     Answer(u16),
     Close,
+    /// A turn without a router cannot go on: a request head must be
+    /// routed, or dynport's last word is due. A worker takes it.
+    Worker,
 }
 
 /// What each socket waits for, `None` when it waits for nothing.
@@ -150,6 +161,7 @@ impl Tunnel {
     /// once on both addresses: the answer for an unreachable backend.
     pub fn open(
         forward: Forward,
+        host: &[u8],
         held: Vec<u8>,
         peer: &Peer,
         listener_port: Option<u16>,
@@ -171,6 +183,9 @@ impl Tunnel {
             connect,
             name: forward.name,
             via: forward.via,
+            host: host.to_ascii_lowercase(),
+            max_hops: forward.max_hops,
+            unrouted: None,
             unreachable: Some(forward.unreachable),
             up_out: Vec::new(),
             up_sent: 0,
@@ -267,6 +282,7 @@ impl Tunnel {
         !self.client_eof
             && !self.up_pending()
             && self.held.is_empty()
+            && self.unrouted.is_none()
             && matches!(self.up, Up::Head | Up::Body(_) | Up::Raw)
     }
 
@@ -288,8 +304,13 @@ impl Tunnel {
         client: &mut TcpStream,
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
-        router: &dyn Router,
+        router: Option<&dyn Router>,
     ) -> Turn {
+        if router.is_none()
+            && (self.connecting() || self.last_word_due() || self.unrouted.is_some())
+        {
+            return Turn::Worker;
+        }
         if self.connecting() {
             match self.finish_connect() {
                 Ok(true) => {}
@@ -324,6 +345,9 @@ impl Tunnel {
         again |= !self.held.is_empty()
             && matches!(self.up, Up::Head | Up::Body(_) | Up::Raw)
             && !self.up_pending();
+        if self.unrouted.is_some() || (router.is_none() && self.last_word_due()) {
+            return Turn::Worker;
+        }
         if self.last_word_due() && !self.down_pending() {
             let (status, bytes) = self.last_word.take().unwrap_or_default();
             out.clear();
@@ -422,17 +446,21 @@ impl Tunnel {
         client: &mut TcpStream,
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
-        router: &dyn Router,
+        router: Option<&dyn Router>,
     ) -> Result<bool, ()> {
+        out.clear();
         scratch.clear();
+        if let (Some(head), Some(router)) = (self.unrouted.take(), router) {
+            self.forward_head(&head, out, Some(router));
+        }
         let mut full = false;
+        let takes_input = matches!(self.up, Up::Head | Up::Body(_) | Up::Raw);
         if !self.held.is_empty() {
-            if !matches!(self.up, Up::Head | Up::Body(_) | Up::Raw) {
-                return Ok(false);
+            if takes_input {
+                scratch.append(&mut self.held);
+                // Its room goes back: an idle tunnel holds no buffer.
+                self.held = Vec::new();
             }
-            scratch.append(&mut self.held);
-            // Its room goes back: an idle tunnel holds no buffer.
-            self.held = Vec::new();
         } else if self.reads_client() {
             match crate::sys::read_into_spare(client, scratch, CHUNK) {
                 Ok(0) => {
@@ -440,20 +468,21 @@ impl Tunnel {
                     if self.up == Up::Raw {
                         let _ = self.backend.shutdown(Shutdown::Write);
                     }
-                    return Ok(false);
                 }
                 Ok(n) => full = n == CHUNK,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => full = true,
                 Err(_) => return Err(()),
             }
-        } else {
-            return Ok(false);
         }
-        out.clear();
-        let used = self.requests(scratch, out, router)?;
-        if used < scratch.len() {
-            self.held = scratch[used..].to_vec();
+        if !scratch.is_empty() {
+            let used = self.requests(scratch, out, router)?;
+            if used < scratch.len() {
+                self.held = scratch[used..].to_vec();
+            }
+        }
+        if out.is_empty() {
+            return Ok(full);
         }
         let written = write_some(&mut self.backend, out).map_err(drop)?;
         if written < out.len() {
@@ -470,7 +499,7 @@ impl Tunnel {
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
-        router: &dyn Router,
+        router: Option<&dyn Router>,
     ) -> Result<usize, ()> {
         let mut pos = 0;
         while pos < input.len() {
@@ -506,9 +535,13 @@ impl Tunnel {
                     // Only the head's own bytes are used; the rest is looked
                     // at again as what follows it.
                     pos += end - before;
-                    let head = std::mem::take(&mut self.up_head);
+                    let mut head = std::mem::take(&mut self.up_head);
+                    head.truncate(end);
                     self.up_searched = 0;
-                    self.forward_head(&head[..end], out, router);
+                    self.forward_head(&head, out, router);
+                    if self.unrouted.is_some() {
+                        return Ok(pos);
+                    }
                 }
                 Up::AwaitUpgrade | Up::Stopped => return Ok(pos),
             }
@@ -519,7 +552,7 @@ impl Tunnel {
     /// Routes a complete request head again, and forwards it rewritten when
     /// it goes to the same backend; otherwise dynport's answer is the last
     /// word.
-    fn forward_head(&mut self, head: &[u8], out: &mut Vec<u8>, router: &dyn Router) {
+    fn forward_head(&mut self, head: &[u8], out: &mut Vec<u8>, router: Option<&dyn Router>) {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(head) {
@@ -535,10 +568,20 @@ impl Tunnel {
         if frame.transfer_encoding && !frame.chunked {
             return self.refuse_request(400, "a request's last transfer coding must be chunked");
         }
-        let request = super::parse::head_request(&req);
-        match router.route(&request, self.listener) {
-            Route::Forward(forward) if forward.name == self.name => {}
-            Route::Answer(answer) => {
+        let route = if self.same_route(req.headers) {
+            None
+        } else if let Some(router) = router {
+            let request = super::parse::head_request(&req);
+            Some(router.route(&request, self.listener))
+        } else {
+            // The router is not at hand here: a worker's turn asks it.
+            self.unrouted = Some(head.to_vec());
+            return;
+        };
+        match route {
+            None => {}
+            Some(Route::Forward(forward)) if forward.name == self.name => {}
+            Some(Route::Answer(answer)) => {
                 self.up = Up::Stopped;
                 self.set_last_word(&answer);
                 return;
@@ -577,6 +620,20 @@ impl Tunnel {
             // The body still passes; nothing after it does.
             self.stop_after_body = true;
         }
+    }
+
+    /// Whether a request with `headers` surely goes where the first went:
+    /// the same `Host`, and fewer than `max_hops` entries of this proxy in
+    /// `Via` (more is the router's to answer: a loop).
+    fn same_route(&self, headers: &[httparse::Header<'_>]) -> bool {
+        let mut hosts = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"));
+        let same_host = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host.value.eq_ignore_ascii_case(&self.host),
+            _ => false,
+        };
+        same_host && hops(headers, self.via) < self.max_hops
     }
 
     /// Writes the request head for the backend: as the client sent it, with
@@ -793,6 +850,65 @@ impl Tunnel {
 /// connection already bound to one.
 pub(crate) const MISDIRECTED: &str =
     "this connection carries requests for another host; open a new connection for this one";
+
+/// One turn of the tunnel of `conn`, by a worker (with the router) or by
+/// the poller (without: it hands the connection to a worker when the
+/// router must be asked or dynport must answer), and the deadline that
+/// follows it: a request head has the request timeout, as on any
+/// connection; nothing else on a tunnel has one. On [`Turn::Answer`],
+/// `out` holds dynport's answer to write before closing.
+pub(crate) fn drive(
+    conn: &mut super::conn::Conn,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    router: Option<&dyn Router>,
+    request_timeout: std::time::Duration,
+    now: std::time::Instant,
+) -> Turn {
+    let (Some(tunnel), super::stream::Stream::Tcp(client)) =
+        (conn.tunnel.as_deref_mut(), &mut conn.stream)
+    else {
+        return Turn::Close;
+    };
+    if now >= conn.deadline {
+        if router.is_none() {
+            return Turn::Worker;
+        }
+        if !tunnel.connecting() {
+            log::debug!("request head not complete in time on a tunnel: closing");
+            return Turn::Close;
+        }
+        return answer_now(out, &tunnel.give_up());
+    }
+    let turn = tunnel.turn(client, scratch, out, router);
+    if matches!(turn, Turn::Wait | Turn::Again) {
+        if tunnel.in_head() {
+            let started = *conn.request_started.get_or_insert(now);
+            conn.deadline = started + request_timeout;
+        } else if !tunnel.connecting() {
+            conn.request_started = None;
+            conn.deadline = now + super::conn::NO_DEADLINE;
+        }
+    }
+    turn
+}
+
+/// How many entries of the `Via` headers were received by `via` (the
+/// second word of an entry: `1.1 dynport`).
+pub(crate) fn hops(headers: &[httparse::Header<'_>], via: &str) -> usize {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("via"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .filter(|entry| {
+            let mut words = entry
+                .split(u8::is_ascii_whitespace)
+                .filter(|w| !w.is_empty());
+            words.next();
+            words.next() == Some(via.as_bytes())
+        })
+        .count()
+}
 
 /// Starts connecting to `addr`; refused at once, to `fallback` instead.
 fn start(addr: SocketAddr, fallback: Option<SocketAddr>) -> io::Result<(TcpStream, Connect)> {

@@ -64,9 +64,9 @@ pub(crate) struct Worker {
     /// Whether the handler answered a request of the connection being
     /// served: see [`Conn::served`].
     served: bool,
-    /// A request the router sent to a backend: the connection becomes a
-    /// tunnel from that request on.
-    diverted: Option<Forward>,
+    /// A request the router sent to a backend, and its `Host`: the
+    /// connection becomes a tunnel from that request on.
+    diverted: Option<(Forward, Vec<u8>)>,
     /// A handler's answer that goes on: the connection feeds from it.
     feed: Option<Feed>,
 }
@@ -391,7 +391,12 @@ impl Worker {
                 Some(After::Linger)
             }
             Route::Forward(forward) => {
-                self.diverted = Some(forward);
+                let host = request
+                    .header("host")
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec();
+                self.diverted = Some((forward, host));
                 Some(After::Tunnel)
             }
         }
@@ -486,7 +491,7 @@ impl Worker {
     /// the routed request and what followed it, to go first. A backend
     /// refused at once is answered with the route's page.
     fn open_tunnel(&mut self, conn: &mut Conn, held: Vec<u8>) -> After {
-        let Some(forward) = self.diverted.take() else {
+        let Some((forward, host)) = self.diverted.take() else {
             return After::Close;
         };
         let listener_port = match &conn.stream {
@@ -495,6 +500,7 @@ impl Worker {
         };
         let opened = Tunnel::open(
             forward,
+            &host,
             held,
             &conn.peer,
             listener_port,
@@ -585,54 +591,34 @@ impl Worker {
     /// A turn of a tunnel: moves what each side has for the other.
     fn tunnel_turn(&mut self, conn: &mut Conn) -> Next {
         let now = Instant::now();
-        let (Some(tunnel), Stream::Tcp(client), Some(router)) = (
-            conn.tunnel.as_deref_mut(),
-            &mut conn.stream,
-            self.shared.router.get(),
-        ) else {
+        let Some(router) = self.shared.router.get().cloned() else {
             return Next::Close;
         };
         self.out.clear();
-        if now >= conn.deadline {
-            if !tunnel.connecting() {
-                log::debug!("request head not complete in time on a tunnel: closing");
-                return Next::Close;
-            }
-            let answer = tunnel.give_up();
-            self.encode_closing(&answer);
-            conn.tunnel = None;
-            conn.phase = Phase::Reading;
-            return self.send(conn, After::Linger, now);
-        }
         let mut scratch = std::mem::take(&mut self.input);
-        let turn = tunnel.turn(client, &mut scratch, &mut self.out, router.as_ref());
-        let connecting = tunnel.connecting();
+        let timeout = self.shared.config.request_timeout;
+        let turn = super::tunnel::drive(
+            conn,
+            &mut scratch,
+            &mut self.out,
+            Some(router.as_ref()),
+            timeout,
+            now,
+        );
         self.input = scratch;
         match turn {
-            Turn::Wait | Turn::Again => {
-                // A request head has the request timeout, as on any
-                // connection; nothing else on a tunnel has a deadline.
-                if tunnel.in_head() {
-                    let started = *conn.request_started.get_or_insert(now);
-                    conn.deadline = started + self.shared.config.request_timeout;
-                } else if !connecting {
-                    conn.request_started = None;
-                    conn.deadline = now + NO_DEADLINE;
-                }
-                if matches!(turn, Turn::Again) {
-                    Next::Again
-                } else {
-                    Next::Wait
-                }
-            }
+            Turn::Wait => Next::Wait,
+            Turn::Again => Next::Again,
             Turn::Answer(status) => {
-                // dynport's last word: the backend is done with.
+                // dynport's answer (its last word, or the route's page when
+                // the backend never took the connection): the backend is
+                // done with.
                 conn.tunnel = None;
                 conn.phase = Phase::Reading;
                 self.shared.stats.count(status);
                 self.send(conn, After::Linger, now)
             }
-            Turn::Close => Next::Close,
+            Turn::Close | Turn::Worker => Next::Close,
         }
     }
 
