@@ -25,6 +25,30 @@ struct HoldersAnswer {
     holders: Vec<Holder>,
 }
 
+/// A name as the server shows it (`GET /api/v1/names`, `PUT
+/// /api/v1/names/NAME`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Name {
+    pub name: String,
+    pub port: u16,
+    /// `None` for a name of remote callers.
+    pub uid: Option<u32>,
+    /// The lease that holds it; `None` for an alias or a retained name.
+    pub lease_id: Option<String>,
+    pub alias: bool,
+    pub live: bool,
+    pub url: String,
+    /// Until when its owner keeps it; `None` while live.
+    #[serde(default)]
+    pub retained_until: Option<String>,
+}
+
+/// `GET /api/v1/names`.
+#[derive(Deserialize)]
+struct NamesAnswer {
+    names: Vec<Name>,
+}
+
 /// A successful answer: its body as sent (what `--json` prints) and parsed.
 #[derive(Debug)]
 pub struct Answer {
@@ -88,6 +112,41 @@ impl Api {
         Ok((answer, read.holders))
     }
 
+    /// `GET /api/v1/names`: the names, live and retained.
+    pub fn names(&self) -> Result<(Answer, Vec<Name>), ClientError> {
+        let answer = self.call("GET", "/api/v1/names", None)?;
+        let read: NamesAnswer = self.read(&answer)?;
+        Ok((answer, read.names))
+    }
+
+    /// The name `name` (any case), from the list; a refusal naming it when
+    /// there is none.
+    pub fn name(&self, name: &str) -> Result<Name, ClientError> {
+        let wanted = name.to_ascii_lowercase();
+        let (_, names) = self.names()?;
+        names.into_iter().find(|n| n.name == wanted).ok_or_else(|| {
+            ClientError::Refused(format!(
+                "no name {:?} (dynport names lists them)",
+                super::output::clean(name)
+            ))
+        })
+    }
+
+    /// `PUT /api/v1/names/NAME {"port":PORT}`: NAME names PORT.
+    pub fn alias(&self, name: &str, port: u16) -> Result<(Answer, Name), ClientError> {
+        let path = format!("/api/v1/names/{}", escape(name));
+        let body = serde_json::json!({ "port": port });
+        let answer = self.send("PUT", &path, &body)?;
+        let read: Name = self.read(&answer)?;
+        Ok((answer, read))
+    }
+
+    /// `DELETE /api/v1/names/NAME`: removes the alias NAME.
+    pub fn unalias(&self, name: &str) -> Result<Answer, ClientError> {
+        let path = format!("/api/v1/names/{}", escape(name));
+        self.call("DELETE", &path, None)
+    }
+
     /// `GET /healthz`: whether the server answers at all.
     pub fn health(&self) -> Result<(), ClientError> {
         self.call("GET", "/healthz", None).map(drop)
@@ -95,9 +154,14 @@ impl Api {
 
     /// Sends a POST with `body` as its JSON.
     fn post(&self, path: &str, body: &impl Serialize) -> Result<Answer, ClientError> {
+        self.send("POST", path, body)
+    }
+
+    /// Sends `body` as JSON with `method`.
+    fn send(&self, method: &str, path: &str, body: &impl Serialize) -> Result<Answer, ClientError> {
         // The request bodies are plain structs: serialising them cannot fail.
         let body = serde_json::to_vec(body).unwrap_or_default();
-        self.call("POST", path, Some(body))
+        self.call(method, path, Some(body))
     }
 
     /// Sends one request; the token goes with every request that changes something.
@@ -153,6 +217,7 @@ pub fn lease_body(opts: &LeaseOptions) -> LeaseBody {
         owner: opts.owner.clone(),
         pid: opts.pid,
         protocol: opts.protocol,
+        name: opts.name.clone(),
     }
 }
 
@@ -212,6 +277,7 @@ mod tests {
             owner: Some("ci job 17".to_string()),
             pid: Some(31337),
             protocol: None,
+            name: Some("web".to_string()),
         };
         let sent = serde_json::to_vec(&lease_body(&opts)).unwrap();
         assert_eq!(crate::ports::wire::parse(&sent), Ok(lease_body(&opts)));

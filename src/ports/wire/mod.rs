@@ -44,6 +44,9 @@ pub struct LeaseBody {
     /// `both` (the default), `tcp` or `udp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<crate::ports::lease::Protocol>,
+    /// The name of the first port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Body for LeaseBody {
