@@ -118,6 +118,7 @@ fn app(world: &World) -> App {
             created_at: now,
             expires_at: now + Duration::from_secs(3600),
             ttl_secs: 3600,
+            name: Some("fuzz".to_string()),
         },
         NOW,
     );
@@ -131,6 +132,7 @@ fn app(world: &World) -> App {
         rules: dynport::ports::principal::Rules {
             server_uid: dynport::sys::process::own_uid(),
             max_ports_per_uid: Some(1024),
+            max_names_per_uid: 64,
             token_set: true,
         },
         allow_hosts: vec!["dynport.fuzz".to_string()],
@@ -138,6 +140,10 @@ fn app(world: &World) -> App {
         pid: std::process::id(),
         started: Instant::now(),
         pid_watches: 1024,
+        routes: dynport::config::RouteSettings {
+            domains: vec!["localhost".to_string()],
+            port: None,
+        },
     };
     let start = Start {
         table,

@@ -6,7 +6,9 @@ use super::ClientError;
 use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
-use crate::ports::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
+use crate::ports::wire::{
+    AliasBody, LeaseAnswer, LeaseBody, LeasesAnswer, NamesAnswer, ReleasedAnswer, RenewBody,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,29 +27,8 @@ struct HoldersAnswer {
     holders: Vec<Holder>,
 }
 
-/// A name as the server shows it (`GET /api/v1/names`, `PUT
-/// /api/v1/names/NAME`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Name {
-    pub name: String,
-    pub port: u16,
-    /// `None` for a name of remote callers.
-    pub uid: Option<u32>,
-    /// The lease that holds it; `None` for an alias or a retained name.
-    pub lease_id: Option<String>,
-    pub alias: bool,
-    pub live: bool,
-    pub url: String,
-    /// Until when its owner keeps it; `None` while live.
-    #[serde(default)]
-    pub retained_until: Option<String>,
-}
-
-/// `GET /api/v1/names`.
-#[derive(Deserialize)]
-struct NamesAnswer {
-    names: Vec<Name>,
-}
+/// A name as the server shows it: the server's own type reads it.
+pub use crate::ports::wire::NameView as Name;
 
 /// A successful answer: its body as sent (what `--json` prints) and parsed.
 #[derive(Debug)]
@@ -135,7 +116,7 @@ impl Api {
     /// `PUT /api/v1/names/NAME {"port":PORT}`: NAME names PORT.
     pub fn alias(&self, name: &str, port: u16) -> Result<(Answer, Name), ClientError> {
         let path = format!("/api/v1/names/{}", escape(name));
-        let body = serde_json::json!({ "port": port });
+        let body = AliasBody { port: Some(port) };
         let answer = self.send("PUT", &path, &body)?;
         let read: Name = self.read(&answer)?;
         Ok((answer, read))

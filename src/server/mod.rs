@@ -282,6 +282,7 @@ fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
         rules: Rules {
             server_uid: crate::sys::process::own_uid(),
             max_ports_per_uid: settings.max_ports_per_uid,
+            max_names_per_uid: settings.names.max_per_uid,
             token_set: settings.token.is_some(),
         },
         allow_hosts: settings.allow_hosts.clone(),
@@ -289,6 +290,7 @@ fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
         pid: std::process::id(),
         started,
         pid_watches: budget.pid_watches,
+        routes: settings.routes.clone(),
     }
 }
 
@@ -406,6 +408,7 @@ fn first_table(
         .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
     let now = now_rfc3339();
     let mut table = PortTable::new(settings.range, &settings.exclude, &now);
+    table.set_name_retention(settings.names.retention());
     for pool in &settings.pools {
         table.add_pool(&pool.name, pool.range);
     }
@@ -445,6 +448,7 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
     for (pool, port) in &saved.cursors {
         table.set_cursor(pool, *port);
     }
+    table.insert_loaded_names(saved.names, SystemTime::now());
     for (lease, reason) in table.end_due(SystemTime::now(), &crate::sys::process::alive_checker()) {
         crate::app::log_end(&lease, reason);
     }

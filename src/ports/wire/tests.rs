@@ -209,7 +209,7 @@ fn a_body_written_is_read_back_unchanged() {
         owner: Some("构建 任务".to_string()),
         pid: Some(u32::MAX),
         protocol: Some(crate::ports::lease::Protocol::Udp),
-        name: None,
+        name: Some("fix-ui.shop".to_string()),
     };
     let bytes = serde_json::to_vec(&body).unwrap();
     assert_eq!(parse::<LeaseBody>(&bytes), Ok(body));
