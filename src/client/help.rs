@@ -106,9 +106,10 @@ when there is no such name."],
         usage: "dynport alias [OPTIONS] NAME PORT | --remove NAME",
         about: &["\
 Names a port that dynport did not lease (a database in a container, any
-port 1-65535) and prints the name's URL; --remove removes such a name.
-An alias is owned and kept like a leased name; a port leased to another
-user cannot be aliased."],
+port 1-65535) and prints the name's URL. An alias is owned and kept like a
+leased name; a port leased to another user cannot be aliased. --remove
+ends the alias NAME (it stays yours for the server's retention days), or
+forgets a retained name of yours."],
     },
 ];
 
