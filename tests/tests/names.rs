@@ -451,3 +451,30 @@ fn names_belong_to_their_principal_and_count_against_its_quota() {
     let (status, _) = curl_as(Some(&bob), via(), "POST", LEASE, r#"{"name":"bobs"}"#);
     assert_eq!(status, 201);
 }
+
+#[test]
+fn a_state_file_from_before_names_still_loads() {
+    let launch = launch(&[]);
+    let port = launch.range.1;
+    let now = std::time::SystemTime::now();
+    let stamp = |t| humantime::format_rfc3339_seconds(t).to_string();
+    let old = json!({
+        "version": 1, "updated_at": stamp(now),
+        "port_range": {"start": launch.range.0, "end": launch.range.1},
+        "server_port": null, "last_server_port": null, "server": null,
+        "ports": {}, "last_scan": null,
+        "leases": {"00000000000000aa": {
+            "id": "00000000000000aa", "ports": [port], "pool": "default", "owner": "old",
+            "uid": null, "pid": null, "created_at": stamp(now),
+            "expires_at": stamp(now + Duration::from_secs(600)), "ttl_secs": 600}},
+        "cursors": {}
+    });
+    std::fs::write(launch.dir.state_file(), old.to_string()).unwrap();
+    let server = launch.start();
+    let leases = call(&server, "GET", "/api/v1/ports/leases", "").1;
+    assert_eq!(leases["leases"][0]["id"], "00000000000000aa", "{leases}");
+    assert_eq!(leases["leases"][0]["name"], Value::Null);
+    assert_eq!(names(&server), Vec::<Value>::new());
+    lease(&server, r#"{"name":"web"}"#);
+    assert_eq!(server.state()["names"]["web"]["alias"], false);
+}
