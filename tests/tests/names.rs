@@ -350,12 +350,23 @@ fn a_retained_name_is_kept_its_days_then_forgotten() {
     let mut server = start(&["--name-retention-days", "3", "--refresh-secs", "1"]);
     let web = lease(&server, r#"{"name":"web"}"#);
     release(&server, &web);
+    // Live at shutdown; its lease ends while no server runs.
+    let api = lease(&server, r#"{"name":"api","ttl_secs":600}"#);
     assert!(server.term().success());
     let Some(two_days) = days_later(server.relaunch(), "+2d") else {
         return;
     };
     let mut later = two_days.start();
     assert_eq!(the_name(&later, "web").unwrap()["port"], first_port(&web));
+    let kept = the_name(&later, "api").unwrap();
+    assert_eq!(
+        (kept["live"].clone(), kept["port"].as_u64()),
+        (json!(false), Some(first_port(&api)))
+    );
+    assert_eq!(
+        call(&later, "GET", "/api/v1/ports/leases", "").1["leases"],
+        json!([])
+    );
     assert!(later.term().success());
     let Some(four_days) = days_later(server.relaunch(), "+4d") else {
         return;
