@@ -118,6 +118,7 @@ fn app(world: &World) -> App {
             created_at: now,
             expires_at: now + Duration::from_secs(3600),
             ttl_secs: 3600,
+            name: Some("fuzz".to_string()),
         },
         NOW,
     );

@@ -34,6 +34,15 @@ pub fn render(app: &App) -> Response {
         "Live leases.",
         summary.leases as u64,
     );
+    family(
+        &mut out,
+        "dynport_names",
+        "gauge",
+        "Names of leases and aliases: live, or retained for their owner.",
+    );
+    let (live, retained) = app.name_counts();
+    let _ = writeln!(out, "dynport_names{{state=\"live\"}} {live}");
+    let _ = writeln!(out, "dynport_names{{state=\"retained\"}} {retained}");
     counter(
         &mut out,
         "dynport_lease_grants_total",

@@ -5,7 +5,7 @@ use super::{Api, ApiError, json};
 use crate::app::NameInfo;
 use crate::http::{Reply, Request};
 use crate::ports::names::parse_name;
-use crate::ports::wire::{self, AliasBody, NameView, NamesAnswer};
+use crate::ports::wire::{self, AliasBody, Body, NameView, NamesAnswer};
 use crate::util::time::{now_rfc3339, rfc3339};
 use std::sync::Arc;
 
@@ -80,8 +80,15 @@ fn path_name(raw: &str) -> Result<String, ApiError> {
 pub fn put(api: &Api, raw: &str, request: &Request) -> Result<Reply, ApiError> {
     let name = path_name(raw)?;
     let body: AliasBody = wire::parse(&request.body).map_err(ApiError::BadRequest)?;
-    // Checked: a body without a port is refused.
-    let port = body.port.unwrap_or_default();
+    // An empty body is parsed as the default, unchecked: no port either.
+    let port = match body.port {
+        Some(port) => port,
+        None => {
+            return Err(ApiError::BadRequest(
+                AliasBody::default().check().unwrap_err(),
+            ));
+        }
+    };
     let who = super::principal(&request.peer);
     Ok(answer_later(api, |done| {
         api.set_alias(&name, port, who, done)

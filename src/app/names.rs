@@ -29,6 +29,15 @@ impl App {
         self.held_read().table.live_names()
     }
 
+    /// How many names are live, and how many retained.
+    pub fn name_counts(&self) -> (usize, usize) {
+        let now = self.lease_now();
+        let held = self.held_read();
+        let (live, retained): (Vec<_>, Vec<_>) =
+            held.table.names_at(now).partition(|(_, n)| n.is_live());
+        (live.len(), retained.len())
+    }
+
     /// Every name live or still retained, sorted by name.
     pub fn names(&self) -> Vec<NameInfo> {
         let now = self.lease_now();

@@ -6,7 +6,9 @@ use super::ClientError;
 use super::args::LeaseOptions;
 use super::http::{self, HttpError, Request};
 use super::target::Target;
-use crate::ports::wire::{LeaseAnswer, LeaseBody, LeasesAnswer, ReleasedAnswer, RenewBody};
+use crate::ports::wire::{
+    AliasBody, LeaseAnswer, LeaseBody, LeasesAnswer, NamesAnswer, ReleasedAnswer, RenewBody,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +26,9 @@ struct HoldersAnswer {
     #[serde(default)]
     holders: Vec<Holder>,
 }
+
+/// A name as the server shows it: the server's own type reads it.
+pub use crate::ports::wire::NameView as Name;
 
 /// A successful answer: its body as sent (what `--json` prints) and parsed.
 #[derive(Debug)]
@@ -88,6 +93,41 @@ impl Api {
         Ok((answer, read.holders))
     }
 
+    /// `GET /api/v1/names`: the names, live and retained.
+    pub fn names(&self) -> Result<(Answer, Vec<Name>), ClientError> {
+        let answer = self.call("GET", "/api/v1/names", None)?;
+        let read: NamesAnswer = self.read(&answer)?;
+        Ok((answer, read.names))
+    }
+
+    /// The name `name` (any case), from the list; a refusal naming it when
+    /// there is none.
+    pub fn name(&self, name: &str) -> Result<Name, ClientError> {
+        let wanted = name.to_ascii_lowercase();
+        let (_, names) = self.names()?;
+        names.into_iter().find(|n| n.name == wanted).ok_or_else(|| {
+            ClientError::Refused(format!(
+                "no name {:?} (dynport names lists them)",
+                super::output::clean(name)
+            ))
+        })
+    }
+
+    /// `PUT /api/v1/names/NAME {"port":PORT}`: NAME names PORT.
+    pub fn alias(&self, name: &str, port: u16) -> Result<(Answer, Name), ClientError> {
+        let path = format!("/api/v1/names/{}", escape(name));
+        let body = AliasBody { port: Some(port) };
+        let answer = self.send("PUT", &path, &body)?;
+        let read: Name = self.read(&answer)?;
+        Ok((answer, read))
+    }
+
+    /// `DELETE /api/v1/names/NAME`: removes the alias NAME.
+    pub fn unalias(&self, name: &str) -> Result<Answer, ClientError> {
+        let path = format!("/api/v1/names/{}", escape(name));
+        self.call("DELETE", &path, None)
+    }
+
     /// `GET /healthz`: whether the server answers at all.
     pub fn health(&self) -> Result<(), ClientError> {
         self.call("GET", "/healthz", None).map(drop)
@@ -95,9 +135,14 @@ impl Api {
 
     /// Sends a POST with `body` as its JSON.
     fn post(&self, path: &str, body: &impl Serialize) -> Result<Answer, ClientError> {
+        self.send("POST", path, body)
+    }
+
+    /// Sends `body` as JSON with `method`.
+    fn send(&self, method: &str, path: &str, body: &impl Serialize) -> Result<Answer, ClientError> {
         // The request bodies are plain structs: serialising them cannot fail.
         let body = serde_json::to_vec(body).unwrap_or_default();
-        self.call("POST", path, Some(body))
+        self.call(method, path, Some(body))
     }
 
     /// Sends one request; the token goes with every request that changes something.
@@ -153,7 +198,7 @@ pub fn lease_body(opts: &LeaseOptions) -> LeaseBody {
         owner: opts.owner.clone(),
         pid: opts.pid,
         protocol: opts.protocol,
-        name: None,
+        name: opts.name.clone(),
     }
 }
 
@@ -213,6 +258,7 @@ mod tests {
             owner: Some("ci job 17".to_string()),
             pid: Some(31337),
             protocol: None,
+            name: Some("web".to_string()),
         };
         let sent = serde_json::to_vec(&lease_body(&opts)).unwrap();
         assert_eq!(crate::ports::wire::parse(&sent), Ok(lease_body(&opts)));

@@ -24,7 +24,9 @@ pub const PAGES: &[Page] = &[
         usage: "dynport lease [OPTIONS]",
         about: &["\
 Leases ports from the server and prints them, one per line, so that
-PORT=$(dynport lease) works."],
+PORT=$(dynport lease) works. With --name, the first port gets a name too:
+a URL that reaches it (dynport url NAME), and the same port again the next
+time while that port is free."],
     },
     Page {
         name: "release",
@@ -50,10 +52,11 @@ the live lease that holds that port; anything else is a lease id."],
     },
     Page {
         name: "url",
-        usage: "dynport url [OPTIONS]",
+        usage: "dynport url [OPTIONS] [NAME]",
         about: &["\
 Prints the running server's base URL after checking that it answers
-/healthz (exit 3 when it does not)."],
+/healthz (exit 3 when it does not). Given NAME, prints the URL that
+reaches the port named NAME instead (exit 1 when there is no such name)."],
     },
     Page {
         name: "run",
@@ -62,9 +65,10 @@ Prints the running server's base URL after checking that it answers
 Leases a port, runs CMD with PORT set to it (and PORTS, comma-separated,
 when --count is above 1), forwards SIGINT, SIGTERM and SIGHUP to CMD,
 releases the lease when CMD exits and exits with CMD's status (128+N when
-signal N killed it). The lease belongs to this process: if it dies, the
-server ends the lease, and CMD gets SIGTERM. Keep CMD in the foreground:
-a CMD that daemonizes ends the lease."],
+signal N killed it). With --name, CMD also gets DYNPORT_NAME, the name,
+and DYNPORT_NAME_URL, the URL that reaches its port. The lease belongs to
+this process: if it dies, the server ends the lease, and CMD gets SIGTERM.
+Keep CMD in the foreground: a CMD that daemonizes ends the lease."],
     },
     Page {
         name: "who",
@@ -79,6 +83,33 @@ the server runs as root). The server looks for at most 100 ms; past that,
 a line under the table says the list may be incomplete. USER is looked up
 in this host's /etc/passwd when the server runs on this host. PORT must lie
 in the server's range."],
+    },
+    Page {
+        name: "names",
+        usage: "dynport names [OPTIONS]",
+        about: &["\
+Lists the names, live and retained, as a table: the port each names, the
+uid that owns it, the lease that holds it (alias for a port named with
+dynport alias, - for a name whose lease ended), whether it is live (when
+not, until when its owner keeps it) and its URL."],
+    },
+    Page {
+        name: "port",
+        usage: "dynport port [OPTIONS] NAME",
+        about: &["\
+Prints the port that NAME names, alone, so that psql -p \"$(dynport port db)\"
+works. Exit 1 when NAME is not live (the message names its last port) or
+when there is no such name."],
+    },
+    Page {
+        name: "alias",
+        usage: "dynport alias [OPTIONS] NAME PORT | --remove NAME",
+        about: &["\
+Names a port that dynport did not lease (a database in a container, any
+port 1-65535) and prints the name's URL. An alias is owned and kept like a
+leased name; a port leased to another user cannot be aliased. --remove
+ends the alias NAME (it stays yours for the server's retention days), or
+forgets a retained name of yours."],
     },
 ];
 
@@ -170,7 +201,9 @@ mod tests {
         assert!(
             help.starts_with(
                 "Usage: dynport lease [OPTIONS]\n\nLeases ports from the server and prints \
-                 them, one per line, so that\nPORT=$(dynport lease) works.\n\nOptions:\n  \
+                 them, one per line, so that\nPORT=$(dynport lease) works. With --name, the \
+                 first port gets a name too:\na URL that reaches it (dynport url NAME), and \
+                 the same port again the next\ntime while that port is free.\n\nOptions:\n  \
                  --count N          how many ports (1-64; default 1)\n"
             ),
             "{help}"

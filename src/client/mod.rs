@@ -1,6 +1,6 @@
 //! The command-line client: `dynport lease`, `release`, `renew`, `leases`,
-//! `status`, `url`, `run` and `who` talk to a running server over its HTTP
-//! API.
+//! `status`, `url`, `run`, `who`, `names`, `port` and `alias` talk to a
+//! running server over its HTTP API.
 //!
 //! Exit status: 0 done, 1 the server refused (or another failure), 2 usage,
 //! 3 no server could be reached.
@@ -14,6 +14,7 @@ pub(crate) mod args;
 mod child;
 pub(crate) mod help;
 pub(crate) mod http;
+pub(crate) mod naming;
 pub(crate) mod output;
 mod run;
 pub(crate) mod target;
@@ -93,7 +94,8 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
     let api = Api::new(inv.locate.resolve(inv.server_uid)?, inv.token);
     let json = inv.json;
     match inv.command {
-        Command::Lease(opts) => {
+        Command::Lease(mut opts) => {
+            auto_name(&mut opts)?;
             let (answer, lease) = api.lease(&opts)?;
             print_either(json, &answer, &lines(&lease.ports))
         }
@@ -120,18 +122,61 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
             let table = output::status_table(&api.target.url.to_string(), &answer.json);
             print_either(json, &answer, &table)
         }
-        Command::Url => {
+        Command::Url(None) => {
             api.health()?;
             emit(&format!("{}\n", api.target.url))
         }
-        Command::Run(opts) => return run::run(&api, &opts),
+        Command::Url(Some(name)) => emit(&format!("{}\n", output::clean(&api.name(&name)?.url))),
+        Command::Run(mut opts) => {
+            auto_name(&mut opts.lease)?;
+            return run::run(&api, &opts);
+        }
         Command::Who(port) => {
             let (answer, holders) = api.holders(port)?;
             let text = who::table(port, &answer.json, &holders, &who::names(&api.target));
             print_either(json, &answer, &text)
         }
+        Command::Names => {
+            let (answer, names) = api.names()?;
+            print_either(json, &answer, &output::names_table(&names))
+        }
+        Command::Port(name) => emit(&format!("{}\n", live_port(&api.name(&name)?)?)),
+        Command::Alias { name, port } => {
+            let (answer, named) = api.alias(&name, port)?;
+            print_either(json, &answer, &format!("{}\n", output::clean(&named.url)))
+        }
+        Command::Unalias(name) => {
+            let answer = api.unalias(&name)?;
+            print_either(json, &answer, "")
+        }
     }
     .map(|()| ExitCode::SUCCESS)
+}
+
+/// `--name auto` made into a name from the current directory.
+fn auto_name(opts: &mut args::LeaseOptions) -> Result<(), ClientError> {
+    if opts.name.as_deref() != Some(naming::AUTO) {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        ClientError::Usage(format!(
+            "--name auto: cannot tell the current directory: {e}; give a name with --name NAME"
+        ))
+    })?;
+    opts.name = Some(naming::auto(&cwd).map_err(ClientError::Usage)?);
+    Ok(())
+}
+
+/// The port of a live name; a refusal naming its last port otherwise.
+fn live_port(name: &api::Name) -> Result<u16, ClientError> {
+    match name.live {
+        true => Ok(name.port),
+        false => Err(ClientError::Refused(format!(
+            "{} is not live: no lease or alias holds it now; its last port was {}",
+            output::clean(&name.name),
+            name.port
+        ))),
+    }
 }
 
 /// The id of the lease to release: the one given, or the live lease holding

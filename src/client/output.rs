@@ -1,7 +1,8 @@
-//! Text for people: aligned tables of leases and of the server's overview.
+//! Text for people: aligned tables of leases, names and of the server's
+//! overview.
 #![forbid(unsafe_code)]
 
-use super::api::Lease;
+use super::api::{Lease, Name};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +51,36 @@ pub fn leases_table(leases: &[Lease], now: SystemTime) -> String {
                 .map_or_else(|| "remote".to_string(), |u| u.to_string()),
             l.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
             expiry(&crate::util::time::rfc3339(l.expires_at), now),
+        ]
+    }));
+    table(&rows)
+}
+
+/// The names: a header and one row per name. LEASE is the lease that
+/// holds it, `alias` for an alias, `-` for a retained name; LIVE says until
+/// when a name that is not live stays its owner's.
+pub fn names_table(names: &[Name]) -> String {
+    let header = ["NAME", "PORT", "UID", "LEASE", "LIVE", "URL"];
+    let mut rows = vec![header.map(str::to_string).to_vec()];
+    rows.extend(names.iter().map(|n| {
+        let lease = match (&n.lease_id, n.alias) {
+            (Some(id), _) => clean(id),
+            (None, true) => "alias".to_string(),
+            (None, false) => "-".to_string(),
+        };
+        let live = match (n.live, &n.retained_until) {
+            (true, _) => "yes".to_string(),
+            (false, Some(until)) => format!("no, kept until {}", clean(until)),
+            (false, None) => "no".to_string(),
+        };
+        vec![
+            clean(&n.name),
+            n.port.to_string(),
+            n.uid
+                .map_or_else(|| "remote".to_string(), |u| u.to_string()),
+            lease,
+            live,
+            clean(&n.url),
         ]
     }));
     table(&rows)
@@ -235,6 +266,37 @@ mod tests {
             leases_table(&[], SystemTime::now()),
             "ID  PORTS  POOL  OWNER  UID  PID  EXPIRES\n"
         );
+    }
+
+    fn name(name: &str, port: u16, lease_id: Option<&str>, alias: bool, live: bool) -> Name {
+        Name {
+            name: name.to_string(),
+            port,
+            uid: Some(1000),
+            lease_id: lease_id.map(str::to_string),
+            alias,
+            live,
+            url: format!("http://{name}.localhost:3000/"),
+            retained_until: (!live).then(|| "2026-12-14T03:00:00Z".to_string()),
+        }
+    }
+
+    #[test]
+    fn names_table_says_what_holds_each_name() {
+        let mut names = [
+            name("db", 5432, None, true, true),
+            name("fix-ui.shop", 3007, Some("0123456789abcdef"), false, true),
+            name("old", 3002, None, false, false),
+        ];
+        names[2].uid = None;
+        assert_eq!(
+            names_table(&names),
+            "NAME         PORT  UID     LEASE             LIVE                                 URL\n\
+             db           5432  1000    alias             yes                                  http://db.localhost:3000/\n\
+             fix-ui.shop  3007  1000    0123456789abcdef  yes                                  http://fix-ui.shop.localhost:3000/\n\
+             old          3002  remote  -                 no, kept until 2026-12-14T03:00:00Z  http://old.localhost:3000/\n"
+        );
+        assert_eq!(names_table(&[]), "NAME  PORT  UID  LEASE  LIVE  URL\n");
     }
 
     #[test]

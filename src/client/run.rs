@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::ClientError;
-use super::api::{Api, Lease};
+use super::api::{Api, Lease, Name};
 use super::args::RunOptions;
 use super::child;
 use crate::ports::lease::Protocol;
@@ -39,11 +39,16 @@ pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
             "the server granted a lease without ports".into(),
         ));
     }
+    let name = match opts.lease.name {
+        Some(_) => Some(lease_name(api, &lease)?),
+        None => None,
+    };
     let listeners = match opts.socket {
         true => bind_all(opts, &lease.ports)?,
         false => Vec::new(),
     };
     let mut command = command(opts, &lease.ports, listeners.len());
+    name_env(&mut command, name.as_ref());
     child::forward_signals()
         .map_err(|e| ClientError::Failed(format!("cannot catch signals: {e}")))?;
     let child = match child::spawn(&mut command, listeners) {
@@ -57,6 +62,33 @@ pub fn run(api: &Api, opts: &RunOptions) -> Result<ExitCode, ClientError> {
     let status =
         status.map_err(|e| ClientError::Failed(format!("waiting for the command: {e}")))?;
     Ok(ExitCode::from(exit_code(status)))
+}
+
+/// The name the server gave `lease`, with its URL.
+fn lease_name(api: &Api, lease: &Lease) -> Result<Name, ClientError> {
+    let (_, names) = api.names()?;
+    let held = names
+        .into_iter()
+        .find(|n| n.lease_id.as_deref() == Some(lease.id.as_str()));
+    held.ok_or_else(|| {
+        ClientError::Failed(format!(
+            "the server lists no name for lease {}, which asked for one",
+            lease.id
+        ))
+    })
+}
+
+/// `DYNPORT_NAME` and `DYNPORT_NAME_URL` for a named lease; none otherwise,
+/// not even the ones this process was given.
+fn name_env(command: &mut Command, name: Option<&Name>) {
+    match name {
+        Some(n) => command
+            .env("DYNPORT_NAME", &n.name)
+            .env("DYNPORT_NAME_URL", &n.url),
+        None => command
+            .env_remove("DYNPORT_NAME")
+            .env_remove("DYNPORT_NAME_URL"),
+    };
 }
 
 /// Who holds the lease, for `dynport leases`: CMD's program name, never
@@ -253,6 +285,29 @@ mod tests {
         let args: Vec<_> = c.get_args().collect();
         assert_eq!(args, ["-c", LISTEN_PID_SCRIPT, "python3", "-c", "pass"]);
         assert_eq!(env_of(&c, "LISTEN_FDS"), Some(Some("1".into())));
+    }
+
+    #[test]
+    fn a_named_lease_gives_cmd_its_name_and_url() {
+        let name = Name {
+            name: "fix-ui.shop".into(),
+            port: 4100,
+            uid: Some(1000),
+            lease_id: Some("0123456789abcdef".into()),
+            alias: false,
+            live: true,
+            url: "http://fix-ui.shop.localhost/".into(),
+            retained_until: None,
+        };
+        let mut c = command(&opts("srv", &[]), &[4100], 0);
+        name_env(&mut c, Some(&name));
+        assert_eq!(env_of(&c, "DYNPORT_NAME"), Some(Some("fix-ui.shop".into())));
+        let url = Some(Some("http://fix-ui.shop.localhost/".into()));
+        assert_eq!(env_of(&c, "DYNPORT_NAME_URL"), url);
+        let mut c = command(&opts("srv", &[]), &[4100], 0);
+        name_env(&mut c, None);
+        assert_eq!(env_of(&c, "DYNPORT_NAME"), Some(None));
+        assert_eq!(env_of(&c, "DYNPORT_NAME_URL"), Some(None));
     }
 
     #[test]

@@ -120,6 +120,22 @@ bindable in each protocol asked for",
     ..FLAG
 };
 
+pub const NAME: Flag = Flag {
+    name: "name",
+    value: Value::Text("NAME"),
+    help: "\
+name the first port (a URL reaches it by that name);
+auto: the git repository's or directory's name, a
+linked worktree's branch first (fix-ui.shop)",
+    ..FLAG
+};
+
+pub const REMOVE: Flag = Flag {
+    name: "remove",
+    help: "remove the alias NAME (no PORT)",
+    ..FLAG
+};
+
 pub const PID: Flag = Flag {
     name: "pid",
     value: Value::Text("PID"),
@@ -163,7 +179,9 @@ pub const FINDING: &[Flag] = &[URL, STATE_DIR, SERVER_UID, TOKEN, TOKEN_FILE, HE
 pub const OPTIONS: &[(&str, &[Flag])] = &[
     (
         "lease",
-        &[COUNT, PORT, POOL, TTL, OWNER, PROTOCOL, PID, JSON_WHOLE],
+        &[
+            COUNT, PORT, POOL, TTL, OWNER, NAME, PROTOCOL, PID, JSON_WHOLE,
+        ],
     ),
     ("release", &[JSON_WHOLE]),
     ("renew", &[RENEW_TTL, JSON_WHOLE]),
@@ -172,9 +190,12 @@ pub const OPTIONS: &[(&str, &[Flag])] = &[
     ("url", &[]),
     (
         "run",
-        &[COUNT, PORT, POOL, TTL, OWNER, PROTOCOL, SOCKET, BIND],
+        &[COUNT, PORT, POOL, TTL, OWNER, NAME, PROTOCOL, SOCKET, BIND],
     ),
     ("who", &[JSON]),
+    ("names", &[JSON]),
+    ("port", &[]),
+    ("alias", &[REMOVE, JSON_WHOLE]),
 ];
 
 /// `command`'s own options; none for a word that is no client command.

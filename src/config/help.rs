@@ -25,12 +25,24 @@ pub const CLIENT_COMMANDS: &[(&str, &str)] = &[
     ("dynport renew ID", "give a lease a new life"),
     ("dynport leases", "list the live leases"),
     ("dynport status", "the server's overview"),
-    ("dynport url", "the running server's base URL"),
+    (
+        "dynport url [NAME]",
+        "the running server's base URL, or NAME's",
+    ),
     (
         "dynport run -- CMD [ARGS]",
         "run CMD with a leased port in $PORT",
     ),
     ("dynport who PORT", "the sockets and processes holding PORT"),
+    ("dynport names", "list the names and their URLs"),
+    (
+        "dynport port NAME",
+        "the port NAME names: psql -p \"$(dynport port db)\"",
+    ),
+    (
+        "dynport alias NAME PORT",
+        "name a port dynport did not lease",
+    ),
 ];
 
 /// How flags, variables and defaults rank.

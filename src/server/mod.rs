@@ -491,6 +491,8 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
     for (lease, reason) in table.end_due(SystemTime::now(), &crate::sys::process::alive_checker()) {
         crate::app::log_end(&lease, reason);
     }
+    // The state file written at start holds the names as they are now.
+    table.take_name_changes();
 }
 
 /// Binds the first port that can be had: last time's port when free, else

@@ -449,6 +449,25 @@ mod tests {
     }
 
     #[test]
+    fn a_state_file_from_before_names_loads_without_names() {
+        let old = r#"{"version":1,"updated_at":"2026-11-25T19:00:00Z",
+            "port_range":{"start":3000,"end":9000},"server_port":null,
+            "last_server_port":3456,"server":null,"ports":{},"last_scan":null,
+            "leases":{"00000000000000aa":{"id":"00000000000000aa","ports":[4100],
+            "pool":"default","owner":"old","uid":1000,"pid":null,
+            "created_at":"2026-11-25T19:00:00Z","expires_at":"2026-11-25T19:05:00Z",
+            "ttl_secs":300}},"cursors":{}}"#;
+        for state in [
+            StateFile::parse(old.as_bytes()).unwrap(),
+            StateFile::parse_for_start(old.as_bytes()).unwrap(),
+            StateFile::parse_for_start_by_serde(old.as_bytes()).unwrap(),
+        ] {
+            assert!(state.names.is_empty());
+            assert_eq!(state.leases["00000000000000aa"].name, None);
+        }
+    }
+
+    #[test]
     fn unknown_version_is_corrupt() {
         let mut value = serde_json::to_value(sample()).unwrap();
         value["version"] = 2.into();

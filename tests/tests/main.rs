@@ -21,6 +21,7 @@ mod journal;
 mod lease_processes;
 mod leases;
 mod model;
+mod names;
 mod paths;
 mod port_change;
 mod portserver;

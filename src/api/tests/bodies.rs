@@ -117,6 +117,7 @@ fn the_server_grants_what_the_clients_body_asks_for() {
         owner: Some("ci job 17".to_string()),
         pid: Some(std::process::id()),
         protocol: None,
+        name: None,
     };
     let sent = serde_json::to_string(&client_body(&opts)).unwrap();
     let res = answer(

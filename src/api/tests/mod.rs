@@ -563,7 +563,7 @@ fn token_guards_every_lease_mutation() {
 #[test]
 fn metrics_use_the_prometheus_text_format() {
     let f = fixture("metrics", None);
-    lease_body(&f, "{}");
+    lease_body(&f, r#"{"name": "web"}"#);
     lease_body(&f, r#"{"pool": "nope"}"#);
     let res = answer(&f.app, &Request::fake("GET", "/metrics", &[], b""));
     assert_eq!(res.status, 200);
@@ -573,6 +573,8 @@ fn metrics_use_the_prometheus_text_format() {
         "dynport_ports{state=\"leased\"} 1",
         "dynport_ports{state=\"in_use\"} 1",
         "dynport_leases_active 1",
+        "dynport_names{state=\"live\"} 1",
+        "dynport_names{state=\"retained\"} 0",
         "dynport_lease_grants_total 1",
         "dynport_lease_denials_total{reason=\"unknown_pool\"} 1",
         "# TYPE dynport_scan_duration_seconds gauge",

@@ -97,6 +97,14 @@ fn a_bad_name_is_400_naming_name_and_changes_nothing() {
             Some("name: has an empty label (two dots, or a dot at an end)")
         )
     );
+    let (status, answer) = as_user(&f, ALICE, "PUT", "/api/v1/names/db", "");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            400,
+            Some("port: required: the port the name stands for, 1 to 65535")
+        )
+    );
     let (status, answer) = as_user(&f, ALICE, "PUT", "/api/v1/names/db", "{}");
     assert_eq!(
         (status, answer["error"].as_str()),

@@ -33,8 +33,8 @@ pub const TOKEN_ON_COMMAND_LINE: &str = "warning: --token on the command line ca
     DYNPORT_TOKEN instead";
 
 /// The client subcommands, as typed after `dynport`.
-pub const COMMANDS: [&str; 8] = [
-    "lease", "release", "renew", "leases", "status", "url", "run", "who",
+pub const COMMANDS: [&str; 11] = [
+    "lease", "release", "renew", "leases", "status", "url", "run", "who", "names", "port", "alias",
 ];
 
 /// What the command line asks for.
@@ -71,10 +71,22 @@ pub enum Command {
     },
     Leases,
     Status,
-    Url,
+    /// `dynport url`: the server's base URL; `dynport url NAME`: the name's.
+    Url(Option<String>),
     Run(RunOptions),
     /// `dynport who PORT`: the sockets holding the port.
     Who(u16),
+    /// `dynport names`: the names, live and retained.
+    Names,
+    /// `dynport port NAME`: the port of a live name.
+    Port(String),
+    /// `dynport alias NAME PORT`: NAME names PORT.
+    Alias {
+        name: String,
+        port: u16,
+    },
+    /// `dynport alias --remove NAME`.
+    Unalias(String),
 }
 
 /// The fields of a lease request; `None` leaves the choice to the server.
@@ -87,6 +99,9 @@ pub struct LeaseOptions {
     pub owner: Option<String>,
     pub pid: Option<u32>,
     pub protocol: Option<Protocol>,
+    /// The name of the first port, as given; [`super::naming::AUTO`] is
+    /// made into one from the current directory before it is sent.
+    pub name: Option<String>,
 }
 
 /// What `dynport release` was given: a port of a live lease, or a lease id.
@@ -128,6 +143,7 @@ struct Raw {
     json: bool,
     lease: LeaseOptions,
     socket: bool,
+    remove: bool,
     bind: Option<IpAddr>,
     positional: Vec<String>,
     program: Option<(OsString, Vec<OsString>)>,
@@ -177,6 +193,7 @@ impl Raw {
         match name {
             "json" => self.json = true,
             "socket" => self.socket = true,
+            "remove" => self.remove = true,
             "url" => self.url = Some(value()?),
             "state-dir" => self.state_dir = Some(PathBuf::from(value()?)),
             "server-uid" => self.server_uid = Some(number(&flag, &value()?)?),
@@ -187,6 +204,7 @@ impl Raw {
             "pool" => l.pool = Some(value()?),
             "ttl" => l.ttl = Some(seconds(&flag, &value()?)?),
             "owner" => l.owner = Some(owner(&flag, value()?)?),
+            "name" => l.name = Some(lease_name(&flag, value()?)?),
             "pid" => l.pid = Some(number(&flag, &value()?)?),
             "protocol" => l.protocol = Some(protocol(&flag, &value()?)?),
             "bind" => self.bind = Some(address(&flag, &value()?)?),
@@ -291,11 +309,36 @@ impl Raw {
             },
             "leases" => none().map(|()| Command::Leases)?,
             "status" => none().map(|()| Command::Status)?,
-            "url" => none().map(|()| Command::Url)?,
+            "url" => match positional.len() {
+                0 => Command::Url(None),
+                _ => Command::Url(Some(single("NAME")?)),
+            },
             "run" => Command::Run(self.run_options(lease)?),
             "who" => Command::Who(port("PORT", &single("PORT")?)?),
+            "names" => none().map(|()| Command::Names)?,
+            "port" => Command::Port(single("NAME")?),
+            "alias" => self.alias(positional.clone())?,
             other => return Err(format!("unknown command '{other}'")),
         })
+    }
+
+    /// `NAME PORT`, or `--remove NAME`.
+    fn alias(&self, positional: Vec<String>) -> Result<Command, String> {
+        let mut words = positional.into_iter();
+        let name = words.next().ok_or("missing NAME")?;
+        let port_arg = words.next();
+        if let Some(extra) = words.next() {
+            return Err(format!("unexpected argument '{extra}'"));
+        }
+        match (self.remove, port_arg) {
+            (true, None) => Ok(Command::Unalias(name)),
+            (true, Some(p)) => Err(format!("--remove: takes NAME alone, not the port '{p}'")),
+            (false, Some(p)) => Ok(Command::Alias {
+                name,
+                port: port("PORT", &p)?,
+            }),
+            (false, None) => Err("missing PORT (or give --remove to remove NAME)".to_string()),
+        }
     }
 
     fn run_options(&mut self, lease: LeaseOptions) -> Result<RunOptions, String> {
@@ -354,6 +397,15 @@ fn protocol(flag: &str, value: &str) -> Result<Protocol, String> {
 
 fn owner(flag: &str, value: String) -> Result<String, String> {
     wire::owner(flag, &value)?;
+    Ok(value)
+}
+
+/// A name as given: the server judges it (and lowercases it); the client
+/// only refuses what cannot be one at all.
+fn lease_name(flag: &str, value: String) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{flag}: give a name, or auto"));
+    }
     Ok(value)
 }
 

@@ -52,6 +52,7 @@ fn lease_takes_every_lease_option() {
         owner: Some("ci job 17".into()),
         pid: Some(31337),
         protocol: None,
+        name: None,
     };
     assert_eq!(inv.command, Command::Lease(expected));
     assert!(inv.json);
@@ -199,8 +200,89 @@ fn renew_takes_an_id_and_a_ttl() {
 fn leases_status_and_url_take_no_arguments() {
     assert_eq!(ok("leases", &["--json"]).command, Command::Leases);
     assert_eq!(ok("status", &[]).command, Command::Status);
-    assert_eq!(ok("url", &[]).command, Command::Url);
+    assert_eq!(ok("url", &[]).command, Command::Url(None));
     assert_eq!(usage("status", &["now"]), "unexpected argument 'now'");
+}
+
+#[test]
+fn name_is_taken_by_lease_and_run_as_given() {
+    let name = |inv: Invocation| match inv.command {
+        Command::Lease(l) => l.name,
+        Command::Run(r) => r.lease.name,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(name(ok("lease", &["--name", "Web"])), Some("Web".into()));
+    assert_eq!(name(ok("lease", &["--name=auto"])), Some("auto".into()));
+    assert_eq!(name(ok("lease", &[])), None);
+    let run = ok(
+        "run",
+        &["--name", "fix-ui.shop", "--", "srv", "--name", "x"],
+    );
+    assert_eq!(name(run), Some("fix-ui.shop".into()));
+    assert_eq!(
+        usage("lease", &["--name", ""]),
+        "--name: give a name, or auto"
+    );
+    assert_eq!(
+        usage("lease", &["--name"]),
+        "missing argument for option '--name'"
+    );
+    assert!(usage("names", &["--name", "x"]).contains("--name"));
+}
+
+#[test]
+fn url_takes_an_optional_name() {
+    assert_eq!(
+        ok("url", &["web"]).command,
+        Command::Url(Some("web".into()))
+    );
+    assert_eq!(usage("url", &["a", "b"]), "unexpected argument 'b'");
+}
+
+#[test]
+fn names_and_port_take_what_they_list_or_look_up() {
+    assert_eq!(ok("names", &["--json"]).command, Command::Names);
+    assert!(ok("names", &["--json"]).json);
+    assert_eq!(usage("names", &["web"]), "unexpected argument 'web'");
+    assert_eq!(ok("port", &["db"]).command, Command::Port("db".into()));
+    assert_eq!(usage("port", &[]), "missing NAME");
+    assert_eq!(usage("port", &["db", "web"]), "unexpected argument 'web'");
+    assert!(usage("port", &["--json", "db"]).contains("--json"));
+}
+
+#[test]
+fn alias_takes_a_name_and_a_port_or_remove_and_a_name() {
+    let set = Command::Alias {
+        name: "db".into(),
+        port: 5432,
+    };
+    assert_eq!(ok("alias", &["db", "5432"]).command, set);
+    assert_eq!(
+        ok("alias", &["--remove", "db"]).command,
+        Command::Unalias("db".into())
+    );
+    assert_eq!(
+        ok("alias", &["db", "--remove"]).command,
+        Command::Unalias("db".into())
+    );
+    assert_eq!(usage("alias", &[]), "missing NAME");
+    assert_eq!(
+        usage("alias", &["db"]),
+        "missing PORT (or give --remove to remove NAME)"
+    );
+    assert_eq!(
+        usage("alias", &["db", "0"]),
+        "PORT: expected a port number (1-65535), got '0'"
+    );
+    assert_eq!(
+        usage("alias", &["db", "65536"]),
+        "PORT: expected a port number (1-65535), got '65536'"
+    );
+    assert_eq!(
+        usage("alias", &["--remove", "db", "5432"]),
+        "--remove: takes NAME alone, not the port '5432'"
+    );
+    assert_eq!(usage("alias", &["db", "1", "2"]), "unexpected argument '2'");
 }
 
 #[test]

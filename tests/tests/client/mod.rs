@@ -2,6 +2,7 @@
 //! binary, started on a port window found free at run time and a temporary
 //! state directory. Every process a test starts is killed when it ends.
 
+mod names;
 mod support;
 
 use crate::fixture::{BIN, eventually, free_range};

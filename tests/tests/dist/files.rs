@@ -44,7 +44,8 @@ fn man_page_has_a_section_for_every_client_command() {
     assert_eq!(
         commands,
         [
-            "lease", "release", "renew", "leases", "status", "url", "run", "who"
+            "lease", "release", "renew", "leases", "status", "url", "run", "who", "names", "port",
+            "alias"
         ]
     );
     for command in commands {

@@ -99,8 +99,9 @@ pub enum Via<'a> {
     Unix(&'a Server),
 }
 
-/// `curl -X METHOD` of `path` as `user`, a POST with `body` (perhaps
-/// empty, still with its `Content-Length`): the status and the JSON body.
+/// `curl -X METHOD` of `path` as `user`, a POST or PUT with `body`
+/// (perhaps empty, still with its `Content-Length`): the status and the
+/// JSON body.
 pub fn curl_as(
     user: Option<&User>,
     via: Via,
@@ -118,7 +119,7 @@ pub fn curl_as(
             format!("http://localhost{path}")
         }
     };
-    if method == "POST" {
+    if method == "POST" || method == "PUT" {
         command.args(["-H", "Content-Type: application/json", "--data", body]);
     }
     let out = run(as_user(command.arg(url), user));
