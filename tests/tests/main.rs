@@ -24,6 +24,7 @@ mod model;
 mod paths;
 mod port_change;
 mod portserver;
+mod routes;
 mod server;
 mod state_dir;
 mod systemd;
