@@ -64,9 +64,13 @@ impl Drop for Served {
 }
 
 fn serve(routes: Vec<(&'static str, u16)>) -> Served {
+    serve_with(routes, EngineConfig::default())
+}
+
+fn serve_with(routes: Vec<(&'static str, u16)>, config: EngineConfig) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut engine = Engine::new(EngineConfig::default()).unwrap();
+    let mut engine = Engine::new(config).unwrap();
     engine.route_with(Arc::new(TestRouter { routes }));
     let control = engine.control();
     let handler: Handler =
@@ -266,9 +270,14 @@ fn answer(reader: &mut BufReader<TcpStream>) -> (u16, String, Vec<u8>) {
     (status, head, body)
 }
 
+/// Whether the engine closes the connection with nothing more sent; a
+/// read that times out is no close.
 fn closed(reader: &mut BufReader<TcpStream>) -> bool {
     let mut rest = Vec::new();
-    matches!(reader.read_to_end(&mut rest), Ok(0)) || rest.is_empty()
+    match reader.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
 }
 
 #[test]
@@ -448,4 +457,31 @@ fn a_large_answer_to_a_slow_reader_passes_whole_and_in_bounded_memory() {
     writer.write_all(&upload).unwrap();
     let (status, _, body) = answer(&mut reader);
     assert_eq!((status, body), (200, upload.len().to_string().into_bytes()));
+}
+
+#[test]
+fn a_request_head_left_unfinished_on_a_tunnel_times_out_but_an_idle_tunnel_does_not() {
+    let backend = backend();
+    let config = EngineConfig {
+        request_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..EngineConfig::default()
+    };
+    let served = serve_with(vec![("web", backend.port)], config);
+    let stream = connect(served.port);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    writer
+        .write_all(b"GET /chunked HTTP/1.1\r\nHost: web.test\r\n\r\n")
+        .unwrap();
+    assert_eq!(answer(&mut reader).0, 200);
+    // Idle for longer than both timeouts: still open, and still routed.
+    thread::sleep(Duration::from_millis(900));
+    writer
+        .write_all(b"GET /chunked HTTP/1.1\r\nHost: web.test\r\n\r\n")
+        .unwrap();
+    assert_eq!(answer(&mut reader).0, 200);
+    // Half a head, then nothing: closed once the request timeout passes.
+    writer.write_all(b"GET /chunked HTTP/1.1\r\nHo").unwrap();
+    assert!(closed(&mut reader));
 }

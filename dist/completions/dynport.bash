@@ -31,11 +31,11 @@ _dynport() {
         --token-file|--unix-socket) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --log-level) COMPREPLY=($(compgen -W 'error warn info debug trace' -- "$cur")); return ;;
         --protocol) COMPREPLY=($(compgen -W 'both tcp udp' -- "$cur")); return ;;
-        --host|--range|--refresh-secs|--workers|--fallback-port|--token|--allow-host|--max-ports-per-uid|--max-connections-per-uid|--pool|--exclude|--lease-ttl-secs|--portserver-socket|--portserver-pool|--count|--port|--ttl|--owner|--pid|--url|--server-uid|--bind) COMPREPLY=(); return ;;
+        --host|--range|--refresh-secs|--workers|--fallback-port|--token|--allow-host|--max-ports-per-uid|--max-connections-per-uid|--pool|--exclude|--lease-ttl-secs|--name-retention-days|--max-names-per-uid|--routes-domain|--routes-port|--portserver-socket|--portserver-pool|--count|--port|--ttl|--owner|--pid|--url|--server-uid|--bind) COMPREPLY=(); return ;;
     esac
     local words=
     case $command in
-        serve) words='--host --range --state-dir --refresh-secs --workers --fallback-port --token --token-file --allow-host --log-level --unix-socket --max-ports-per-uid --max-connections-per-uid --reserve-kernel --pool --exclude --lease-ttl-secs --portserver-socket --portserver-pool --help -h --version -V' ;;
+        serve) words='--host --range --state-dir --refresh-secs --workers --fallback-port --token --token-file --allow-host --log-level --unix-socket --max-ports-per-uid --max-connections-per-uid --reserve-kernel --pool --exclude --lease-ttl-secs --name-retention-days --max-names-per-uid --routes-domain --routes-port --portserver-socket --portserver-pool --help -h --version -V' ;;
         lease) words='--count --port --pool --ttl --owner --protocol --pid --json --url --state-dir --server-uid --token --token-file --help -h' ;;
         release) words='--json --url --state-dir --server-uid --token --token-file --help -h' ;;
         renew) words='--ttl --json --url --state-dir --server-uid --token --token-file --help -h' ;;

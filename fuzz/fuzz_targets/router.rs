@@ -131,6 +131,7 @@ fn app(world: &World) -> App {
         rules: dynport::ports::principal::Rules {
             server_uid: dynport::sys::process::own_uid(),
             max_ports_per_uid: Some(1024),
+            max_names_per_uid: 64,
             token_set: true,
         },
         allow_hosts: vec!["dynport.fuzz".to_string()],
@@ -138,6 +139,10 @@ fn app(world: &World) -> App {
         pid: std::process::id(),
         started: Instant::now(),
         pid_watches: 1024,
+        routes: dynport::config::RouteSettings {
+            domains: vec!["localhost".to_string()],
+            port: None,
+        },
     };
     let start = Start {
         table,

@@ -109,6 +109,9 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Lease(LeaseError::UnknownLease(id)) => {
                 ApiError::NotFound(format!("no live lease {id}"))
             }
+            AppError::Lease(LeaseError::UnknownName(name)) => {
+                ApiError::NotFound(format!("no name {name}"))
+            }
             AppError::Lease(LeaseError::Invalid(m)) | AppError::PortOutsideRange(m) => {
                 ApiError::BadRequest(m)
             }

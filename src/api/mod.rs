@@ -19,8 +19,12 @@ mod guard;
 mod holders;
 mod leases;
 mod metrics;
+mod names;
 mod query;
+pub mod routing;
 pub(crate) mod throttle;
+
+pub use names::name_url;
 
 #[cfg(test)]
 mod kernel_tests;
@@ -32,6 +36,7 @@ mod trust_tests;
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 const GET_DELETE: &str = "GET, HEAD, DELETE";
+const PUT_DELETE: &str = "PUT, DELETE";
 
 /// Every endpoint, by path.
 enum Route<'a> {
@@ -45,6 +50,8 @@ enum Route<'a> {
     Leases,
     OneLease(&'a str),
     Renew(&'a str),
+    Names,
+    OneName(&'a str),
 }
 
 impl Route<'_> {
@@ -58,6 +65,14 @@ impl Route<'_> {
             "/metrics" => Route::Metrics,
             "/api/v1/ports/lease" => Route::Lease,
             "/api/v1/ports/leases" => Route::Leases,
+            "/api/v1/names" => Route::Names,
+            _ if path.starts_with("/api/v1/names/") => {
+                let name = &path["/api/v1/names/".len()..];
+                if name.is_empty() || name.contains('/') {
+                    return None;
+                }
+                Route::OneName(name)
+            }
             _ => {
                 let rest = path.strip_prefix("/api/v1/ports/leases/")?;
                 match rest.split_once('/') {
@@ -75,6 +90,7 @@ impl Route<'_> {
         match self {
             Route::ChangePort | Route::Lease | Route::Renew(_) => POST,
             Route::OneLease(_) => GET_DELETE,
+            Route::OneName(_) => PUT_DELETE,
             _ => GET,
         }
     }
@@ -156,6 +172,9 @@ fn route(app: &Api, req: &Request) -> Result<Reply, ApiError> {
         Route::Lease => return leases::grant(app, req),
         Route::OneLease(id) => return leases::release(app, id, req),
         Route::Renew(id) => return leases::renew(app, id, req),
+        Route::Names => names::list(app),
+        Route::OneName(name) if method == "PUT" => return names::put(app, name, req),
+        Route::OneName(name) => return names::delete(app, name, req),
     };
     Ok(Reply::Now(now))
 }

@@ -6,6 +6,7 @@ use super::commit::Waiter;
 use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
 use crate::app::metrics::Metrics;
 use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::ports::names::NameChange;
 use crate::ports::principal::Principal;
 use crate::ports::{PortTable, Process};
 use crate::state::journal::Record;
@@ -13,11 +14,12 @@ use crate::util::time::{now_rfc3339, rfc3339};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// A change made in memory: what the journal gets and how to put it back.
-struct Made<T> {
-    out: T,
-    record: Record,
-    undo: Undo,
+/// A change made in memory: what the journal gets (besides the names it
+/// changed) and how to put it back.
+pub(super) struct Made<T> {
+    pub(super) out: T,
+    pub(super) record: Option<Record>,
+    pub(super) undo: Undo,
 }
 
 impl App {
@@ -67,8 +69,10 @@ impl App {
     fn end_due(&self, held: &mut Held, seq: u64) -> Vec<Record> {
         let (table, owners) = (&mut held.table, &mut held.owners);
         owners.collect_exits();
-        let ended = table.end_due(self.lease_now(), &owners.checker());
+        let now = self.lease_now();
+        let ended = table.end_due(now, &owners.checker());
         owners.forget_ended(&|pid| table.ties_pid(pid));
+        table.expire_names(now);
         let mut records = Vec::with_capacity(ended.len());
         for (lease, reason) in ended {
             let counter = match reason {
@@ -79,6 +83,7 @@ impl App {
             log_end(&lease, reason);
             records.push(Record::End { seq, id: lease.id });
         }
+        records.extend(name_records(seq, &table.take_name_changes()));
         records
     }
 
@@ -87,7 +92,7 @@ impl App {
     /// one write lock. `done` hears the outcome once it is durable; when
     /// the change is refused, it hears at once and the ends are still
     /// queued.
-    fn lease_change<T: Send + 'static>(
+    pub(super) fn lease_change<T: Send + 'static>(
         &self,
         change: impl FnOnce(&mut PortTable, u64) -> Result<Made<T>, LeaseError>,
         done: Done<T>,
@@ -97,7 +102,7 @@ impl App {
         let mut records = self.end_due(&mut held, seq);
         match change(&mut held.table, seq) {
             Ok(made) => {
-                if let Record::Put { lease, .. } = &made.record
+                if let Some(Record::Put { lease, .. }) = &made.record
                     && let Some(pid) = lease.pid
                 {
                     let Held { table, owners, .. } = &mut *held;
@@ -105,10 +110,17 @@ impl App {
                         self.wake_snapshots();
                     }
                 }
-                records.push(made.record);
+                records.extend(made.record);
+                let names = held.table.take_name_changes();
+                records.extend(name_records(seq, &names));
+                let undo = made.undo;
+                let undo: Undo = Box::new(move |t| {
+                    undo(t);
+                    t.undo_name_changes(names);
+                });
                 let out = made.out;
                 let tell: Done<()> = Box::new(move |outcome| done(outcome.map(|()| out)));
-                self.enqueue(held, Waiter::new(seq, records, Some(made.undo), Some(tell)));
+                self.enqueue(held, Waiter::new(seq, records, Some(undo), Some(tell)));
             }
             Err(e) => {
                 match records.is_empty() {
@@ -149,12 +161,12 @@ impl App {
                 let undo_id = lease.id.clone();
                 self.expires_at(lease.expires_at);
                 Ok(Made {
-                    record: Record::Put {
+                    record: Some(Record::Put {
                         seq,
                         lease: lease.clone(),
                         cursor,
-                    },
-                    undo: Box::new(move |t| drop(t.release(&undo_id))),
+                    }),
+                    undo: Box::new(move |t| t.ungrant(&undo_id)),
                     out: lease,
                 })
             },
@@ -170,10 +182,10 @@ impl App {
         id: String,
         who: Principal,
     ) -> Result<Lease, LeaseError> {
-        let quota = self.facts.rules.quota_for(who);
+        let allowance = self.facts.rules.allowance_for(who);
         let wanted = req.protocol.protocols();
         let mut can_bind = |port| can_bind_everywhere(port, wanted);
-        table.grant(req, id, self.lease_now(), quota, &mut can_bind)
+        table.grant(req, id, self.lease_now(), allowance, &mut can_bind)
     }
 
     /// Ends a lease, when `who` may; `done` hears of it once its end is in
@@ -194,13 +206,13 @@ impl App {
         self.lease_change(
             |table, seq| {
                 self.may_manage(table, id, who)?;
-                let lease = table.release(id)?;
+                let lease = table.release(id, self.lease_now())?;
                 let back = lease.clone();
                 Ok(Made {
-                    record: Record::End {
+                    record: Some(Record::End {
                         seq,
                         id: lease.id.clone(),
-                    },
+                    }),
                     undo: Box::new(move |t| {
                         let _ = t.insert_lease(back, &now_rfc3339());
                     }),
@@ -231,11 +243,11 @@ impl App {
                 let lease = table.renew(id, ttl, self.lease_now())?;
                 self.expires_at(lease.expires_at);
                 Ok(Made {
-                    record: Record::Put {
+                    record: Some(Record::Put {
                         seq,
                         lease: lease.clone(),
                         cursor: None,
-                    },
+                    }),
                     undo: Box::new(move |t| before.into_iter().for_each(|l| t.restore(l))),
                     out: lease,
                 })
@@ -254,6 +266,17 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The journal records of name changes, in order.
+pub(super) fn name_records(seq: u64, changes: &[NameChange]) -> Vec<Record> {
+    (changes.iter())
+        .map(|c| Record::Name {
+            seq,
+            name: c.name.clone(),
+            entry: c.now.clone(),
+        })
+        .collect()
 }
 
 /// The log line of a lease's end, the same whether the refresh thread ends

@@ -36,6 +36,7 @@ mod kernel;
 pub mod kernel_ports;
 mod leases;
 pub(crate) mod metrics;
+mod names;
 mod owners;
 mod read;
 pub(crate) mod refresh;
@@ -45,6 +46,7 @@ mod status;
 pub use commit::{Committer, Waiter};
 pub use error::AppError;
 pub use leases::log_end;
+pub use names::NameInfo;
 pub use owners::POLL_EVERY;
 pub use read::{LeaseFilter, Summary};
 
@@ -115,6 +117,8 @@ pub struct Facts {
     /// Processes of pid-bound leases watched by a pidfd at most; the
     /// processes of further leases are polled.
     pub pid_watches: usize,
+    /// Where names are routed: the domains, and the routes-only port.
+    pub routes: crate::config::RouteSettings,
 }
 
 /// The port table and scan a server starts with.

@@ -153,6 +153,7 @@ pub fn lease_body(opts: &LeaseOptions) -> LeaseBody {
         owner: opts.owner.clone(),
         pid: opts.pid,
         protocol: opts.protocol,
+        name: None,
     }
 }
 

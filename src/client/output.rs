@@ -200,6 +200,7 @@ mod tests {
             created_at: at("2026-11-25T19:00:00Z"),
             expires_at: at("2026-11-25T19:05:00Z"),
             ttl_secs: 300,
+            name: None,
         }
     }
 

@@ -306,6 +306,7 @@ mod tests {
             created_at: humantime::parse_rfc3339("2026-11-25T19:00:00Z").unwrap(),
             expires_at: humantime::parse_rfc3339("2026-11-25T19:10:00Z").unwrap(),
             ttl_secs: 600,
+            name: None,
         };
         let mut o = opts("x", &[]);
         assert_eq!(lease_ttl(&lease, &o), Duration::from_secs(600));

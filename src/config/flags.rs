@@ -327,6 +327,55 @@ pub const PORTSERVER_POOL: Flag = Flag {
     ..FLAG
 };
 
+pub const NAME_RETENTION_DAYS: Flag = Flag {
+    name: "name-retention-days",
+    var: Some("DYNPORT_NAME_RETENTION_DAYS"),
+    default: Some("7"),
+    value: Value::Text("N"),
+    help: "\
+Days a name stays its owner's after its last lease ended (or its
+alias was removed), 0 to 3650; 0 forgets it at once. Meanwhile a
+lease for it gets its last port when that port is free.",
+    ..FLAG
+};
+
+pub const MAX_NAMES_PER_UID: Flag = Flag {
+    name: "max-names-per-uid",
+    var: Some("DYNPORT_MAX_NAMES_PER_UID"),
+    default: Some("64"),
+    value: Value::Text("N"),
+    help: "\
+Names one user (or all remote callers together) may hold, live,
+retained and aliases together, 1 to 65535. Root and dynport's own
+user are not counted.",
+    ..FLAG
+};
+
+pub const ROUTES_DOMAIN: Flag = Flag {
+    name: "routes-domain",
+    var: Some("DYNPORT_ROUTES_DOMAINS"),
+    default: Some("localhost"),
+    value: Value::Text("D"),
+    repeatable: true,
+    help: "\
+Requests whose Host is NAME.D go to the live lease or alias named
+NAME; repeatable, or comma-separated. Given, it replaces localhost;
+the first one is in the URLs dynport shows.",
+    ..FLAG
+};
+
+pub const ROUTES_PORT: Flag = Flag {
+    name: "routes-port",
+    var: Some("DYNPORT_ROUTES_PORT"),
+    default: Some("none"),
+    value: Value::Text("PORT"),
+    help: "\
+A listener that only routes names, outside the range and not the
+--fallback-port (80 for http://web.localhost/), so URLs do not move
+with the API's port; none for no such listener.",
+    ..FLAG
+};
+
 /// The flags of `dynport serve`, by group, in the order `--help` shows them.
 pub const SERVE: &[Group] = &[
     Group {
@@ -351,6 +400,15 @@ pub const SERVE: &[Group] = &[
     Group {
         title: "Lease flags",
         flags: &[POOL, EXCLUDE, LEASE_TTL_SECS],
+    },
+    Group {
+        title: "Name flags",
+        flags: &[
+            NAME_RETENTION_DAYS,
+            MAX_NAMES_PER_UID,
+            ROUTES_DOMAIN,
+            ROUTES_PORT,
+        ],
     },
     Group {
         title: "Portserver flags",
@@ -409,9 +467,9 @@ mod tests {
     }
 
     #[test]
-    fn only_pool_and_allow_host_are_repeatable() {
+    fn only_pool_allow_host_and_routes_domain_are_repeatable() {
         let repeatable: Vec<&str> = serve().filter(|f| f.repeatable).map(|f| f.name).collect();
-        assert_eq!(repeatable, ["allow-host", "pool"]);
+        assert_eq!(repeatable, ["allow-host", "pool", "routes-domain"]);
     }
 
     #[test]

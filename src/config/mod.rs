@@ -12,12 +12,14 @@ pub mod client_flags;
 pub mod flags;
 pub mod help;
 mod hosts;
+pub(crate) mod names;
 mod pools;
 pub(crate) mod portserver;
 mod raw;
 mod serve;
 mod token;
 
+pub use names::{NameSettings, RouteSettings};
 pub use pools::{BROWSER_REFUSED, DEFAULT_POOL};
 pub use token::{MIN_REMOTE_CHARS, read_private as read_token_file};
 
@@ -56,6 +58,10 @@ pub struct Settings {
     pub lease_ttl: Duration,
     /// Keep leased ports and the server's own in the kernel's reserved list.
     pub reserve_kernel: bool,
+    /// `--name-retention-days`, `--max-names-per-uid`.
+    pub names: names::NameSettings,
+    /// `--routes-domain`, `--routes-port`.
+    pub routes: names::RouteSettings,
     /// portpicker's portserver protocol, when `--portserver-socket` is given.
     pub portserver: Option<portserver::Portserver>,
     /// Warnings to log once logging is up (`PORT` ignored, `RELOAD` has no effect).

@@ -2,7 +2,7 @@
 //! with every default and every bound in one place.
 
 use super::raw::{self, Flag, Raw, Value, bounded, port, range};
-use super::{ConfigError, Settings, access, hosts, pools, portserver, token};
+use super::{ConfigError, Settings, access, hosts, names, pools, portserver, token};
 use crate::ports::PortRange;
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -39,6 +39,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
     }
     let state_dir = state_dir(raw)?;
     let pools = pools::pools(raw, range)?;
+    let fallback_port = setting(raw, raw::FALLBACK_PORT, port)?.unwrap_or(DEFAULT_FALLBACK_PORT);
     Ok(Settings {
         host,
         range,
@@ -48,7 +49,7 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
         state_dir,
         refresh: secs(raw, raw::REFRESH_SECS, REFRESH_SECS, DEFAULT_REFRESH_SECS)?,
         workers: number(raw, raw::WORKERS, WORKERS, DEFAULT_WORKERS)? as usize,
-        fallback_port: setting(raw, raw::FALLBACK_PORT, port)?.unwrap_or(DEFAULT_FALLBACK_PORT),
+        fallback_port,
         token,
         allow_hosts: hosts::allow_hosts(raw)?,
         log_level: setting(raw, raw::LOG_LEVEL, log_level)?.unwrap_or(DEFAULT_LOG_LEVEL),
@@ -62,6 +63,8 @@ pub fn settings<L: Fn(&str) -> Option<String>>(raw: &Raw<L>) -> Result<Settings,
             DEFAULT_LEASE_TTL_SECS,
         )?,
         reserve_kernel: setting(raw, raw::RESERVE_KERNEL, switch)?.unwrap_or(false),
+        names: names::names(raw)?,
+        routes: names::routes(raw, range, fallback_port)?,
         warnings: warnings(raw, range),
     })
 }

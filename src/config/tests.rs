@@ -51,6 +51,14 @@ fn defaults_apply_when_nothing_is_given() {
         ],
         lease_ttl: Duration::from_secs(300),
         reserve_kernel: false,
+        names: NameSettings {
+            retention_days: 7,
+            max_per_uid: 64,
+        },
+        routes: RouteSettings {
+            domains: vec!["localhost".to_string()],
+            port: None,
+        },
         portserver: None,
         warnings: vec![],
     };

@@ -106,9 +106,9 @@ pub(crate) struct Tunnel {
     down_head: Vec<u8>,
     down_searched: usize,
     owed: VecDeque<Owed>,
-    /// dynport's own answer, written once every answer owed is through;
-    /// then the connection closes.
-    last_word: Option<Vec<u8>>,
+    /// dynport's own answer (its status and bytes), written once every
+    /// answer owed is through; then the connection closes.
+    last_word: Option<(u16, Vec<u8>)>,
     client_eof: bool,
     backend_eof: bool,
     /// The request being forwarded asked to close after it: nothing after
@@ -131,8 +131,9 @@ pub(crate) enum Turn {
     Wait,
     /// More may be ready at once.
     Again,
-    /// Write what is in `out` (an answer of dynport's), then close gently.
-    Answer,
+    /// Write what is in `out` (an answer of dynport's, with this status),
+    /// then close gently.
+    Answer(u16),
     Close,
 }
 
@@ -204,6 +205,12 @@ impl Tunnel {
         self.unreachable
             .take()
             .unwrap_or_else(|| (self.error_response)(502, "nothing listens at the backend"))
+    }
+
+    /// Whether part of a request head has arrived and the rest is awaited:
+    /// the engine's request timeout applies, as to any request.
+    pub fn in_head(&self) -> bool {
+        self.up == Up::Head && !self.up_head.is_empty()
     }
 
     /// Whether the backend's handshake is still under way.
@@ -304,9 +311,10 @@ impl Tunnel {
             && matches!(self.up, Up::Head | Up::Body(_) | Up::Raw)
             && !self.up_pending();
         if self.last_word_due() && !self.down_pending() {
+            let (status, bytes) = self.last_word.take().unwrap_or_default();
             out.clear();
-            out.extend_from_slice(&self.last_word.take().unwrap_or_default());
-            return Turn::Answer;
+            out.extend_from_slice(&bytes);
+            return Turn::Answer(status);
         }
         if self.finished() {
             return Turn::Close;
@@ -409,6 +417,8 @@ impl Tunnel {
                 return Ok(false);
             }
             scratch.append(&mut self.held);
+            // Its room goes back: an idle tunnel holds no buffer.
+            self.held = Vec::new();
         } else if self.reads_client() {
             match crate::sys::read_into_spare(client, scratch, CHUNK) {
                 Ok(0) => {
@@ -630,8 +640,8 @@ impl Tunnel {
             keep_alive_10: false,
             head_only: false,
         };
-        write::encode(&mut bytes, answer, framing);
-        self.last_word = Some(bytes);
+        let status = write::encode(&mut bytes, answer, framing);
+        self.last_word = Some((status, bytes));
     }
 
     /// Reads the backend and passes what it sent to the client.
@@ -793,8 +803,7 @@ fn answer_now(out: &mut Vec<u8>, answer: &Response) -> Turn {
         keep_alive_10: false,
         head_only: false,
     };
-    write::encode(out, answer, framing);
-    Turn::Answer
+    Turn::Answer(write::encode(out, answer, framing))
 }
 
 fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -512,7 +512,11 @@ impl Worker {
             return Next::Close;
         };
         self.out.clear();
-        if tunnel.connecting() && now >= conn.deadline {
+        if now >= conn.deadline {
+            if !tunnel.connecting() {
+                log::debug!("request head not complete in time on a tunnel: closing");
+                return Next::Close;
+            }
             let answer = tunnel.give_up();
             self.encode_closing(&answer);
             conn.tunnel = None;
@@ -524,18 +528,27 @@ impl Worker {
         let connecting = tunnel.connecting();
         self.input = scratch;
         match turn {
-            Turn::Wait => {
-                if !connecting {
+            Turn::Wait | Turn::Again => {
+                // A request head has the request timeout, as on any
+                // connection; nothing else on a tunnel has a deadline.
+                if tunnel.in_head() {
+                    let started = *conn.request_started.get_or_insert(now);
+                    conn.deadline = started + self.shared.config.request_timeout;
+                } else if !connecting {
+                    conn.request_started = None;
                     conn.deadline = now + NO_DEADLINE;
                 }
-                Next::Wait
+                if matches!(turn, Turn::Again) {
+                    Next::Again
+                } else {
+                    Next::Wait
+                }
             }
-            Turn::Again => Next::Again,
-            Turn::Answer => {
+            Turn::Answer(status) => {
                 // dynport's last word: the backend is done with.
                 conn.tunnel = None;
                 conn.phase = Phase::Reading;
-                self.shared.stats.count(421);
+                self.shared.stats.count(status);
                 self.send(conn, After::Linger, now)
             }
             Turn::Close => Next::Close,

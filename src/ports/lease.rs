@@ -122,6 +122,9 @@ pub struct Lease {
     /// The life the lease was last given, reused by a renewal that names none.
     #[serde(default)]
     pub ttl_secs: u64,
+    /// The name of its first port ([`crate::ports::names`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Lease {
@@ -160,6 +163,8 @@ pub struct LeaseRequest {
     pub protocol: Protocol,
     pub pid: Option<u32>,
     pub pid_start: Option<u64>,
+    /// The name for its first port, lowercased ([`crate::ports::names::parse_name`]).
+    pub name: Option<String>,
 }
 
 impl LeaseRequest {
@@ -176,9 +181,15 @@ impl LeaseRequest {
         if let Some(problem) = ttl_problem(self.ttl) {
             return Err(problem);
         }
-        match self.owner.as_deref().and_then(owner_problem) {
-            Some(problem) => Err(format!("owner: {problem}")),
-            None => Ok(()),
+        if let Some(problem) = self.owner.as_deref().and_then(owner_problem) {
+            return Err(format!("owner: {problem}"));
+        }
+        match self.name.as_deref().map(crate::ports::names::parse_name) {
+            Some(Ok(name)) if Some(&name) != self.name.as_ref() => {
+                Err(format!("name: {name} must be given lowercased"))
+            }
+            Some(Err(problem)) => Err(problem),
+            _ => Ok(()),
         }
     }
 }
@@ -190,6 +201,8 @@ pub enum LeaseError {
     UnknownPool(String),
     /// No live lease has that id. 404.
     UnknownLease(String),
+    /// No name is live or retained by that name. 404.
+    UnknownName(String),
     /// A value that cannot be right, naming its field. 400.
     Invalid(String),
     /// The ports asked for cannot be had. 409.

@@ -14,6 +14,7 @@
 use super::entries::Holder;
 use super::{PortRange, PortTable, Process, Protocols, SharedText};
 use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
+use crate::ports::names::Allowance;
 use crate::ports::principal::{Principal, Refusal};
 use crate::util::time::rfc3339;
 use std::collections::BTreeMap;
@@ -103,19 +104,44 @@ impl PortTable {
         req: &LeaseRequest,
         id: String,
         now: SystemTime,
-        quota: Option<usize>,
+        allowance: impl Into<Allowance>,
         can_bind: &mut dyn FnMut(u16) -> bool,
     ) -> Result<Lease, LeaseError> {
+        let allowance = allowance.into();
         req.check().map_err(LeaseError::Invalid)?;
-        self.within_quota(req, quota)?;
+        self.within_quota(req, allowance.ports)?;
         let pool = *self
             .pools
             .get(&req.pool)
             .ok_or_else(|| LeaseError::UnknownPool(req.pool.clone()))?;
+        let who = Principal::from_uid(req.uid);
+        let last_port = match req.name.as_deref() {
+            Some(name) => self.claim_name(name, who, allowance, now)?,
+            None => None,
+        };
         let wanted = req.protocol.protocols();
-        let ports = match req.port {
-            Some(port) => vec![self.reservable(port, pool, &req.pool, wanted, can_bind)?],
-            None => self.round_robin(&req.pool, pool, req.count, wanted, can_bind)?,
+        // A name's last port first, when it is free in the pool.
+        let sticky = last_port
+            .filter(|_| req.port.is_none())
+            .filter(|&p| pool.contains(p) && self.takeable(p, wanted) && can_bind(p));
+        let ports = match (req.port, sticky) {
+            (Some(port), _) => vec![self.reservable(port, pool, &req.pool, wanted, can_bind)?],
+            (None, Some(first)) => {
+                let rest = req.count.saturating_sub(1);
+                let mut skip_first = |p| p != first && can_bind(p);
+                let mut ports = vec![first];
+                if rest > 0 {
+                    ports.extend(self.round_robin(
+                        &req.pool,
+                        pool,
+                        rest,
+                        wanted,
+                        &mut skip_first,
+                    )?);
+                }
+                ports
+            }
+            (None, None) => self.round_robin(&req.pool, pool, req.count, wanted, can_bind)?,
         };
         let lease = Lease {
             id,
@@ -129,8 +155,10 @@ impl PortTable {
             created_at: now,
             expires_at: now + req.ttl,
             ttl_secs: req.ttl.as_secs(),
+            name: req.name.clone(),
         };
-        if req.port.is_none() {
+        // The sticky port alone does not move the round-robin cursor.
+        if req.port.is_none() && (sticky.is_none() || lease.ports.len() > 1) {
             let last = *lease.ports.last().unwrap_or(&pool.start);
             let next = if last >= pool.end {
                 pool.start
@@ -141,6 +169,7 @@ impl PortTable {
         }
         // Every port was just found free, so the lease is kept whole.
         let _ = self.insert_lease(lease.clone(), &rfc3339(now));
+        self.name_lease(&lease);
         Ok(lease)
     }
 
@@ -313,8 +342,22 @@ impl PortTable {
         true
     }
 
-    /// Ends a lease and frees its ports.
-    pub fn release(&mut self, id: &str) -> Result<Lease, LeaseError> {
+    /// Ends a lease at `now` and frees its ports; its name is retained.
+    pub fn release(&mut self, id: &str, now: SystemTime) -> Result<Lease, LeaseError> {
+        let lease = self.take_out(id)?;
+        self.lease_ended(&lease, now);
+        Ok(lease)
+    }
+
+    /// Takes a just granted lease back out, as if never granted, after a
+    /// save failed; its name is left for
+    /// [`PortTable::undo_name_changes`] to put back.
+    pub fn ungrant(&mut self, id: &str) {
+        let _ = self.take_out(id);
+    }
+
+    /// Takes a lease out of the table and frees its ports.
+    fn take_out(&mut self, id: &str) -> Result<Lease, LeaseError> {
         let lease = self
             .leases
             .by_id
@@ -383,7 +426,7 @@ impl PortTable {
             }
         }
         due.into_iter()
-            .filter_map(|(id, reason)| self.release(&id).ok().map(|l| (l, reason)))
+            .filter_map(|(id, reason)| self.release(&id, now).ok().map(|l| (l, reason)))
             .collect()
     }
 
@@ -434,6 +477,7 @@ mod tests {
             protocol: Protocol::Both,
             pid: None,
             pid_start: None,
+            name: None,
         }
     }
 
@@ -447,7 +491,7 @@ mod tests {
         let mut t = table();
         assert_eq!(grant(&mut t, &ask(2), "a"), Ok(vec![100, 101]));
         assert_eq!(grant(&mut t, &ask(1), "b"), Ok(vec![102]));
-        t.release("a").unwrap();
+        t.release("a", at(0)).unwrap();
         assert_eq!(
             grant(&mut t, &ask(7), "c"),
             Ok(vec![103, 104, 105, 106, 107, 108, 109])
@@ -651,7 +695,7 @@ mod tests {
         grant(&mut t, &alice, "a").unwrap();
         grant(&mut t, &ask(2), "r").unwrap();
         assert_eq!((t.ports_held_by(Some(1000)), t.ports_held_by(None)), (3, 2));
-        t.release("a").unwrap();
+        t.release("a", at(0)).unwrap();
         assert_eq!((t.ports_held_by(Some(1000)), t.ports_held_by(None)), (0, 2));
         assert_eq!(t.end_due(at(60), &|_, _| true).len(), 1);
         assert_eq!(t.ports_held_by(None), 0);
@@ -822,7 +866,7 @@ mod tests {
         grant(&mut t, &ask(3), "a").unwrap();
         grant(&mut t, &ask(2), "b").unwrap();
         assert_leased_ports_name_live_leases(&t);
-        t.release("a").unwrap();
+        t.release("a", at(0)).unwrap();
         assert_leased_ports_name_live_leases(&t);
         let mut back = t.lease("b").unwrap().clone();
         back.id = "c".into();
@@ -869,7 +913,7 @@ mod tests {
         );
         assert_eq!(t, before);
         assert_eq!(t.server_port(), Some(100));
-        t.release("a").unwrap();
+        t.release("a", at(0)).unwrap();
         assert_eq!(t.set_server_port(101, "t2"), Ok(()));
         assert!(t.is_free(100));
     }

@@ -9,7 +9,9 @@
 //!   the ports' entries;
 //! - the quota: `leases.rs`, whose `grant` is the one way in for a new
 //!   lease;
-//! - a lease's validity: `crate::ports::lease`, which the grant asks.
+//! - a lease's validity: `crate::ports::lease`, which the grant asks;
+//! - names (validity, ownership, retention, their quota, sticky ports,
+//!   aliases): `names.rs`, which alone reaches the names.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,7 @@ mod entries;
 mod index;
 pub mod lease;
 mod leases;
+pub mod names;
 pub mod principal;
 pub(crate) mod wire;
 use entries::{Entries, Holder};
@@ -294,6 +297,8 @@ pub struct PortTable {
     pools: BTreeMap<String, PortRange>,
     /// Where round-robin hand-out goes on in each pool.
     cursors: BTreeMap<String, u16>,
+    /// The names of leases and ports, which only `names.rs` reaches.
+    names: names::Names,
 }
 
 impl PortTable {
@@ -308,6 +313,7 @@ impl PortTable {
             leases: leases::Leases::default(),
             pools: BTreeMap::from([(crate::ports::lease::DEFAULT_POOL.to_string(), range)]),
             cursors: BTreeMap::new(),
+            names: names::Names::default(),
         }
     }
 

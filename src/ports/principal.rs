@@ -74,6 +74,8 @@ pub struct Rules {
     pub server_uid: u32,
     /// Live leased ports one principal may hold; `None` for no limit.
     pub max_ports_per_uid: Option<usize>,
+    /// Names (live, retained and aliases) one principal may hold.
+    pub max_names_per_uid: usize,
     /// Whether a token gates mutations (so a remote caller that got past
     /// the gate holds it).
     pub token_set: bool,
@@ -148,6 +150,18 @@ impl Rules {
     pub fn quota_for(&self, who: Principal) -> Option<usize> {
         self.max_ports_per_uid.filter(|_| !self.is_operator(who))
     }
+
+    /// What `who` may hold, for the port table to enforce: ports and names,
+    /// neither counted for an operator, who may also take a retained name
+    /// of another principal.
+    pub fn allowance_for(&self, who: Principal) -> crate::ports::names::Allowance {
+        let operator = self.is_operator(who);
+        crate::ports::names::Allowance {
+            ports: self.quota_for(who),
+            names: (!operator).then_some(self.max_names_per_uid),
+            operator,
+        }
+    }
 }
 
 fn owner_words(owner: Principal) -> String {
@@ -166,6 +180,7 @@ mod tests {
     const RULES: Rules = Rules {
         server_uid: 990,
         max_ports_per_uid: Some(10),
+        max_names_per_uid: 64,
         token_set: false,
     };
 

@@ -133,6 +133,7 @@ pub fn lease_request(peer: u32, pid: u32, pool: &str) -> Result<LeaseRequest, Re
         protocol: Protocol::Both,
         pid: Some(pid),
         pid_start: Some(start),
+        name: None,
     })
 }
 

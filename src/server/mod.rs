@@ -101,6 +101,7 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
         );
     }
     let unix = bind_unix(settings, dir)?;
+    let routes = bind_routes(settings)?;
     let portserver = bind_portserver(settings, dirs.portserver.as_ref())?;
 
     // The engine's cap and each principal's share, under the descriptor
@@ -122,6 +123,10 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
     let socket_file = unix.map(|(listener, file)| {
         engine.serve_unix(listener);
         file
+    });
+    let routes_port = routes.map(|(listener, port)| {
+        engine.serve_routes(listener);
+        port
     });
     let control = engine.control();
     let start = Start {
@@ -146,7 +151,9 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
 
     // Reads are answered from here on; changes wait in the commit queue
     // until the state file holds what the server starts from.
-    let api = crate::api::Api::new(Arc::clone(&app));
+    let api = Arc::new(crate::api::Api::new(Arc::clone(&app)));
+    let router = crate::api::routing::Names::new(Arc::clone(&api), settings.routes.domains.clone());
+    engine.route_with(Arc::new(router));
     let handler: Handler = Arc::new(move |req| crate::api::handle(&api, req));
     let running = engine
         .run(listener, handler)
@@ -166,6 +173,22 @@ pub fn run(settings: &Settings, dirs: &Dirs, notifier: Notifier) -> Result<(), F
     );
     if let Some(file) = &socket_file {
         log::info!("listening on unix:{}", file.path().display());
+    }
+    if let Some(port) = routes_port {
+        log::info!(
+            "routing names on http://{}, e.g. http://web.{}{}/",
+            SocketAddr::new(settings.host, port),
+            settings
+                .routes
+                .domains
+                .first()
+                .map_or("localhost", String::as_str),
+            if port == 80 {
+                String::new()
+            } else {
+                format!(":{port}")
+            }
+        );
     }
     let committer = Committer::spawn(Arc::clone(&app), commits)
         .map_err(|e| Fatal(format!("cannot start the commit thread: {e}")))?;
@@ -231,6 +254,22 @@ fn bind_unix(settings: &Settings, dir: &Dir) -> Result<Option<(UnixListener, Soc
 }
 
 /// The socket of `--portserver-socket`, bound at start like the others.
+/// The listener that only routes names (`--routes-port`), when one is
+/// asked for.
+fn bind_routes(settings: &Settings) -> Result<Option<(TcpListener, u16)>, Fatal> {
+    let Some(port) = settings.routes.port else {
+        return Ok(None);
+    };
+    app::bind(settings.host, port)
+        .map(|listener| Some((listener, port)))
+        .map_err(|e| {
+            Fatal(format!(
+                "cannot listen for routes on {} (--routes-port {port}): {e}",
+                SocketAddr::new(settings.host, port)
+            ))
+        })
+}
+
 fn bind_portserver(
     settings: &Settings,
     dir: Option<&Dir>,
@@ -282,6 +321,7 @@ fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
         rules: Rules {
             server_uid: crate::sys::process::own_uid(),
             max_ports_per_uid: settings.max_ports_per_uid,
+            max_names_per_uid: settings.names.max_per_uid,
             token_set: settings.token.is_some(),
         },
         allow_hosts: settings.allow_hosts.clone(),
@@ -289,6 +329,7 @@ fn facts(settings: &Settings, started: Instant, budget: &FdBudget) -> Facts {
         pid: std::process::id(),
         started,
         pid_watches: budget.pid_watches,
+        routes: settings.routes.clone(),
     }
 }
 
@@ -406,6 +447,7 @@ fn first_table(
         .map_err(|e| Fatal(format!("cannot scan ports {}: {e}", settings.range)))?;
     let now = now_rfc3339();
     let mut table = PortTable::new(settings.range, &settings.exclude, &now);
+    table.set_name_retention(settings.names.retention());
     for pool in &settings.pools {
         table.add_pool(&pool.name, pool.range);
     }
@@ -445,6 +487,7 @@ fn restore_leases(table: &mut PortTable, saved: StateFile, rules: &leases::LoadR
     for (pool, port) in &saved.cursors {
         table.set_cursor(pool, *port);
     }
+    table.insert_loaded_names(saved.names, SystemTime::now());
     for (lease, reason) in table.end_due(SystemTime::now(), &crate::sys::process::alive_checker()) {
         crate::app::log_end(&lease, reason);
     }

@@ -82,6 +82,7 @@ pub fn parse_for_start(text: &str) -> Option<StateFile> {
             "last_scan" => fields.last_scan = seen.once(7, c.serde()?)?,
             "leases" => fields.leases = seen.once(8, c.leases()?)?,
             "cursors" => fields.cursors = seen.once(9, c.serde()?)?,
+            "names" => fields.names = seen.once(10, c.serde()?)?,
             _ => c.skip(0)?,
         }
         Some(())
@@ -101,6 +102,7 @@ pub fn parse_for_start(text: &str) -> Option<StateFile> {
         last_scan: fields.last_scan,
         leases: fields.leases.into_iter().collect(),
         cursors: fields.cursors,
+        names: fields.names,
     };
     Some(lean.into_state())
 }
@@ -117,6 +119,7 @@ struct Fields {
     last_scan: Option<super::ScanInfo>,
     leases: Vec<(String, Lease)>,
     cursors: BTreeMap<String, u16>,
+    names: BTreeMap<String, crate::ports::names::Name>,
 }
 
 /// Which members of an object were read: serde refuses a repeated one.
@@ -344,7 +347,7 @@ impl<'t> Cursor<'t> {
         let (mut id, mut ports, mut pool) = (None, None, None);
         let (mut created_at, mut expires_at) = (None, None);
         let (mut owner, mut uid, mut pid, mut pid_start) = (None, None, None, None);
-        let (mut protocol, mut ttl_secs) = (Protocol::default(), 0);
+        let (mut protocol, mut ttl_secs, mut name) = (Protocol::default(), 0, None);
         self.members(|c, key| {
             match key {
                 "id" => id = Some(seen.once(0, c.owned_string()?)?),
@@ -368,6 +371,7 @@ impl<'t> Cursor<'t> {
                 "created_at" => created_at = Some(seen.once(8, c.time()?)?),
                 "expires_at" => expires_at = Some(seen.once(9, c.time()?)?),
                 "ttl_secs" => ttl_secs = seen.once(10, c.integer()?)?,
+                "name" => name = seen.once(11, c.nullable(Cursor::owned_string)?)?,
                 _ => c.skip(0)?,
             }
             Some(())
@@ -384,6 +388,7 @@ impl<'t> Cursor<'t> {
             created_at: created_at?,
             expires_at: expires_at?,
             ttl_secs,
+            name,
         })
     }
 
@@ -427,6 +432,7 @@ mod tests {
         tied.pid_start = Some(123_456_789);
         tied.protocol = Protocol::Tcp;
         tied.owner = Some("ci job 17".to_string());
+        tied.name = Some("fix-ui.shop".to_string());
         let mut remote = lease("1c2ae30cb8738961", &[3020]);
         remote.uid = None;
         remote.protocol = Protocol::Udp;
@@ -438,6 +444,21 @@ mod tests {
             state.leases.insert(lease.id.clone(), lease);
         }
         state.cursors.insert("web".to_string(), 3020);
+        let name = |port, lease_id: Option<&str>, ended: Option<u64>| crate::ports::names::Name {
+            uid: Some(1000),
+            port,
+            alias: lease_id.is_none() && ended.is_none(),
+            lease_id: lease_id.map(str::to_string),
+            ended_at: ended.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        };
+        state.names.insert(
+            "fix-ui.shop".into(),
+            name(3002, Some("0000ca300f6b01fa"), None),
+        );
+        state.names.insert("db".into(), name(5432, None, None));
+        state
+            .names
+            .insert("old".into(), name(3005, None, Some(1_795_633_200)));
         state
     }
 

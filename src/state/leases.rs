@@ -39,6 +39,7 @@ impl LoadRules {
 pub enum Flaw {
     Id,
     Owner,
+    Name,
     PortCount,
     OutOfRange,
     UnknownPool,
@@ -56,6 +57,7 @@ impl fmt::Display for Flaw {
                 f,
                 "owner empty, unprintable or over {MAX_OWNER_CHARS} characters"
             ),
+            Flaw::Name => f.write_str("name not DNS labels of a-z, 0-9 and -"),
             Flaw::PortCount => write!(f, "no ports, a port twice, or more than {MAX_COUNT} ports"),
             Flaw::OutOfRange => f.write_str("port outside the managed range"),
             Flaw::UnknownPool => f.write_str("pool not configured"),
@@ -134,6 +136,10 @@ fn flaw(key: &str, lease: &Lease, rules: &LoadRules, now: SystemTime) -> Option<
     if lease.owner.as_deref().and_then(owner_problem).is_some() {
         return Some(Flaw::Owner);
     }
+    let name = lease.name.as_deref();
+    if name.is_some_and(|n| crate::ports::names::parse_name(n).ok().as_deref() != Some(n)) {
+        return Some(Flaw::Name);
+    }
     ports_flaw(lease, rules).or_else(|| time_flaw(lease, now))
 }
 
@@ -208,6 +214,7 @@ mod tests {
             created_at: now(),
             expires_at: now() + Duration::from_secs(300),
             ttl_secs: 300,
+            name: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub use journal::JOURNAL_FILE;
 pub use store::{JournalLoad, Loaded, Recovered, Store, Temp, Written};
 
 use crate::ports::lease::Lease;
+use crate::ports::names::Name;
 use crate::ports::{PortEntry, PortRange, PortTable};
 use files::Dir;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,10 @@ pub struct StateFile {
     /// Where round-robin hand-out goes on in each pool.
     #[serde(default)]
     pub cursors: BTreeMap<String, u16>,
+    /// Names, live and retained, by name. A state file from before names
+    /// has none.
+    #[serde(default)]
+    pub names: BTreeMap<String, Name>,
 }
 
 impl StateFile {
@@ -89,6 +94,7 @@ impl StateFile {
             last_scan: None,
             leases: BTreeMap::new(),
             cursors: BTreeMap::new(),
+            names: BTreeMap::new(),
         }
     }
 
@@ -146,6 +152,7 @@ impl Lean {
             last_scan: self.last_scan,
             leases: self.leases,
             cursors: self.cursors,
+            names: self.names,
         }
     }
 }
@@ -173,6 +180,8 @@ struct Lean {
     leases: BTreeMap<String, Lease>,
     #[serde(default)]
     cursors: BTreeMap<String, u16>,
+    #[serde(default)]
+    names: BTreeMap<String, Name>,
 }
 
 /// The `leases` map read into a list and built at once: dynport writes it
@@ -217,6 +226,7 @@ pub struct StateRef<'a> {
     pub last_scan: Option<&'a ScanInfo>,
     pub leases: LeaseMap<'a>,
     pub cursors: &'a BTreeMap<String, u16>,
+    pub names: &'a BTreeMap<String, Name>,
 }
 
 impl<'a> StateRef<'a> {
@@ -239,6 +249,7 @@ impl<'a> StateRef<'a> {
             last_scan,
             leases: LeaseMap(table),
             cursors: table.cursors(),
+            names: table.name_map(),
         }
     }
 }
@@ -349,6 +360,7 @@ mod tests {
             created_at,
             expires_at: created_at + std::time::Duration::from_secs(ttl_secs),
             ttl_secs,
+            name: None,
         }
     }
 

@@ -30,6 +30,7 @@ fn lease(id: &str, port: u16) -> Lease {
         created_at: now,
         expires_at: now + Duration::from_secs(3600),
         ttl_secs: 3600,
+        name: None,
     }
 }
 

@@ -318,7 +318,7 @@ fn bad_owners_and_unknown_fields_are_refused_and_nothing_is_leased() {
         ),
         (
             r#"{"ttl_sec": 600}"#.to_string(),
-            "ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`",
+            "ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`, `name`",
         ),
         (
             r#"{"count": 1, "count": 2}"#.to_string(),

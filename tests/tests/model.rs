@@ -189,6 +189,7 @@ fn run(seed: u64) {
                     protocol: dynport::ports::lease::Protocol::Both,
                     pid,
                     pid_start: pid.map(u64::from),
+                    name: None,
                 };
                 let real = table
                     .grant(&req, id.clone(), at(now), None, &mut |_| true)
@@ -206,7 +207,7 @@ fn run(seed: u64) {
             }
             4 => {
                 let id = pick(&mut rng, &model);
-                let real = table.release(&id).is_ok();
+                let real = table.release(&id, at(now)).is_ok();
                 assert_eq!(
                     real,
                     model.leases.remove(&id).is_some(),

@@ -54,6 +54,11 @@ fn write_lease(out: &mut Vec<u8>, l: &Lease) {
     time(out, l.expires_at);
     out.extend_from_slice(b",\"ttl_secs\":");
     push_number(out, l.ttl_secs);
+    out.extend_from_slice(b",\"name\":");
+    match &l.name {
+        Some(name) => string(out, name),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
 }
 
@@ -139,6 +144,7 @@ mod tests {
             created_at: created,
             expires_at: created + Duration::from_millis(3_600_999),
             ttl_secs: [3600, 0, u64::MAX][i as usize % 3],
+            name: [None, Some("web"), Some("fix-ui.shop")][i as usize % 3].map(str::to_string),
         }
     }
 
@@ -192,7 +198,7 @@ mod tests {
             r#"{"leases":[{"id":"lease-2_Az09","ports":[10002,65535],"pool":"é","#,
             r#""owner":"ci \"job\"","uid":4294967295,"protocol":"udp","pid":4294967295,"#,
             r#""created_at":"2026-11-25T23:23:58Z","expires_at":"2026-11-26T00:23:58Z","#,
-            r#""ttl_secs":18446744073709551615}],"timestamp":"t"}"#,
+            r#""ttl_secs":18446744073709551615,"name":"fix-ui.shop"}],"timestamp":"t"}"#,
         );
         assert_eq!(by_hand(&[one], "t"), expected);
     }

@@ -28,6 +28,7 @@ pub struct LeaseView<'a> {
     created_at: Time,
     expires_at: Time,
     ttl_secs: u64,
+    name: Option<&'a str>,
 }
 
 /// A time written as RFC 3339 ([`Rfc3339`]) straight into the answer,
@@ -56,6 +57,7 @@ impl<'a> From<&'a Lease> for LeaseView<'a> {
             created_at: Time(l.created_at),
             expires_at: Time(l.expires_at),
             ttl_secs: l.ttl_secs,
+            name: l.name.as_deref(),
         }
     }
 }
@@ -140,6 +142,10 @@ fn parse_request(app: &App, body: &[u8]) -> Result<LeaseRequest, ApiError> {
         protocol: body.protocol.unwrap_or_default(),
         pid: body.pid,
         pid_start,
+        name: (body.name.as_deref())
+            .map(crate::ports::names::parse_name)
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
     })
 }
 

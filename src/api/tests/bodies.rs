@@ -69,7 +69,7 @@ fn refused_bodies(id: &str) -> Vec<(String, &'static str, String)> {
         (
             lease.clone(),
             r#"{"ttl_sec": 5}"#,
-            "ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`".to_string(),
+            "ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`, `name`".to_string(),
         ),
         (lease, r#"{"count":1,"count":2}"#, twice("count")),
         (

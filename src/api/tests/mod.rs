@@ -62,6 +62,7 @@ pub(super) fn fixture_allowing(name: &str, token: Option<&str>, allow_hosts: &[&
     std::fs::create_dir_all(&dir).unwrap();
     let (range, held) = free_window(6);
     let mut table = PortTable::new(range, &[], "2026-11-25T19:00:00Z");
+    table.set_name_retention(std::time::Duration::from_secs(7 * 86_400));
     table.apply_scan(
         &crate::ports::tcp_only(&[range.start + 1]),
         "2026-11-25T19:00:00Z",
@@ -79,6 +80,7 @@ pub(super) fn fixture_allowing(name: &str, token: Option<&str>, allow_hosts: &[&
         rules: Rules {
             server_uid: OPERATOR,
             max_ports_per_uid: Some(3),
+            max_names_per_uid: 2,
             token_set: token.is_some(),
         },
         allow_hosts: allow_hosts.iter().map(|h| h.to_string()).collect(),
@@ -86,6 +88,10 @@ pub(super) fn fixture_allowing(name: &str, token: Option<&str>, allow_hosts: &[&
         pid: 42,
         started: Instant::now(),
         pid_watches: 1024,
+        routes: crate::config::RouteSettings {
+            domains: vec!["localhost".to_string()],
+            port: None,
+        },
     };
     let start = Start {
         table,
@@ -609,4 +615,5 @@ fn lease_paths_resolve_exactly() {
 mod bodies;
 mod browsers;
 mod lists;
+mod names;
 mod storage;

@@ -44,6 +44,9 @@ pub struct LeaseBody {
     /// `both` (the default), `tcp` or `udp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<crate::ports::lease::Protocol>,
+    /// The name of its first port ([`crate::ports::names::parse_name`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Body for LeaseBody {
@@ -56,8 +59,54 @@ impl Body for LeaseBody {
         if_some(self.pool.as_deref(), |p| length("pool", p, MAX_POOL_CHARS))?;
         if_some(self.ttl_secs, |t| within("ttl_secs", t, TTL_SECS))?;
         if_some(self.owner.as_deref(), |o| owner("owner", o))?;
-        if_some(self.pid, |p| within("pid", p, 1..=u32::MAX))
+        if_some(self.pid, |p| within("pid", p, 1..=u32::MAX))?;
+        if_some(self.name.as_deref(), |n| {
+            crate::ports::names::parse_name(n).map(drop)
+        })
     }
+}
+
+/// `PUT /api/v1/names/NAME`: the port the alias names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AliasBody {
+    pub port: Option<u16>,
+}
+
+impl Body for AliasBody {
+    fn check(&self) -> Result<(), String> {
+        match self.port {
+            Some(p) => within("port", p, 1..=u16::MAX),
+            None => Err("port: required: the port the name stands for, 1 to 65535".to_string()),
+        }
+    }
+}
+
+/// A name, as `GET /api/v1/names` lists it and `PUT` and `DELETE
+/// /api/v1/names/NAME` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameView {
+    pub name: String,
+    /// The port it names, or named last.
+    pub port: u16,
+    /// Its owner; `null` for remote callers.
+    pub uid: Option<u32>,
+    /// The live lease it names; `null` for an alias or a retained name.
+    pub lease_id: Option<String>,
+    pub alias: bool,
+    pub live: bool,
+    /// `http://NAME.DOMAIN[:PORT]/`.
+    pub url: String,
+    /// Until when a retained name stays its owner's (RFC 3339); `null`
+    /// while live.
+    pub retained_until: Option<String>,
+}
+
+/// The answer to `GET /api/v1/names`: live and retained names, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamesAnswer {
+    pub names: Vec<NameView>,
+    pub timestamp: String,
 }
 
 /// `POST /api/v1/ports/leases/ID/renew`.

@@ -31,6 +31,7 @@ fn every_lease_field_is_read_and_null_is_absent() {
         owner: Some("ci job 17".to_string()),
         pid: Some(31337),
         protocol: None,
+        name: None,
     };
     assert_eq!(lease(body), Ok(expected));
     assert_eq!(
@@ -61,7 +62,7 @@ fn a_body_that_is_not_a_json_object_is_refused() {
 fn unknown_fields_are_named_in_every_body() {
     assert_eq!(
         lease(r#"{"count": 1, "ttl_sec": 5}"#),
-        Err("ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`".to_string())
+        Err("ttl_sec: unknown field `ttl_sec`, expected one of `count`, `port`, `pool`, `ttl_secs`, `owner`, `pid`, `protocol`, `name`".to_string())
     );
     assert_eq!(
         parse::<RenewBody>(br#"{"ttl": 5}"#),
@@ -208,6 +209,7 @@ fn a_body_written_is_read_back_unchanged() {
         owner: Some("构建 任务".to_string()),
         pid: Some(u32::MAX),
         protocol: Some(crate::ports::lease::Protocol::Udp),
+        name: Some("fix-ui.shop".to_string()),
     };
     let bytes = serde_json::to_vec(&body).unwrap();
     assert_eq!(parse::<LeaseBody>(&bytes), Ok(body));

@@ -43,6 +43,12 @@ pub enum Record {
     },
     /// A lease ended: released, expired, or its process exited.
     End { seq: u64, id: String },
+    /// A name as it is now (`entry`), or gone (`None`).
+    Name {
+        seq: u64,
+        name: String,
+        entry: Option<crate::ports::names::Name>,
+    },
     /// The snapshot `snapshot`, holding every change up to `cut`, is about
     /// to replace the state file.
     Next { snapshot: u64, cut: u64 },
@@ -52,7 +58,9 @@ impl Record {
     /// The sequence number of a change; `None` for the others.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            Record::Put { seq, .. } | Record::End { seq, .. } => Some(*seq),
+            Record::Put { seq, .. } | Record::End { seq, .. } | Record::Name { seq, .. } => {
+                Some(*seq)
+            }
             Record::Follows { .. } | Record::Next { .. } => None,
         }
     }
@@ -165,7 +173,7 @@ fn fit(records: &[Record], snapshot: Option<u64>) -> Fit {
 }
 
 /// Applies journal changes to a loaded state, in order: its leases, their
-/// ports' entries and the pools' cursors, as a snapshot taken after them
+/// ports' entries, the pools' cursors and the names, as a snapshot taken after them
 /// would hold them. Records are absolute, so a change the state already
 /// holds changes nothing.
 pub fn apply(state: &mut StateFile, changes: Vec<Record>) {
@@ -197,6 +205,12 @@ pub fn apply(state: &mut StateFile, changes: Vec<Record>) {
                         state.ports.remove(&port);
                     }
                 }
+            }
+            Record::Name { name, entry, .. } => {
+                match entry {
+                    Some(entry) => state.names.insert(name, entry),
+                    None => state.names.remove(&name),
+                };
             }
             Record::Follows { .. } | Record::Next { .. } => {}
         }

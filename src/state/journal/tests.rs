@@ -19,6 +19,7 @@ fn lease(id: &str, port: u16) -> Lease {
         created_at: at,
         expires_at: at + Duration::from_secs(300),
         ttl_secs: 300,
+        name: None,
     }
 }
 
@@ -248,4 +249,44 @@ fn appends_land_after_the_header_and_a_fresh_journal_keeps_the_changes_after_a_c
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from(JOURNAL_FILE)]);
     fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn name_records_put_and_drop_names() {
+    let range = crate::ports::PortRange::new(3000, 3100).unwrap();
+    let mut state = StateFile::empty(range, "2026-11-25T19:00:00Z");
+    let web = crate::ports::names::Name {
+        uid: Some(1000),
+        port: 3000,
+        alias: false,
+        lease_id: None,
+        ended_at: Some(UNIX_EPOCH + Duration::from_secs(1_795_633_200)),
+    };
+    let named = |seq, name: &str, entry: Option<crate::ports::names::Name>| Record::Name {
+        seq,
+        name: name.to_string(),
+        entry,
+    };
+    let changes = vec![
+        named(2, "web", Some(web.clone())),
+        named(3, "db", Some(web.clone())),
+        named(4, "db", None),
+    ];
+    let bytes = journal(&[follows(7), changes[0].clone()]);
+    assert_eq!(
+        read(&bytes, Some(7)).unwrap().changes,
+        vec![changes[0].clone()]
+    );
+    apply(&mut state, changes);
+    assert_eq!(
+        state.names,
+        std::collections::BTreeMap::from([("web".to_string(), web)])
+    );
+    let mut frame = Vec::new();
+    named(5, "x", None).encode(&mut frame);
+    let text = String::from_utf8_lossy(&frame);
+    assert!(
+        text.contains(r#"{"name":{"seq":5,"name":"x","entry":null}}"#),
+        "{text}"
+    );
 }

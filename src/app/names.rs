@@ -1,0 +1,115 @@
+//! Names on the shared state: what the router and the API read, and the
+//! alias changes, made and journaled as lease changes are
+//! ([`App::lease_change`]). The rules are `crate::ports::names`'s.
+
+use super::leases::Made;
+use super::{App, Done};
+use crate::ports::names::Name;
+use crate::ports::principal::Principal;
+use std::time::SystemTime;
+
+/// A name as the API shows it, as of one read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameInfo {
+    pub name: String,
+    pub entry: Name,
+    /// Until when a retained name stays its owner's; `None` while live.
+    pub retained_until: Option<SystemTime>,
+}
+
+impl App {
+    /// The port a live name leads to: a live lease's first port or an
+    /// alias's port. `name` is lowercased already.
+    pub fn name_port(&self, name: &str) -> Option<u16> {
+        self.held_read().table.live_name_port(name)
+    }
+
+    /// The live names and their ports, sorted by name.
+    pub fn live_names(&self) -> Vec<(String, u16)> {
+        self.held_read().table.live_names()
+    }
+
+    /// Every name live or still retained, sorted by name.
+    pub fn names(&self) -> Vec<NameInfo> {
+        let now = self.lease_now();
+        let held = self.held_read();
+        let table = &held.table;
+        (table.names_at(now))
+            .map(|(name, entry)| info(table, name, entry))
+            .collect()
+    }
+
+    /// Names `port` `name` for `who`; `done` hears of it once it is in the
+    /// journal.
+    pub fn set_alias(&self, name: &str, port: u16, who: Principal, done: Done<NameInfo>) {
+        let name = name.to_string();
+        let allowance = self.facts.rules.allowance_for(who);
+        self.lease_change(
+            |table, _| {
+                let entry = table.set_alias(&name, port, who, allowance, self.lease_now())?;
+                let out = info(table, &name, &entry);
+                Ok(Made {
+                    out,
+                    record: None,
+                    undo: Box::new(|_| {}),
+                })
+            },
+            logged(done, "alias set"),
+        );
+    }
+
+    /// Removes the alias `name` (it is retained), or forgets a retained
+    /// name, of `who`; `done` hears of the name as it is left (its
+    /// `retained_until` unset when forgotten) once it is in the journal.
+    pub fn remove_name(&self, name: &str, who: Principal, done: Done<NameInfo>) {
+        let name = name.to_string();
+        let operator = self.facts.rules.is_operator(who);
+        self.lease_change(
+            |table, _| {
+                let now = self.lease_now();
+                let was = table.remove_name(&name, who, operator, now)?;
+                let out = match table.name_at(&name, now) {
+                    Some(left) => info(table, &name, left),
+                    None => NameInfo {
+                        name: name.clone(),
+                        entry: Name {
+                            ended_at: Some(now),
+                            lease_id: None,
+                            ..was
+                        },
+                        retained_until: None,
+                    },
+                };
+                Ok(Made {
+                    out,
+                    record: None,
+                    undo: Box::new(|_| {}),
+                })
+            },
+            logged(done, "name removed"),
+        );
+    }
+}
+
+fn info(table: &crate::ports::PortTable, name: &str, entry: &Name) -> NameInfo {
+    NameInfo {
+        name: name.to_string(),
+        entry: entry.clone(),
+        retained_until: table.retained_until(entry),
+    }
+}
+
+/// `done`, after a log line of the change it hears of.
+fn logged(done: Done<NameInfo>, what: &'static str) -> Done<NameInfo> {
+    Box::new(move |outcome| {
+        if let Ok(info) = &outcome {
+            log::info!(
+                "{what}: {} port {} ({})",
+                info.name,
+                info.entry.port,
+                crate::ports::principal::Principal::from_uid(info.entry.uid)
+            );
+        }
+        done(outcome)
+    })
+}
