@@ -15,6 +15,7 @@ use std::thread::{self, JoinHandle};
 /// - `/` answers `page` as HTML;
 /// - `/echo` answers with the request head it received, as text;
 /// - `/big?N` answers N bytes of `x`;
+/// - `/wait?MS` answers `waited` after MS milliseconds (a long poll);
 /// - `/events` is an event stream: `data: first` at once, then, once the
 ///   test calls [`DevServer::release_events`], `data: second` and `data:
 ///   third`, and the end of the answer;
@@ -33,6 +34,8 @@ struct Shared {
     stop: AtomicBool,
     /// Request heads received, on every connection.
     requests: AtomicUsize,
+    /// The target of each, in the order received.
+    targets: Mutex<Vec<String>>,
     /// A handle on every connection, to close them all when dropped.
     conns: Mutex<Vec<TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -61,6 +64,7 @@ impl DevServer {
             page: page.to_string(),
             stop: AtomicBool::new(false),
             requests: AtomicUsize::new(0),
+            targets: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             released: Mutex::new(false),
@@ -94,6 +98,11 @@ impl DevServer {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// The target of each request received, in order.
+    pub fn targets(&self) -> Vec<String> {
+        self.shared.targets.lock().unwrap().clone()
+    }
+
     /// Lets every event stream send its later events and end.
     pub fn release_events(&self) {
         *self.shared.released.lock().unwrap() = true;
@@ -120,7 +129,8 @@ impl Drop for DevServer {
     }
 }
 
-/// Serves one connection's requests until it closes or a WebSocket ends.
+/// Serves one connection's requests until it closes or a WebSocket ends,
+/// then closes it (its handle in `conns` would keep it open otherwise).
 fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -128,14 +138,16 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut reader = BufReader::new(stream);
     while let Some(head) = read_head(&mut reader) {
         if shared.stop.load(Ordering::SeqCst) {
-            return;
+            break;
         }
         shared.requests.fetch_add(1, Ordering::SeqCst);
-        let done = answer(&head, &mut reader, &mut writer, shared);
-        if done.is_err() {
-            return;
+        let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+        shared.targets.lock().unwrap().push(target);
+        if answer(&head, &mut reader, &mut writer, shared).is_err() {
+            break;
         }
     }
+    let _ = writer.shutdown(Shutdown::Both);
 }
 
 /// A request head up to its blank line; `None` at the end of the stream.
@@ -184,10 +196,17 @@ fn answer(
         "/echo" => reply(writer, "200 OK", "text/plain", head.as_bytes()),
         "/events" => events(writer, shared),
         "/ws" => websocket(head, reader, writer),
-        _ => match target.strip_prefix("/big?").and_then(|n| n.parse().ok()) {
-            Some(n) => big(writer, n),
-            None => reply(writer, "404 Not Found", "text/plain", b"no such page\n"),
-        },
+        _ => {
+            let number = |prefix| target.strip_prefix(prefix).and_then(|n| n.parse().ok());
+            if let Some(n) = number("/big?") {
+                big(writer, n)
+            } else if let Some(ms) = number("/wait?") {
+                thread::sleep(std::time::Duration::from_millis(ms as u64));
+                reply(writer, "200 OK", "text/plain", b"waited")
+            } else {
+                reply(writer, "404 Not Found", "text/plain", b"no such page\n")
+            }
+        }
     }
 }
 

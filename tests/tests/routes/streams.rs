@@ -88,6 +88,23 @@ fn a_websocket_echoes_and_stays_open_while_idle_past_the_request_timeout() {
 }
 
 #[test]
+fn a_long_poll_is_answered_after_the_request_timeout() {
+    let server = start(&[]);
+    let p = server.port;
+    let web = DevServer::start(lease(&server, "web"), "");
+    let mut conn = Conn::open(p);
+    let longer = Some(IDLE * 3);
+    conn.reader.get_ref().set_read_timeout(longer).unwrap();
+    let wait = format!("/wait?{}", IDLE.as_millis());
+    conn.send("GET", &wait, &host("web", p), &[]);
+    let reply = conn.answer();
+    assert_eq!((reply.status, text(&reply)), (200, "waited".into()));
+    conn.send("GET", "/", &host("web", p), &[]);
+    assert_eq!(conn.answer().status, 200);
+    assert_eq!(web.targets(), [wait.as_str(), "/"]);
+}
+
+#[test]
 fn long_and_chunked_bodies_pass_both_ways() {
     let server = start(&[]);
     let p = server.port;
