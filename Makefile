@@ -106,6 +106,9 @@ BENCH_BASELINE_DIR = target/bench-baseline/$(BENCH_BASELINE)
 BENCH_BASELINE_BIN = $(BENCH_BASELINE_DIR)/target/release/dynport
 
 # Needs wrk (installed from Debian's packages when missing) and loopback only.
+# Its routing rows need nginx (the installed one, else Debian's package
+# unpacked into target/bench-nginx by the driver) and Node 20 with npm
+# (the driver installs portless 0.12 into target/bench-portless).
 bench: $(BENCH_BASELINE_BIN)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(CARGO) build --release --bin dynport \

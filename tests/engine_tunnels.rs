@@ -485,3 +485,23 @@ fn a_request_head_left_unfinished_on_a_tunnel_times_out_but_an_idle_tunnel_does_
     writer.write_all(b"GET /chunked HTTP/1.1\r\nHo").unwrap();
     assert!(closed(&mut reader));
 }
+
+#[test]
+fn shutting_down_closes_quiet_tunnels_at_once_rather_than_after_the_grace() {
+    let backend = backend();
+    let served = serve(vec![("web", backend.port)]);
+    let stream = connect(served.port);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    writer
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap();
+    assert_eq!(answer(&mut reader).0, 101);
+    writer.write_all(b"ping").unwrap();
+    let mut echo = [0u8; 4];
+    reader.read_exact(&mut echo).unwrap();
+    // A grace far longer than the client's read timeout: only closing the
+    // quiet tunnel at once lets the client see the end in time.
+    served.control.shutdown(Duration::from_secs(600));
+    assert!(closed(&mut reader));
+}

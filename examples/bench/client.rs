@@ -57,7 +57,18 @@ impl<S: Read + Write> Client<S> {
 
     /// Sends one request and reads its answer: status and body.
     pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
-        let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        self.request_to("127.0.0.1", method, path, body)
+    }
+
+    /// [`Client::request`] with `host` in its `Host` header.
+    pub fn request_to(
+        &mut self,
+        host: &str,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
+        let mut out = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
         if !body.is_empty() || method == "POST" {
             out.push_str("Content-Type: application/json\r\n");
             out.push_str(&format!("Content-Length: {}\r\n", body.len()));

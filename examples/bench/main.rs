@@ -12,11 +12,12 @@
 //! alternate dynport over TCP, the baseline over TCP, dynport over its Unix
 //! socket; and portpicker's grants from dynport's portserver socket beside
 //! Google's own `portserver.py`; what a lease change costs as leases grow
-//! (`storage.rs`).
+//! (`storage.rs`); routing by name beside nginx and portless, and 1,000
+//! WebSocket tunnels (`names.rs`).
 //!
 //! `bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N]
 //! [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH]
-//! [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined]` (defaults 7, 3, 5, 3, 20,
+//! [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined|names]` (defaults 7, 3, 5, 3, 20,
 //! `target/release/dynport`, no baseline, everything). Progress goes to
 //! stderr, the table to stdout. Every server listens on 127.0.0.1 only.
 
@@ -25,14 +26,17 @@ mod holders;
 mod idle;
 mod leases;
 mod lookups;
+mod names;
 mod pipelined;
 mod portserver;
 mod procs;
+mod proxies;
 mod report;
 mod scan;
 mod servers;
 mod storage;
 mod table;
+mod websocket;
 mod wrk;
 
 use std::io;
@@ -72,7 +76,8 @@ pub struct Options {
     /// `--filled 0,20000`: the storage part's fill levels, and nothing else of it.
     pub filled: Option<Vec<usize>>,
     /// Only this part of the benchmark: `get`, `scan`, `startup`, `lease`,
-    /// `idle`, `holders`, `lookups`, `portserver`, `storage` or `pipelined`.
+    /// `idle`, `holders`, `lookups`, `portserver`, `storage`, `pipelined` or
+    /// `names`.
     only: Option<String>,
     pub dynport: PathBuf,
     /// The dynport to compare with; its rows are left out without one.
@@ -89,7 +94,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined]"
+                "usage: bench [--rounds N] [--secs S] [--lease-secs S] [--lease-rounds N] [--startup-runs N] [--filled N,N] [--dynport PATH] [--baseline PATH] [--only get|scan|startup|lease|idle|holders|lookups|portserver|storage|pipelined|names]"
             );
             return ExitCode::from(2);
         }
@@ -155,6 +160,14 @@ fn run(options: &Options) -> io::Result<Results> {
     }
     if options.wants("pipelined") {
         results.pipelined = Some(pipelined::measure(&options.dynport)?);
+    }
+    if options.wants("names") {
+        if !procs::on_path("wrk") {
+            return Err(io::Error::other(
+                "wrk is not installed (apt-get install wrk)",
+            ));
+        }
+        results.names = Some(names::measure(options)?);
     }
     results.binary_bytes = std::fs::metadata(&options.dynport)?.len();
     results.binary_stripped = !file_contains(&options.dynport, b".symtab\0")?;
@@ -307,6 +320,15 @@ fn file_contains(path: &Path, needle: &[u8]) -> io::Result<bool> {
 }
 
 impl Options {
+    /// Cargo's target directory, where the tools the bench installs are kept.
+    pub fn target_dir(&self) -> PathBuf {
+        let release = self.examples.parent().unwrap_or(Path::new("target"));
+        release
+            .parent()
+            .unwrap_or(Path::new("target"))
+            .to_path_buf()
+    }
+
     fn wants(&self, part: &str) -> bool {
         self.only.as_deref().is_none_or(|only| only == part)
     }
@@ -347,10 +369,12 @@ fn parse_args() -> Result<Options, String> {
             "--baseline" => options.baseline = Some(existing(value()?, "--baseline")?),
             "--only" => match value()?.as_str() {
                 part @ ("get" | "scan" | "startup" | "lease" | "idle" | "holders" | "lookups"
-                | "portserver" | "storage" | "pipelined") => options.only = Some(part.to_string()),
+                | "portserver" | "storage" | "pipelined" | "names") => {
+                    options.only = Some(part.to_string())
+                }
                 other => {
                     return Err(format!(
-                        "--only {other:?}: get, scan, startup, lease, idle, holders, lookups, portserver, storage or pipelined"
+                        "--only {other:?}: get, scan, startup, lease, idle, holders, lookups, portserver, storage, pipelined or names"
                     ));
                 }
             },

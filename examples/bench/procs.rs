@@ -143,8 +143,72 @@ fn forget_pid(pid: u32) {
     lock(&CHILDREN).retain(|&p| p != pid);
 }
 
+/// A process that a child started and that outlives it when the child is
+/// killed (nginx's worker): killed with SIGKILL when dropped or when the
+/// benchmark ends, as a child is.
+pub struct Adopted(u32);
+
+impl Adopted {
+    pub fn new(pid: u32) -> Adopted {
+        lock(&CHILDREN).push(pid);
+        Adopted(pid)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Adopted {
+    /// Forgets the process, which has been seen to end, without a signal.
+    pub fn disown(self) {
+        forget_pid(self.0);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGKILL);
+        forget_pid(self.0);
+    }
+}
+
+/// The children of process `pid` (`/proc/PID/task/PID/children`).
+pub fn children_of(pid: u32) -> io::Result<Vec<u32>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+    Ok(text
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect())
+}
+
+/// Kills every process that holds a file under `dir` open: what a killed
+/// run's children started and left behind (nginx's worker keeps its error
+/// log open).
+fn kill_holders(dir: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(dir)));
+        if holds {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Removes the temporary directories of earlier runs that were killed
-/// before they could (SIGKILL): those whose process is gone.
+/// before they could (SIGKILL): those whose process is gone, and first
+/// kills what still holds a file in one of them.
 pub fn remove_stale_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -159,6 +223,7 @@ pub fn remove_stale_dirs() {
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
+            kill_holders(&entry.path());
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -33,7 +33,23 @@ pub struct Run {
 /// Loads `http://127.0.0.1:PORT/PATH` with `conns` connections for `secs`.
 /// `wrk` sends `Host: 127.0.0.1:PORT`, a Host dynport accepts.
 pub fn run(port: u16, path: &str, conns: usize, secs: u64, server_pid: u32) -> io::Result<Run> {
+    run_as(None, port, path, conns, secs, server_pid)
+}
+
+/// [`run`] with `Host: HOST` instead, when given: a name that a proxy on
+/// `port` routes.
+pub fn run_as(
+    host: Option<&str>,
+    port: u16,
+    path: &str,
+    conns: usize,
+    secs: u64,
+    server_pid: u32,
+) -> io::Result<Run> {
     let mut cmd = Command::new("wrk");
+    if let Some(host) = host {
+        cmd.arg("-H").arg(format!("Host: {host}"));
+    }
     cmd.arg(format!("-t{}", WRK_THREADS.min(conns)))
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))

@@ -39,6 +39,8 @@ pub(crate) enum Phase {
     Awaiting { later: Later, framing: Framing },
     /// Its requests go to a backend through [`Conn::tunnel`].
     Tunneling,
+    /// Its answer goes on with what is pushed to [`Conn::feed`].
+    Feeding,
 }
 
 /// What happens once an answer is fully written.
@@ -49,6 +51,8 @@ pub(crate) enum After {
     Linger,
     /// The connection became a tunnel: its turns go on there.
     Tunnel,
+    /// The answer goes on with a feed.
+    Feed,
 }
 
 /// A connection. Exactly one place holds it at a time: the poller's registry
@@ -81,6 +85,8 @@ pub(crate) struct Conn {
     holder: Holder,
     /// The TCP listener it came in on; `None` on the Unix socket.
     pub listener: Option<ListenerKind>,
+    /// What its answer goes on with, once a handler answered with a feed.
+    pub feed: Option<super::Feed>,
     /// Whether the handler answered a request of it: it is bound to the
     /// handler, and a request the router claims is refused (421).
     pub served: bool,
@@ -118,6 +124,7 @@ impl Conn {
             listener,
             served: false,
             tunnel: None,
+            feed: None,
             shared,
         }
     }
@@ -126,6 +133,15 @@ impl Conn {
     /// closed silently on timeout, at shutdown, or to make room for a new one.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Reading && self.request_started.is_none()
+    }
+
+    /// May be closed when the engine shuts down, with no answer cut short:
+    /// idle, or a tunnel owing no answer and holding nothing unsent (an
+    /// open WebSocket between messages, a kept-alive routed connection).
+    pub fn is_quiet(&self) -> bool {
+        self.is_idle()
+            || self.tunnel.as_ref().is_some_and(|t| t.is_quiet())
+            || (self.phase == Phase::Feeding && self.unsent().is_empty())
     }
 
     /// The encoded answer bytes the socket has not taken yet.
@@ -188,6 +204,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some(feed) = &self.feed {
+            feed.detach();
+        }
         // Closing the stream (after this) removes it from epoll; the key is
         // free once no event for it can come any more.
         self.shared.registry().release(self.key);

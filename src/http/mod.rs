@@ -12,6 +12,7 @@
 
 mod conn;
 mod engine;
+mod feed;
 mod framing;
 /// Only for the fuzz targets (cargo fuzz builds with `--cfg fuzzing`) and
 /// its own tests: no release build carries it.
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+pub use feed::{Feed, MAX_BACKLOG as MAX_FEED_BACKLOG};
 pub use later::{Completion, Later, later};
 pub use retire::gentle_retire_supported;
 
@@ -162,6 +164,13 @@ pub struct Response {
 pub enum Reply {
     Now(Response),
     Later(Later),
+    /// An answer that goes on: `head` (its body the first bytes) now, then
+    /// whatever is pushed to `feed`, until it is closed or the client
+    /// goes. The connection closes after it.
+    Feed {
+        head: Response,
+        feed: Feed,
+    },
 }
 
 impl Reply {
@@ -171,6 +180,7 @@ impl Reply {
         match self {
             Reply::Now(response) => response,
             Reply::Later(later) => later.wait(),
+            Reply::Feed { head, .. } => head,
         }
     }
 }

@@ -71,7 +71,7 @@ impl Registry {
 
     /// Parks `conn`, whose interest is already re-armed.
     pub fn park(&mut self, conn: Conn) -> Parked {
-        if self.closed || (self.draining && conn.is_idle()) {
+        if self.closed || (self.draining && conn.is_quiet()) {
             return Parked::Refused(conn);
         }
         let Some(slot) = self.slots.get_mut(conn.key) else {
@@ -156,11 +156,12 @@ impl Registry {
         take(&mut self.slots[oldest.1])
     }
 
-    /// Starts shutting down: hands over every idle connection in `out`.
+    /// Starts shutting down: hands over every quiet connection in `out`
+    /// (idle, or a tunnel owing nothing).
     pub fn drain_idle(&mut self, out: &mut Vec<Conn>) {
         self.draining = true;
         for slot in &mut self.slots {
-            if matches!(slot, Slot::Parked(c) if c.is_idle()) {
+            if matches!(slot, Slot::Parked(c) if c.is_quiet()) {
                 out.extend(take(slot));
             }
         }

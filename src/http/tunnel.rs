@@ -207,6 +207,20 @@ impl Tunnel {
             .unwrap_or_else(|| (self.error_response)(502, "nothing listens at the backend"))
     }
 
+    /// Owes no answer and holds nothing unsent either way: closing it
+    /// cuts nothing short.
+    pub fn is_quiet(&self) -> bool {
+        self.owed.is_empty()
+            && !self.up_pending()
+            && !self.down_pending()
+            && self.held.is_empty()
+            && self.up_head.is_empty()
+            && self.down_head.is_empty()
+            && !matches!(self.up, Up::Body(_))
+            && !matches!(self.down, Down::Body(_) | Down::UntilClose)
+            && !self.connecting()
+    }
+
     /// Whether part of a request head has arrived and the rest is awaited:
     /// the engine's request timeout applies, as to any request.
     pub fn in_head(&self) -> bool {

@@ -21,7 +21,7 @@ use super::shared::Shared;
 use super::stream::Stream;
 use super::tunnel::{Tunnel, Turn};
 use super::write::{self, CONTINUE, Framing};
-use super::{Forward, Handler, ListenerKind, Peer, Reply, Response, Route, Router};
+use super::{Feed, Forward, Handler, ListenerKind, Peer, Reply, Response, Route, Router};
 
 /// Turns a worker gives one connection before parking it again, so a client
 /// that keeps the socket full cannot keep a worker to itself.
@@ -67,6 +67,8 @@ pub(crate) struct Worker {
     /// A request the router sent to a backend: the connection becomes a
     /// tunnel from that request on.
     diverted: Option<Forward>,
+    /// A handler's answer that goes on: the connection feeds from it.
+    feed: Option<Feed>,
 }
 
 impl Worker {
@@ -83,6 +85,7 @@ impl Worker {
             listener: None,
             served: false,
             diverted: None,
+            feed: None,
             shared,
             handler,
             limits,
@@ -130,6 +133,7 @@ impl Worker {
                 Phase::Lingering { discarded } => linger_turn(&mut conn, discarded),
                 Phase::Awaiting { .. } => self.resume_turn(&mut conn),
                 Phase::Tunneling => self.tunnel_turn(&mut conn),
+                Phase::Feeding => self.feed_turn(&mut conn),
             };
             match next {
                 Next::Again if turns < MAX_TURNS => continue,
@@ -140,7 +144,8 @@ impl Worker {
                     None => return,
                 },
                 Next::Again | Next::Wait => {
-                    let writable = matches!(conn.phase, Phase::Writing { .. });
+                    let writable = matches!(conn.phase, Phase::Writing { .. })
+                        || (conn.phase == Phase::Feeding && !conn.unsent().is_empty());
                     match self.shared.park(conn, writable) {
                         Some(again) => conn = again,
                         None => return,
@@ -215,6 +220,9 @@ impl Worker {
         let rest = &input[pos..];
         if after == After::Tunnel {
             return self.open_tunnel(conn, rest.to_vec());
+        }
+        if after == After::Feed {
+            return self.open_feed(conn, now);
         }
         if after == After::KeepAlive && !rest.is_empty() {
             conn.pending_in.extend_from_slice(rest);
@@ -308,7 +316,12 @@ impl Worker {
                     *request_started = None;
                     *continue_sent = false;
                     if !self.respond(framed) {
-                        return (pos, After::Close);
+                        let after = if self.feed.is_some() {
+                            After::Feed
+                        } else {
+                            After::Close
+                        };
+                        return (pos, after);
                     }
                     if self.deferred.is_some() {
                         // Later requests are answered after it, in order.
@@ -418,6 +431,16 @@ impl Worker {
                 self.deferred = Some((later, framing));
                 return keep_alive;
             }
+            Reply::Feed { head, feed } => {
+                let sent = write::encode_open(&mut self.out, &head, framed.head_only);
+                self.shared.stats.count(sent);
+                if framed.head_only {
+                    feed.close();
+                } else {
+                    self.feed = Some(feed);
+                }
+                return false;
+            }
         };
         let sent = write::encode(&mut self.out, &resp, framing);
         self.shared.stats.count(sent);
@@ -499,6 +522,64 @@ impl Worker {
                 After::Linger
             }
         }
+    }
+
+    /// Makes the connection feed from the handler's feed: it waits like an
+    /// idle one until bytes are pushed, or its keep-alive is due.
+    fn open_feed(&mut self, conn: &mut Conn, now: Instant) -> After {
+        let Some(feed) = self.feed.take() else {
+            return After::Close;
+        };
+        feed.attach(&self.shared, conn.key);
+        conn.deadline = now + feed.keepalive().map_or(NO_DEADLINE, |(every, _)| every);
+        conn.feed = Some(feed);
+        conn.phase = Phase::Feeding;
+        conn.pending_in = Vec::new();
+        conn.request_started = None;
+        After::Feed
+    }
+
+    /// A turn of a feed: notices a client that went, writes what was
+    /// pushed (or the keep-alive when it is due), and waits again.
+    fn feed_turn(&mut self, conn: &mut Conn) -> Next {
+        let now = Instant::now();
+        let Some(feed) = conn.feed.clone() else {
+            return Next::Close;
+        };
+        // The client has nothing more to say: what it sends is dropped,
+        // and its end ends the feed.
+        if discard_input(&mut conn.stream).is_err() {
+            return Next::Close;
+        }
+        if !conn.unsent().is_empty() {
+            match conn.write_unsent(write_some) {
+                Ok(_) if !conn.unsent().is_empty() => return Next::Wait,
+                Ok(_) => {}
+                Err(_) => return Next::Close,
+            }
+        }
+        self.out.clear();
+        let over = feed.take(&mut self.out);
+        let keepalive = feed.keepalive();
+        if let Some((_, bytes)) = keepalive
+            && self.out.is_empty()
+            && !over
+            && now >= conn.deadline
+        {
+            self.out.extend_from_slice(bytes);
+        }
+        if !self.out.is_empty() {
+            let written = match write_some(&mut conn.stream, &self.out) {
+                Ok(n) => n,
+                Err(_) => return Next::Close,
+            };
+            self.keep_unsent(conn, written);
+            conn.deadline = now + keepalive.map_or(NO_DEADLINE, |(every, _)| every);
+        }
+        if over && conn.unsent().is_empty() {
+            return Next::Close;
+        }
+        Next::Wait
     }
 
     /// A turn of a tunnel: moves what each side has for the other.
@@ -617,6 +698,13 @@ fn finish(conn: &mut Conn, after: After, now: Instant) -> Next {
     match after {
         After::KeepAlive => Next::Wait,
         After::Tunnel => Next::Again,
+        After::Feed => {
+            // Its head may have waited for the client (the writing phase).
+            conn.phase = Phase::Feeding;
+            let every = conn.feed.as_ref().and_then(|f| f.keepalive());
+            conn.deadline = now + every.map_or(NO_DEADLINE, |(every, _)| every);
+            Next::Again
+        }
         After::Close => Next::Close,
         After::Linger => {
             // The FIN goes out after the answer; the client reads the answer,
@@ -656,6 +744,22 @@ fn linger_turn(conn: &mut Conn, mut discarded: usize) -> Next {
     }
     conn.phase = Phase::Lingering { discarded };
     Next::Wait
+}
+
+/// Reads and drops what the client sent, at most 64 KiB a turn; an error
+/// when it closed (or the read failed).
+fn discard_input(stream: &mut Stream) -> io::Result<()> {
+    let mut sink = [0u8; 1024];
+    for _ in 0..64 {
+        match stream.read(&mut sink) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes as much of `buf` as the socket takes without waiting.

@@ -27,6 +27,29 @@ fn sent_status(status: u16) -> u16 {
     }
 }
 
+/// Appends the head of an answer that goes on (a feed) and its first
+/// bytes to `out`: no length, and the connection closes after it, which is
+/// where the answer ends. Returns the status it went out with.
+pub(crate) fn encode_open(out: &mut Vec<u8>, resp: &Response, head_only: bool) -> u16 {
+    let status = sent_status(resp.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_number(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    if !resp.content_type.is_empty() {
+        push_header(out, "Content-Type", resp.content_type);
+    }
+    out.extend_from_slice(b"\r\nConnection: close");
+    for (name, value) in &resp.headers {
+        push_extra_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    if !head_only {
+        out.extend_from_slice(&resp.body);
+    }
+    status
+}
+
 /// Appends the encoded `resp` to `out` and returns the status it went out
 /// with. A 204 or 304 goes out without a body or `Content-Length`, whatever
 /// the handler put in it, since the client reads no body after them.

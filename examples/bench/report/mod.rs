@@ -48,6 +48,7 @@ pub struct Results {
     pub portserver: Option<crate::portserver::Figures>,
     pub storage: Option<crate::storage::Storage>,
     pub pipelined: Option<crate::pipelined::Pipelined>,
+    pub names: Option<crate::names::Names>,
     pub binary_bytes: u64,
     pub binary_stripped: bool,
     /// The 1-minute load average before and after the run.
@@ -78,6 +79,9 @@ pub fn render(r: &Results, options: &Options) -> String {
     own::rows(&mut rows, r);
     if let Some(s) = &r.storage {
         storage::rows(&mut rows, s);
+    }
+    if let Some(names) = &r.names {
+        crate::names::rows(&mut rows, names);
     }
     let mut out = caption(r, options);
     let errors = at[0].errors + at[1].errors;

@@ -40,7 +40,15 @@ fn dynport_service_is_hardened_without_breaking_dynport() {
         ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
     );
     assert_eq!(one("IPAddressAllow"), ["localhost"]);
-    assert_eq!(one("CapabilityBoundingSet"), [""]);
+    // Names route on port 80 too, which dynport's user binds through one
+    // ambient capability and no other.
+    assert_eq!(
+        one("Environment"),
+        ["DYNPORT_LOG=info", "DYNPORT_ROUTES_PORT=80"]
+    );
+    assert_eq!(one("CapabilityBoundingSet"), ["CAP_NET_BIND_SERVICE"]);
+    assert_eq!(one("AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"]);
+    assert_eq!(one("NoNewPrivileges"), ["yes"]);
     assert_eq!(one("WatchdogSec").len(), 1);
     // Each of these would blind dynport: to the host's ports, to who is
     // asking, to other users' processes, or lock others out of the socket.
