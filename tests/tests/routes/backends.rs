@@ -21,7 +21,9 @@ use std::thread::{self, JoinHandle};
 ///   third`, and the end of the answer;
 /// - `/ws` is a WebSocket that echoes each text frame (unmasked, as a
 ///   server sends), answers pings, and closes on a close;
-/// - a `POST` answers with the length of the body it read.
+/// - a `POST` answers with the length of the body it read, after
+///   waiting MS milliseconds before reading it for `POST /hold?MS` (a
+///   slow reader of an upload).
 pub struct DevServer {
     pub port: u16,
     addr: SocketAddr,
@@ -183,6 +185,9 @@ fn answer(
 ) -> io::Result<()> {
     let target = head.split(' ').nth(1).unwrap_or("/");
     if head.starts_with("POST ") {
+        if let Some(ms) = target.strip_prefix("/hold?").and_then(|n| n.parse().ok()) {
+            thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let n = read_body(head, reader)?;
         return reply(writer, "200 OK", "text/plain", n.to_string().as_bytes());
     }

@@ -1,8 +1,9 @@
 //! Tunnels stream both ways and hold on: server-sent events arrive as they
 //! are sent, a WebSocket echoes and stays open while idle past the
-//! engine's request timeout, long bodies pass both ways, a slow reader
-//! of a large answer does not grow dynport's memory, and a dev server on
-//! `[::1]` alone is reached.
+//! engine's request timeout, as does a long poll, long bodies pass both
+//! ways, a slow reader on either side (the client of a large answer, the
+//! dev server of a large upload) does not grow dynport's memory, and a
+//! dev server on `[::1]` alone is reached.
 
 use super::backends::DevServer;
 use super::ws::{self, CLOSE, PING, PONG, TEXT};
@@ -197,6 +198,48 @@ fn a_slow_reader_of_a_large_answer_does_not_grow_dynports_memory() {
     assert!(
         grown < 4 * 1024,
         "VmRSS grew by {grown} KiB (from {before} KiB) for a slow reader of {size} bytes"
+    );
+}
+
+#[test]
+fn a_large_upload_to_a_slow_dev_server_does_not_grow_dynports_memory() {
+    let server = start(&[]);
+    let p = server.port;
+    let _web = DevServer::start(lease(&server, "web"), "");
+    let warm = get(p, &host("web", p), "/big?1000000", &[]);
+    assert_eq!(warm.body.len(), 1_000_000);
+    let before = vm_rss_kib(server.pid());
+    let size: usize = 64 * 1024 * 1024;
+    let mut conn = Conn::open(p);
+    let head = format!(
+        "POST /hold?1500 HTTP/1.1\r\nHost: {}\r\nContent-Length: {size}\r\n\r\n",
+        host("web", p)
+    );
+    let mut writer = conn.writer.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The backend reads nothing for 1.5 s: the upload waits in the kernel's
+    // buffers, not in dynport.
+    let sender = thread::spawn(move || {
+        writer.write_all(head.as_bytes()).unwrap();
+        let block = vec![b'u'; 1024 * 1024];
+        for _ in 0..size / block.len() {
+            writer.write_all(&block).unwrap();
+        }
+    });
+    let mut peak = before;
+    for _ in 0..25 {
+        thread::sleep(Duration::from_millis(50));
+        peak = peak.max(vm_rss_kib(server.pid()));
+    }
+    let reply = conn.answer();
+    sender.join().unwrap();
+    assert_eq!((reply.status, text(&reply)), (200, size.to_string()));
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown < 4 * 1024,
+        "VmRSS grew by {grown} KiB (from {before} KiB) for an upload of {size} bytes"
     );
 }
 
