@@ -3,9 +3,10 @@
 //! rule of SPEC "Routing by name" with a test that fails when the rule is
 //! broken. `forwarding.rs`: which requests reach which backend, and with
 //! which headers; `pages.rs`: the pages dynport answers itself and the
-//! routes listener; `restarts.rs`: a URL across restarts; `streams.rs`:
-//! streaming, tunnels held open, memory, IPv6; `shares.rs`: tunnels in a
-//! user's connection share; `browser.rs`: Chromium through a name.
+//! routes listener; `restarts.rs`: a URL across restarts and port
+//! changes; `streams.rs`: streaming, tunnels held open, memory, IPv6;
+//! `shares.rs`: tunnels in a user's connection share; `browser.rs`:
+//! Chromium through a name.
 
 mod backends;
 mod browser;

@@ -1,11 +1,12 @@
 //! A name's URL keeps working across restarts of dynport: on the routes
 //! port, which does not move, a live lease routes again after a SIGTERM
 //! restart, and after a SIGKILL the name's lease gets its sticky port
-//! back, where the dev server starts again.
+//! back, where the dev server starts again. When the API's port moves,
+//! URLs on it move with it, and tunnels already open go on.
 
 use super::backends::DevServer;
-use super::{get, host, text};
-use crate::fixture::{Launch, Server, connect, eventually, free_range};
+use super::{get, host, listed, text, ws};
+use crate::fixture::{Launch, Server, connect, eventually, free_range, refuses};
 use std::time::Duration;
 
 fn started(launch: &Launch, routes: u16) -> Server {
@@ -60,5 +61,32 @@ fn a_names_url_keeps_working_across_a_restart_and_a_crash() {
     assert_eq!(
         (reply.status, text(&reply)),
         (200, "<p>web again</p>".into())
+    );
+}
+
+#[test]
+fn a_port_change_moves_the_urls_and_open_tunnels_go_on() {
+    let mut server = super::start(&[]);
+    let old = server.port;
+    let port = super::lease(&server, "web");
+    let _web = DevServer::start(port, "<p>web</p>");
+    let mut tunnel = ws::Client::open(old, &host("web", old), "/ws");
+    tunnel.send_text("before");
+    assert_eq!(tunnel.recv().unwrap().payload, b"before");
+    let reply = server.post("/api/v1/server/port/change", "", &[]);
+    assert_eq!(reply.status, 200, "{}", text(&reply));
+    let new = reply.json()["new_port"].as_u64().unwrap() as u16;
+    eventually(Duration::from_secs(10), "the old port closed", || {
+        refuses(old)
+    });
+    server.port = new;
+    tunnel.send_text("after");
+    assert_eq!(tunnel.recv().unwrap().payload, b"after");
+    let reply = get(new, &host("web", new), "/", &[]);
+    assert_eq!((reply.status, text(&reply)), (200, "<p>web</p>".into()));
+    let url = format!("http://web.localhost:{new}/");
+    assert_eq!(
+        listed(&server.get("/api/v1/names").json()),
+        [("web".to_string(), url)]
     );
 }
