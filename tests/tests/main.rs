@@ -25,6 +25,7 @@ mod names;
 mod paths;
 mod port_change;
 mod portserver;
+mod routes;
 mod server;
 mod state_dir;
 mod systemd;

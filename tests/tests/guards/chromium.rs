@@ -133,7 +133,9 @@ fn dump_dom(browser: &PathBuf, url: &str, profile: &TempDir) -> String {
     wait_or_kill(child)
 }
 
-fn wait_or_kill(mut child: Child) -> String {
+/// Waits for chromium, started in a process group of its own, to exit;
+/// its stdout. Its whole group is killed when done or past the timeout.
+pub(crate) fn wait_or_kill(mut child: Child) -> String {
     let mut stdout = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
         let mut dom = String::new();

@@ -4,7 +4,7 @@
 //! (`tokens.rs`), and a real browser driven by an attacker's page
 //! (`chromium.rs`).
 
-mod chromium;
+pub(crate) mod chromium;
 mod tokens;
 
 use crate::fixture::{Reply, Server, connect, eventually, exchange};

@@ -1,0 +1,74 @@
+//! A real browser through a name: Debian's `chromium`, headless, opens
+//! `http://web.localhost:PORT/` (PORT dynport's API port) of a dev server
+//! behind a lease named `web`; the page's script opens a WebSocket through
+//! the same URL, sends a message and puts the echo in the DOM, which the
+//! test reads back. Chromium resolves `*.localhost` to loopback by itself,
+//! headless too: no `/etc/hosts` entry and no resolver flag.
+
+use super::backends::DevServer;
+use super::{lease, start};
+use crate::fixture::TempDir;
+use crate::guards::chromium::wait_or_kill;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The dev server's page: a WebSocket to its own host, the echo shown.
+const PAGE: &str = r#"<!doctype html><html><head><title>web</title></head><body>
+<pre id="out">waiting</pre>
+<script>
+const out = document.getElementById('out');
+const ws = new WebSocket('ws://' + location.host + '/ws');
+ws.onopen = () => ws.send('hello from ' + location.host);
+ws.onmessage = (e) => { out.textContent = 'echo: ' + e.data; ws.close(); };
+ws.onerror = () => { out.textContent = 'websocket error'; };
+</script></body></html>"#;
+
+/// Headless chromium's DOM of `url` once the page settled.
+fn dump_dom(browser: &Path, url: &str) -> String {
+    let profile = TempDir::new();
+    let child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-proxy-server",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .env("HOME", profile.path())
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    wait_or_kill(child)
+}
+
+#[test]
+fn chromium_opens_a_name_and_its_websocket_echoes_through_dynport() {
+    let Some(browser) = crate::fixture::require_tool("chromium") else {
+        return;
+    };
+    let server = start(&[]);
+    let web = DevServer::start(lease(&server, "web"), PAGE);
+    let host = format!("web.localhost:{}", server.port);
+    let dom = dump_dom(&browser, &format!("http://{host}/"));
+    assert!(
+        dom.contains(&format!("<pre id=\"out\">echo: hello from {host}</pre>")),
+        "no echo in the page:\n{dom}\nlog:\n{}",
+        server.log()
+    );
+    // The page and the WebSocket's handshake (and the icon it looks for).
+    let mut targets = web.targets();
+    targets.retain(|t| t != "/favicon.ico");
+    assert_eq!(targets, ["/", "/ws"]);
+}
