@@ -163,6 +163,8 @@ fn serve_backend(stream: TcpStream) {
                 body.len()
             )
             .unwrap();
+        } else if target == "/close" {
+            return;
         } else if target == "/echo" {
             write!(
                 writer,
@@ -504,5 +506,23 @@ fn shutting_down_closes_quiet_tunnels_at_once_rather_than_after_the_grace() {
     // A grace far longer than the client's read timeout: only closing the
     // quiet tunnel at once lets the client see the end in time.
     served.control.shutdown(Duration::from_secs(600));
+    assert!(closed(&mut reader));
+}
+
+#[test]
+fn a_backend_that_closes_without_answering_is_a_502_not_an_empty_reply() {
+    let backend = backend();
+    let served = serve(vec![("web", backend.port)]);
+    let stream = connect(served.port);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    writer
+        .write_all(b"GET /chunked HTTP/1.1\r\nHost: web.test\r\n\r\nGET /close HTTP/1.1\r\nHost: web.test\r\n\r\n")
+        .unwrap();
+    let (status, _, body) = answer(&mut reader);
+    assert_eq!((status, body.as_slice()), (200, &b"onetwothree"[..]));
+    let (status, head, body) = answer(&mut reader);
+    assert_eq!(status, 502, "{head}");
+    assert_eq!(body, b"web closed the connection without answering\n");
     assert!(closed(&mut reader));
 }

@@ -72,6 +72,9 @@ impl Router for Names {
     fn route(&self, head: &Request, listener: ListenerKind) -> Route {
         let host = head.header("host");
         if let Some(name) = host.and_then(|h| self.name_in(h.as_bytes())) {
+            if let Some(problem) = ambiguous(head) {
+                return Route::Answer(super::error::error_response(400, &problem));
+            }
             return self.named(&name, head);
         }
         match listener {
@@ -117,6 +120,35 @@ fn name_in(host: &[u8], domains: &[String]) -> Option<String> {
     })
 }
 
+/// What makes a routed request name two hosts, if anything: two `Host`
+/// headers, or a target in absolute form (`http://other/...`) whose host
+/// is not the `Host`'s. The backend or a proxy in front of it might go by
+/// the other one, so such a request is refused, never routed by one and
+/// read by another.
+fn ambiguous(head: &Request) -> Option<String> {
+    let mut hosts = head.headers.iter().filter(|(k, _)| k == "host");
+    let host = hosts.next().map(|(_, v)| v.trim())?;
+    if hosts.next().is_some() {
+        return Some("the request has more than one Host header".to_string());
+    }
+    let authority = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            let rest = head.path.get(..scheme.len())?;
+            rest.eq_ignore_ascii_case(scheme)
+                .then(|| &head.path[scheme.len()..])
+        })
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    match authority {
+        Some(authority) if !authority.eq_ignore_ascii_case(host) => Some(format!(
+            "the request target names {} but Host names {}",
+            authority.escape_debug(),
+            host.escape_debug()
+        )),
+        _ => None,
+    }
+}
+
 /// How many times the request passed through dynport already: the
 /// entries of its `Via` headers received by `dynport`.
 fn hops(head: &Request) -> usize {
@@ -159,6 +191,7 @@ fn not_found(api: &Api, name: &str, browser: bool) -> Response {
             status: &'static str,
             error: &'a str,
             names: Vec<Live<'a>>,
+            timestamp: String,
         }
         let names = live
             .iter()
@@ -172,6 +205,7 @@ fn not_found(api: &Api, name: &str, browser: bool) -> Response {
             status: "error",
             error: &message,
             names,
+            timestamp: crate::util::time::now_rfc3339(),
         };
         return Response::json(404, serde_json::to_vec(&body).unwrap_or_default());
     }
@@ -297,6 +331,33 @@ mod tests {
 
     fn with(headers: &[(&str, &str)]) -> Request {
         Request::fake("GET", "/", headers, b"")
+    }
+
+    #[test]
+    fn a_request_naming_two_hosts_is_refused() {
+        let two = with(&[("Host", "web.localhost"), ("Host", "evil.example")]);
+        assert_eq!(
+            ambiguous(&two).as_deref(),
+            Some("the request has more than one Host header")
+        );
+        let absolute = Request::fake(
+            "GET",
+            "http://api.localhost/x",
+            &[("Host", "web.localhost")],
+            b"",
+        );
+        assert_eq!(
+            ambiguous(&absolute).as_deref(),
+            Some("the request target names api.localhost but Host names web.localhost")
+        );
+        let same = Request::fake(
+            "GET",
+            "HTTP://WEB.localhost:80/x",
+            &[("Host", "web.localhost:80")],
+            b"",
+        );
+        assert_eq!(ambiguous(&same), None);
+        assert_eq!(ambiguous(&with(&[("Host", "web.localhost")])), None);
     }
 
     #[test]

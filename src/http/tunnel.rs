@@ -568,7 +568,7 @@ impl Tunnel {
         if frame.transfer_encoding && !frame.chunked {
             return self.refuse_request(400, "a request's last transfer coding must be chunked");
         }
-        let route = if self.same_route(req.headers) {
+        let route = if self.same_route(&req) {
             None
         } else if let Some(router) = router {
             let request = super::parse::head_request(&req);
@@ -622,10 +622,15 @@ impl Tunnel {
         }
     }
 
-    /// Whether a request with `headers` surely goes where the first went:
-    /// the same `Host`, and fewer than `max_hops` entries of this proxy in
-    /// `Via` (more is the router's to answer: a loop).
-    fn same_route(&self, headers: &[httparse::Header<'_>]) -> bool {
+    /// Whether a request surely goes where the first went: an origin-form
+    /// target (one in absolute form names a host of its own), the same
+    /// `Host`, and fewer than `max_hops` entries of this proxy in `Via`
+    /// (more is the router's to answer: a loop).
+    fn same_route(&self, req: &httparse::Request<'_, '_>) -> bool {
+        if !req.path.is_some_and(|p| p.starts_with('/')) {
+            return false;
+        }
+        let headers = &*req.headers;
         let mut hosts = headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("host"));
@@ -728,6 +733,18 @@ impl Tunnel {
                 if self.down == Down::UntilClose {
                     self.down = Down::Head;
                     self.owed.pop_front();
+                }
+                if !self.owed.is_empty() && self.down == Down::Head && self.down_head.is_empty() {
+                    // Closed with an answer owed and not begun: the client
+                    // is told so, not left with an empty reply.
+                    log::debug!("backend of {} closed without answering", self.name);
+                    self.owed.clear();
+                    self.up = Up::Stopped;
+                    let answer = (self.error_response)(
+                        502,
+                        &format!("{} closed the connection without answering", self.name),
+                    );
+                    self.set_last_word(&answer);
                 }
                 if self.up == Up::Raw {
                     let _ = client.shutdown(Shutdown::Write);

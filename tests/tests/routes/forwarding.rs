@@ -235,3 +235,48 @@ fn an_alias_routes_like_a_leased_name() {
     assert_eq!(reply.status, 404, "{}", text(&reply));
     assert_eq!(db.requests(), 1);
 }
+
+#[test]
+fn a_request_naming_two_hosts_is_400_and_reaches_no_backend() {
+    let server = start(&[]);
+    let web = DevServer::start(lease(&server, "web"), "");
+    let api = DevServer::start(lease(&server, "api"), "");
+    let p = server.port;
+    // Two Host headers, in either order, first on a fresh connection and
+    // then after a routed request on the same one.
+    for first in [true, false] {
+        let mut conn = Conn::open(p);
+        if !first {
+            conn.send("GET", "/echo", &host("web", p), &[]);
+            echoed(&conn.answer());
+        }
+        conn.send("GET", "/echo", &host("web", p), &[("Host", "evil.example")]);
+        let reply = conn.answer();
+        assert_eq!(reply.status, 400, "{}", text(&reply));
+        assert_eq!(
+            reply.json()["error"],
+            "the request has more than one Host header"
+        );
+    }
+    // A target in absolute form naming another route than the Host.
+    for first in [true, false] {
+        let mut conn = Conn::open(p);
+        if !first {
+            conn.send("GET", "/echo", &host("web", p), &[]);
+            echoed(&conn.answer());
+        }
+        conn.send(
+            "GET",
+            &format!("http://api.localhost:{p}/echo"),
+            &host("web", p),
+            &[],
+        );
+        let reply = conn.answer();
+        assert_eq!(reply.status, 400, "{}", text(&reply));
+        assert_eq!(
+            reply.json()["error"],
+            format!("the request target names api.localhost:{p} but Host names web.localhost:{p}")
+        );
+    }
+    assert_eq!((web.requests(), api.requests()), (2, 0));
+}
