@@ -33,8 +33,8 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
     rows.push(Row::check(
         &format!("release binary, {stripped} (MiB)"),
         format!("{size:.2}"),
-        "<= 1.5 MiB",
-        size <= 1.5 && r.binary_stripped,
+        "<= 2.0 MiB",
+        size <= 2.0 && r.binary_stripped,
     ));
     if let Some(leases) = &r.leases {
         lease_rows(rows, leases);
