@@ -275,10 +275,16 @@ impl PollLoop {
                     LISTENER => ready[1] = true,
                     UNIX => ready[2] = true,
                     ROUTES => ready[3] = true,
-                    // A tunnel's backend socket wakes its connection.
-                    _ => self
-                        .batch
-                        .extend(registry.take_ready(key & !super::tunnel::BACKEND_KEY)),
+                    // A tunnel's backend socket wakes its connection too.
+                    _ => {
+                        let backend = key & tunnel::BACKEND_KEY != 0;
+                        if let Some(mut conn) = registry.take_ready(key & !tunnel::BACKEND_KEY) {
+                            if let Some(tunnel) = conn.tunnel.as_deref_mut() {
+                                tunnel.fired(backend);
+                            }
+                            self.batch.push(conn);
+                        }
+                    }
                 }
             }
         }

@@ -128,7 +128,14 @@ impl Shared {
                 }
                 None
             }
-            Parked::Ready(conn) => Some(conn),
+            Parked::Ready(mut conn) => {
+                // An event came while it was served: for which side is
+                // not known.
+                if let Some(tunnel) = conn.tunnel.as_deref_mut() {
+                    tunnel.fired_either();
+                }
+                Some(conn)
+            }
             Parked::Refused(conn) => {
                 drop(conn);
                 None
@@ -149,15 +156,16 @@ impl Shared {
         if wants.client.is_none() && wants.backend.is_none() {
             return Err(io::Error::other("a tunnel waits for nothing"));
         }
-        if let Some(interest) = wants.client {
+        if let Some(interest) = tunnel.rearm(0, wants.client) {
             self.poller.rearm(client, key, interest)?;
         }
         let backend_key = key | super::tunnel::BACKEND_KEY;
         if tunnel.take_unregistered() {
             let interest = wants.backend.unwrap_or(Interest::Write);
+            tunnel.rearm(1, Some(interest));
             return self.poller.add(&tunnel.backend, backend_key, interest);
         }
-        if let Some(interest) = wants.backend {
+        if let Some(interest) = tunnel.rearm(1, wants.backend) {
             self.poller.rearm(&tunnel.backend, backend_key, interest)?;
         }
         Ok(())

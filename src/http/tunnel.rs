@@ -24,6 +24,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use super::framing::{self, Body, Chunked};
 use super::write::{self, Framing};
 use super::{Forward, ListenerKind, Peer, PeerAddr, Response, Route, Router};
+use crate::sys::epoll::Interest;
 
 /// Added to a connection's poller key for its backend socket: far above
 /// any slot, and below the poller's own keys, which it never clears.
@@ -127,6 +128,14 @@ pub(crate) struct Tunnel {
     unregistered: bool,
     /// How the engine words its own errors.
     error_response: fn(u16, &str) -> Response,
+    /// Whether each side (client, backend) may have bytes to read: set
+    /// when its socket fired, cleared when a read finds nothing. A side
+    /// that did not fire is not read in vain.
+    maybe_readable: [bool; 2],
+    /// What each side's one-shot interest is armed for now (`None`: it
+    /// fired, or was never armed), so that a turn re-arms only the side
+    /// whose interest changed or fired.
+    armed: [Option<Interest>; 2],
     /// The client's address and the listener's port, for `X-Forwarded-*`.
     client_ip: Option<String>,
     listener_port: Option<u16>,
@@ -151,8 +160,8 @@ pub(crate) enum Turn {
 /// What each socket waits for, `None` when it waits for nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Interests {
-    pub client: Option<crate::sys::epoll::Interest>,
-    pub backend: Option<crate::sys::epoll::Interest>,
+    pub client: Option<Interest>,
+    pub backend: Option<Interest>,
 }
 
 impl Tunnel {
@@ -205,6 +214,8 @@ impl Tunnel {
             stop_after_body: false,
             unregistered: true,
             error_response,
+            maybe_readable: [true, true],
+            armed: [None, None],
             client_ip,
             listener_port,
             listener,
@@ -247,9 +258,33 @@ impl Tunnel {
         matches!(self.connect, Connect::Pending { .. })
     }
 
+    /// The client's socket (`backend` false) or the backend's fired: its
+    /// interest is spent, and it may be read.
+    pub fn fired(&mut self, backend: bool) {
+        let side = usize::from(backend);
+        self.maybe_readable[side] = true;
+        self.armed[side] = None;
+    }
+
+    /// Either socket may have fired, and which is not known.
+    pub fn fired_either(&mut self) {
+        self.fired(false);
+        self.fired(true);
+    }
+
+    /// What the side with `index` (0 the client, 1 the backend) must be
+    /// re-armed for: `None` when its armed interest stands.
+    pub fn rearm(&mut self, index: usize, wants: Option<Interest>) -> Option<Interest> {
+        let wants = wants?;
+        if self.armed[index] == Some(wants) {
+            return None;
+        }
+        self.armed[index] = Some(wants);
+        Some(wants)
+    }
+
     /// What each side waits for now.
     pub fn interests(&self) -> Interests {
-        use crate::sys::epoll::Interest;
         let both = |read: bool, write: bool| match (read, write) {
             (true, true) => Some(Interest::Both),
             (true, false) => Some(Interest::Read),
@@ -335,7 +370,7 @@ impl Tunnel {
             Ok(()) => {}
             Err(_) => return Turn::Close,
         }
-        if self.reads_backend() {
+        if self.reads_backend() && self.maybe_readable[1] {
             match self.backend_to_client(client, scratch) {
                 Ok(more) => again |= more,
                 Err(()) => return Turn::Close,
@@ -461,7 +496,7 @@ impl Tunnel {
                 // Its room goes back: an idle tunnel holds no buffer.
                 self.held = Vec::new();
             }
-        } else if self.reads_client() {
+        } else if self.reads_client() && self.maybe_readable[0] {
             match crate::sys::read_into_spare(client, scratch, CHUNK) {
                 Ok(0) => {
                     self.client_eof = true;
@@ -470,7 +505,7 @@ impl Tunnel {
                     }
                 }
                 Ok(n) => full = n == CHUNK,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.maybe_readable[0] = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => full = true,
                 Err(_) => return Err(()),
             }
@@ -752,7 +787,10 @@ impl Tunnel {
                 return Ok(false);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.maybe_readable[1] = false;
+                return Ok(false);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return Err(()),
         };

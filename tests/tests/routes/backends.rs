@@ -21,6 +21,9 @@ use std::thread::{self, JoinHandle};
 ///   third`, and the end of the answer;
 /// - `/ws` is a WebSocket that echoes each text frame (unmasked, as a
 ///   server sends), answers pings, and closes on a close;
+/// - `/after-echo` answers once some WebSocket has echoed a text frame (20
+///   s at most): a page's image of it holds the page's load event until
+///   then;
 /// - a `POST` answers with the length of the body it read, after
 ///   waiting MS milliseconds before reading it for `POST /hold?MS` (a
 ///   slow reader of an upload).
@@ -44,6 +47,9 @@ struct Shared {
     /// Whether the events after the first may go.
     released: Mutex<bool>,
     release: Condvar,
+    /// Text frames echoed on every WebSocket.
+    echoed: Mutex<usize>,
+    echo: Condvar,
 }
 
 impl DevServer {
@@ -71,6 +77,8 @@ impl DevServer {
             threads: Mutex::new(Vec::new()),
             released: Mutex::new(false),
             release: Condvar::new(),
+            echoed: Mutex::new(0),
+            echo: Condvar::new(),
         });
         let accepting = Arc::clone(&shared);
         let accept = thread::spawn(move || {
@@ -200,7 +208,13 @@ fn answer(
         ),
         "/echo" => reply(writer, "200 OK", "text/plain", head.as_bytes()),
         "/events" => events(writer, shared),
-        "/ws" => websocket(head, reader, writer),
+        "/ws" => websocket(head, reader, writer, shared),
+        "/after-echo" => {
+            let echoed = shared.echoed.lock().unwrap();
+            let timeout = std::time::Duration::from_secs(20);
+            let _ = shared.echo.wait_timeout_while(echoed, timeout, |n| *n == 0);
+            reply(writer, "200 OK", "text/plain", b"echoed")
+        }
         _ => {
             let number = |prefix| target.strip_prefix(prefix).and_then(|n| n.parse().ok());
             if let Some(n) = number("/big?") {
@@ -290,6 +304,7 @@ fn websocket(
     head: &str,
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
+    shared: &Shared,
 ) -> io::Result<()> {
     let upgrade = header(head, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let (Some(key), true) = (header(head, "sec-websocket-key"), upgrade) else {
@@ -315,7 +330,11 @@ fn websocket(
             return Err(io::ErrorKind::InvalidData.into());
         }
         match frame.opcode {
-            TEXT => writer.write_all(&ws::frame(TEXT, &frame.payload, None))?,
+            TEXT => {
+                writer.write_all(&ws::frame(TEXT, &frame.payload, None))?;
+                *shared.echoed.lock().unwrap() += 1;
+                shared.echo.notify_all();
+            }
             PING => writer.write_all(&ws::frame(PONG, &frame.payload, None))?,
             CLOSE => {
                 writer.write_all(&ws::frame(CLOSE, &frame.payload, None))?;

@@ -14,6 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The dev server's page: a WebSocket to its own host, the echo shown.
+/// Its image, which the dev server answers only once it has echoed, holds
+/// the load event (and so chromium's dump of the page) until the echo is
+/// on its way: a slow machine cannot dump the page before it.
 const PAGE: &str = r#"<!doctype html><html><head><title>web</title></head><body>
 <pre id="out">waiting</pre>
 <script>
@@ -22,7 +25,8 @@ const ws = new WebSocket('ws://' + location.host + '/ws');
 ws.onopen = () => ws.send('hello from ' + location.host);
 ws.onmessage = (e) => { out.textContent = 'echo: ' + e.data; ws.close(); };
 ws.onerror = () => { out.textContent = 'websocket error'; };
-</script></body></html>"#;
+</script>
+<img src="/after-echo" alt=""></body></html>"#;
 
 /// Headless chromium's DOM of `url` once the page settled.
 fn dump_dom(browser: &Path, url: &str) -> String {
@@ -69,6 +73,6 @@ fn chromium_opens_a_name_and_its_websocket_echoes_through_dynport() {
     );
     // The page and the WebSocket's handshake (and the icon it looks for).
     let mut targets = web.targets();
-    targets.retain(|t| t != "/favicon.ico");
+    targets.retain(|t| t != "/favicon.ico" && t != "/after-echo");
     assert_eq!(targets, ["/", "/ws"]);
 }
