@@ -143,30 +143,22 @@ impl Shared {
         }
     }
 
-    /// Arms both sockets of a tunnel for what each waits for. A socket that
-    /// waits for nothing is left disarmed (a one-shot interest that fired
-    /// stays off), so that a closed peer cannot wake it over and over.
+    /// Makes sure both sockets of a tunnel report every change
+    /// (edge-triggered, registered once): a tunnel waits on no one-shot
+    /// interest, so a turn costs no re-arming.
     fn arm_tunnel(
         &self,
         key: usize,
         client: &super::stream::Stream,
         tunnel: &mut super::tunnel::Tunnel,
     ) -> io::Result<()> {
-        let wants = tunnel.interests();
-        if wants.client.is_none() && wants.backend.is_none() {
-            return Err(io::Error::other("a tunnel waits for nothing"));
+        if tunnel.take_client_unregistered() {
+            self.poller.rearm(client, key, Interest::Edges)?;
         }
-        if let Some(interest) = tunnel.rearm(0, wants.client) {
-            self.poller.rearm(client, key, interest)?;
-        }
-        let backend_key = key | super::tunnel::BACKEND_KEY;
         if tunnel.take_unregistered() {
-            let interest = wants.backend.unwrap_or(Interest::Write);
-            tunnel.rearm(1, Some(interest));
-            return self.poller.add(&tunnel.backend, backend_key, interest);
-        }
-        if let Some(interest) = tunnel.rearm(1, wants.backend) {
-            self.poller.rearm(&tunnel.backend, backend_key, interest)?;
+            let backend_key = key | super::tunnel::BACKEND_KEY;
+            self.poller
+                .add(&tunnel.backend, backend_key, Interest::Edges)?;
         }
         Ok(())
     }

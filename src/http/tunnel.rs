@@ -24,7 +24,6 @@ use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use super::framing::{self, Body, Chunked};
 use super::write::{self, Framing};
 use super::{Forward, ListenerKind, Peer, PeerAddr, Response, Route, Router};
-use crate::sys::epoll::Interest;
 
 /// Added to a connection's poller key for its backend socket: far above
 /// any slot, and below the poller's own keys, which it never clears.
@@ -129,13 +128,14 @@ pub(crate) struct Tunnel {
     /// How the engine words its own errors.
     error_response: fn(u16, &str) -> Response,
     /// Whether each side (client, backend) may have bytes to read: set
-    /// when its socket fired, cleared when a read finds nothing. A side
-    /// that did not fire is not read in vain.
+    /// when its socket fired, cleared when a read finds nothing or comes
+    /// back short. A side that did not fire is not read in vain; and since
+    /// both sockets report only changes (edge-triggered), a side that may
+    /// still have bytes must be read before the tunnel waits.
     maybe_readable: [bool; 2],
-    /// What each side's one-shot interest is armed for now (`None`: it
-    /// fired, or was never armed), so that a turn re-arms only the side
-    /// whose interest changed or fired.
-    armed: [Option<Interest>; 2],
+    /// The client's socket still waits on a one-shot interest, as it did
+    /// before it became a tunnel.
+    client_unregistered: bool,
     /// The client's address and the listener's port, for `X-Forwarded-*`.
     client_ip: Option<String>,
     listener_port: Option<u16>,
@@ -155,13 +155,6 @@ pub(crate) enum Turn {
     /// A turn without a router cannot go on: a request head must be
     /// routed, or dynport's last word is due. A worker takes it.
     Worker,
-}
-
-/// What each socket waits for, `None` when it waits for nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Interests {
-    pub client: Option<Interest>,
-    pub backend: Option<Interest>,
 }
 
 impl Tunnel {
@@ -215,7 +208,7 @@ impl Tunnel {
             unregistered: true,
             error_response,
             maybe_readable: [true, true],
-            armed: [None, None],
+            client_unregistered: true,
             client_ip,
             listener_port,
             listener,
@@ -258,12 +251,10 @@ impl Tunnel {
         matches!(self.connect, Connect::Pending { .. })
     }
 
-    /// The client's socket (`backend` false) or the backend's fired: its
-    /// interest is spent, and it may be read.
+    /// The client's socket (`backend` false) or the backend's fired: it
+    /// may be read.
     pub fn fired(&mut self, backend: bool) {
-        let side = usize::from(backend);
-        self.maybe_readable[side] = true;
-        self.armed[side] = None;
+        self.maybe_readable[usize::from(backend)] = true;
     }
 
     /// Either socket may have fired, and which is not known.
@@ -272,35 +263,10 @@ impl Tunnel {
         self.fired(true);
     }
 
-    /// What the side with `index` (0 the client, 1 the backend) must be
-    /// re-armed for: `None` when its armed interest stands.
-    pub fn rearm(&mut self, index: usize, wants: Option<Interest>) -> Option<Interest> {
-        let wants = wants?;
-        if self.armed[index] == Some(wants) {
-            return None;
-        }
-        self.armed[index] = Some(wants);
-        Some(wants)
-    }
-
-    /// What each side waits for now.
-    pub fn interests(&self) -> Interests {
-        let both = |read: bool, write: bool| match (read, write) {
-            (true, true) => Some(Interest::Both),
-            (true, false) => Some(Interest::Read),
-            (false, true) => Some(Interest::Write),
-            (false, false) => None,
-        };
-        if self.connecting() {
-            return Interests {
-                client: None,
-                backend: Some(Interest::Write),
-            };
-        }
-        Interests {
-            client: both(self.reads_client(), self.down_pending()),
-            backend: both(self.reads_backend(), self.up_pending()),
-        }
+    /// Whether the client's socket must still be switched to report
+    /// every change; it counts as switched from then on.
+    pub fn take_client_unregistered(&mut self) -> bool {
+        std::mem::take(&mut self.client_unregistered)
     }
 
     fn up_pending(&self) -> bool {
@@ -504,7 +470,13 @@ impl Tunnel {
                         let _ = self.backend.shutdown(Shutdown::Write);
                     }
                 }
-                Ok(n) => full = n == CHUNK,
+                Ok(n) => {
+                    // A read short of the room asked for took all there
+                    // was: the socket's interest, re-armed, says when more
+                    // comes.
+                    full = n == CHUNK;
+                    self.maybe_readable[0] = full;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.maybe_readable[0] = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => full = true,
                 Err(_) => return Err(()),
@@ -794,6 +766,8 @@ impl Tunnel {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return Err(()),
         };
+        // As for the client: a short read took all there was.
+        self.maybe_readable[1] = n == CHUNK;
         let pass = self.answers(&scratch[..n])?;
         let written = write_some(client, &scratch[..pass]).map_err(drop)?;
         if written < pass {

@@ -139,6 +139,9 @@ impl Worker {
                 Next::Again if turns < MAX_TURNS => continue,
                 // Requests held back are waiting: no event will announce them.
                 Next::Again if conn.backlog => return self.shared.resume(conn),
+                // A tunnel's sockets report changes only: bytes it may
+                // still have to read get no event of their own.
+                Next::Again if conn.tunnel.is_some() => return self.shared.resume(conn),
                 Next::Later(later) => match later.park(conn) {
                     Some(answered) => conn = answered,
                     None => return,

@@ -14,23 +14,26 @@ use std::time::Duration;
 const WAKE: u64 = u64::MAX;
 
 /// What a registration waits for. Interest is one-shot: after one event it is
-/// disabled until [`Epoll::rearm`].
+/// disabled until [`Epoll::rearm`]; but [`Interest::Edges`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interest {
     Read,
     Write,
-    /// Either: a tunnel reads and writes the same socket.
-    Both,
+    /// Every change of either, for as long as it is registered
+    /// (edge-triggered): a tunnel's two sockets, which would otherwise be
+    /// re-armed after every event. Whoever waits so must read until a
+    /// read finds nothing (or comes back short) before waiting again.
+    Edges,
 }
 
 impl Interest {
     fn flags(self) -> u32 {
-        let direction = match self {
-            Interest::Read => libc::EPOLLIN,
-            Interest::Write => libc::EPOLLOUT,
-            Interest::Both => libc::EPOLLIN | libc::EPOLLOUT,
+        let flags = match self {
+            Interest::Read => libc::EPOLLIN | libc::EPOLLONESHOT,
+            Interest::Write => libc::EPOLLOUT | libc::EPOLLONESHOT,
+            Interest::Edges => libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET,
         };
-        (direction | libc::EPOLLONESHOT) as u32
+        flags as u32
     }
 }
 
