@@ -269,7 +269,7 @@ impl PollLoop {
         let mut ready = [false; 4];
         {
             let mut registry = self.shared.registry();
-            for key in self.events.keys() {
+            for (key, ended) in self.events.ready() {
                 match key {
                     RETIRING => ready[0] = true,
                     LISTENER => ready[1] = true,
@@ -280,7 +280,7 @@ impl PollLoop {
                         let backend = key & tunnel::BACKEND_KEY != 0;
                         if let Some(mut conn) = registry.take_ready(key & !tunnel::BACKEND_KEY) {
                             if let Some(tunnel) = conn.tunnel.as_deref_mut() {
-                                tunnel.fired(backend);
+                                tunnel.fired(backend, ended);
                             }
                             self.batch.push(conn);
                         }

@@ -133,6 +133,10 @@ pub(crate) struct Tunnel {
     /// both sockets report only changes (edge-triggered), a side that may
     /// still have bytes must be read before the tunnel waits.
     maybe_readable: [bool; 2],
+    /// Whether each side's peer closed (or reset) its end, as its socket
+    /// reported: its end is there to be read after the bytes before it,
+    /// so a short read does not mean the side is drained.
+    ending: [bool; 2],
     /// The client's socket still waits on a one-shot interest, as it did
     /// before it became a tunnel.
     client_unregistered: bool,
@@ -208,6 +212,7 @@ impl Tunnel {
             unregistered: true,
             error_response,
             maybe_readable: [true, true],
+            ending: [false, false],
             client_unregistered: true,
             client_ip,
             listener_port,
@@ -252,15 +257,18 @@ impl Tunnel {
     }
 
     /// The client's socket (`backend` false) or the backend's fired: it
-    /// may be read.
-    pub fn fired(&mut self, backend: bool) {
-        self.maybe_readable[usize::from(backend)] = true;
+    /// may be read; `ended`: its peer closed its end.
+    pub fn fired(&mut self, backend: bool, ended: bool) {
+        let side = usize::from(backend);
+        self.maybe_readable[side] = true;
+        self.ending[side] |= ended;
     }
 
-    /// Either socket may have fired, and which is not known.
+    /// Either socket may have fired, and which and how is not known: both
+    /// are read until a read finds nothing.
     pub fn fired_either(&mut self) {
-        self.fired(false);
-        self.fired(true);
+        self.fired(false, true);
+        self.fired(true, true);
     }
 
     /// Whether the client's socket must still be switched to report
@@ -346,6 +354,10 @@ impl Tunnel {
         again |= !self.held.is_empty()
             && matches!(self.up, Up::Head | Up::Body(_) | Up::Raw)
             && !self.up_pending();
+        // Both sockets report changes only: a side that may still hold
+        // bytes (or its end) and may be read is read again before waiting.
+        again |= self.reads_client() && self.maybe_readable[0];
+        again |= self.reads_backend() && self.maybe_readable[1];
         if self.unrouted.is_some() || (router.is_none() && self.last_word_due()) {
             return Turn::Worker;
         }
@@ -475,9 +487,12 @@ impl Tunnel {
                     // was: the socket's interest, re-armed, says when more
                     // comes.
                     full = n == CHUNK;
-                    self.maybe_readable[0] = full;
+                    self.maybe_readable[0] = full || self.ending[0];
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.maybe_readable[0] = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.maybe_readable[0] = false;
+                    self.ending[0] = false;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => full = true,
                 Err(_) => return Err(()),
             }
@@ -761,13 +776,15 @@ impl Tunnel {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.maybe_readable[1] = false;
+                self.ending[1] = false;
                 return Ok(false);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return Err(()),
         };
-        // As for the client: a short read took all there was.
-        self.maybe_readable[1] = n == CHUNK;
+        // As for the client: a short read took all there was, but for the
+        // end when the backend closed.
+        self.maybe_readable[1] = n == CHUNK || self.ending[1];
         let pass = self.answers(&scratch[..n])?;
         let written = write_some(client, &scratch[..pass]).map_err(drop)?;
         if written < pass {

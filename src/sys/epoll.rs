@@ -31,7 +31,7 @@ impl Interest {
         let flags = match self {
             Interest::Read => libc::EPOLLIN | libc::EPOLLONESHOT,
             Interest::Write => libc::EPOLLOUT | libc::EPOLLONESHOT,
-            Interest::Edges => libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET,
+            Interest::Edges => libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET,
         };
         flags as u32
     }
@@ -56,11 +56,18 @@ impl Events {
 
     /// The keys of the sockets that are ready.
     pub fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ready().map(|(key, _)| key)
+    }
+
+    /// The keys of the sockets that are ready, each with whether its peer
+    /// closed (or reset) the connection: the end is there to be read even
+    /// when a read before it comes back short.
+    pub fn ready(&self) -> impl Iterator<Item = (usize, bool)> + '_ {
+        let ended = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         self.list
             .iter()
-            .map(|e| e.u64)
-            .filter(|&key| key != WAKE)
-            .map(|key| key as usize)
+            .filter(|e| e.u64 != WAKE)
+            .map(move |e| (e.u64 as usize, e.events & ended != 0))
     }
 }
 
