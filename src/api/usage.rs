@@ -2,74 +2,98 @@
 //! figures as `/metrics` series.
 
 use super::metrics::family;
-use super::{ApiError, App, json, query};
+use super::{ApiError, App, query};
 use crate::app::UsageReport;
 use crate::app::usage::{ENDINGS, Histogram, Holder, ending_label};
 use crate::http::Response;
 use crate::util::time::{Decimal, now_rfc3339, rfc3339};
-use serde_json::{Map, Value, json};
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
-/// `GET /api/v1/system/usage`, which takes no parameters.
+/// `GET /api/v1/system/usage`, which takes no parameters. Written out by
+/// hand, as `/metrics` is: a few fixed shapes of numbers.
 pub fn usage(app: &App, raw_query: Option<&str>) -> Result<Response, ApiError> {
     query::parse(raw_query, &[])?;
     let report = app.usage();
     let u = &report.usage;
-    let pools: Map<String, Value> = (report.pools.iter())
-        .map(|(name, counts)| (name.clone(), json!(counts)))
-        .collect();
-    let by_uid: Vec<Value> = (report.leased_by.iter())
-        .map(|&(holder, ports)| json!({"uid": holder_json(holder), "ports": ports}))
-        .collect();
-    let lifetimes: Map<String, Value> = (ENDINGS.iter())
-        .map(|&e| {
-            (
-                ending_label(e).to_string(),
-                histogram_json(&u.lifetimes[e as usize]),
-            )
-        })
-        .collect();
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"pools\":{");
+    for (i, (name, c)) in report.pools.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{}:{{\"free\":{},\"in_use\":{},\"server\":{},\"leased\":{},\"excluded\":{}}}",
+            comma(i),
+            quoted(name),
+            c.free,
+            c.in_use,
+            c.server,
+            c.leased,
+            c.excluded
+        );
+    }
+    let _ = write!(out, "}},\"leased\":{},\"leased_by_uid\":[", report.leased);
+    for (i, &(holder, ports)) in report.leased_by.iter().enumerate() {
+        let uid = match holder {
+            Holder::Uid(uid) => uid.to_string(),
+            Holder::Remote => "\"remote\"".to_string(),
+            Holder::Other => "\"other\"".to_string(),
+        };
+        let _ = write!(out, "{}{{\"uid\":{uid},\"ports\":{ports}}}", comma(i));
+    }
+    out.push_str("],\"lease_lifetimes\":{");
+    for (i, e) in ENDINGS.into_iter().enumerate() {
+        let _ = write!(out, "{}\"{}\":", comma(i), ending_label(e));
+        histogram_json(&mut out, &u.lifetimes[e as usize]);
+    }
+    out.push_str("},\"grant_latency\":");
+    histogram_json(&mut out, &u.grant_latency);
     let minutes = u.per_minute.last_hour(report.now_secs);
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(minutes.start_secs);
+    let list = |values: &[u32]| {
+        values
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let _ = write!(
+        out,
+        ",\"per_minute\":{{\"start\":\"{}\",\"grants\":[{}],\"denials\":[{}]}}",
+        rfc3339(start),
+        list(&minutes.grants),
+        list(&minutes.denials)
+    );
     let (hour, day) = u.peaks(report.leased as u32, report.now_secs);
-    let body = json!({
-        "pools": pools,
-        "leased": report.leased,
-        "leased_by_uid": by_uid,
-        "lease_lifetimes": lifetimes,
-        "grant_latency": histogram_json(&u.grant_latency),
-        "per_minute": {
-            "start": rfc3339(start),
-            "grants": minutes.grants,
-            "denials": minutes.denials,
-        },
-        "peak_leased": {"hour": hour, "day": day},
-        "timestamp": now_rfc3339(),
-    });
-    Ok(json(200, &body))
+    let _ = write!(
+        out,
+        ",\"peak_leased\":{{\"hour\":{hour},\"day\":{day}}},\"timestamp\":\"{}\"}}",
+        now_rfc3339()
+    );
+    Ok(Response::json(200, out.into_bytes()))
 }
 
-fn holder_json(holder: Holder) -> Value {
-    match holder {
-        Holder::Uid(uid) => json!(uid),
-        Holder::Remote => json!("remote"),
-        Holder::Other => json!("other"),
-    }
+fn comma(i: usize) -> &'static str {
+    if i == 0 { "" } else { "," }
+}
+
+/// `text` as a JSON string.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 /// A histogram as Prometheus counts it: cumulative buckets by upper
-/// bound in seconds, the last `+Inf`.
-fn histogram_json<const N: usize>(h: &Histogram<N>) -> Value {
-    let mut buckets: Vec<Value> = (h.cumulative())
-        .map(|(bound, n)| json!({"le": secs(bound), "count": n}))
-        .collect();
-    buckets.push(json!({"le": "+Inf", "count": h.count()}));
-    json!({"buckets": buckets, "count": h.count(), "sum_secs": secs(h.sum_nanos)})
-}
-
-fn secs(nanos: u64) -> f64 {
-    nanos as f64 / 1e9
+/// bound in seconds, the last `"+Inf"`.
+fn histogram_json<const N: usize>(out: &mut String, h: &Histogram<N>) {
+    out.push_str("{\"buckets\":[");
+    for (bound, n) in h.cumulative() {
+        let _ = write!(out, "{{\"le\":{},\"count\":{n}}},", Decimal::secs(bound));
+    }
+    let count = h.count();
+    let _ = write!(
+        out,
+        "{{\"le\":\"+Inf\",\"count\":{count}}}],\"count\":{count},\"sum_secs\":{}}}",
+        Decimal::secs(h.sum_nanos)
+    );
 }
 
 /// The usage series of `/metrics`.
