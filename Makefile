@@ -32,11 +32,13 @@ layers:
 # renders the man page with groff and man, and loads each completion in
 # bash, zsh and fish; tests/tests/clock.rs steps the wall clock of a server
 # with libfaketime; python3 plays other programs (and runs portpicker),
-# curl sends raw requests.
+# curl sends raw requests; tests/tests/usage/ reads /metrics with promtool
+# and runs prometheus itself (its own config, storage and port: a service
+# the package may start is not used).
 # As root the missing ones are installed, so a fresh machine runs every
 # test. Under CI (CI=true) or as root a test whose program is missing
 # fails; otherwise it says "skipped: ... not installed".
-TEST_TOOLS = chromium:chromium groff:groff-base man:man-db bash:bash zsh:zsh fish:fish faketime:faketime python3:python3 curl:curl
+TEST_TOOLS = chromium:chromium groff:groff-base man:man-db bash:bash zsh:zsh fish:fish faketime:faketime python3:python3 curl:curl prometheus:prometheus promtool:prometheus
 
 test-deps: test-tools portpicker
 

@@ -141,6 +141,7 @@ pub fn render(app: &App) -> Response {
         "Entries dynport holds in the kernel's ip_local_reserved_ports (--reserve-kernel).",
         app.kernel_reserved_count().unwrap_or(0) as u64,
     );
+    super::usage::metrics(&mut out, &app.usage());
     let rss = crate::sys::process::memory_rss_bytes().unwrap_or(0);
     gauge(
         &mut out,
@@ -156,7 +157,7 @@ pub fn render(app: &App) -> Response {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 

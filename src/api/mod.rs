@@ -24,6 +24,7 @@ mod names;
 mod query;
 pub mod routing;
 pub(crate) mod throttle;
+mod usage;
 
 pub use names::name_url;
 
@@ -46,6 +47,7 @@ enum Route<'a> {
     ChangePort,
     PortState,
     Overview,
+    Usage,
     Metrics,
     Lease,
     Leases,
@@ -64,6 +66,7 @@ impl Route<'_> {
             "/api/v1/server/port/change" => Route::ChangePort,
             "/api/v1/tools/port/state" => Route::PortState,
             "/api/v1/system/overview" => Route::Overview,
+            "/api/v1/system/usage" => Route::Usage,
             "/metrics" => Route::Metrics,
             "/api/v1/ports/lease" => Route::Lease,
             "/api/v1/ports/leases" => Route::Leases,
@@ -168,6 +171,7 @@ fn route(app: &Api, req: &Request) -> Result<Reply, ApiError> {
         Route::ChangePort => change_port(app, req)?,
         Route::PortState => port_state(app, req)?,
         Route::Overview => overview(app),
+        Route::Usage => usage::usage(app, req.query.as_deref())?,
         Route::Metrics => metrics::render(app),
         Route::Leases => leases::list(app, req.query.as_deref())?,
         Route::OneLease(id) if method == "GET" => leases::one(app, id)?,

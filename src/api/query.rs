@@ -15,10 +15,11 @@ pub fn parse<'a>(
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(raw_key).map_err(|e| bad("query", &e))?;
         let Some(known_key) = known.iter().find(|k| **k == key) else {
-            return Err(bad(
-                "query",
-                &format!("unknown parameter {key:?}; give {}", known.join(", ")),
-            ));
+            let give = match known.is_empty() {
+                true => "this endpoint takes none".to_string(),
+                false => format!("give {}", known.join(", ")),
+            };
+            return Err(bad("query", &format!("unknown parameter {key:?}; {give}")));
         };
         if found.iter().any(|(k, _)| k == known_key) {
             return Err(bad(known_key, "given more than once"));

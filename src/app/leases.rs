@@ -5,7 +5,6 @@
 use super::commit::Waiter;
 use super::events::Event;
 use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
-use crate::app::metrics::Metrics;
 use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
 use crate::ports::names::NameChange;
 use crate::ports::principal::Principal;
@@ -13,7 +12,7 @@ use crate::ports::{PortTable, Process};
 use crate::state::journal::Record;
 use crate::util::time::{now_rfc3339, rfc3339};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A change made in memory: what the journal gets (besides the names it
 /// changed) and how to put it back.
@@ -79,11 +78,7 @@ impl App {
         let mut records = Vec::with_capacity(ended.len());
         let mut events = Vec::with_capacity(ended.len());
         for (lease, reason) in ended {
-            let counter = match reason {
-                EndReason::OwnerExited => &self.metrics.owner_exits,
-                _ => &self.metrics.expiries,
-            };
-            Metrics::add(counter, 1);
+            self.metrics.lease_ended(reason, lived(&lease, now));
             log_end(&lease, reason);
             events.push(Event::ended(&lease, reason));
             records.push(Record::End { seq, id: lease.id });
@@ -91,6 +86,9 @@ impl App {
         let names = table.take_name_changes();
         records.extend(name_records(seq, &names));
         events.extend(self.name_events(table, &names));
+        if !records.is_empty() {
+            self.metrics.leased_now(table.leased_ports());
+        }
         (records, events)
     }
 
@@ -109,6 +107,7 @@ impl App {
         let (mut records, mut events) = self.end_due(&mut held, seq);
         match change(&mut held.table, seq) {
             Ok(made) => {
+                self.metrics.leased_now(held.table.leased_ports());
                 if let Some(Record::Put { lease, .. }) = &made.record
                     && let Some(pid) = lease.pid
                 {
@@ -151,9 +150,10 @@ impl App {
         let id = new_lease_id();
         let who = Principal::from_uid(req.uid);
         let metrics = Arc::clone(&self.metrics);
+        let taken = Instant::now();
         let granted: Done<Lease> = Box::new(move |outcome| {
             if let Ok(lease) = &outcome {
-                Metrics::add(&metrics.grants, 1);
+                metrics.granted(taken.elapsed());
                 log::info!(
                     "lease {} granted: ports {:?} in pool {}",
                     lease.id.escape_debug(),
@@ -208,7 +208,8 @@ impl App {
         let metrics = Arc::clone(&self.metrics);
         let released: Done<Lease> = Box::new(move |outcome| {
             if let Ok(lease) = &outcome {
-                Metrics::add(&metrics.releases, 1);
+                let lived = lived(lease, SystemTime::now());
+                metrics.lease_ended(EndReason::Released, lived);
                 log::info!(
                     "lease {} ended (released): ports {:?} freed",
                     lease.id.escape_debug(),
@@ -304,6 +305,13 @@ pub fn log_end(lease: &Lease, reason: EndReason) {
         reason.as_str(),
         lease.ports
     );
+}
+
+/// How long `lease` lived when it ended at `now`: a lease ended after its
+/// time was up lived until then.
+fn lived(lease: &Lease, now: SystemTime) -> Duration {
+    let end = now.min(lease.expires_at);
+    end.duration_since(lease.created_at).unwrap_or_default()
 }
 
 /// A lease id: 16 hex digits, unique within this host's history in practice.

@@ -43,13 +43,14 @@ mod read;
 pub(crate) mod refresh;
 mod snapshot;
 mod status;
+pub mod usage;
 
 pub use commit::{Committer, Waiter};
 pub use error::AppError;
 pub use leases::log_end;
 pub use names::NameInfo;
 pub use owners::POLL_EVERY;
-pub use read::{LeaseFilter, Summary};
+pub use read::{LARGEST_HOLDERS, LeaseFilter, Summary, UsageReport};
 
 /// What the engine does for the app: swap its listener, count requests.
 pub trait Serving: Send + Sync {

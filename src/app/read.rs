@@ -3,6 +3,8 @@
 //! summary most answers need is made again only when a read follows a
 //! change.
 
+use super::metrics::epoch_secs;
+use super::usage::{Holder, Usage, largest};
 use super::{App, Held};
 use crate::ports::lease::Lease;
 use crate::ports::{Counts, PortEntry, PortRange, PortState};
@@ -38,6 +40,24 @@ impl Summary {
         }
     }
 }
+
+/// What `GET /api/v1/system/usage` and `/metrics` show of usage, as of
+/// one moment.
+#[derive(Debug)]
+pub struct UsageReport {
+    /// Each pool's ports by state, by pool name.
+    pub pools: Vec<(String, Counts)>,
+    /// Leased ports of the 50 principals holding most, then of the others.
+    pub leased_by: Vec<(Holder, usize)>,
+    /// Leased ports now.
+    pub leased: usize,
+    pub usage: Usage,
+    /// Seconds since the Unix epoch, when it was taken.
+    pub now_secs: u64,
+}
+
+/// How many principals usage names; the others are counted together.
+pub const LARGEST_HOLDERS: usize = 50;
 
 /// Which leases a list shows: those matching every field given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,6 +95,25 @@ impl App {
             *slot = Arc::clone(&fresh);
         }
         fresh
+    }
+
+    /// Usage as of now: the table's counts under its read lock, and a copy
+    /// of what [`crate::app::metrics::Metrics`] keeps.
+    pub fn usage(&self) -> UsageReport {
+        let (pools, leased_by, leased) = {
+            let held = self.held_read();
+            let pools = held.table.pool_counts();
+            let pools = pools.into_iter().map(|(name, c)| (name.to_string(), c));
+            let leased_by = largest(held.table.ports_held(), LARGEST_HOLDERS);
+            (pools.collect(), leased_by, held.table.leased_ports())
+        };
+        UsageReport {
+            pools,
+            leased_by,
+            leased,
+            usage: self.metrics.usage().clone(),
+            now_secs: epoch_secs(),
+        }
     }
 
     /// The ports that are not free, those in `state` only when given, in

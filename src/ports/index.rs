@@ -98,4 +98,9 @@ impl LeaseIndex {
     pub(super) fn held_by(&self, uid: Option<u32>) -> usize {
         self.held.get(&uid).copied().unwrap_or(0)
     }
+
+    /// Each principal holding leased ports, with how many.
+    pub(super) fn held(&self) -> impl Iterator<Item = (Option<u32>, usize)> + '_ {
+        self.held.iter().map(|(&uid, &n)| (uid, n))
+    }
 }

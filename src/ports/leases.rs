@@ -62,6 +62,16 @@ impl PortTable {
         self.leases.index.held_by(uid)
     }
 
+    /// The leased ports of every principal holding some (`None`: remote).
+    pub fn ports_held(&self) -> impl Iterator<Item = (Option<u32>, usize)> + '_ {
+        self.leases.index.held()
+    }
+
+    /// The leased ports of all principals.
+    pub fn leased_ports(&self) -> usize {
+        self.ports_held().map(|(_, n)| n).sum()
+    }
+
     /// Every process some lease is tied to, each once.
     pub fn tied_processes(&self) -> impl Iterator<Item = Process> + '_ {
         self.leases.index.tied().map(|(process, _)| process)

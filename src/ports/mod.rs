@@ -270,6 +270,25 @@ pub struct Counts {
     pub excluded: usize,
 }
 
+impl Counts {
+    /// The counts of `range`, whose ports not free have `entries`.
+    fn of<'a>(range: PortRange, entries: impl Iterator<Item = &'a PortEntry>) -> Counts {
+        let mut counts = Counts::default();
+        let mut taken = 0;
+        for entry in entries {
+            taken += 1;
+            match entry.state {
+                PortState::InUse => counts.in_use += 1,
+                PortState::Server => counts.server += 1,
+                PortState::Leased => counts.leased += 1,
+                PortState::Excluded => counts.excluded += 1,
+            }
+        }
+        counts.free = range.len() - taken;
+        counts
+    }
+}
+
 /// A port the server may not move to: it is not free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortTaken {
@@ -340,17 +359,21 @@ impl PortTable {
     }
 
     pub fn counts(&self) -> Counts {
-        let mut counts = Counts::default();
-        for entry in self.entries.map().values() {
-            match entry.state {
-                PortState::InUse => counts.in_use += 1,
-                PortState::Server => counts.server += 1,
-                PortState::Leased => counts.leased += 1,
-                PortState::Excluded => counts.excluded += 1,
-            }
-        }
-        counts.free = self.range.len() - self.entries.map().len();
-        counts
+        Counts::of(self.range, self.entries.map().values())
+    }
+
+    /// The ports of each pool by state, by pool name; `default` is the
+    /// whole range.
+    pub fn pool_counts(&self) -> Vec<(&str, Counts)> {
+        let entries = self.entries.map();
+        (self.pools.iter())
+            .map(|(name, &r)| {
+                (
+                    name.as_str(),
+                    Counts::of(r, entries.range(r.start..=r.end).map(|(_, e)| e)),
+                )
+            })
+            .collect()
     }
 
     /// Takes in what a scan saw in use at `now` (sorted by port): newly

@@ -31,3 +31,4 @@ mod state_dir;
 mod systemd;
 mod trust;
 mod udp;
+mod usage;

@@ -581,6 +581,13 @@ fn metrics_use_the_prometheus_text_format() {
         "dynport_http_requests_total{class=\"2xx\"} 0",
         "# TYPE dynport_state_writes_total counter",
         "dynport_state_write_failures_total 0",
+        "dynport_pool_ports{pool=\"default\",state=\"leased\"} 1",
+        "dynport_leased_ports{uid=\"other\"} 0",
+        "# TYPE dynport_lease_grant_latency_seconds histogram",
+        "dynport_lease_grant_latency_seconds_count 1",
+        "dynport_lease_lifetime_seconds_bucket{reason=\"released\",le=\"+Inf\"} 0",
+        "dynport_lease_lifetime_seconds_sum{reason=\"expired\"} 0",
+        "dynport_leased_ports_peak{window=\"hour\"} 1",
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -588,6 +595,35 @@ fn metrics_use_the_prometheus_text_format() {
         );
     }
     assert!(text.contains(&format!("dynport_server_port {}", f.range.start)));
+}
+
+#[test]
+fn usage_answers_json_and_refuses_parameters() {
+    let f = fixture("usage", None);
+    lease_body(&f, r#"{"count": 2}"#);
+    lease_body(&f, r#"{"pool": "nope"}"#);
+    let (status, body) = call(&f.app, "GET", "/api/v1/system/usage", &[], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pools"]["default"]["leased"], 2);
+    assert_eq!(body["leased"], 2);
+    assert_eq!(body["grant_latency"]["count"], 1);
+    // Summed: the minute may turn between the lease and the read.
+    let sum = |key: &str| -> u64 {
+        let minutes = body["per_minute"][key].as_array().unwrap();
+        assert_eq!(minutes.len(), 60);
+        minutes.iter().map(|n| n.as_u64().unwrap()).sum()
+    };
+    assert_eq!((sum("grants"), sum("denials")), (1, 1));
+    assert_eq!(
+        body["peak_leased"],
+        serde_json::json!({"hour": 2, "day": 2})
+    );
+    let (status, body) = call(&f.app, "GET", "/api/v1/system/usage?pool=x", &[], "");
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "query: unknown parameter \"pool\"; this endpoint takes none"
+    );
 }
 
 #[test]
