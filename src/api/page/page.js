@@ -86,7 +86,7 @@ function buildMap() {
   cells = new Array(range.end - range.start + 1);
   for (let row = Math.floor(range.start / 100) * 100; row <= range.end; row += 100) {
     const line = el('div', 'row');
-    line.append(el('b', '', row));
+    line.append(el('b', row % 500 === 0 ? 'major' : '', row));
     for (let port = row; port < row + 100; port++) {
       const cell = document.createElement('i');
       if (port < range.start || port > range.end) {
