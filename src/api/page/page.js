@@ -382,7 +382,7 @@ function connect() {
     setStatus();
     if (stream.readyState === EventSource.CLOSED) {
       stream.close();
-      setTimeout(connect, 2000);
+      setTimeout(connect, 5000);
     }
   };
   for (const k of EVENTS) stream.addEventListener(k, onEvent);
