@@ -21,6 +21,7 @@ mod holders;
 mod leases;
 mod metrics;
 mod names;
+mod page;
 mod query;
 pub mod routing;
 pub(crate) mod throttle;
@@ -42,6 +43,8 @@ const PUT_DELETE: &str = "PUT, DELETE";
 
 /// Every endpoint, by path.
 enum Route<'a> {
+    /// The port map: `/` and the style and script it loads.
+    Page(page::Asset),
     Health,
     ServerPort,
     ChangePort,
@@ -60,6 +63,9 @@ enum Route<'a> {
 
 impl Route<'_> {
     fn resolve(path: &str) -> Option<Route<'_>> {
+        if let Some(asset) = page::Asset::at(path) {
+            return Some(Route::Page(asset));
+        }
         let route = match path {
             "/healthz" => Route::Health,
             "/api/v1/server/port" => Route::ServerPort,
@@ -166,6 +172,7 @@ fn route(app: &Api, req: &Request) -> Result<Reply, ApiError> {
         })?;
     }
     let now = match route {
+        Route::Page(asset) => asset.response(),
         Route::Health => json(200, &serde_json::json!({"status": "ok"})),
         Route::ServerPort => server_port(app),
         Route::ChangePort => change_port(app, req)?,
@@ -377,6 +384,11 @@ struct PortManager<'a> {
     /// Entries dynport holds in `ip_local_reserved_ports`; `null` without
     /// `--reserve-kernel`.
     kernel_reserved_ports: Option<usize>,
+    /// The pools by name, `default` (the whole range) among them.
+    pools: std::collections::BTreeMap<String, PortRange>,
+    /// Live leased ports one principal may hold (`--max-ports-per-uid`;
+    /// operators are not counted); `null` for no limit.
+    max_ports_per_uid: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -418,6 +430,8 @@ fn overview(app: &App) -> Response {
                 last_scan: &summary.last_scan,
                 kernel_ephemeral_range: app.kernel_ports().and_then(|k| k.ephemeral),
                 kernel_reserved_ports: app.kernel_reserved_count(),
+                pools: app.pools(),
+                max_ports_per_uid: facts.rules.max_ports_per_uid,
             },
             state_file: app.store().path().display().to_string(),
             memory_rss_bytes: crate::sys::process::memory_rss_bytes(),

@@ -127,6 +127,11 @@ impl App {
             .collect()
     }
 
+    /// The pools by name, `default` (the whole range) among them.
+    pub fn pools(&self) -> std::collections::BTreeMap<String, PortRange> {
+        self.held_read().table.pools().clone()
+    }
+
     /// The state of one port; `None` when it is free.
     pub fn port_entry(&self, port: u16) -> Option<PortEntry> {
         self.held_read().table.state(port).cloned()

@@ -44,6 +44,11 @@ impl PortTable {
         self.pools.insert(name.to_string(), range);
     }
 
+    /// The pools by name, `default` (the whole range) among them.
+    pub fn pools(&self) -> &BTreeMap<String, PortRange> {
+        &self.pools
+    }
+
     pub fn leases(&self) -> impl Iterator<Item = &Lease> {
         self.leases.by_id.values()
     }

@@ -22,6 +22,7 @@ mod lease_processes;
 mod leases;
 mod model;
 mod names;
+mod page;
 mod paths;
 mod port_change;
 mod portserver;

@@ -290,3 +290,34 @@ fn unix_socket_users_are_throttled_apart() {
     assert_eq!(change(&f, unix(1000), "s3cret").status, 429);
     assert_eq!(change(&f, unix(1001), "s3cret").status, 201);
 }
+
+#[test]
+fn the_page_is_served_to_reads_under_the_host_rules() {
+    let f = fixture("page", None);
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/page.css", "text/css; charset=utf-8"),
+        ("/page.js", "text/javascript; charset=utf-8"),
+    ] {
+        for method in ["GET", "HEAD"] {
+            let res = with(&f, method, path, &[("Host", "127.0.0.1:3000")]);
+            assert_eq!(res.status, 200, "{method} {path}");
+            assert_eq!(res.content_type, content_type);
+            assert!(
+                res.headers
+                    .iter()
+                    .any(|(n, _)| *n == "Content-Security-Policy")
+            );
+        }
+        let res = with(&f, "GET", path, &[("Host", "rebind.attacker.example")]);
+        assert_eq!(res.status, 421, "{path} with another Host");
+        let res = with(&f, "POST", path, &[("Host", "localhost")]);
+        assert_eq!(res.status, 405, "POST {path}");
+        assert_eq!(
+            res.headers.iter().find(|(n, _)| *n == "Allow"),
+            Some(&("Allow", "GET, HEAD".to_string()))
+        );
+    }
+    let res = with(&f, "GET", "/index.html", &[]);
+    assert_eq!(res.status, 404);
+}

@@ -398,6 +398,12 @@ fn overview_names_everything() {
     assert_eq!(body["workers"], 4);
     assert_eq!(body["port_manager"]["refresh_secs"], 60);
     assert_eq!(body["port_manager"]["scan_method"], "probe");
+    let range = serde_json::json!({"start": f.range.start, "end": f.range.end});
+    assert_eq!(
+        body["port_manager"]["pools"],
+        serde_json::json!({"default": range})
+    );
+    assert_eq!(body["port_manager"]["max_ports_per_uid"], 3);
     assert_eq!(
         body["state_file"],
         f.app.store().path().display().to_string()

@@ -15,7 +15,7 @@ mod pages;
 mod restarts;
 mod shares;
 mod streams;
-mod ws;
+pub(crate) mod ws;
 
 use crate::fixture::{Launch, Reply, Server, connect, free_range};
 use std::io::{self, BufRead, BufReader, Read, Write};
