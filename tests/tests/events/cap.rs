@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 /// Opens 8 streams and prints each status; asks for a 9th and prints its
 /// head (lines joined by `|`) and body; then, at a line on stdin, closes
-/// one stream and asks again until it gets one (15 s at most), prints
+/// one stream and asks again until it gets one (40 s at most: past a keepalive), prints
 /// that status, and holds its streams until stdin closes.
 const STREAMS: &str = r#"
 import socket, sys, time
@@ -46,7 +46,7 @@ print("|".join(lines), flush=True)
 print(body.decode(), flush=True)
 sys.stdin.readline()
 held.pop(0).close()
-deadline = time.monotonic() + 15
+deadline = time.monotonic() + 40
 while True:
     s, lines, _ = request()
     status = lines[0].split(" ")[1]
