@@ -1,9 +1,13 @@
 //! Idle means asleep: the voluntary context switches of all of dynport's
 //! threads over 10 s with nothing to do (`--refresh-secs 60`, the default),
 //! then over 10 s with 100 kept-alive connections open and idle, each
-//! after one request (their idle timeout is 30 s, so nothing is due).
+//! after one request (their idle timeout is 30 s, so nothing is due), then
+//! over 10 s with one event stream open (`GET /api/v1/events`) and nothing
+//! happening. A stream's keep-alive comment goes out on a 15 s tick shared
+//! by every stream: the window starts just after a tick, so it sees none,
+//! and what it measures is that an open stream costs nothing between them.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
@@ -20,6 +24,7 @@ const KEPT_ALIVE: usize = 100;
 pub struct Idle {
     pub alone: u64,
     pub kept_alive: u64,
+    pub event_stream: u64,
 }
 
 pub fn idle(bin: &Path) -> io::Result<Idle> {
@@ -37,11 +42,29 @@ pub fn idle(bin: &Path) -> io::Result<Idle> {
     thread::sleep(Duration::from_millis(500));
     let kept_alive = switches_over(pid, WINDOW)?;
     drop(clients);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port))?;
+    stream.write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 512];
+    let n = stream.read(&mut head)?;
+    if !head[..n].starts_with(b"HTTP/1.1 200") {
+        return Err(io::Error::other("the event stream did not open"));
+    }
+    // Just after a keep-alive tick: read the next comment, then watch.
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut comment = [0u8; 64];
+    stream.read(&mut comment)?;
+    thread::sleep(Duration::from_millis(200));
+    let event_stream = switches_over(pid, WINDOW)?;
+    drop(stream);
     eprintln!(
-        "bench: idle: {alone} voluntary context switches in {} s; {kept_alive} with {KEPT_ALIVE} idle kept-alive connections",
+        "bench: idle: {alone} voluntary context switches in {} s; {kept_alive} with {KEPT_ALIVE} idle kept-alive connections; {event_stream} with one event stream",
         WINDOW.as_secs()
     );
-    Ok(Idle { alone, kept_alive })
+    Ok(Idle {
+        alone,
+        kept_alive,
+        event_stream,
+    })
 }
 
 /// How many voluntary context switches all threads of `pid` made in `window`.

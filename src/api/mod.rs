@@ -15,6 +15,7 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
 pub mod error;
+mod events;
 mod guard;
 mod holders;
 mod leases;
@@ -52,6 +53,7 @@ enum Route<'a> {
     Renew(&'a str),
     Names,
     OneName(&'a str),
+    Events,
 }
 
 impl Route<'_> {
@@ -66,6 +68,7 @@ impl Route<'_> {
             "/api/v1/ports/lease" => Route::Lease,
             "/api/v1/ports/leases" => Route::Leases,
             "/api/v1/names" => Route::Names,
+            "/api/v1/events" => Route::Events,
             _ if path.starts_with("/api/v1/names/") => {
                 let name = &path["/api/v1/names/".len()..];
                 if name.is_empty() || name.contains('/') {
@@ -175,6 +178,8 @@ fn route(app: &Api, req: &Request) -> Result<Reply, ApiError> {
         Route::Names => names::list(app),
         Route::OneName(name) if method == "PUT" => return names::put(app, name, req),
         Route::OneName(name) => return names::delete(app, name, req),
+        // An answer that goes on while events come.
+        Route::Events => return events::stream(app, req),
     };
     Ok(Reply::Now(now))
 }

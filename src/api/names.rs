@@ -5,62 +5,19 @@ use super::{Api, ApiError, json};
 use crate::app::NameInfo;
 use crate::http::{Reply, Request};
 use crate::ports::names::parse_name;
-use crate::ports::wire::{self, AliasBody, Body, NameView, NamesAnswer};
-use crate::util::time::{now_rfc3339, rfc3339};
+use crate::ports::wire::{self, AliasBody, Body, NamesAnswer};
+use crate::util::time::now_rfc3339;
 use std::sync::Arc;
 
 /// `http://NAME.D/` or `http://NAME.D:PORT/`: `D` the first routes domain,
 /// `PORT` the routes port (left out when 80), else the API's TCP port.
 pub fn name_url(api: &Api, name: &str) -> String {
-    Urls::of(api).url(name)
-}
-
-/// How names' URLs read now.
-struct Urls {
-    domain: String,
-    port: Option<u16>,
-}
-
-impl Urls {
-    fn of(api: &Api) -> Urls {
-        let domain = (api.facts.routes.domains.first())
-            .map_or(crate::config::names::DEFAULT_DOMAIN, String::as_str);
-        let port = match api.facts.routes.port {
-            Some(port) => Some(port),
-            None => api.summary().server_port,
-        };
-        Urls {
-            domain: domain.to_string(),
-            port,
-        }
-    }
-
-    fn url(&self, name: &str) -> String {
-        let domain = &self.domain;
-        match self.port {
-            Some(80) | None => format!("http://{name}.{domain}/"),
-            Some(port) => format!("http://{name}.{domain}:{port}/"),
-        }
-    }
-
-    fn view(&self, info: &NameInfo) -> NameView {
-        let entry = &info.entry;
-        NameView {
-            name: info.name.clone(),
-            port: entry.port,
-            uid: entry.uid,
-            lease_id: entry.lease_id.clone(),
-            alias: entry.alias,
-            live: entry.is_live(),
-            url: self.url(&info.name),
-            retained_until: info.retained_until.map(rfc3339),
-        }
-    }
+    api.name_urls().url(name)
 }
 
 /// `GET /api/v1/names`: live and retained names, by name.
 pub fn list(api: &Api) -> crate::http::Response {
-    let urls = Urls::of(api);
+    let urls = api.name_urls();
     let names = api.names().iter().map(|n| urls.view(n)).collect();
     json(
         200,
@@ -107,7 +64,7 @@ pub fn delete(api: &Api, raw: &str, request: &Request) -> Result<Reply, ApiError
 /// it is durable.
 fn answer_later(api: &Api, start: impl FnOnce(crate::app::Done<NameInfo>)) -> Reply {
     let (later, completion) = crate::http::later();
-    let (urls, metrics) = (Urls::of(api), Arc::clone(&api.metrics));
+    let (urls, metrics) = (api.name_urls(), Arc::clone(&api.metrics));
     start(Box::new(move |outcome| {
         completion.complete(match outcome {
             Ok(info) => json(200, &urls.view(&info)),

@@ -4,6 +4,7 @@
 //! answered only then. The thread does nothing else, so a slow scan or a
 //! snapshot being written never delays an answer.
 
+use super::events::Event;
 use super::{App, AppError, Disk, Done, Held, Undo};
 use crate::app::gather::Gather;
 use crate::app::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct Waiter {
     /// Puts the change back when the commit fails; the ends stay.
     undo: Option<Undo>,
     done: Option<Done<()>>,
+    /// What the event stream is told once the change is durable.
+    events: Vec<Event>,
 }
 
 impl Waiter {
@@ -37,7 +40,14 @@ impl Waiter {
             records,
             undo,
             done,
+            events: Vec::new(),
         }
+    }
+
+    /// The events of the change, told once it is durable.
+    pub(super) fn telling(mut self, events: Vec<Event>) -> Waiter {
+        self.events = events;
+        self
     }
 }
 
@@ -112,6 +122,9 @@ impl App {
                 // commits in their order.
                 self.reserve_kernel_ports(false);
                 self.tell_status();
+                for waiter in &batch {
+                    self.publish(&waiter.events);
+                }
                 told.extend(batch.into_iter().filter_map(|w| Some((w.done?, Ok(())))));
             }
             Err(e) => {
@@ -119,7 +132,10 @@ impl App {
                 let mut held = self.held_write();
                 for waiter in batch.into_iter().rev() {
                     let outcome = match waiter.seq <= disk.durable {
-                        true => Ok(()),
+                        true => {
+                            self.publish(&waiter.events);
+                            Ok(())
+                        }
                         false => {
                             waiter
                                 .undo

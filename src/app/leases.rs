@@ -3,6 +3,7 @@
 //! lock ([`App::enqueue`]), and answered once it is durable.
 
 use super::commit::Waiter;
+use super::events::Event;
 use super::{App, AppError, Done, Held, Undo, can_bind_everywhere};
 use crate::app::metrics::Metrics;
 use crate::ports::lease::{EndReason, Lease, LeaseError, LeaseRequest};
@@ -20,6 +21,8 @@ pub(super) struct Made<T> {
     pub(super) out: T,
     pub(super) record: Option<Record>,
     pub(super) undo: Undo,
+    /// What the event stream is told of it, once it is durable.
+    pub(super) event: Option<Event>,
 }
 
 impl App {
@@ -56,17 +59,17 @@ impl App {
         let mut held = self.held_write();
         held.owners.polled_exits(gone);
         let seq = self.bump(&mut held);
-        let ends = self.end_due(&mut held, seq);
+        let (ends, events) = self.end_due(&mut held, seq);
         let Held { table, owners, .. } = &mut *held;
         owners.promote(&|pid| table.ties_pid(pid));
         if !ends.is_empty() {
-            self.enqueue(held, Waiter::new(seq, ends, None, None));
+            self.enqueue(held, Waiter::new(seq, ends, None, None).telling(events));
         }
     }
 
     /// Ends the due leases of `held` as part of change `seq`; returns the
-    /// records of their ends.
-    fn end_due(&self, held: &mut Held, seq: u64) -> Vec<Record> {
+    /// records of their ends, and their events.
+    fn end_due(&self, held: &mut Held, seq: u64) -> (Vec<Record>, Vec<Event>) {
         let (table, owners) = (&mut held.table, &mut held.owners);
         owners.collect_exits();
         let now = self.lease_now();
@@ -74,6 +77,7 @@ impl App {
         owners.forget_ended(&|pid| table.ties_pid(pid));
         table.expire_names(now);
         let mut records = Vec::with_capacity(ended.len());
+        let mut events = Vec::with_capacity(ended.len());
         for (lease, reason) in ended {
             let counter = match reason {
                 EndReason::OwnerExited => &self.metrics.owner_exits,
@@ -81,10 +85,13 @@ impl App {
             };
             Metrics::add(counter, 1);
             log_end(&lease, reason);
+            events.push(Event::ended(&lease, reason));
             records.push(Record::End { seq, id: lease.id });
         }
-        records.extend(name_records(seq, &table.take_name_changes()));
-        records
+        let names = table.take_name_changes();
+        records.extend(name_records(seq, &names));
+        events.extend(self.name_events(table, &names));
+        (records, events)
     }
 
     /// Ends due leases, so that none is counted against a pool nor renewed
@@ -99,7 +106,7 @@ impl App {
     ) {
         let mut held = self.held_write();
         let seq = self.bump(&mut held);
-        let mut records = self.end_due(&mut held, seq);
+        let (mut records, mut events) = self.end_due(&mut held, seq);
         match change(&mut held.table, seq) {
             Ok(made) => {
                 if let Some(Record::Put { lease, .. }) = &made.record
@@ -111,8 +118,10 @@ impl App {
                     }
                 }
                 records.extend(made.record);
+                events.extend(made.event);
                 let names = held.table.take_name_changes();
                 records.extend(name_records(seq, &names));
+                events.extend(self.name_events(&held.table, &names));
                 let undo = made.undo;
                 let undo: Undo = Box::new(move |t| {
                     undo(t);
@@ -120,12 +129,16 @@ impl App {
                 });
                 let out = made.out;
                 let tell: Done<()> = Box::new(move |outcome| done(outcome.map(|()| out)));
-                self.enqueue(held, Waiter::new(seq, records, Some(undo), Some(tell)));
+                let waiter = Waiter::new(seq, records, Some(undo), Some(tell));
+                self.enqueue(held, waiter.telling(events));
             }
             Err(e) => {
                 match records.is_empty() {
                     true => drop(held),
-                    false => self.enqueue(held, Waiter::new(seq, records, None, None)),
+                    false => {
+                        let waiter = Waiter::new(seq, records, None, None);
+                        self.enqueue(held, waiter.telling(events));
+                    }
                 }
                 done(Err(AppError::Lease(e)));
             }
@@ -167,6 +180,7 @@ impl App {
                         cursor,
                     }),
                     undo: Box::new(move |t| t.ungrant(&undo_id)),
+                    event: Some(Event::lease(&lease)),
                     out: lease,
                 })
             },
@@ -216,6 +230,7 @@ impl App {
                     undo: Box::new(move |t| {
                         let _ = t.insert_lease(back, &now_rfc3339());
                     }),
+                    event: Some(Event::ended(&lease, EndReason::Released)),
                     out: lease,
                 })
             },
@@ -249,6 +264,7 @@ impl App {
                         cursor: None,
                     }),
                     undo: Box::new(move |t| before.into_iter().for_each(|l| t.restore(l))),
+                    event: Some(Event::lease(&lease)),
                     out: lease,
                 })
             },

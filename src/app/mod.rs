@@ -17,7 +17,7 @@
 
 use crate::app::kernel_ports::KernelPorts;
 use crate::app::metrics::Metrics;
-use crate::ports::{PortTable, Protocols};
+use crate::ports::{PortState, PortTable, Protocols};
 use crate::scan::Scanner;
 use crate::state::journal::Journal;
 use crate::state::{ScanInfo, ServerInfo, StateRef, Store};
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 mod commit;
 mod error;
+pub mod events;
 pub(crate) mod gather;
 mod kernel;
 pub mod kernel_ports;
@@ -165,6 +166,8 @@ pub struct App {
     /// nanoseconds since the epoch (`u64::MAX`: no lease): a lease that
     /// ends sooner wakes it.
     next_end: AtomicU64,
+    /// The event stream's hub: every change, for `GET /api/v1/events`.
+    pub events: events::Events,
 }
 
 impl App {
@@ -216,6 +219,7 @@ impl App {
             summary: RwLock::new(summary),
             clock: crate::util::time::LeaseClock::system(),
             next_end: AtomicU64::new(u64::MAX),
+            events: events::Events::new(std::time::SystemTime::now()),
         }
     }
 
@@ -338,13 +342,22 @@ impl App {
         Metrics::add(&self.metrics.scans, 1);
         let nanos = u64::try_from(scan.took.as_nanos()).unwrap_or(u64::MAX);
         self.metrics.last_scan_nanos.store(nanos, Ordering::Relaxed);
-        let changed = {
+        let (changed, moved) = {
             let mut held = self.held_write();
+            let before = states(&held.table);
             let (changed, info) = scan.apply(&mut held.table);
+            let moved = if changed {
+                state_changes(&before, &states(&held.table))
+            } else {
+                Vec::new()
+            };
             held.last_scan = Some(info);
             self.bump(&mut held);
-            changed
+            (changed, moved)
         };
+        if !moved.is_empty() {
+            self.publish(&[events::Event::scan(&moved)]);
+        }
         log::debug!(
             "scan of {range} by {} took {} ms: {} in use, changed: {changed}",
             self.scan_method(),
@@ -407,6 +420,10 @@ impl App {
         self.reserve_kernel_ports(false);
         self.tell_status();
         log::info!("Server port changed from {old} to {new}");
+        // Streams close with the old listener's connections once they
+        // carried the move: their clients reconnect to the new port.
+        self.publish(&[events::Event::port(old, new)]);
+        self.events.close_all();
         Ok((old, new))
     }
 
@@ -455,6 +472,47 @@ impl Scan {
     }
 }
 
+/// The state of every port that is not free, in ascending order.
+fn states(table: &PortTable) -> Vec<(u16, PortState)> {
+    (table.entries().iter())
+        .map(|(port, entry)| (*port, entry.state))
+        .collect()
+}
+
+/// The ports whose state differs between `before` and `after` (both in
+/// ascending order), with their state in each (`None`: free).
+fn state_changes(
+    before: &[(u16, PortState)],
+    after: &[(u16, PortState)],
+) -> Vec<(u16, Option<PortState>, Option<PortState>)> {
+    let mut changes = Vec::new();
+    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let change = match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(&&(port, was)), Some(&&(p, now))) if port == p => {
+                b.next();
+                a.next();
+                (was != now).then_some((port, Some(was), Some(now)))
+            }
+            (Some(&&(port, was)), Some(&&(p, _))) if port < p => {
+                b.next();
+                Some((port, Some(was), None))
+            }
+            (Some(&&(port, was)), None) => {
+                b.next();
+                Some((port, Some(was), None))
+            }
+            (_, Some(&&(p, now))) => {
+                a.next();
+                Some((p, None, Some(now)))
+            }
+        };
+        changes.extend(change);
+    }
+    changes
+}
+
 /// `t` in nanoseconds since the epoch, for an atomic.
 fn nanos(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
@@ -490,4 +548,31 @@ pub fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
 pub fn can_bind_everywhere(port: u16, protocols: Protocols) -> bool {
     use crate::scan::{Proto, bindable};
     (!protocols.tcp || bindable(Proto::Tcp, port)) && (!protocols.udp || bindable(Proto::Udp, port))
+}
+
+#[cfg(test)]
+mod scan_events_tests {
+    use super::*;
+
+    #[test]
+    fn state_changes_name_each_port_that_came_went_or_changed() {
+        use PortState::{InUse, Leased, Server};
+        let before = [(3000, Server), (3001, InUse), (3003, Leased), (3005, InUse)];
+        let after = [(3000, Server), (3002, InUse), (3003, InUse), (3006, InUse)];
+        assert_eq!(
+            state_changes(&before, &after),
+            vec![
+                (3001, Some(InUse), None),
+                (3002, None, Some(InUse)),
+                (3003, Some(Leased), Some(InUse)),
+                (3005, Some(InUse), None),
+                (3006, None, Some(InUse)),
+            ]
+        );
+        assert!(state_changes(&before, &before).is_empty());
+        assert_eq!(
+            state_changes(&[], &[(1, InUse)]),
+            vec![(1, None, Some(InUse))]
+        );
+    }
 }

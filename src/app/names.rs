@@ -2,10 +2,15 @@
 //! alias changes, made and journaled as lease changes are
 //! ([`App::lease_change`]). The rules are `crate::ports::names`'s.
 
+use super::events::Event;
 use super::leases::Made;
 use super::{App, Done};
+use crate::ports::PortTable;
 use crate::ports::names::Name;
+use crate::ports::names::NameChange;
 use crate::ports::principal::Principal;
+use crate::ports::wire::NameView;
+use crate::util::time::rfc3339;
 use std::time::SystemTime;
 
 /// A name as the API shows it, as of one read.
@@ -17,7 +22,79 @@ pub struct NameInfo {
     pub retained_until: Option<SystemTime>,
 }
 
+/// How names' URLs read now: `http://NAME.D/` or `http://NAME.D:PORT/`,
+/// `D` the first routes domain, `PORT` the routes port (left out when 80),
+/// else the API's TCP port.
+pub struct NameUrls {
+    domain: String,
+    port: Option<u16>,
+}
+
+impl NameUrls {
+    pub fn url(&self, name: &str) -> String {
+        let domain = &self.domain;
+        match self.port {
+            Some(80) | None => format!("http://{name}.{domain}/"),
+            Some(port) => format!("http://{name}.{domain}:{port}/"),
+        }
+    }
+
+    /// A name as `GET /api/v1/names` shows it.
+    pub fn view(&self, info: &NameInfo) -> NameView {
+        let entry = &info.entry;
+        NameView {
+            name: info.name.clone(),
+            port: entry.port,
+            uid: entry.uid,
+            lease_id: entry.lease_id.clone(),
+            alias: entry.alias,
+            live: entry.is_live(),
+            url: self.url(&info.name),
+            retained_until: info.retained_until.map(rfc3339),
+        }
+    }
+}
+
 impl App {
+    /// The `name` events of name changes, in order: each name as it now
+    /// is, or gone.
+    pub(super) fn name_events(&self, table: &PortTable, changes: &[NameChange]) -> Vec<Event> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        // The state's lock is held: the port is read from the table.
+        let urls = self.name_urls_with(table.server_port());
+        (changes.iter())
+            .map(|change| match &change.now {
+                Some(entry) => {
+                    let info = info(table, &change.name, entry);
+                    Event::name(Some(&urls.view(&info)), &change.name)
+                }
+                None => Event::name(None, &change.name),
+            })
+            .collect()
+    }
+
+    /// How names' URLs read now.
+    pub fn name_urls(&self) -> NameUrls {
+        self.name_urls_with(self.summary().server_port)
+    }
+
+    /// How names' URLs read with the API on `server_port`: for callers
+    /// that hold the state's lock, which [`App::summary`] may take.
+    fn name_urls_with(&self, server_port: Option<u16>) -> NameUrls {
+        let domain = (self.facts.routes.domains.first())
+            .map_or(crate::config::names::DEFAULT_DOMAIN, String::as_str);
+        let port = match self.facts.routes.port {
+            Some(port) => Some(port),
+            None => server_port,
+        };
+        NameUrls {
+            domain: domain.to_string(),
+            port,
+        }
+    }
+
     /// The port a live name leads to: a live lease's first port or an
     /// alias's port. `name` is lowercased already.
     pub fn name_port(&self, name: &str) -> Option<u16> {
@@ -61,6 +138,7 @@ impl App {
                     out,
                     record: None,
                     undo: Box::new(|_| {}),
+                    event: None,
                 })
             },
             logged(done, "alias set"),
@@ -93,6 +171,7 @@ impl App {
                     out,
                     record: None,
                     undo: Box::new(|_| {}),
+                    event: None,
                 })
             },
             logged(done, "name removed"),

@@ -540,7 +540,7 @@ impl Worker {
             return After::Close;
         };
         feed.attach(&self.shared, conn.key);
-        conn.deadline = now + feed.keepalive().map_or(NO_DEADLINE, |(every, _)| every);
+        conn.deadline = keepalive_due(now, feed.keepalive());
         conn.feed = Some(feed);
         conn.phase = Phase::Feeding;
         conn.pending_in = Vec::new();
@@ -583,7 +583,7 @@ impl Worker {
                 Err(_) => return Next::Close,
             };
             self.keep_unsent(conn, written);
-            conn.deadline = now + keepalive.map_or(NO_DEADLINE, |(every, _)| every);
+            conn.deadline = keepalive_due(now, keepalive);
         }
         if over && conn.unsent().is_empty() {
             return Next::Close;
@@ -691,7 +691,7 @@ fn finish(conn: &mut Conn, after: After, now: Instant) -> Next {
             // Its head may have waited for the client (the writing phase).
             conn.phase = Phase::Feeding;
             let every = conn.feed.as_ref().and_then(|f| f.keepalive());
-            conn.deadline = now + every.map_or(NO_DEADLINE, |(every, _)| every);
+            conn.deadline = keepalive_due(now, every);
             Next::Again
         }
         After::Close => Next::Close,
@@ -733,6 +733,22 @@ fn linger_turn(conn: &mut Conn, mut discarded: usize) -> Next {
     }
     conn.phase = Phase::Lingering { discarded };
     Next::Wait
+}
+
+/// When a feed's keep-alive is next due: the next tick after `now` of a
+/// clock shared by every feed (multiples of the interval since the first
+/// feed), so that a feed never goes an interval without a write, and many
+/// open feeds wake the server once per interval, not once each.
+fn keepalive_due(now: Instant, keepalive: Option<(std::time::Duration, &[u8])>) -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let Some((every, _)) = keepalive else {
+        return now + NO_DEADLINE;
+    };
+    let base = *BASE.get_or_init(|| now);
+    let every_ns = every.as_nanos().max(1);
+    let since = now.saturating_duration_since(base).as_nanos();
+    let ticks = since / every_ns + 1;
+    base + std::time::Duration::from_nanos((ticks * every_ns).min(u64::MAX as u128) as u64)
 }
 
 /// Reads and drops what the client sent, at most 64 KiB a turn; an error

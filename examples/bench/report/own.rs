@@ -52,6 +52,12 @@ pub fn rows(rows: &mut Vec<Row>, r: &Results) {
             "0",
             idle.kept_alive == 0,
         ));
+        rows.push(Row::check(
+            "  same, one event stream open, between its 15 s comments",
+            idle.event_stream.to_string(),
+            "0",
+            idle.event_stream == 0,
+        ));
     }
     if let Some(holders) = &r.holders {
         rows.extend(crate::holders::rows(holders));

@@ -4,9 +4,9 @@
 //! read lock, and serde's call per field and check per byte were most of it.
 #![forbid(unsafe_code)]
 
-use super::Time;
 use crate::http::push_number;
 use crate::ports::lease::{Lease, Protocol};
+use crate::ports::wire::Time;
 use crate::util::time::Rfc3339;
 use std::time::SystemTime;
 

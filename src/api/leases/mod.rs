@@ -4,63 +4,17 @@ use super::{ApiError, App, json, query};
 use crate::app::metrics::Denial;
 use crate::app::{Done, LeaseFilter};
 use crate::http::{Reply, Request, Response};
-use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseRequest, Protocol};
+use crate::ports::lease::{DEFAULT_POOL, Lease, LeaseRequest};
 use crate::ports::principal::Refusal;
 use crate::ports::wire::{self, LeaseAnswer, LeaseBody, ReleasedAnswer, RenewBody, Status};
 use crate::sys::process::is_alive;
-use crate::util::time::{Rfc3339, now_rfc3339};
-use serde::Serialize;
+use crate::util::time::now_rfc3339;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 mod list_json;
 
-/// A lease as the API shows it.
-#[derive(Serialize)]
-pub struct LeaseView<'a> {
-    id: &'a str,
-    ports: &'a [u16],
-    pool: &'a str,
-    owner: Option<&'a str>,
-    uid: Option<u32>,
-    protocol: Protocol,
-    pid: Option<u32>,
-    created_at: Time,
-    expires_at: Time,
-    ttl_secs: u64,
-    name: Option<&'a str>,
-}
-
-/// A time written as RFC 3339 ([`Rfc3339`]) straight into the answer,
-/// without a string of its own.
-struct Time(SystemTime);
-
-impl Serialize for Time {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match Rfc3339::of(self.0) {
-            Rfc3339::Stamp(stamp) => s.serialize_str(stamp.as_str()),
-            other => s.collect_str(&other),
-        }
-    }
-}
-
-impl<'a> From<&'a Lease> for LeaseView<'a> {
-    fn from(l: &'a Lease) -> LeaseView<'a> {
-        LeaseView {
-            id: &l.id,
-            ports: &l.ports,
-            pool: &l.pool,
-            owner: l.owner.as_deref(),
-            uid: l.uid,
-            protocol: l.protocol,
-            pid: l.pid,
-            created_at: Time(l.created_at),
-            expires_at: Time(l.expires_at),
-            ttl_secs: l.ttl_secs,
-            name: l.name.as_deref(),
-        }
-    }
-}
+pub use crate::ports::wire::LeaseView;
 
 pub fn grant(app: &App, request: &Request) -> Result<Reply, ApiError> {
     let who = super::principal(&request.peer);

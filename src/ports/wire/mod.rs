@@ -13,6 +13,9 @@ use std::ops::RangeInclusive;
 
 /// The limits of a lease, which `crate::ports::lease` sets.
 pub use crate::ports::lease::{COUNT, MAX_OWNER_CHARS, MAX_TTL_SECS, TTL_SECS};
+pub use view::{LeaseView, Time};
+
+mod view;
 /// The longest pool name a request may give, in characters.
 pub const MAX_POOL_CHARS: usize = 64;
 
