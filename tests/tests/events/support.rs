@@ -114,6 +114,24 @@ impl Stream {
         }
     }
 
+    /// The body of an answer that is no stream, framed by its
+    /// `Content-Length`.
+    pub fn body(&mut self) -> String {
+        let length = self
+            .head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length:"));
+        let length: usize = length
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no Content-Length: {}", self.head));
+        let deadline = Instant::now() + PATIENCE;
+        while self.buf.len() < length && !self.closed && Instant::now() < deadline {
+            self.fill();
+        }
+        assert_eq!(self.buf.len(), length, "{:?}", self.text());
+        self.text()
+    }
+
     /// The next block of the stream (up to a blank line), within `limit`.
     fn block(&mut self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;

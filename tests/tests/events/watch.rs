@@ -133,7 +133,7 @@ fn watch_prints_lines_and_follows_the_server_to_its_new_port() {
     assert_eq!(reply.status, 200, "{:?}", reply.json());
     let new = reply.json()["new_port"].as_u64().unwrap() as u16;
     server.port = new;
-    let moved = watch.wait_for(" port ");
+    let moved = watch.wait_for("Z port ");
     assert_eq!(after_stamp(&moved), format!("port {old} -> {new}"));
 
     let after = lease(&server, r#"{"ttl_secs":600,"owner":"after the move"}"#);
@@ -148,7 +148,7 @@ fn watch_prints_lines_and_follows_the_server_to_its_new_port() {
     );
     assert_eq!(after_stamp(&released), expected);
     // Each event once, across the reconnection.
-    assert_eq!(watch.lines_with(" port ").len(), 1, "{}", watch.out());
+    assert_eq!(watch.lines_with("Z port ").len(), 1, "{}", watch.out());
     assert_eq!(
         watch.lines_with(&format!(" lease {after_id} ")).len(),
         1,
