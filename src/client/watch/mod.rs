@@ -111,6 +111,11 @@ impl Watch {
                         End::Lost(why) => lost = Some(why),
                     }
                     if std::mem::take(&mut self.moved) {
+                        eprintln!(
+                            "dynport: the server moved to port {}; following it",
+                            self.target.url.port
+                        );
+                        lost = None;
                         continue;
                     }
                 }

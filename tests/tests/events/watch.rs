@@ -156,6 +156,9 @@ fn watch_prints_lines_and_follows_the_server_to_its_new_port() {
         watch.out()
     );
     assert!(watch.stop(libc::SIGTERM).success(), "{}", watch.err());
+    let said = format!("dynport: the server moved to port {new}; following it\n");
+    eventually(PATIENCE, "its stderr", || watch.err().ends_with(&said));
+    assert_eq!(watch.err(), said);
 }
 
 #[test]
