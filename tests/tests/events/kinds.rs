@@ -8,6 +8,7 @@ use crate::trust::users::euid;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// A kind of event, and a test of its data.
 type Wanted<'a> = (&'a str, &'a dyn Fn(&Value) -> bool);
@@ -196,4 +197,20 @@ fn an_alias_set_removed_and_forgotten_is_told_as_the_names_list_shows_it() {
     assert_eq!(event.data, json!({"name": "db", "gone": true}));
     let list = server.get("/api/v1/names").json();
     assert_eq!(list["names"], json!([]), "{list}");
+}
+
+#[test]
+fn a_quiet_stream_gets_a_comment_every_15_s() {
+    let server = Server::start(&[]);
+    let mut stream = open(&server, None);
+    let limit = Duration::from_secs(40);
+    assert_eq!(stream.block(limit).as_deref(), Some("retry: 1000"));
+    let started = Instant::now();
+    assert_eq!(stream.block(limit).as_deref(), Some(": keepalive"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stream.block(limit).as_deref(), Some(": keepalive"));
 }

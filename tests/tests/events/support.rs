@@ -133,7 +133,7 @@ impl Stream {
     }
 
     /// The next block of the stream (up to a blank line), within `limit`.
-    fn block(&mut self, limit: Duration) -> Option<String> {
+    pub fn block(&mut self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
