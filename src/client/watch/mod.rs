@@ -95,38 +95,41 @@ impl Watch {
     }
 
     /// Opens the stream, prints its events, and opens it again when it
-    /// ends, for as long as the server does not refuse.
+    /// ends, for as long as the server does not refuse. A lost stream is
+    /// said once on stderr, and so is finding it again.
     fn follow(&mut self) -> Result<ExitCode, ClientError> {
         let mut connected = false;
-        let mut lost: Option<String> = None;
+        let mut said_lost = false;
         loop {
-            match self.open() {
+            let why = match self.open() {
                 Ok(Opened::Stream(conn, rest)) => {
-                    if lost.take().is_some() {
+                    if std::mem::take(&mut said_lost) {
                         eprintln!("dynport: following {} again", self.target.url);
                     }
                     connected = true;
-                    match self.read(conn, rest)? {
+                    let why = match self.read(conn, rest)? {
                         End::Done => return Ok(ExitCode::SUCCESS),
-                        End::Lost(why) => lost = Some(why),
-                    }
+                        End::Lost(why) => why,
+                    };
                     if std::mem::take(&mut self.moved) {
-                        eprintln!(
-                            "dynport: the server moved to port {}; following it",
-                            self.target.url.port
-                        );
-                        lost = None;
+                        let port = self.target.url.port;
+                        eprintln!("dynport: the server moved to port {port}; following it");
                         continue;
                     }
+                    why
                 }
                 Ok(Opened::Answer(answer)) if answer.status < 500 => {
                     return Err(ClientError::Refused(refusal(&answer)));
                 }
-                Ok(Opened::Answer(answer)) => lost = Some(refusal(&answer)),
+                Ok(Opened::Answer(answer)) => refusal(&answer),
                 Err(e) if !connected => return Err(self.unreachable(e)),
-                Err(e) => lost = Some(e.to_string()),
+                Err(e) => e.to_string(),
+            };
+            if !std::mem::replace(&mut said_lost, true) {
+                let url = &self.target.url;
+                eprintln!("dynport: lost the event stream of {url} ({why}); reconnecting");
             }
-            self.wait(lost.as_deref());
+            std::thread::sleep(self.retry);
             self.find_again();
         }
     }
@@ -214,17 +217,6 @@ impl Watch {
             self.target.url.port = to;
             self.moved = true;
         }
-    }
-
-    /// Says once why the stream was lost, then waits before trying again.
-    fn wait(&self, lost: Option<&str>) {
-        if let Some(why) = lost {
-            eprintln!(
-                "dynport: lost the event stream of {} ({why}); reconnecting",
-                self.target.url
-            );
-        }
-        std::thread::sleep(self.retry);
     }
 
     /// Reads the server's address again from its state directory, when it

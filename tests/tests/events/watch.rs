@@ -234,3 +234,34 @@ fn watch_without_a_server_is_exit_3() {
     assert_eq!(out.0.code(), Some(3), "{out:?}");
     assert!(out.2.starts_with("dynport: no server found: "), "{}", out.2);
 }
+
+#[test]
+fn watch_goes_on_across_a_restart_and_says_events_were_missed() {
+    let mut server = Server::start(&[]);
+    let dir = server.dir().path().to_str().unwrap().to_string();
+    let mut watch = Watch::spawn(&["--state-dir", &dir]);
+    let probe = lease(&server, r#"{"ttl_secs":600}"#);
+    let id = id_of(&probe);
+    until_printed(&server, &mut watch, &id, &id);
+    assert!(server.term().success());
+    let server = server.relaunch().start();
+    let after = lease(&server, r#"{"ttl_secs":600,"owner":"the next run"}"#);
+    let after_id = id_of(&after);
+    let line = watch.wait_for(&format!(" lease {after_id} "));
+    let reset = watch.wait_for(" reset: ");
+    assert!(
+        after_stamp(&reset)
+            .starts_with("reset: events were missed (the server keeps them from id "),
+        "{reset}"
+    );
+    let out = watch.out();
+    assert!(out.find(&reset) < out.find(&line), "{out}");
+    assert!(watch.stop(libc::SIGTERM).success(), "{}", watch.err());
+    let said = watch.err();
+    assert!(
+        said.starts_with("dynport: lost the event stream of "),
+        "{said}"
+    );
+    assert!(said.ends_with(" again\n"), "{said}");
+    assert_eq!(said.lines().count(), 2, "{said}");
+}
