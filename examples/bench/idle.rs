@@ -52,7 +52,9 @@ pub fn idle(bin: &Path) -> io::Result<Idle> {
     // Just after a keep-alive tick: read the next comment, then watch.
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut comment = [0u8; 64];
-    stream.read(&mut comment)?;
+    if stream.read(&mut comment)? == 0 {
+        return Err(io::Error::other("the event stream closed"));
+    }
     thread::sleep(Duration::from_millis(200));
     let event_stream = switches_over(pid, WINDOW)?;
     drop(stream);
