@@ -11,7 +11,7 @@ _dynport() {
     fi
     local command=serve
     case ${COMP_WORDS[1]} in
-        serve|help|lease|release|renew|leases|status|url|run|who|names|port|alias) command=${COMP_WORDS[1]} ;;
+        serve|help|lease|release|renew|leases|status|url|run|who|names|port|alias|watch) command=${COMP_WORDS[1]} ;;
     esac
     local i
     if [[ $command == run ]]; then
@@ -47,9 +47,10 @@ _dynport() {
         names) words='--json --url --state-dir --server-uid --token --token-file --help -h' ;;
         port) words='--url --state-dir --server-uid --token --token-file --help -h' ;;
         alias) words='--remove --json --url --state-dir --server-uid --token --token-file --help -h' ;;
+        watch) words='--count --json --url --state-dir --server-uid --token --token-file --help -h' ;;
     esac
     if ((COMP_CWORD == 1)) && [[ $cur != -* ]]; then
-        words='serve help lease release renew leases status url run who names port alias'
+        words='serve help lease release renew leases status url run who names port alias watch'
     fi
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

@@ -111,6 +111,18 @@ leased name; a port leased to another user cannot be aliased. --remove
 ends the alias NAME (it stays yours for the server's retention days), or
 forgets a retained name of yours."],
     },
+    Page {
+        name: "watch",
+        usage: "dynport watch [OPTIONS]",
+        about: &["\
+Prints the server's events as they come, one line each: leases granted,
+renewed, released and expired, the server's port moving, ports of the
+range changing state, names. It reconnects by itself when the stream ends,
+resuming after the last event printed, and follows the server to its new
+port. A line saying events were missed means the server no longer had
+them: reload what you keep. Runs until SIGINT or SIGTERM (exit 0) or
+until it printed --count events; exit 1 when the server refuses."],
+    },
 ];
 
 /// The title of the flags every command takes.

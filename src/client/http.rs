@@ -63,14 +63,58 @@ impl std::fmt::Display for HttpError {
 /// Sends `req` to `target` and reads its whole answer: over the Unix
 /// socket when the target has one that accepts, else over TCP.
 pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
-    let bytes = encode(&target.url, req);
+    let bytes = encode(&target.url, req, "application/json", &[]);
+    send_bytes(open(target)?, &bytes)
+}
+
+/// A connection to the server, checked to be the server's.
+pub enum Conn {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.read(buf),
+            Conn::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.write(buf),
+            Conn::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Conn::Unix(s) => s.as_fd(),
+            Conn::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Connects to `target`: over its Unix socket when it has one that
+/// accepts, else over TCP; a server found through a state file must be
+/// its owner before anything is sent.
+fn open(target: &Target) -> Result<Conn, HttpError> {
     if let (Some(path), Some(at)) = (&target.unix, target.unix_at()) {
         match UnixStream::connect(at) {
             Ok(stream) => {
                 check_owner(target, &format!("unix:{}", path.display()), || {
                     crate::sys::peer_cred(&stream).map(|(_, uid)| Some(uid))
                 })?;
-                return send_bytes(stream, &bytes);
+                return Ok(Conn::Unix(stream));
             }
             // A socket left by a server that died: TCP says more.
             Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused) => {}
@@ -83,7 +127,39 @@ pub fn send(target: &Target, req: &Request) -> Result<Response, HttpError> {
         let (server, client) = (stream.peer_addr()?, stream.local_addr()?);
         crate::sys::netlink::tcp_socket_uid(server, client, crate::sys::netlink::Vouching::Full)
     })?;
-    send_bytes(stream, &bytes)
+    Ok(Conn::Tcp(stream))
+}
+
+/// What asking for a stream got: the stream, its head read, with the
+/// bytes that came after the head; or a whole answer that is no stream.
+pub enum Opened {
+    Stream(Conn, Vec<u8>),
+    Answer(Response),
+}
+
+/// Sends the GET `req` to `target`, with `headers` besides the usual ones,
+/// asking for `text/event-stream`. A `200` answer is handed back as a
+/// stream whose reads wait at most `idle`; any other is read whole.
+pub fn open_stream(
+    target: &Target,
+    req: &Request,
+    headers: &[(&str, String)],
+    idle: Duration,
+) -> Result<Opened, HttpError> {
+    let bytes = encode(&target.url, req, "text/event-stream", headers);
+    let mut conn = open(target)?;
+    set_timeouts(&conn, IO_TIMEOUT)?;
+    conn.write_all(&bytes).map_err(exchange)?;
+    let (head, mut buf) = read_head(&mut conn)?;
+    if head.status != 200 {
+        let body = read_body(&mut conn, buf.split_off(head.end), head.length)?;
+        return Ok(Opened::Answer(Response {
+            status: head.status,
+            body,
+        }));
+    }
+    set_timeouts(&conn, idle)?;
+    Ok(Opened::Stream(conn, buf.split_off(head.end)))
 }
 
 fn exchange(e: io::Error) -> HttpError {
@@ -93,15 +169,21 @@ fn exchange(e: io::Error) -> HttpError {
 /// Sends `bytes` and reads the answer, neither waiting more than
 /// [`IO_TIMEOUT`] for the other end, on TCP and on the Unix socket alike.
 fn send_bytes(mut stream: impl Read + Write + AsFd, bytes: &[u8]) -> Result<Response, HttpError> {
-    let timeout = libc::timeval {
-        tv_sec: IO_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        crate::sys::set_option(&stream, libc::SOL_SOCKET, option, &timeout).map_err(exchange)?;
-    }
+    set_timeouts(&stream, IO_TIMEOUT)?;
     stream.write_all(bytes).map_err(exchange)?;
     read_response(&mut stream)
+}
+
+/// Makes each read and write on `stream` wait at most `limit`.
+fn set_timeouts(stream: &impl AsFd, limit: Duration) -> Result<(), HttpError> {
+    let timeout = libc::timeval {
+        tv_sec: limit.as_secs() as libc::time_t,
+        tv_usec: limit.subsec_micros() as libc::suseconds_t,
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        crate::sys::set_option(stream, libc::SOL_SOCKET, option, &timeout).map_err(exchange)?;
+    }
+    Ok(())
 }
 
 /// When the target must be owned by a uid (found through a state file),
@@ -141,16 +223,19 @@ fn connect(url: &BaseUrl) -> io::Result<TcpStream> {
 }
 
 /// The request's bytes: head and body in one buffer, written at once.
-fn encode(url: &BaseUrl, req: &Request) -> Vec<u8> {
+fn encode(url: &BaseUrl, req: &Request, accept: &str, headers: &[(&str, String)]) -> Vec<u8> {
     let mut head = format!(
         "{} {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dynport/{}\r\n\
-         Accept: application/json\r\nConnection: close\r\n",
+         Accept: {accept}\r\nConnection: close\r\n",
         req.method,
         url.prefix,
         req.path,
         url.authority(),
         env!("CARGO_PKG_VERSION"),
     );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(token) = req.token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
@@ -171,14 +256,20 @@ fn encode(url: &BaseUrl, req: &Request) -> Vec<u8> {
 /// Reads a status line, headers and a body framed by `Content-Length`, or
 /// by the end of the connection when there is none.
 fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
+    let (head, mut buf) = read_head(stream)?;
+    let body = read_body(stream, buf.split_off(head.end), head.length)?;
+    Ok(Response {
+        status: head.status,
+        body,
+    })
+}
+
+/// Reads until the head is whole: the head parsed, and all that was read.
+fn read_head(stream: &mut impl Read) -> Result<(Head, Vec<u8>), HttpError> {
     let mut buf = Vec::new();
-    let Head {
-        end,
-        status,
-        length,
-    } = loop {
+    loop {
         match parse_head(&buf) {
-            Ok(Some(head)) => break head,
+            Ok(Some(head)) => return Ok((head, buf)),
             // Said once its line is whole, so that the message quotes it.
             Err(e) if buf.contains(&b'\n') => return Err(e),
             _ => {}
@@ -191,16 +282,23 @@ fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
                 "the connection closed before a complete answer".to_string(),
             ));
         }
-    };
+    }
+}
+
+/// Reads the rest of a body of which `body` came with the head.
+fn read_body(
+    stream: &mut impl Read,
+    mut body: Vec<u8>,
+    length: Option<usize>,
+) -> Result<Vec<u8>, HttpError> {
     if length.is_some_and(|n| n > MAX_BODY) {
         return Err(HttpError::Exchange("response body too large".to_string()));
     }
-    let mut body = buf.split_off(end);
     loop {
         match length {
             Some(n) if body.len() >= n => {
                 body.truncate(n);
-                break;
+                return Ok(body);
             }
             _ if body.len() > MAX_BODY => {
                 return Err(HttpError::Exchange("response body too large".to_string()));
@@ -213,10 +311,9 @@ fn read_response(stream: &mut impl Read) -> Result<Response, HttpError> {
                     "the connection closed in the middle of the answer".to_string(),
                 ));
             }
-            break;
+            return Ok(body);
         }
     }
-    Ok(Response { status, body })
 }
 
 fn read_some(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<usize, HttpError> {
@@ -335,7 +432,7 @@ mod tests {
             token: Some("s3cret"),
             body: Some(br#"{"count":2}"#),
         };
-        let text = String::from_utf8(encode(&url(3456), &req)).unwrap();
+        let text = String::from_utf8(encode(&url(3456), &req, "application/json", &[])).unwrap();
         let expected = format!(
             "POST /api/v1/ports/lease HTTP/1.1\r\nHost: 127.0.0.1:3456\r\n\
              User-Agent: dynport/{}\r\nAccept: application/json\r\nConnection: close\r\n\
@@ -354,10 +451,10 @@ mod tests {
             token: None,
             body: None,
         };
-        let text = String::from_utf8(encode(&url(1), &req)).unwrap();
+        let text = String::from_utf8(encode(&url(1), &req, "application/json", &[])).unwrap();
         assert!(text.ends_with("Connection: close\r\nContent-Length: 0\r\n\r\n"));
         req.method = "GET";
-        let text = String::from_utf8(encode(&url(1), &req)).unwrap();
+        let text = String::from_utf8(encode(&url(1), &req, "application/json", &[])).unwrap();
         assert!(text.ends_with("Connection: close\r\n\r\n"));
     }
 

@@ -1,6 +1,6 @@
 //! The command-line client: `dynport lease`, `release`, `renew`, `leases`,
-//! `status`, `url`, `run`, `who`, `names`, `port` and `alias` talk to a
-//! running server over its HTTP API.
+//! `status`, `url`, `run`, `who`, `names`, `port`, `alias` and `watch`
+//! talk to a running server over its HTTP API.
 //!
 //! Exit status: 0 done, 1 the server refused (or another failure), 2 usage,
 //! 3 no server could be reached.
@@ -18,6 +18,7 @@ pub(crate) mod naming;
 pub(crate) mod output;
 mod run;
 pub(crate) mod target;
+mod watch;
 pub(crate) mod who;
 
 use api::Api;
@@ -91,7 +92,15 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
     for warning in &inv.warnings {
         eprintln!("dynport: {warning}");
     }
-    let api = Api::new(inv.locate.resolve(inv.server_uid)?, inv.token);
+    let target = inv.locate.resolve(inv.server_uid)?;
+    if let Command::Watch(count) = inv.command {
+        let opts = watch::Options {
+            json: inv.json,
+            count,
+        };
+        return watch::run(target, &inv.locate, inv.server_uid, opts);
+    }
+    let api = Api::new(target, inv.token);
     let json = inv.json;
     match inv.command {
         Command::Lease(mut opts) => {
@@ -149,6 +158,7 @@ fn execute(inv: Invocation) -> Result<ExitCode, ClientError> {
             let answer = api.unalias(&name)?;
             print_either(json, &answer, "")
         }
+        Command::Watch(_) => unreachable!("dynport watch runs before"),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -156,6 +156,20 @@ pub const JSON: Flag = Flag {
     ..JSON_WHOLE
 };
 
+/// `--json` of `dynport watch`.
+pub const JSON_LINES: Flag = Flag {
+    help: "print each event as one line of JSON",
+    ..JSON_WHOLE
+};
+
+/// `--count` of `dynport watch`.
+pub const EVENTS: Flag = Flag {
+    name: "count",
+    value: Value::Text("N"),
+    help: "exit after N events (default: run until stopped)",
+    ..FLAG
+};
+
 pub const SOCKET: Flag = Flag {
     name: "socket",
     help: "\
@@ -196,6 +210,7 @@ pub const OPTIONS: &[(&str, &[Flag])] = &[
     ("names", &[JSON]),
     ("port", &[]),
     ("alias", &[REMOVE, JSON_WHOLE]),
+    ("watch", &[EVENTS, JSON_LINES]),
 ];
 
 /// `command`'s own options; none for a word that is no client command.
@@ -232,6 +247,7 @@ mod tests {
         assert_eq!(find("who", "help"), Some(&HELP));
         assert_eq!(find("url", "json"), None);
         assert_eq!(find("lease", "socket"), None);
+        assert_eq!(find("watch", "count"), Some(&EVENTS));
         assert_eq!(options("serve"), &[]);
     }
 }

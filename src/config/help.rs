@@ -43,6 +43,7 @@ pub const CLIENT_COMMANDS: &[(&str, &str)] = &[
         "dynport alias NAME PORT",
         "name a port dynport did not lease",
     ),
+    ("dynport watch", "print the server's events as they come"),
 ];
 
 /// How flags, variables and defaults rank.

@@ -14,6 +14,7 @@ mod crash;
 mod disk_faults;
 mod dist;
 mod engine;
+mod events;
 mod fairness;
 mod guards;
 mod holders;

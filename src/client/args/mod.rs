@@ -33,8 +33,9 @@ pub const TOKEN_ON_COMMAND_LINE: &str = "warning: --token on the command line ca
     DYNPORT_TOKEN instead";
 
 /// The client subcommands, as typed after `dynport`.
-pub const COMMANDS: [&str; 11] = [
+pub const COMMANDS: [&str; 12] = [
     "lease", "release", "renew", "leases", "status", "url", "run", "who", "names", "port", "alias",
+    "watch",
 ];
 
 /// What the command line asks for.
@@ -87,6 +88,9 @@ pub enum Command {
     },
     /// `dynport alias --remove NAME`.
     Unalias(String),
+    /// `dynport watch`: the server's events as they come; exit after
+    /// `--count` of them when given.
+    Watch(Option<u64>),
 }
 
 /// The fields of a lease request; `None` leaves the choice to the server.
@@ -144,6 +148,8 @@ struct Raw {
     lease: LeaseOptions,
     socket: bool,
     remove: bool,
+    /// `--count` of `dynport watch`.
+    events: Option<u64>,
     bind: Option<IpAddr>,
     positional: Vec<String>,
     program: Option<(OsString, Vec<OsString>)>,
@@ -168,7 +174,7 @@ where
             // The flags of the table, and only those: `set` handles each.
             Long(name) if client_flags::find(command, name).is_some() => {
                 let name = name.to_string();
-                raw.set(&name, &mut parser)?;
+                raw.set(command, &name, &mut parser)?;
             }
             Value(program) if command == "run" => {
                 let rest = parser.raw_args().map_err(|e| e.to_string())?.collect();
@@ -183,7 +189,12 @@ where
 }
 
 impl Raw {
-    fn set(&mut self, name: &str, parser: &mut lexopt::Parser) -> Result<(), String> {
+    fn set(
+        &mut self,
+        command: &str,
+        name: &str,
+        parser: &mut lexopt::Parser,
+    ) -> Result<(), String> {
         let flag = format!("--{name}");
         let mut value = || -> Result<String, String> {
             let value = parser.value().map_err(|e| e.to_string())?;
@@ -199,6 +210,7 @@ impl Raw {
             "server-uid" => self.server_uid = Some(number(&flag, &value()?)?),
             "token" => self.token = Some(token(&flag, value()?)?),
             "token-file" => self.token_file = Some(PathBuf::from(value()?)),
+            "count" if command == "watch" => self.events = Some(number(&flag, &value()?)?),
             "count" => l.count = Some(count(&flag, &value()?)?),
             "port" => l.port = Some(port(&flag, &value()?)?),
             "pool" => l.pool = Some(value()?),
@@ -318,6 +330,7 @@ impl Raw {
             "names" => none().map(|()| Command::Names)?,
             "port" => Command::Port(single("NAME")?),
             "alias" => self.alias(positional.clone())?,
+            "watch" => none().map(|()| Command::Watch(self.events))?,
             other => return Err(format!("unknown command '{other}'")),
         })
     }

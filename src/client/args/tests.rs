@@ -511,3 +511,20 @@ fn every_protocol_the_table_offers_is_taken() {
         assert_eq!(protocol.as_str(), *word);
     }
 }
+
+#[test]
+fn watch_takes_any_count_and_json() {
+    let inv = ok("watch", &["--json", "--count", "1000"]);
+    assert_eq!(inv.command, Command::Watch(Some(1000)));
+    assert!(inv.json);
+    assert_eq!(ok("watch", &[]).command, Command::Watch(None));
+    assert_eq!(
+        usage("watch", &["--count", "many"]),
+        "--count: expected a whole number, got 'many'"
+    );
+    assert_eq!(usage("watch", &["web"]), "unexpected argument 'web'");
+    assert_eq!(
+        usage("watch", &["--pool", "web"]),
+        "invalid option '--pool'"
+    );
+}

@@ -45,7 +45,7 @@ fn man_page_has_a_section_for_every_client_command() {
         commands,
         [
             "lease", "release", "renew", "leases", "status", "url", "run", "who", "names", "port",
-            "alias"
+            "alias", "watch"
         ]
     );
     for command in commands {
