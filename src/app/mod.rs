@@ -253,6 +253,13 @@ impl App {
         self.end_due_leases();
     }
 
+    /// A descriptor readable while a lease's process exit waits to be
+    /// collected ([`App::end_leases_due`]); `None` when the processes are
+    /// polled instead.
+    pub fn lease_exits_ready(&self) -> Option<std::os::fd::OwnedFd> {
+        self.held_read().owners.exits_ready()
+    }
+
     /// Now, as leases count it: a step of the wall clock does not move it
     /// until [`App::follow_wall_clock`] has moved the leases with it.
     pub fn lease_now(&self) -> std::time::SystemTime {

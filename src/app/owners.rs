@@ -116,6 +116,12 @@ impl Owners {
         Ok(())
     }
 
+    /// A descriptor readable while an exit waits to be collected: for the
+    /// thread that wakes the refresh thread when a lease's process exits.
+    pub(super) fn exits_ready(&self) -> Option<OwnedFd> {
+        self.epoll.as_ref()?.share().ok()
+    }
+
     /// Takes the exits the kernel has reported since the last call, without
     /// waiting.
     pub(super) fn collect_exits(&mut self) {

@@ -15,9 +15,22 @@ use std::time::{Duration, Instant};
 /// How long a failed snapshot waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The running refresh thread.
+/// The running refresh thread, and the thread that wakes it when a
+/// lease's process exits.
 pub struct Refresh {
     stop: Sender<()>,
+    thread: JoinHandle<()>,
+    exits: Option<ExitWatch>,
+}
+
+/// A thread asleep in `epoll_wait` on the lease processes' pidfds (through
+/// their epoll's own descriptor, so that it takes none of their events):
+/// when one exits it wakes the refresh thread, which ends its leases at
+/// once rather than at its next tick, then waits until they are collected
+/// before it looks again.
+struct ExitWatch {
+    epoll: Arc<crate::sys::epoll::Epoll>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     thread: JoinHandle<()>,
 }
 
@@ -28,6 +41,12 @@ impl Refresh {
         let (stop, stopped) = bounded::<()>(1);
         let ticks = tick(every);
         let behind = app.watch_snapshots();
+        let (exited, exit_seen) = bounded::<()>(1);
+        let (collected, wait_again) = bounded::<()>(1);
+        let exits = ExitWatch::spawn(&app, exited, wait_again)
+            .inspect_err(|e| log::debug!("lease process exits wait for the next refresh: {e}"))
+            .ok()
+            .flatten();
         let thread = thread::Builder::new()
             .name("refresh".to_string())
             .spawn(move || {
@@ -44,6 +63,10 @@ impl Refresh {
                         recv(behind) -> _ => {}
                         recv(timer) -> _ => retry_at = snapshot(&app),
                         recv(lease_end) -> _ => app.end_leases_due(),
+                        recv(exit_seen) -> _ => {
+                            app.end_leases_due();
+                            let _ = collected.try_send(());
+                        }
                         recv(poll) -> _ => {
                             app.poll_lease_processes();
                             poll_at = None;
@@ -56,12 +79,76 @@ impl Refresh {
                     }
                 }
             })?;
-        Ok(Refresh { stop, thread })
+        Ok(Refresh {
+            stop,
+            thread,
+            exits,
+        })
     }
 
-    /// Ends the thread and waits for it.
+    /// Ends the threads and waits for them.
     pub fn stop(self) {
         let _ = self.stop.send(());
+        let _ = self.thread.join();
+        if let Some(exits) = self.exits {
+            exits.stop();
+        }
+    }
+}
+
+impl ExitWatch {
+    /// Starts the thread, when the lease processes are watched by pidfds;
+    /// it sends on `exited` when one exits, and looks again once it hears
+    /// on `collected`.
+    fn spawn(
+        app: &App,
+        exited: Sender<()>,
+        collected: crossbeam_channel::Receiver<()>,
+    ) -> std::io::Result<Option<ExitWatch>> {
+        use crate::sys::epoll::{Epoll, Events, Interest};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let Some(pidfds) = app.lease_exits_ready() else {
+            return Ok(None);
+        };
+        let epoll = Arc::new(Epoll::new()?);
+        epoll.add(&pidfds, 0, Interest::Read)?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (watching, stop) = (Arc::clone(&epoll), Arc::clone(&stopping));
+        let thread = thread::Builder::new()
+            .name("lease-exits".to_string())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut events = Events::with_capacity(1);
+                loop {
+                    if watching.wait(&mut events, None).is_err() {
+                        thread::sleep(RETRY);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if events.keys().next().is_none() {
+                        continue;
+                    }
+                    if exited.send(()).is_err() || collected.recv().is_err() {
+                        return;
+                    }
+                    // One-shot: ready again at once if exits are left.
+                    if watching.rearm(&pidfds, 0, Interest::Read).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Some(ExitWatch {
+            epoll,
+            stopping,
+            thread,
+        }))
+    }
+
+    fn stop(self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.epoll.notify();
         let _ = self.thread.join();
     }
 }

@@ -104,6 +104,13 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_MOD, fd, interest.flags(), key as u64)
     }
 
+    /// A descriptor of this epoll itself, which is readable while any of
+    /// its sources is ready: another epoll can wait on it without taking
+    /// its events.
+    pub fn share(&self) -> io::Result<OwnedFd> {
+        self.epoll.try_clone()
+    }
+
     pub fn delete(&self, source: &impl AsFd) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, source.as_fd().as_raw_fd(), 0, 0)
     }
