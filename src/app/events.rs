@@ -141,6 +141,10 @@ pub struct Events {
 }
 
 struct Hub {
+    /// Whether a stream was ever opened in this run: until one is, no
+    /// client can hold an id of this run to resume after, so no event is
+    /// kept (a server nobody watches holds none of them).
+    watched: bool,
     /// The id of the next event.
     next: u64,
     /// The first id of this run.
@@ -172,6 +176,7 @@ impl Events {
             .max(1);
         Events {
             hub: Mutex::new(Hub {
+                watched: false,
                 next: first,
                 first,
                 kept: VecDeque::new(),
@@ -202,6 +207,9 @@ impl Events {
         bytes.extend(data.bytes().filter(|&b| b != b'\n' && b != b'\r'));
         bytes.extend_from_slice(b"\n\n");
         hub.streams.retain(|s| s.feed.push(&bytes));
+        if !hub.watched {
+            return;
+        }
         hub.kept_bytes += bytes.len();
         hub.kept.push_back(Kept { id, bytes });
         while hub.kept.len() > KEPT || (hub.kept_bytes > KEPT_BYTES && hub.kept.len() > 1) {
@@ -221,6 +229,7 @@ impl Events {
         last: Option<u64>,
     ) -> Result<(Feed, Vec<u8>), Refused> {
         let mut hub = self.hub();
+        hub.watched = true;
         hub.streams.retain(|s| s.feed.is_open());
         if !operator {
             let open = (hub.streams.iter())
@@ -290,8 +299,26 @@ impl super::App {
 mod tests {
     use super::*;
 
+    /// A hub some client watched already, so that it keeps events.
     fn events() -> Events {
-        Events::new(SystemTime::UNIX_EPOCH + Duration::from_micros(1_000))
+        let events = Events::new(SystemTime::UNIX_EPOCH + Duration::from_micros(1_000));
+        events.hub().watched = true;
+        events
+    }
+
+    #[test]
+    fn a_hub_nobody_ever_watched_keeps_nothing() {
+        let events = Events::new(SystemTime::UNIX_EPOCH + Duration::from_micros(1_000));
+        events.publish("lease", r#"{"id":"a"}"#);
+        assert!(events.hub().kept.is_empty());
+        // An id of an earlier run, older than the event not kept: reset.
+        let (_, first) = events.open(Principal::User(1), false, Some(999)).unwrap();
+        assert_eq!(
+            text(&first),
+            "retry: 1000\n\nevent: reset\ndata: {\"oldest\":1001}\n\n"
+        );
+        events.publish("release", r#"{"id":"a"}"#);
+        assert_eq!(events.hub().kept.len(), 1);
     }
 
     fn text(bytes: &[u8]) -> String {

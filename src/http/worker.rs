@@ -69,6 +69,8 @@ pub(crate) struct Worker {
     diverted: Option<(Forward, Vec<u8>)>,
     /// A handler's answer that goes on: the connection feeds from it.
     feed: Option<Feed>,
+    /// The engine's router, when it routes.
+    router: Option<Arc<dyn Router>>,
 }
 
 impl Worker {
@@ -86,6 +88,7 @@ impl Worker {
             served: false,
             diverted: None,
             feed: None,
+            router: shared.router.get().cloned(),
             shared,
             handler,
             limits,
@@ -296,17 +299,32 @@ impl Worker {
         continue_sent: &mut bool,
         input: &[u8],
     ) -> (usize, After) {
+        // Taken out for the loop (which borrows the worker) and put back
+        // after: no reference count moves per request.
+        let router = self.router.take();
+        let answered = self.answer_routed(request_started, continue_sent, input, router.as_ref());
+        self.router = router;
+        answered
+    }
+
+    /// [`Worker::answer_each`], with the engine's router.
+    fn answer_routed(
+        &mut self,
+        request_started: &mut Option<Instant>,
+        continue_sent: &mut bool,
+        input: &[u8],
+        router: Option<&Arc<dyn Router>>,
+    ) -> (usize, After) {
         let mut pos = 0;
-        let router = self.shared.router.get().cloned();
         let listener = self.listener;
-        let claims = |host: Option<&[u8]>| match (&router, listener) {
+        let claims = |host: Option<&[u8]>| match (router, listener) {
             (Some(_), Some(ListenerKind::Routes)) => true,
             (Some(router), Some(ListenerKind::Main)) => router.claims(host),
             _ => false,
         };
         while pos < input.len() && self.out.len() < MAX_UNSENT {
             let mut parsed = parse::parse_routed(&input[pos..], self.limits, &claims);
-            if let (Parsed::Divert { head_len }, Some(router)) = (&parsed, &router) {
+            if let (Parsed::Divert { head_len }, Some(router)) = (&parsed, router) {
                 match self.route(&input[pos..pos + head_len], router.as_ref()) {
                     Some(after) => return (pos, after),
                     // Not routed after all: served as any other request.
