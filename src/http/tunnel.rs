@@ -18,11 +18,11 @@
 //! Protocols` both sides pass untouched (WebSocket).
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 
 use super::framing::{self, Body, Chunked};
-use super::write::{self, Framing};
+use super::write::{self, Framing, write_some};
 use super::{Forward, ListenerKind, Peer, PeerAddr, Response, Route, Router};
 
 /// Added to a connection's poller key for its backend socket: far above
@@ -987,19 +987,4 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Writes as much of `buf` as the socket takes without waiting.
-fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < buf.len() {
-        match stream.write(&buf[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
 }

@@ -3,7 +3,7 @@
 //! what the socket takes, and parks the connection again. It never waits on a
 //! socket, so a slow client costs a parked connection, not a worker.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use super::parse::{self, Framed, Limits, Parsed, Reject};
 use super::shared::Shared;
 use super::stream::Stream;
 use super::tunnel::{Tunnel, Turn};
-use super::write::{self, CONTINUE, Framing};
+use super::write::{self, CONTINUE, Framing, write_some};
 use super::{Feed, Forward, Handler, ListenerKind, Peer, Reply, Response, Route, Router};
 
 /// Turns a worker gives one connection before parking it again, so a client
@@ -783,19 +783,4 @@ fn discard_input(stream: &mut Stream) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes as much of `buf` as the socket takes without waiting.
-fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < buf.len() {
-        match stream.write(&buf[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
 }

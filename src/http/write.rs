@@ -1,7 +1,24 @@
 //! Response encoding: the status line, `Content-Type`, `Content-Length`,
 //! `Connection` and the handler's extra headers, appended to a reused buffer.
 
+use std::io::{self, Write};
+
 use super::Response;
+
+/// Writes as much of `buf` as the socket takes without waiting.
+pub(crate) fn write_some(stream: &mut impl Write, buf: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < buf.len() {
+        match stream.write(&buf[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
 
 /// The interim answer that tells a client to send the body it held back.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

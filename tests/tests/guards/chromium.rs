@@ -8,7 +8,7 @@ use crate::fixture::{Server, TempDir, eventually};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +106,7 @@ fn answer(mut stream: TcpStream, page: &str) {
 
 /// Runs headless chromium on `url` in a process group of its own; its
 /// dumped DOM. The whole group is killed if it outlives the timeout.
-fn dump_dom(browser: &PathBuf, url: &str, profile: &TempDir) -> String {
+pub(crate) fn dump_dom(browser: &Path, url: &str, profile: &TempDir) -> String {
     let child = Command::new(browser)
         .args([
             "--headless",

@@ -8,10 +8,7 @@
 use super::backends::DevServer;
 use super::{lease, start};
 use crate::fixture::TempDir;
-use crate::guards::chromium::wait_or_kill;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use crate::guards::chromium::dump_dom;
 
 /// The dev server's page: a WebSocket to its own host, the echo shown.
 /// Its image, which the dev server answers only once it has echoed, holds
@@ -28,35 +25,6 @@ ws.onerror = () => { out.textContent = 'websocket error'; };
 </script>
 <img src="/after-echo" alt=""></body></html>"#;
 
-/// Headless chromium's DOM of `url` once the page settled.
-fn dump_dom(browser: &Path, url: &str) -> String {
-    let profile = TempDir::new();
-    let child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--no-proxy-server",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .env("HOME", profile.path())
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium starts");
-    wait_or_kill(child)
-}
-
 #[test]
 fn chromium_opens_a_name_and_its_websocket_echoes_through_dynport() {
     let Some(browser) = crate::fixture::require_tool("chromium") else {
@@ -65,7 +33,8 @@ fn chromium_opens_a_name_and_its_websocket_echoes_through_dynport() {
     let server = start(&[]);
     let web = DevServer::start(lease(&server, "web"), PAGE);
     let host = format!("web.localhost:{}", server.port);
-    let dom = dump_dom(&browser, &format!("http://{host}/"));
+    let profile = TempDir::new();
+    let dom = dump_dom(&browser, &format!("http://{host}/"), &profile);
     assert!(
         dom.contains(&format!("<pre id=\"out\">echo: hello from {host}</pre>")),
         "no echo in the page:\n{dom}\nlog:\n{}",
