@@ -59,6 +59,24 @@ fn screenshot_path() -> PathBuf {
     target.join("port-map.png")
 }
 
+/// Keeps the screenshot in target/, or in the temporary directory when
+/// target/ is not this user's to write (a build made by another user, as
+/// when the tests are run as `nobody` from root's build), saying where.
+fn save_screenshot(png: &[u8]) {
+    let path = screenshot_path();
+    let saved = match std::fs::write(&path, png) {
+        Ok(()) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let elsewhere =
+                std::env::temp_dir().join(format!("port-map-{}.png", std::process::id()));
+            std::fs::write(&elsewhere, png).expect("write the screenshot");
+            elsewhere
+        }
+        Err(e) => panic!("write the screenshot to {}: {e}", path.display()),
+    };
+    eprintln!("the page's screenshot: {}", saved.display());
+}
+
 #[test]
 fn chromium_shows_the_map_and_a_new_lease_within_2_s() {
     let Some(program) = require_tool("chromium") else {
@@ -135,7 +153,7 @@ fn chromium_shows_the_map_and_a_new_lease_within_2_s() {
     let shot = browser.call("Page.captureScreenshot", json!({"format": "png"}));
     let png = cdp::base64_decode(shot["data"].as_str().unwrap());
     assert_eq!(&png[1..4], b"PNG");
-    std::fs::write(screenshot_path(), png).expect("write the screenshot");
+    save_screenshot(&png);
     assert_eq!(browser.errors(), Vec::<&Value>::new(), "errors in the page");
     a_release_frees_the_port(&mut browser, &server, &fresh);
     the_page_follows_the_server_to_its_new_port(&mut browser, &server);
