@@ -12,13 +12,7 @@ pub fn render(app: &App) -> Response {
     let m = &app.metrics;
     let http = app.http_stats();
     let mut out = String::with_capacity(2048);
-    let states = [
-        ("free", c.free),
-        ("in_use", c.in_use),
-        ("server", c.server),
-        ("leased", c.leased),
-        ("excluded", c.excluded),
-    ];
+    let states = c.by_state();
     family(
         &mut out,
         "dynport_ports",

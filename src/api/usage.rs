@@ -106,14 +106,7 @@ pub fn metrics(out: &mut String, report: &UsageReport) {
     );
     for (pool, c) in &report.pools {
         let pool = label_value(pool);
-        let states = [
-            ("free", c.free),
-            ("in_use", c.in_use),
-            ("server", c.server),
-            ("leased", c.leased),
-            ("excluded", c.excluded),
-        ];
-        for (state, n) in states {
+        for (state, n) in c.by_state() {
             let _ = writeln!(
                 out,
                 "dynport_pool_ports{{pool=\"{pool}\",state=\"{state}\"}} {n}"

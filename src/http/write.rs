@@ -44,10 +44,9 @@ fn sent_status(status: u16) -> u16 {
     }
 }
 
-/// Appends the head of an answer that goes on (a feed) and its first
-/// bytes to `out`: no length, and the connection closes after it, which is
-/// where the answer ends. Returns the status it went out with.
-pub(crate) fn encode_open(out: &mut Vec<u8>, resp: &Response, head_only: bool) -> u16 {
+/// Appends the status line of `resp` and its `Content-Type` to `out`;
+/// the status it goes out with.
+fn status_line(out: &mut Vec<u8>, resp: &Response) -> u16 {
     let status = sent_status(resp.status);
     out.extend_from_slice(b"HTTP/1.1 ");
     push_number(out, u64::from(status));
@@ -56,6 +55,14 @@ pub(crate) fn encode_open(out: &mut Vec<u8>, resp: &Response, head_only: bool) -
     if !resp.content_type.is_empty() {
         push_header(out, "Content-Type", resp.content_type);
     }
+    status
+}
+
+/// Appends the head of an answer that goes on (a feed) and its first
+/// bytes to `out`: no length, and the connection closes after it, which is
+/// where the answer ends. Returns the status it went out with.
+pub(crate) fn encode_open(out: &mut Vec<u8>, resp: &Response, head_only: bool) -> u16 {
+    let status = status_line(out, resp);
     out.extend_from_slice(b"\r\nConnection: close");
     for (name, value) in &resp.headers {
         push_extra_header(out, name, value);
@@ -71,15 +78,8 @@ pub(crate) fn encode_open(out: &mut Vec<u8>, resp: &Response, head_only: bool) -
 /// with. A 204 or 304 goes out without a body or `Content-Length`, whatever
 /// the handler put in it, since the client reads no body after them.
 pub(crate) fn encode(out: &mut Vec<u8>, resp: &Response, framing: Framing) -> u16 {
-    let status = sent_status(resp.status);
+    let status = status_line(out, resp);
     let bodiless = matches!(status, 204 | 304);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_number(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    if !resp.content_type.is_empty() {
-        push_header(out, "Content-Type", resp.content_type);
-    }
     if !bodiless {
         out.extend_from_slice(b"\r\nContent-Length: ");
         push_number(out, resp.body.len() as u64);

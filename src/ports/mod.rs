@@ -271,6 +271,18 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Each state's name, as the API and `/metrics` write it, with its
+    /// count.
+    pub fn by_state(&self) -> [(&'static str, usize); 5] {
+        [
+            ("free", self.free),
+            ("in_use", self.in_use),
+            ("server", self.server),
+            ("leased", self.leased),
+            ("excluded", self.excluded),
+        ]
+    }
+
     /// The counts of `range`, whose ports not free have `entries`.
     fn of<'a>(range: PortRange, entries: impl Iterator<Item = &'a PortEntry>) -> Counts {
         let mut counts = Counts::default();

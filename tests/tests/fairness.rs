@@ -347,7 +347,7 @@ fn flood_of_connections(launch: Launch) {
 }
 
 /// The connections one user may hold, as the server logged it at start.
-fn share_of(server: &Server) -> usize {
+pub(crate) fn share_of(server: &Server) -> usize {
     let log = server.log();
     let line = log
         .lines()

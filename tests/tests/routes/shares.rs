@@ -5,7 +5,7 @@
 
 use super::backends::DevServer;
 use super::{host, lease, start, ws};
-use crate::fixture::Server;
+use crate::fairness::share_of;
 use crate::trust::users::{Proc, User, alice_and_bob, as_user};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdout, Command, Stdio};
@@ -71,17 +71,6 @@ fn line(out: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     line.trim_end().to_string()
-}
-
-/// The share each user gets, as the server logged it at start.
-fn share_of(server: &Server) -> usize {
-    let log = server.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("open connections at most"))
-        .unwrap_or_else(|| panic!("no connection caps in the log: {log}"));
-    let per_user = line.rsplit_once(", ").unwrap().1;
-    per_user.split(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
